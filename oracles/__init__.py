@@ -1,0 +1,44 @@
+"""Exact, correctly rounded oracles for machine-learning cross-entropy losses.
+
+For every loss family (``sigmoid_ce``, ``binary_ce``, ``softmax_ce``, ``sparse_softmax_ce``) the oracle
+evaluates the real-number formula on the inputs exactly as given, encloses it with mpmath interval
+arithmetic in a private context, and raises the precision (Ziv's strategy) until the round-to-nearest-even
+value in the target format (float16, bfloat16, float32, float64) is decided. This package knows nothing of
+candidates or reports.
+
+Public API::
+
+    loss(family, *, logits|probs, labels, dtype, reduction="none")     -> ndarray in dtype
+    gradient(family, *, logits|probs, labels, dtype, reduction="none") -> ndarray in dtype
+    exact(family, *, logits|probs, labels, dtype="float64", ...)       -> ndarray of mpmath.mpf
+    evaluate(...)                                                      -> Truth (values + status per point)
+    ulp_error(computed, exact, dtype), bits_of_error(...), classify(...)
+"""
+
+from ._api import FAMILIES, REDUCTIONS, OracleUnconverged, Truth, evaluate, exact, get_family, gradient, loss
+from ._formats import FORMATS, Format, resolve_format
+from ._rounding import round_mpf, round_rational
+from ._ulp import OUTCOMES, bits_of_error, classify, ordinal, ulp_error, ulp_exponent
+
+__all__ = [
+    "FAMILIES",
+    "FORMATS",
+    "OUTCOMES",
+    "REDUCTIONS",
+    "Format",
+    "OracleUnconverged",
+    "Truth",
+    "bits_of_error",
+    "classify",
+    "evaluate",
+    "exact",
+    "get_family",
+    "gradient",
+    "loss",
+    "ordinal",
+    "resolve_format",
+    "round_mpf",
+    "round_rational",
+    "ulp_error",
+    "ulp_exponent",
+]

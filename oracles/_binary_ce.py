@@ -1,0 +1,81 @@
+"""``binary_ce``: binary cross-entropy on probabilities.
+
+Definition (``p`` the predicted probability, ``z`` the label, both exactly as given, both in ``[0, 1]``)::
+
+    L(p, z) = -(z * log(p) + (1 - z) * log(1 - p))
+            = z * (-log p) + (1 - z) * (-log1p(-p))        (two non-negative terms)
+
+A term whose coefficient is 0 contributes exactly 0 (the limit ``0 * log 0 = 0``), so ``L(0, 0) = L(1, 1) = 0``;
+``L`` is ``+inf`` where a term is infinite: ``p = 0`` with ``z > 0``, or ``p = 1`` with ``z < 1``.
+
+Gradient with respect to the probability (a rational function, so computed exactly)::
+
+    dL/dp = -z/p + (1 - z)/(1 - p) = (p - z) / (p * (1 - p))
+
+with the same convention for vanishing terms: at ``p = 0`` it is ``-inf`` if ``z > 0`` else ``1``; at
+``p = 1`` it is ``+inf`` if ``z < 1`` else ``-1``. A nan probability or label gives nan; a value outside
+``[0, 1]`` is a ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from ._family import Evaluator, Family, as_float_array, check_same_shape, check_unit_interval, log1p
+
+
+class BinaryCE(Family):
+    name = "binary_ce"
+    input_name = "probs"
+    definition = "-(z*log(p) + (1-z)*log(1-p)), elementwise, 0*log(0) = 0"
+
+    def prepare(self, inputs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+        p = as_float_array(self.name, "probs", inputs)
+        z = as_float_array(self.name, "labels", labels)
+        check_same_shape(self.name, "probs", p, "labels", z)
+        check_unit_interval(self.name, "probs", p, "probs are probabilities; pass sigmoid outputs or use sigmoid_ce")
+        check_unit_interval(self.name, "labels", z, "labels are probabilities of the positive class")
+        return p, z
+
+    def loss(self, p: float, z: float) -> Evaluator:
+        if math.isnan(p) or math.isnan(z):
+            return lambda ctx: [math.nan]
+        if (p == 0.0 and z > 0.0) or (p == 1.0 and z < 1.0):
+            return lambda ctx: [math.inf]
+        # A term is exactly zero when its coefficient is 0 or its logarithm is log(1).
+        first = z > 0.0 and p < 1.0
+        second = z < 1.0 and p > 0.0
+        if not (first or second):
+            return lambda ctx: [Fraction(0)]
+
+        def evaluate(ctx: Any) -> list:
+            total = ctx.mpf(0)
+            if first:  # z * -log(p); near 1 through log1p of the exact p - 1
+                neg_log_p = -log1p(ctx, ctx.mpf(p) - 1) if p > 0.5 else -ctx.log(ctx.mpf(p))
+                total = total + ctx.mpf(z) * neg_log_p
+            if second:  # (1 - z) * -log(1 - p)
+                neg_log_q = -log1p(ctx, -ctx.mpf(p)) if p <= 0.5 else -ctx.log(1 - ctx.mpf(p))
+                total = total + (1 - ctx.mpf(z)) * neg_log_q
+            return [total]
+
+        return evaluate
+
+    def gradient(self, p: float, z: float) -> Evaluator:
+        if math.isnan(p) or math.isnan(z):
+            return lambda ctx: [math.nan]
+        fz = Fraction(z)
+        if p == 0.0:
+            value: Any = -math.inf if z > 0.0 else 1 - fz
+        elif p == 1.0:
+            value = math.inf if z < 1.0 else -fz
+        else:
+            fp = Fraction(p)
+            value = (fp - fz) / (fp * (1 - fp))
+        return lambda ctx: [value]
+
+
+FAMILY = BinaryCE()

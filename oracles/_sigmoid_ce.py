@@ -1,0 +1,78 @@
+"""``sigmoid_ce``: sigmoid cross-entropy with logits, hard and soft labels.
+
+Definition (``x`` the logit, ``z`` the label, both taken exactly as the floats given, ``0 <= z <= 1``)::
+
+    L(x, z) = z * -log(sigmoid(x)) + (1 - z) * -log(1 - sigmoid(x))
+            = z * softplus(-x) + (1 - z) * softplus(x),      softplus(t) = log(1 + exp(t))
+
+evaluated as the sum of two non-negative terms, so no cancellation ever happens::
+
+    L(x, z) = |x| * w + log1p(exp(-|x|)),   w = 1 - z if x >= 0 else z
+
+Gradient with respect to the logit: ``dL/dx = sigmoid(x) - z``.
+
+Limit values: ``x = +inf`` gives ``L = 0`` if ``z == 1`` else ``+inf``, gradient ``1 - z``;
+``x = -inf`` gives ``L = 0`` if ``z == 0`` else ``+inf``, gradient ``-z``. A nan logit or label gives nan.
+A label outside ``[0, 1]`` is a ``ValueError``. For finite inputs the loss is never a dyadic rational
+(Lindemann–Weierstrass), so Ziv's strategy always settles.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from ._family import Evaluator, Family, as_float_array, check_same_shape, check_unit_interval, log1p
+
+_HALF = Fraction(1, 2)
+
+
+class SigmoidCE(Family):
+    name = "sigmoid_ce"
+    input_name = "logits"
+    definition = "z*-log(sigmoid(x)) + (1-z)*-log(1-sigmoid(x)), elementwise"
+
+    def prepare(self, inputs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+        x = as_float_array(self.name, "logits", inputs)
+        z = as_float_array(self.name, "labels", labels)
+        check_same_shape(self.name, "logits", x, "labels", z)
+        check_unit_interval(self.name, "labels", z, "labels are probabilities of the positive class")
+        return x, z
+
+    def loss(self, x: float, z: float) -> Evaluator:
+        if math.isnan(x) or math.isnan(z):
+            return lambda ctx: [math.nan]
+        if math.isinf(x):
+            hit = z == 1.0 if x > 0 else z == 0.0
+            value: Any = Fraction(0) if hit else math.inf
+            return lambda ctx: [value]
+        a = abs(x)
+
+        def evaluate(ctx: Any) -> list:
+            w = ctx.mpf(1) - ctx.mpf(z) if x >= 0 else ctx.mpf(z)
+            return [ctx.mpf(a) * w + log1p(ctx, ctx.exp(-ctx.mpf(a)))]
+
+        return evaluate
+
+    def gradient(self, x: float, z: float) -> Evaluator:
+        if math.isnan(x) or math.isnan(z):
+            return lambda ctx: [math.nan]
+        if math.isinf(x) or x == 0.0:
+            sig = Fraction(1) if x > 0 else (_HALF if x == 0.0 else Fraction(0))
+            value = sig - Fraction(z)
+            return lambda ctx: [value]
+
+        def evaluate(ctx: Any) -> list:
+            e = ctx.exp(-ctx.mpf(abs(x)))
+            s = e / (1 + e)  # sigmoid(-|x|), in (0, 1/2)
+            if x > 0:  # sigmoid(x) - z = (1 - z) - sigmoid(-x)
+                return [(ctx.mpf(1) - ctx.mpf(z)) - s]
+            return [s - ctx.mpf(z)]
+
+        return evaluate
+
+
+FAMILY = SigmoidCE()

@@ -1,0 +1,154 @@
+"""``softmax_ce``: softmax cross-entropy with soft labels over the last axis.
+
+Definition (one example: logits ``x[0..K-1]``, labels ``z[0..K-1]`` in ``[0, 1]``, not required to sum to 1,
+``S = sum(z)``; all taken exactly as the floats given)::
+
+    L(x, z) = -sum_i z_i * log_softmax(x)_i = S * logsumexp(x) - sum_i z_i * x_i
+
+evaluated, with ``m = max(x)`` attained at index ``j``, as a sum of non-negative terms (no cancellation)::
+
+    L(x, z) = sum_i z_i * (m - x_i) + S * log1p(T),    T = sum_{i != j} exp(x_i - m)
+
+Gradient with respect to the logits: ``dL/dx_i = S * softmax(x)_i - z_i``.
+
+Limit values. Infinite logits are limits in which all logits of one infinite sign move together
+(``x_i = +t`` or ``-t``, ``t -> inf``), so ``softmax`` is ``1/m`` on the ``m`` logits equal to ``+inf`` and
+0 elsewhere; with no ``+inf``, ``-inf`` logits get probability 0 and the finite ones share the rest; with
+every logit ``-inf``, softmax is uniform ``1/K``. The loss then is ``sum_i z_i * -log(softmax_i)`` with
+``0 * log 0 = 0``: ``+inf`` when a positive label sits on a zero probability, else finite (e.g.
+``x = [+inf, 3]``, ``z = [1, 0]`` gives 0; ``x = [+inf, +inf]``, ``z = [1, 0]`` gives ``log 2``). The
+gradient ``S * softmax_i - z_i`` uses the same softmax (it is the limit of the gradient). A nan anywhere in
+a row makes that row's loss and gradient nan. A label outside ``[0, 1]`` is a ``ValueError``.
+
+The loss is a dyadic rational only where the ``log1p`` term vanishes (then it is computed exactly);
+otherwise it is transcendental (Baker's theorem), so Ziv's strategy always settles. Likewise ``softmax_i``
+is rational only when every finite logit is equal, which is handled in closed form.
+"""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+from typing import Any
+
+import numpy as np
+
+from ._family import Evaluator, Family, as_float_array, check_same_shape, check_unit_interval, log1p
+
+
+def _fsum(values: np.ndarray) -> Fraction:
+    return sum((Fraction(float(v)) for v in values), Fraction(0))
+
+
+def _iv(ctx: Any, value: Fraction) -> Any:
+    return ctx.mpf(value.numerator) / value.denominator if value.denominator != 1 else ctx.mpf(value.numerator)
+
+
+def row_loss(x: np.ndarray, z: np.ndarray) -> Evaluator:
+    """Evaluator of the softmax cross-entropy of one row (see the module docstring)."""
+    if np.isnan(x).any() or np.isnan(z).any():
+        return lambda ctx: [math.nan]
+    pos = x == np.inf
+    if pos.any():
+        if (z[~pos] > 0).any():
+            return lambda ctx: [math.inf]
+        return _scaled_log(_fsum(z[pos]), int(pos.sum()))
+    neg = x == -np.inf
+    if neg.all():
+        return _scaled_log(_fsum(z), x.size)
+    if (z[neg] > 0).any():
+        return lambda ctx: [math.inf]
+    xf, zf = x[~neg], z[~neg]
+    total = _fsum(zf)
+    values, counts = np.unique(xf, return_counts=True)
+    m = float(values[-1])
+    if total == 0 or (values.size == 1 and counts[0] == 1):
+        return lambda ctx: [Fraction(0)]  # every label 0, or a single finite logit: L = z*(m - m) = 0
+    others = [(float(v), int(c)) for v, c in zip(values[:-1], counts[:-1])]
+    ties = int(counts[-1]) - 1
+    weighted = [(float(zi), float(xi)) for zi, xi in zip(zf, xf) if zi > 0 and xi != m]
+
+    def evaluate(ctx: Any) -> list:
+        mm = ctx.mpf(m)
+        t = ctx.mpf(ties)
+        for v, c in others:
+            t = t + c * ctx.exp(ctx.mpf(v) - mm)
+        a = ctx.mpf(0)
+        for zi, xi in weighted:
+            a = a + ctx.mpf(zi) * (mm - ctx.mpf(xi))
+        return [a + _iv(ctx, total) * log1p(ctx, t)]
+
+    return evaluate
+
+
+def _scaled_log(scale: Fraction, count: int) -> Evaluator:
+    """Evaluator of ``scale * log(count)`` (exactly 0 when either factor vanishes)."""
+    if scale == 0 or count == 1:
+        return lambda ctx: [Fraction(0)]
+    return lambda ctx: [_iv(ctx, scale) * ctx.log(count)]
+
+
+def row_gradient(x: np.ndarray, z: np.ndarray) -> Evaluator:
+    """Evaluator of ``S * softmax(x) - z`` for one row (see the module docstring)."""
+    k = x.size
+    if np.isnan(x).any() or np.isnan(z).any():
+        return lambda ctx: [math.nan] * k
+    labels = [Fraction(float(v)) for v in z]
+    total = sum(labels, Fraction(0))
+    pos = x == np.inf
+    neg = x == -np.inf
+    if pos.any() or neg.all():
+        share = pos if pos.any() else np.ones(k, dtype=bool)
+        p = Fraction(1, int(share.sum()))
+        exact = [total * p - zi if s else -zi for zi, s in zip(labels, share)]
+        return lambda ctx: exact
+    finite = ~neg
+    xf = x[finite]
+    if total == 0 or (xf == xf[0]).all():
+        p = Fraction(1, int(finite.sum()))
+        exact = [total * p - zi if f else -zi for zi, f in zip(labels, finite)]
+        return lambda ctx: exact
+    m = float(xf.max())
+    values, counts = np.unique(xf, return_counts=True)
+
+    def evaluate(ctx: Any) -> list:
+        mm = ctx.mpf(m)
+        expd = {float(v): ctx.exp(ctx.mpf(float(v)) - mm) for v in values}
+        denominator = ctx.mpf(0)
+        for v, c in zip(values, counts):
+            denominator = denominator + int(c) * expd[float(v)]
+        s = _iv(ctx, total)
+        out: list = []
+        for xi, zi, f in zip(x, labels, finite):
+            if not f:
+                out.append(-zi)
+            else:
+                out.append(s * expd[float(xi)] / denominator - _iv(ctx, zi))
+        return out
+
+    return evaluate
+
+
+class SoftmaxCE(Family):
+    name = "softmax_ce"
+    input_name = "logits"
+    row_wise = True
+    definition = "-sum_i z_i * log_softmax(x)_i over the last axis, soft labels in [0, 1]"
+
+    def prepare(self, inputs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+        x = as_float_array(self.name, "logits", inputs)
+        z = as_float_array(self.name, "labels", labels)
+        if x.ndim == 0 or x.shape[-1] == 0:
+            raise ValueError(f"{self.name}: logits shape {x.shape} has no class axis; pass logits of shape [..., K], K >= 1")
+        check_same_shape(self.name, "logits", x, "labels", z)
+        check_unit_interval(self.name, "labels", z, "soft labels are class probabilities")
+        return x, z
+
+    def loss(self, x: np.ndarray, z: np.ndarray) -> Evaluator:
+        return row_loss(x, z)
+
+    def gradient(self, x: np.ndarray, z: np.ndarray) -> Evaluator:
+        return row_gradient(x, z)
+
+
+FAMILY = SoftmaxCE()

@@ -1,0 +1,200 @@
+"""The error metric, defined once: ULP of the exact value, fractional ULP error, bits of error, outcome classes.
+
+Definitions, in a target format with precision ``p`` and normal exponent range ``[emin, emax]``:
+
+- ``ulp(v)`` of an exact real ``v`` is ``2**(max(E, emin) - p + 1)`` with ``E = floor(log2|v|)``: the spacing
+  of the format's numbers in the binade of ``v`` (Goldberg's definition). Below the normal range this is the
+  subnormal spacing ``2**(emin - p + 1)``; for ``v = 0`` it is the smallest subnormal; above the largest
+  finite value the binades are continued with the same formula (so a finite result for a finite exact value
+  beyond the overflow threshold still gets a number).
+- The fractional ULP error of a computed value ``c`` is ``|c - v| / ulp(v)``, computed from the exact
+  value (never from its rounding); a correctly rounded result has error at most 0.5. It is evaluated with
+  64-bit relative accuracy, so it is accurate to far better than 2**-30 ULP.
+- Bits of error (as Herbie): ``log2(1 + n)`` where ``n`` is the number of format values strictly between
+  ``c`` and the correctly rounded ``round(v)``, plus one if they differ (the ordinal distance; ``-0`` and
+  ``+0`` are one point, ``±inf`` sits one step beyond ``±max``).
+- Outcomes: a ULP number is only given where both ``c`` and ``v`` are finite (``FINITE``), or where they agree
+  on a non-finite value (``AGREE``, error 0: nan for nan, the same infinity, or the infinity that ``v``
+  correctly rounds to). Every other pairing is its own class and gets ``nan`` as ULP error: ``NAN``
+  (nan where ``v`` is finite), ``INF`` (an infinity where ``v`` is finite and does not round to it),
+  ``FINITE_WHERE_INFINITE``, ``NAN_WHERE_INFINITE``, ``WRONG_INFINITY`` (the opposite infinity),
+  ``NUMBER_WHERE_NAN`` (a number where the exact value is undefined) and ``UNCONVERGED`` (the oracle did not
+  settle, so nothing is claimed).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+from mpmath import libmp
+
+from ._formats import Format, resolve_format
+from ._rounding import round_mpf
+
+__all__ = [
+    "ulp_exponent",
+    "ulp_error",
+    "bits_of_error",
+    "classify",
+    "ordinal",
+    "OUTCOMES",
+    "FINITE",
+    "AGREE",
+    "NAN",
+    "INF",
+    "FINITE_WHERE_INFINITE",
+    "NAN_WHERE_INFINITE",
+    "WRONG_INFINITY",
+    "NUMBER_WHERE_NAN",
+    "UNCONVERGED",
+]
+
+FINITE = "finite"
+AGREE = "agree"
+NAN = "nan"
+INF = "inf"
+FINITE_WHERE_INFINITE = "finite_where_infinite"
+NAN_WHERE_INFINITE = "nan_where_infinite"
+WRONG_INFINITY = "wrong_infinity"
+NUMBER_WHERE_NAN = "number_where_nan"
+UNCONVERGED = "unconverged"
+OUTCOMES = (
+    FINITE,
+    AGREE,
+    NAN,
+    INF,
+    FINITE_WHERE_INFINITE,
+    NAN_WHERE_INFINITE,
+    WRONG_INFINITY,
+    NUMBER_WHERE_NAN,
+    UNCONVERGED,
+)
+
+
+def _as_mpf(value: Any) -> tuple:
+    """An exact value as an mpf tuple: mpmath numbers as they are, floats and ints exactly."""
+    raw = getattr(value, "_mpf_", None)
+    if raw is not None:
+        return raw
+    if isinstance(value, (int, np.integer)):
+        return libmp.from_int(int(value))
+    return libmp.from_float(float(value))
+
+
+def ulp_exponent(exact: Any, dtype: Any) -> int:
+    """``log2(ulp(v))`` of the exact value ``v`` in the target format (see the module docstring)."""
+    fmt = resolve_format(dtype)
+    v = _as_mpf(exact)
+    if v == libmp.fzero:
+        return fmt.quantum_min
+    if v in (libmp.fnan, libmp.finf, libmp.fninf):
+        raise ValueError(f"exact={exact!r} is not finite; ulp is defined for finite exact values only")
+    _s, _m, exp, bc = v
+    return max(exp + bc - 1, fmt.emin) - fmt.precision + 1
+
+
+def _outcome(c: float, v: tuple, fmt: Format) -> str:
+    if v == libmp.fnan:
+        return AGREE if math.isnan(c) else NUMBER_WHERE_NAN
+    if v in (libmp.finf, libmp.fninf):
+        if math.isnan(c):
+            return NAN_WHERE_INFINITE
+        if math.isinf(c):
+            return AGREE if (c > 0) == (v == libmp.finf) else WRONG_INFINITY
+        return FINITE_WHERE_INFINITE
+    if math.isnan(c):
+        return NAN
+    if math.isinf(c):
+        return AGREE if round_mpf(v, fmt) == c else INF
+    return FINITE
+
+
+def _exacts(exact: Any) -> tuple[np.ndarray, np.ndarray | None]:
+    """Exact values as an object array, and the oracle's statuses when ``exact`` is a ground-truth record."""
+    status = getattr(exact, "status", None)
+    values = getattr(exact, "exact", exact)
+    return np.asarray(values, dtype=object), (None if status is None else np.asarray(status))
+
+
+def classify(computed: Any, exact: Any, dtype: Any) -> np.ndarray:
+    """Outcome class of each computed value against the exact one (array of strings from :data:`OUTCOMES`).
+
+    ``exact`` is what :func:`oracles.exact` returns (mpmath numbers), any exact reals, or a ground-truth
+    record from :func:`oracles.evaluate`, whose unconverged values are classed ``UNCONVERGED``.
+    """
+    fmt = resolve_format(dtype)
+    values, status = _exacts(exact)
+    c = np.asarray(computed).astype(np.float64)
+    if c.shape != values.shape:
+        raise ValueError(f"computed shape {c.shape} differs from exact shape {values.shape}; pass matching arrays")
+    out = np.empty(c.shape, dtype=f"<U{max(map(len, OUTCOMES))}")
+    for idx in np.ndindex(c.shape):
+        if status is not None and status[idx] == UNCONVERGED:
+            out[idx] = UNCONVERGED
+        else:
+            out[idx] = _outcome(float(c[idx]), _as_mpf(values[idx]), fmt)
+    return out
+
+
+def ulp_error(computed: Any, exact: Any, dtype: Any) -> np.ndarray:
+    """Fractional ULP error ``|c - v| / ulp(v)`` of each computed value ``c`` against the exact value ``v``.
+
+    ``ulp(v)`` is taken in ``dtype`` as defined in the module docstring (Goldberg's ULP of the exact value,
+    subnormal spacing below the normal range, the smallest subnormal for ``v = 0``). Returns float64: the
+    error where both are finite, 0 where they agree on a non-finite value, and nan for every other outcome
+    (see :func:`classify`), which is never a ULP number. A result too large for float64 is ``inf``.
+    """
+    fmt = resolve_format(dtype)
+    values, _status = _exacts(exact)
+    outcomes = classify(computed, exact, fmt)
+    c = np.asarray(computed).astype(np.float64)
+    err = np.full(c.shape, np.nan)
+    for idx in np.ndindex(c.shape):
+        kind = outcomes[idx]
+        if kind == AGREE:
+            err[idx] = 0.0
+        elif kind == FINITE:
+            v = _as_mpf(values[idx])
+            diff = libmp.mpf_sub(libmp.from_float(float(c[idx])), v, 64, libmp.round_nearest)
+            scaled = libmp.mpf_shift(libmp.mpf_abs(diff), -ulp_exponent(values[idx], fmt))
+            try:
+                err[idx] = libmp.to_float(scaled, strict=True)
+            except OverflowError:
+                err[idx] = math.inf
+    return err
+
+
+def ordinal(values: Any, dtype: Any) -> np.ndarray:
+    """Position of each value in the format's ordered set of values: ``+0`` and ``-0`` are 0, the next
+    positive value is 1, and so on; ``±inf`` are one step beyond ``±max``. nan is not ordered (-> error)."""
+    fmt = resolve_format(dtype)
+    arr = np.asarray(values).astype(np.float64)
+    if np.isnan(arr).any():
+        raise ValueError("ordinal of nan is undefined; filter nan values first")
+    bits = arr.astype(fmt.numpy_dtype).view(fmt.uint_dtype).astype(np.int64)
+    sign_bit = 1 << (fmt.bits - 1)
+    magnitude = bits & (sign_bit - 1)
+    return np.where(bits & sign_bit, -magnitude, magnitude)
+
+
+def bits_of_error(computed: Any, exact: Any, dtype: Any) -> np.ndarray:
+    """Herbie's bits of error ``log2(1 + |ordinal(c) - ordinal(round(v))|)`` in ``dtype``; nan where
+    :func:`ulp_error` is nan (non-finite disagreement or unconverged oracle)."""
+    fmt = resolve_format(dtype)
+    values, _status = _exacts(exact)
+    outcomes = classify(computed, exact, fmt)
+    c = np.asarray(computed).astype(np.float64)
+    out = np.full(c.shape, np.nan)
+    usable = (outcomes == FINITE) | (outcomes == AGREE)
+    if not usable.any():
+        return out
+    rounded = np.array([round_mpf(_as_mpf(v), fmt) if u else 0.0 for v, u in zip(values.flat, usable.flat)])
+    rounded = rounded.reshape(c.shape)
+    cu, ru = np.where(usable, c, 0.0), np.where(usable, rounded, 0.0)
+    cu = np.where(np.isnan(cu), 0.0, cu)
+    ru = np.where(np.isnan(ru), 0.0, ru)
+    distance = np.abs(ordinal(cu, fmt) - ordinal(ru, fmt)).astype(np.float64)
+    out[usable] = np.log2(1.0 + distance[usable])
+    return out
