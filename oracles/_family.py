@@ -80,7 +80,7 @@ def check_unit_interval(family: str, name: str, arr: np.ndarray, meaning: str) -
     if bad.size:
         i = int(bad[0])
         raise ValueError(
-            f"{family}: {name}{index_text(arr.shape, i)} = {arr.flat[i]!r} is outside [0, 1]"
+            f"{family}: {name}{index_text(arr.shape, i)} = {float(arr.flat[i])!r} is outside [0, 1]"
             f" ({bad.size} such value{'s' if bad.size > 1 else ''}); {meaning}"
         )
 

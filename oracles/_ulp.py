@@ -173,10 +173,10 @@ def ordinal(values: Any, dtype: Any) -> np.ndarray:
     arr = np.asarray(values).astype(np.float64)
     if np.isnan(arr).any():
         raise ValueError("ordinal of nan is undefined; filter nan values first")
-    bits = arr.astype(fmt.numpy_dtype).view(fmt.uint_dtype).astype(np.int64)
-    sign_bit = 1 << (fmt.bits - 1)
-    magnitude = bits & (sign_bit - 1)
-    return np.where(bits & sign_bit, -magnitude, magnitude)
+    bits = arr.astype(fmt.numpy_dtype).view(fmt.uint_dtype).astype(np.uint64)
+    negative = (bits >> np.uint64(fmt.bits - 1)).astype(bool)
+    magnitude = (bits & np.uint64((1 << (fmt.bits - 1)) - 1)).astype(np.int64)
+    return np.where(negative, -magnitude, magnitude)
 
 
 def bits_of_error(computed: Any, exact: Any, dtype: Any) -> np.ndarray:

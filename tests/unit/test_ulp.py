@@ -1,0 +1,95 @@
+"""The error metric: ULP of the exact value, fractional ULP error, bits of error and outcome classes."""
+
+import math
+
+import mpmath
+import numpy as np
+import pytest
+
+import oracles
+from oracles import OUTCOMES, bits_of_error, classify, ordinal, ulp_error, ulp_exponent
+
+
+def test_ulp_of_the_exact_value_uses_its_binade_subnormal_spacing_and_min_subnormal_for_zero():
+    assert ulp_exponent(1.0, "float32") == -23
+    assert ulp_exponent(1.9999, "float32") == -23
+    assert ulp_exponent(0.5, "float32") == -24
+    assert ulp_exponent(2.0**-130, "float32") == -149  # subnormal: fixed spacing
+    assert ulp_exponent(0.0, "float32") == -149
+    assert ulp_exponent(0.0, "float16") == -24
+    assert ulp_exponent(0.0, "bfloat16") == -133
+    assert ulp_exponent(2.0**200, "float32") == 200 - 23  # binades continue beyond the overflow threshold
+
+
+def test_ulp_error_of_tensorflow_style_result_for_a_soft_label_near_one():
+    exact = oracles.exact("sigmoid_ce", logits=np.float32(1e4), labels=np.float32(0.9999), dtype="float32")
+    err = ulp_error(np.float32(1.0), exact, "float32")
+    # (1.000165939... - 1) / 2**-23
+    assert float(err) == pytest.approx(1392.0, abs=1e-6)  # 1 - fl32(0.9999) = 1392 * 2**-27, times 1e4
+
+
+def test_correctly_rounded_values_are_within_half_an_ulp():
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal(300) * 10.0 ** rng.integers(-5, 5, 300)).astype(np.float32)
+    z = rng.random(300).astype(np.float32)
+    for dtype in ["float16", "bfloat16", "float32", "float64"]:
+        truth = oracles.evaluate("sigmoid_ce", logits=x, labels=z, dtype=dtype)
+        err = ulp_error(truth.rounded, truth.exact, dtype)
+        assert np.nanmax(err) <= 0.5
+        assert (bits_of_error(truth.rounded, truth, dtype) == 0).all()
+
+
+def test_ulp_error_for_an_exact_zero_uses_the_smallest_subnormal():
+    assert float(ulp_error(np.float32(2.0**-149 * 3), np.array(mpmath.mpf(0)), "float32")) == 3.0
+
+
+def test_outcomes_are_classified_not_given_ulp_numbers():
+    exact = np.array([mpmath.mpf(1), mpmath.mpf(1), mpmath.inf, mpmath.inf, mpmath.nan, mpmath.inf, mpmath.mpf(1e39), mpmath.nan, mpmath.inf])
+    computed = np.array([np.nan, np.inf, 5.0, np.nan, 1.0, -np.inf, np.inf, np.nan, np.inf], np.float32)
+    kinds = classify(computed, exact, "float32").tolist()
+    assert kinds == [
+        "nan",
+        "inf",
+        "finite_where_infinite",
+        "nan_where_infinite",
+        "number_where_nan",
+        "wrong_infinity",
+        "agree",  # 1e39 rounds to +inf in float32
+        "agree",
+        "agree",
+    ]
+    err = ulp_error(computed, exact, "float32")
+    assert np.isnan(err[:6]).all() and (err[6:] == 0).all()
+    assert set(kinds) <= set(OUTCOMES)
+
+
+def test_unconverged_oracle_values_are_classed_unconverged(monkeypatch):
+    from oracles import _ziv
+
+    monkeypatch.setattr(_ziv, "START_PRECISION", 8)
+    monkeypatch.setattr(_ziv, "MAX_PRECISION", 16)
+    truth = oracles.evaluate("sigmoid_ce", logits=[1.0, np.inf], labels=[0.5, 1.0], dtype="float32")
+    assert truth.status.tolist() == ["unconverged", "exact"]
+    assert truth.precision[0] == 16 and truth.unconverged == 1
+    assert classify(np.float32([0.9, 0.0]), truth, "float32").tolist() == ["unconverged", "finite"]
+    with pytest.raises(oracles.OracleUnconverged, match=r"not decided at 16 bits"):
+        truth.raise_if_unconverged()
+
+
+def test_bits_of_error_count_format_values_between():
+    exact = np.array([mpmath.mpf(1), mpmath.mpf(1)])
+    computed = np.array([1.0, 1.0 + 3 * 2.0**-23], np.float32)
+    assert bits_of_error(computed, exact, "float32").tolist() == [0.0, 2.0]  # log2(1 + 3)
+
+
+def test_ordinal_is_monotone_across_zero_subnormals_and_infinity():
+    values = np.array([-np.inf, -1.0, -(2.0**-149), -0.0, 0.0, 2.0**-149, 1.0, np.inf], np.float32)
+    o = ordinal(values, "float32")
+    assert o[3] == o[4] == 0 and o[5] == 1 and o[2] == -1
+    assert np.all(np.diff(o[[0, 1, 2, 4, 5, 6, 7]]) > 0)
+    assert o[7] == 0x7F800000
+
+
+def test_ulp_error_is_inf_when_too_large_for_float64():
+    err = ulp_error(np.float64(1e300), np.array(mpmath.mpf("1e-300")), "float64")
+    assert math.isinf(float(err))
