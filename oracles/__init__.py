@@ -15,7 +15,7 @@ Public API::
     ulp_error(computed, exact, dtype), bits_of_error(...), classify(...)
 """
 
-from ._api import FAMILIES, REDUCTIONS, OracleUnconverged, Truth, evaluate, exact, get_family, gradient, loss
+from ._api import FAMILIES, REDUCTIONS, OracleUnconverged, Truth, evaluate, exact, format_exact, get_family, gradient, loss
 from ._formats import FORMATS, Format, resolve_format
 from ._rounding import round_mpf, round_rational
 from ._ulp import OUTCOMES, bits_of_error, classify, ordinal, ulp_error, ulp_exponent
@@ -32,6 +32,7 @@ __all__ = [
     "classify",
     "evaluate",
     "exact",
+    "format_exact",
     "get_family",
     "gradient",
     "loss",

@@ -14,7 +14,7 @@ from ._family import Evaluator, Family
 from ._formats import Format, resolve_format
 from ._ziv import UNCONVERGED, Settled, settle
 
-__all__ = ["FAMILIES", "REDUCTIONS", "Truth", "OracleUnconverged", "get_family", "evaluate", "loss", "gradient", "exact"]
+__all__ = ["FAMILIES", "REDUCTIONS", "Truth", "OracleUnconverged", "get_family", "evaluate", "loss", "gradient", "exact", "format_exact"]
 
 # Registry: family name -> "module:attribute" of its definition, imported on first use.
 FAMILIES: dict[str, str] = {
@@ -238,3 +238,8 @@ def exact(
     truth.raise_if_unconverged()
     return truth.exact
 
+
+
+def format_exact(value: Any, digits: int = 20) -> str:
+    """An exact value as decimal text with ``digits`` significant digits (``inf``, ``-inf``, ``nan`` as such)."""
+    return mpmath.nstr(value, digits, strip_zeros=False, min_fixed=-4, max_fixed=digits)

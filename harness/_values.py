@@ -1,0 +1,49 @@
+"""Writing and reading float values as users type them: hex for exactness, decimal for people."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import numpy as np
+
+from oracles import resolve_format
+
+__all__ = ["float_hex", "parse_value", "parse_values"]
+
+
+def float_hex(value: Any) -> str:
+    """Exact hexadecimal text of a float (``float.hex`` with trailing zero digits dropped), or inf/nan."""
+    v = float(value)
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    text = v.hex()
+    mantissa, _, exponent = text.partition("p")
+    if "." in mantissa:
+        mantissa = mantissa.rstrip("0").rstrip(".")
+    return f"{mantissa}p{exponent}"
+
+
+_NUMBER = re.compile(r"^[+-]?(0x[0-9a-f.]+(p[+-]?\d+)?|inf|infinity|nan|[0-9.]+(e[+-]?\d+)?|\.\d+(e[+-]?\d+)?)$", re.I)
+
+
+def parse_value(text: str, what: str = "value") -> float:
+    """A float from decimal or hex text (``1e-3``, ``-0x1.8p+3``, ``inf``, ``nan``); one-line ValueError otherwise."""
+    t = text.strip()
+    if not _NUMBER.match(t):
+        raise ValueError(f"{what} {text!r} is not a number; write decimal (1e-3), hex (0x1.8p+3), inf or nan")
+    return float.fromhex(t) if "0x" in t.lower() else float(t)
+
+
+def parse_values(text: str, what: str, dtype: Any) -> np.ndarray:
+    """Comma-separated numbers (rows separated by ``;``), each rounded to ``dtype`` as a candidate receives it."""
+    fmt = resolve_format(dtype)
+    rows = [[parse_value(item, what) for item in row.split(",") if item.strip()] for row in text.split(";") if row.strip()]
+    if not rows or any(len(r) != len(rows[0]) for r in rows):
+        raise ValueError(f"{what} {text!r}: rows must be non-empty and of equal length (separate rows with ';')")
+    array = np.array(rows if len(rows) > 1 else rows[0], dtype=np.float64)
+    with np.errstate(over="ignore"):
+        return array.astype(fmt.numpy_dtype)

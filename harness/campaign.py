@@ -1,0 +1,197 @@
+"""A campaign: every chosen candidate of every chosen family in every chosen dtype, scored against the oracle.
+
+Per family x dtype, the boundary catalogue and the corpus (worst cases of earlier runs) are evaluated for
+every candidate against one shared ground truth; then each candidate gets its own seeded Hypothesis search
+(:mod:`harness.search`) and, optionally, a speed measurement. The result is one :class:`RunResult`.
+Pure computation: the CLI reads the corpus and writes reports.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+
+import oracles
+
+from ._records import RunResult, Score
+from .candidates import CANDIDATE_NAMES, Candidate, Unsupported, candidates
+from .metrics import summarize
+from .scoring import CandidateFailure, Observations, TruthCache, observe, worst_cases
+from .search import search
+from .speed import measure, speed_inputs
+from .strategies import Example, catalogue
+
+__all__ = ["Settings", "run_campaign", "DEFAULT_DTYPES"]
+
+DEFAULT_DTYPES = ("float32", "float64")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What to run. ``examples``: Hypothesis examples per family x candidate x dtype (on top of the
+    boundary catalogue and the corpus); ``speed_elements``: array size for timing (0 turns timing off)."""
+
+    seed: int = 0
+    examples: int = 60
+    families: tuple[str, ...] = tuple(oracles.FAMILIES)
+    candidates: tuple[str, ...] = CANDIDATE_NAMES
+    dtypes: tuple[str, ...] = DEFAULT_DTYPES
+    speed_elements: int = 1_000_000
+    shrink: bool = True
+
+    def to_json(self) -> dict:
+        return {
+            "seed": self.seed,
+            "examples": self.examples,
+            "families": list(self.families),
+            "candidates": list(self.candidates),
+            "dtypes": list(self.dtypes),
+            "speed_elements": self.speed_elements,
+            "shrink": self.shrink,
+        }
+
+
+@dataclass
+class Progress:
+    """Callbacks the CLI uses to draw progress; the campaign itself prints nothing."""
+
+    total: Callable[[int], None] = lambda n: None
+    step: Callable[[str], None] = lambda description: None
+
+
+@dataclass
+class CorpusEntry:
+    family: str
+    dtype: str
+    examples: list[Example] = field(default_factory=list)
+
+
+def _seed_for(seed: int, *parts: str) -> int:
+    """A per-combination seed, stable across runs and independent of the order combinations run in."""
+    return zlib.crc32("/".join((str(seed),) + parts).encode())
+
+
+def _empty_score(candidate: Candidate, dtype: str, **kw) -> Score:
+    stats = summarize(Observations().merged())
+    return Score(family=candidate.family, candidate=candidate.name, dtype=dtype, reduction=candidate.reduction,
+                 source=candidate.source, **{**stats, **kw})
+
+
+def score_candidate(
+    candidate: Candidate,
+    dtype: str,
+    base: Sequence[Example],
+    cache: TruthCache,
+    settings: Settings,
+) -> tuple[Score, list[Example]]:
+    """Score one candidate in one dtype; return the score and its worst examples (for the corpus)."""
+    if not candidate.supports(dtype):
+        return _empty_score(candidate, dtype, unsupported=True), []
+    if not candidate.available():
+        return _empty_score(candidate, dtype, failure=f"needs {', '.join(candidate.needs)}: pip install 'lossfuzz[tf]'"), []
+    obs = Observations()
+    failures, failure = 0, None
+    try:
+        obs.extend(observe(candidate, base, cache, candidate.reduction))
+    except Unsupported as exc:
+        return _empty_score(candidate, dtype, unsupported=True, failure=str(exc)), []
+    except CandidateFailure as exc:
+        # Find the examples it fails on one group at a time, keep the rest.
+        failure = str(exc)
+        for example in base:
+            try:
+                obs.extend(observe(candidate, [example], cache, candidate.reduction))
+            except (CandidateFailure, Unsupported):
+                failures += 1
+    seed = _seed_for(settings.seed, candidate.family, candidate.name, dtype)
+    result = search(candidate, candidate.family, dtype, cache, reduction=candidate.reduction, seed=seed,
+                    max_examples=settings.examples, shrink=settings.shrink)
+    obs.extend(result.observations)
+    failures += result.failures
+    failure = failure or result.failure
+    stats = summarize(obs.merged())
+    stats["counts"]["raised"] += failures
+    worst = worst_cases(obs, candidate.family, candidate.name, dtype, candidate.reduction)
+    reproducer = None
+    if result.minimal is not None:
+        found = worst_cases(result.minimal, candidate.family, candidate.name, dtype, candidate.reduction, count=1)
+        reproducer = found[0] if found else None
+    speed = None
+    if settings.speed_elements:
+        x, z = speed_inputs(candidate.family, dtype, settings.speed_elements, seed=settings.seed)
+        try:
+            speed = measure(candidate, x, z)
+        except Exception as exc:  # a candidate that fails on big arrays: a finding, not a crash
+            failure = failure or f"speed run raised {type(exc).__name__}: {str(exc)[:200]}"
+    score = Score(family=candidate.family, candidate=candidate.name, dtype=dtype, reduction=candidate.reduction,
+                  failure=failure, worst=worst, speed=speed, source=candidate.source, reproducer=reproducer, **stats)
+    return score, _worst_examples(obs, candidate.reduction)
+
+
+def _worst_examples(obs: Observations, reduction: str, count: int = 10) -> list[Example]:
+    from .metrics import severity
+
+    ranked = []
+    for group, comparison in zip(obs.groups, obs.comparisons):
+        sev = severity(comparison)
+        if reduction == "none":
+            ranked.extend((float(s), e) for s, e in zip(sev, group) if s > 1.0)
+        elif sev.size and sev.max() > 1.0:
+            ranked.extend((float(sev.max()), e) for e in group)
+    ranked.sort(key=lambda t: -t[0])
+    return [e for _s, e in ranked[:count]]
+
+
+def run_campaign(
+    settings: Settings = Settings(),
+    corpus: dict[tuple[str, str], list[Example]] | None = None,
+    progress: Progress | None = None,
+) -> tuple[RunResult, dict[tuple[str, str], list[Example]]]:
+    """Run the campaign; return the result and the new corpus (worst examples per family and dtype).
+
+    The corpus given is replayed first. A KeyboardInterrupt ends the campaign early with ``partial=True``
+    and every finished score kept.
+    """
+    from .provenance import provenance
+
+    progress = progress or Progress()
+    corpus = corpus or {}
+    started = time.perf_counter()
+    plan: list[tuple[str, str, Candidate]] = []
+    for family in settings.families:
+        oracles.get_family(family)
+        for dtype in settings.dtypes:
+            oracles.resolve_format(dtype)
+            plan.extend((family, dtype, c) for c in candidates(family=family, names=settings.candidates))
+    progress.total(len(plan))
+    scores: list[Score] = []
+    new_corpus: dict[tuple[str, str], list[Example]] = {}
+    partial = False
+    caches: dict[tuple[str, str], tuple[TruthCache, list[Example]]] = {}
+    try:
+        for family, dtype, candidate in plan:
+            progress.step(f"{family} {candidate.name} {dtype}")
+            if (family, dtype) not in caches:
+                replay = list(corpus.get((family, dtype), []))
+                caches[(family, dtype)] = (TruthCache(family, dtype), replay + catalogue(family, dtype))
+            cache, base = caches[(family, dtype)]
+            score, worst = score_candidate(candidate, dtype, base, cache, settings)
+            scores.append(score)
+            kept = new_corpus.setdefault((family, dtype), list(corpus.get((family, dtype), [])))
+            known = {e.key for e in kept}
+            kept.extend(e for e in worst if e.key not in known and not known.add(e.key))
+    except KeyboardInterrupt:
+        partial = True
+    result = RunResult(
+        settings=settings.to_json(),
+        provenance=provenance(settings.seed),
+        scores=tuple(scores),
+        wall_seconds=time.perf_counter() - started,
+        partial=partial,
+    )
+    return result, new_corpus
+
+

@@ -1,0 +1,16 @@
+"""Candidate loss implementations scored against the oracles: a registry of named, lazily imported callables.
+
+Every family (``oracles.FAMILIES``) has candidates drawn from the same names (:data:`CANDIDATE_NAMES`);
+``binary_ce`` (probabilities in) has only those that make sense there. Calling convention, for all::
+
+    candidate(inputs, labels) -> np.ndarray     # or candidate.load()(inputs, labels)
+
+inputs in the target dtype, labels likewise (``int64`` class indices for ``sparse_softmax_ce``); the result
+is in the dtype the implementation produced (never cast back), per example, or 0-d for a reduced candidate
+(``candidate.reduction`` ``"mean"``). An unsupported dtype raises :class:`Unsupported`. TensorFlow and Keras
+are imported only when a candidate that needs them is loaded.
+"""
+
+from ._registry import CANDIDATE_NAMES, Candidate, Unsupported, candidates, get_candidate
+
+__all__ = ["CANDIDATE_NAMES", "Candidate", "Unsupported", "candidates", "get_candidate"]

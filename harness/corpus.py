@@ -1,0 +1,64 @@
+"""The corpus: worst examples of earlier runs, per family and dtype, replayed first by the next run.
+
+Stored as JSON (never pickle): ``{"lossfuzz_corpus": 1, "family": ..., "dtype": ..., "examples":
+[{"inputs": [hex, ...], "labels": [hex or int, ...], "shape": [...]}, ...]}``. Conversion only; the CLI
+reads and writes the files.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+
+import oracles
+
+from ._values import float_hex, parse_value
+from .strategies import Example
+
+__all__ = ["CORPUS_VERSION", "corpus_file_name", "corpus_to_json", "corpus_from_json"]
+
+CORPUS_VERSION = 1
+
+
+def corpus_file_name(family: str, dtype: str) -> str:
+    return f"{family}.{dtype}.json"
+
+
+def corpus_to_json(family: str, dtype: str, examples: list[Example]) -> str:
+    items = []
+    for e in examples:
+        labels: list[Any] = (
+            [int(v) for v in np.ravel(e.labels)] if e.labels.dtype.kind in "iu" else [float_hex(v) for v in np.ravel(e.labels)]
+        )
+        items.append({"inputs": [float_hex(v) for v in np.ravel(e.inputs)], "labels": labels, "shape": list(e.inputs.shape)})
+    data = {"lossfuzz_corpus": CORPUS_VERSION, "family": family, "dtype": dtype, "examples": items}
+    return json.dumps(data, indent=1) + "\n"
+
+
+def corpus_from_json(text: str, where: str) -> tuple[str, str, list[Example]]:
+    """Parse a corpus file; a truncated or corrupt one is a one-line ``ValueError`` naming ``where``."""
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"corpus file {where} is not valid JSON ({exc.msg} at line {exc.lineno}); delete it or restore it") from None
+    if not isinstance(data, dict) or data.get("lossfuzz_corpus") != CORPUS_VERSION:
+        raise ValueError(f"corpus file {where} is not a lossfuzz corpus (version {CORPUS_VERSION}); delete it or restore it")
+    try:
+        family, dtype = data["family"], data["dtype"]
+        fam = oracles.get_family(family)
+        fmt = oracles.resolve_format(dtype)
+        examples = []
+        for item in data["examples"]:
+            shape = tuple(item["shape"])
+            x = np.array([parse_value(v, "corpus input") for v in item["inputs"]], dtype=np.float64).reshape(shape)
+            if fam.label_kind == "index":
+                z = np.array(int(item["labels"][0]), dtype=np.int64)
+            else:
+                z = np.array([parse_value(v, "corpus label") for v in item["labels"]], dtype=np.float64).reshape(shape)
+                z = z.astype(fmt.numpy_dtype)
+            examples.append(Example(x.astype(fmt.numpy_dtype), z))
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        raise ValueError(f"corpus file {where} is malformed ({type(exc).__name__}: {exc}); delete it or restore it") from None
+    return family, dtype, examples

@@ -1,0 +1,83 @@
+"""Per-example errors of a candidate against the ground truth, and their summary statistics.
+
+The error metric itself (ULP of the exact value, fractional ULP error, bits of error, outcome classes) is
+defined once, in :mod:`oracles._ulp`; this module only applies it to a batch and summarizes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+import oracles
+from oracles import Truth
+
+from ._records import COUNTED_OUTCOMES, HISTOGRAM_BINS
+
+__all__ = ["Comparison", "compare", "summarize", "severity"]
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """Per-example arrays (flattened): ``ulp`` (nan where no ULP number applies), ``bits``, ``outcome``, and
+    ``flushed`` (correctly rounded value is a nonzero subnormal, the candidate returned zero)."""
+
+    ulp: np.ndarray
+    bits: np.ndarray
+    outcome: np.ndarray
+    flushed: np.ndarray
+
+
+def compare(truth: Truth, computed: np.ndarray) -> Comparison:
+    """Compare a candidate's values (same shape as ``truth.rounded``) with the ground truth."""
+    got = np.asarray(computed)
+    outcome = oracles.classify(got, truth, truth.dtype).ravel()
+    ulp = oracles.ulp_error(got, truth, truth.dtype).ravel()
+    bits = oracles.bits_of_error(got, truth, truth.dtype).ravel()
+    fmt = oracles.resolve_format(truth.dtype)
+    rounded = np.asarray(truth.rounded, dtype=np.float64).ravel()
+    g = got.astype(np.float64).ravel()
+    with np.errstate(invalid="ignore"):
+        subnormal = (rounded != 0) & (np.abs(rounded) < fmt.min_normal)
+    flushed = subnormal & (g == 0) & (outcome == "finite")
+    return Comparison(ulp=ulp, bits=bits, outcome=outcome, flushed=flushed)
+
+
+def severity(c: Comparison) -> np.ndarray:
+    """A finite score per example for ranking and for ``hypothesis.target``: the ULP error where there is
+    one; non-finite mistakes (nan/inf where the exact value is finite, and the like) rank above every
+    finite error at 2**80; unconverged oracle values rank at -1 (never reported as a candidate's error)."""
+    score = np.where(np.isnan(c.ulp), 2.0**80, np.minimum(c.ulp, 2.0**79))
+    return np.where(c.outcome == "unconverged", -1.0, score)
+
+
+def _stat(values: np.ndarray, fn) -> float | None:
+    return float(fn(values)) if values.size else None
+
+
+def summarize(c: Comparison) -> dict:
+    """ULP statistics, histogram and outcome counts of one comparison (see :class:`harness.Score`)."""
+    measured = c.ulp[~np.isnan(c.ulp)]
+    bits = c.bits[~np.isnan(c.bits)]
+    hist = dict.fromkeys(HISTOGRAM_BINS, 0)
+    exact = (c.bits == 0) & ~np.isnan(c.ulp)
+    hist["exact"] = int(exact.sum())
+    rest = c.ulp[~exact & ~np.isnan(c.ulp)]
+    for name, upper in (("<=0.5", 0.5), ("<=1", 1.0), ("<=4", 4.0), ("<=1024", 1024.0)):
+        hist[name] = int((rest <= upper).sum())
+        rest = rest[rest > upper]
+    hist["more"] = int(rest.size)
+    counts = {name: int((c.outcome == name).sum()) for name in COUNTED_OUTCOMES}
+    counts["flushed_subnormal"] = int(c.flushed.sum())
+    return {
+        "examples": int(c.outcome.size - counts["unconverged"]),
+        "max_ulp": _stat(measured, np.max),
+        "mean_ulp": _stat(measured, np.mean),
+        "median_ulp": _stat(measured, np.median),
+        "p99_ulp": _stat(measured, lambda v: np.percentile(v, 99, method="higher")),
+        "max_bits": _stat(bits, np.max),
+        "mean_bits": _stat(bits, np.mean),
+        "histogram": hist,
+        "counts": {k: counts[k] for k in COUNTED_OUTCOMES},
+    }

@@ -1,0 +1,74 @@
+"""Options shared by every face of lossfuzz (the CLI commands and the pytest plugin), defined once."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import oracles
+
+__all__ = ["Option", "RUN_OPTIONS", "add_options", "comma_list", "candidate_list"]
+
+
+def comma_list(kind: str, choices: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
+    """Parser of a comma list whose items must be among ``choices`` ("all" means every choice)."""
+
+    def parse(text: str) -> tuple[str, ...]:
+        items = tuple(t.strip() for t in text.split(",") if t.strip())
+        if items == ("all",):
+            return choices
+        for item in items:
+            if item not in choices:
+                raise argparse.ArgumentTypeError(f"{kind}={item!r} is not one of: {', '.join(choices)}")
+        if not items:
+            raise argparse.ArgumentTypeError(f"empty {kind} list; pass a comma list of: {', '.join(choices)}")
+        return items
+
+    return parse
+
+
+def candidate_list(text: str) -> tuple[str, ...]:
+    from .candidates import CANDIDATE_NAMES
+
+    return comma_list("candidate", CANDIDATE_NAMES)(text)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative; pass 0 or more")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    flag: str
+    dest: str
+    type: Callable[[str], Any]
+    default: Any
+    help: str
+    metavar: str | None = None
+
+
+RUN_OPTIONS: tuple[Option, ...] = (
+    Option("--seed", "seed", int, 0, "seed of every random choice; the same seed and code give the same figures"),
+    Option("--examples", "examples", _positive, 60, "Hypothesis examples per family x candidate x dtype, on top of the"
+           " boundary catalogue and the corpus (default 60)", "N"),
+    Option("--families", "families", comma_list("family", tuple(oracles.FAMILIES)), tuple(oracles.FAMILIES),
+           "comma list of loss families, or all (default all)", "LIST"),
+    Option("--candidates", "candidates", candidate_list, None, "comma list of candidate names, or all (default all)", "LIST"),
+    Option("--dtypes", "dtypes", comma_list("dtype", tuple(oracles.FORMATS)), ("float32", "float64"),
+           "comma list of float16, bfloat16, float32, float64, or all (default float32,float64)", "LIST"),
+    Option("--out", "out", str, "reports", "folder for report.json, report.md, report.html and the corpus (default reports/)", "DIR"),
+    Option("--speed-elements", "speed_elements", _positive, 1_000_000,
+           "array size for timing each candidate against a memory copy; 0 skips timing (default 10^6)", "N"),
+)
+
+
+def add_options(parser: argparse.ArgumentParser, options: tuple[Option, ...]) -> None:
+    for o in options:
+        parser.add_argument(o.flag, dest=o.dest, type=o.type, default=o.default, help=o.help, metavar=o.metavar)

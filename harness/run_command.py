@@ -1,0 +1,131 @@
+"""``lossfuzz run``: the main job. Fuzz every chosen candidate, write report.json/.md/.html and the corpus."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .options import RUN_OPTIONS, add_options
+
+__all__ = ["add_parser", "write_reports", "read_corpus"]
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="fuzz every built-in candidate against the exact oracle and write reports",
+        description="Score candidates of every loss family in every dtype against the exact oracle: boundary"
+        " catalogue, corpus replay, Hypothesis search with target(), shrinking, timing. Writes report.json,"
+        " report.md and report.html into --out, and keeps the worst cases in --out/corpus for the next run.",
+    )
+    add_options(p, RUN_OPTIONS)
+    p.add_argument("--no-shrink", dest="shrink", action="store_false", help="skip shrinking the worst cases")
+    p.add_argument("--no-corpus", dest="use_corpus", action="store_false", help="neither replay nor update the corpus")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.set_defaults(handler=_run)
+
+
+def read_corpus(folder: Path) -> dict:
+    from .corpus import corpus_from_json
+
+    corpus: dict = {}
+    if not folder.is_dir():
+        return corpus
+    for path in sorted(folder.glob("*.json")):
+        family, dtype, examples = corpus_from_json(path.read_text(encoding="utf-8"), str(path))
+        corpus[(family, dtype)] = examples
+    return corpus
+
+
+def write_reports(result, out: Path) -> list[Path]:
+    """Render every report kind and write each atomically into ``out``."""
+    from ._files import write_atomic
+    from .reports import WRITERS, render
+
+    return [write_atomic(out / name, render(result, kind)) for kind, (name, _path) in WRITERS.items()]
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ._files import ensure_writable_dir, write_atomic
+    from .campaign import Progress as Hooks
+    from .campaign import Settings, run_campaign
+    from .candidates import CANDIDATE_NAMES
+    from .corpus import corpus_file_name, corpus_to_json
+
+    out = ensure_writable_dir(args.out)
+    corpus_dir = out / "corpus"
+    corpus = read_corpus(corpus_dir) if args.use_corpus else {}
+    settings = Settings(
+        seed=args.seed,
+        examples=args.examples,
+        families=args.families,
+        candidates=args.candidates or CANDIDATE_NAMES,
+        dtypes=args.dtypes,
+        speed_elements=args.speed_elements,
+        shrink=args.shrink,
+    )
+    console = Console(stderr=True)
+    bar = Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=console, disable=not args.progress, transient=False)
+    with bar:
+        task = bar.add_task("starting", total=None)
+        state = {"started": False}
+
+        def step(description: str) -> None:
+            if state["started"]:
+                bar.advance(task)
+            state["started"] = True
+            bar.update(task, description=description)
+
+        hooks = Hooks(total=lambda n: bar.update(task, total=n), step=step)
+        result, new_corpus = run_campaign(settings, corpus, hooks)
+        bar.advance(task)
+    paths = write_reports(result, out)
+    if args.use_corpus:
+        ensure_writable_dir(corpus_dir)
+        for (family, dtype), examples in new_corpus.items():
+            write_atomic(corpus_dir / corpus_file_name(family, dtype), corpus_to_json(family, dtype, examples))
+    _summary(console, result)
+    console.print(f"wrote {', '.join(str(p) for p in paths)} in {result.wall_seconds:.1f} s")
+    if result.partial:
+        console.print("[bold yellow]interrupted: the reports are partial[/]")
+        return 130
+    return 0
+
+
+def _summary(console, result) -> None:
+    from rich.table import Table
+
+    table = Table(title="lossfuzz: max ULP error per candidate (nan/inf: non-finite results where the exact loss is finite)")
+    dtypes = list(dict.fromkeys(s.dtype for s in result.scores))
+    table.add_column("family")
+    table.add_column("candidate")
+    for d in dtypes:
+        table.add_column(d, justify="right")
+    rows: dict = {}
+    for s in result.scores:
+        rows.setdefault((s.family, s.candidate), {})[s.dtype] = s
+    for (family, candidate), by_dtype in rows.items():
+        cells = []
+        for d in dtypes:
+            s = by_dtype.get(d)
+            cells.append(_cell(s))
+        table.add_row(family, candidate, *cells)
+    console.print(table)
+
+
+def _cell(s) -> str:
+    if s is None:
+        return ""
+    if s.unsupported:
+        return "unsupported"
+    if s.failure and s.max_ulp is None:
+        return "failed"
+    text = "-" if s.max_ulp is None else f"{s.max_ulp:.3g}"
+    bad = s.counts.get("nan", 0) + s.counts.get("inf", 0) + s.counts.get("finite_where_infinite", 0)
+    return f"{text} ({bad} nan/inf)" if bad else text
+
+

@@ -1,0 +1,359 @@
+"""The candidate registry: names, lazy imports, dtype handling, agreement with the oracles on benign inputs,
+and the published defects of the naive / clipped / fused formulas reproduced with real values."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+
+import ml_dtypes
+import numpy as np
+import pytest
+
+import oracles
+from harness.candidates import CANDIDATE_NAMES, Candidate, Unsupported, candidates, get_candidate
+
+ROOT = Path(__file__).resolve().parents[2]
+DTYPES = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float32": np.float32, "float64": np.float64}
+ULP_TOLERANCE = 8
+
+# Benign points: |logit| <= 2, probabilities in [0.1, 0.9], losses of order 0.3 .. 3 (no cancellation).
+BENIGN = {
+    "sigmoid_ce": (
+        np.array([[-1.5, -0.75, 0.0], [0.5, 1.25, 2.0]]),
+        np.array([[0.5, 0.25, 0.5], [1.0, 0.75, 0.25]]),
+    ),
+    "binary_ce": (
+        np.array([[0.125, 0.3, 0.5], [0.6, 0.8, 0.9]]),
+        np.array([[0.5, 0.25, 1.0], [0.0, 0.75, 0.5]]),
+    ),
+    "softmax_ce": (
+        np.array([[-1.0, 0.5, 2.0, 0.25], [0.0, 1.5, -0.5, 1.0], [1.75, -2.0, 0.75, 0.0]]),
+        np.array([[0.25, 0.5, 0.0, 0.25], [0.25, 0.0, 0.5, 0.25], [0.0, 0.5, 0.25, 0.25]]),
+    ),
+    "sparse_softmax_ce": (
+        np.array([[-1.0, 0.5, 2.0, 0.25], [0.0, 1.5, -0.5, 1.0], [1.75, -2.0, 0.75, 0.0]]),
+        np.array([1, 2, 3], dtype=np.int64),
+    ),
+}
+INPUT_NAME = {"sigmoid_ce": "logits", "binary_ce": "probs", "softmax_ce": "logits", "sparse_softmax_ce": "logits"}
+
+# Defects of real libraries that the generic checks below would trip over; each has its own test further down.
+FLOAT64_MEAN_IN_FLOAT32 = {(f, "tf_v1_losses") for f in ("sigmoid_ce", "softmax_ce", "sparse_softmax_ce")}
+ALWAYS_FLOAT32 = {("binary_ce", "tf_v1_losses")}
+
+
+def _marks(candidate: Candidate) -> list:
+    if "tensorflow" not in candidate.needs:
+        return []
+    return [pytest.mark.tf, pytest.mark.skipif(not candidate.available(), reason="TensorFlow/Keras not installed")]
+
+
+def _cases(dtypes, exclude=frozenset()):
+    return [
+        pytest.param(c, d, id=f"{c.family}-{c.name}-{d}", marks=_marks(c))
+        for c in candidates()
+        for d in dtypes
+        if (c.family, c.name) not in exclude and (c.family, c.name, d) not in exclude
+    ]
+
+
+def _benign(family: str, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    inputs, labels = BENIGN[family]
+    t = DTYPES[dtype]
+    return inputs.astype(t), labels if family == "sparse_softmax_ce" else labels.astype(t)
+
+
+def _oracle(candidate: Candidate, inputs, labels, dtype: str) -> np.ndarray:
+    return oracles.loss(
+        candidate.family, **{INPUT_NAME[candidate.family]: inputs}, labels=labels, dtype=dtype,
+        reduction=candidate.reduction,
+    )
+
+
+def _ulps(got: np.ndarray, exact: np.ndarray) -> np.ndarray:
+    """|got - exact| in units of the spacing of ``exact`` in its own dtype."""
+    spacing = np.spacing(np.abs(exact)).astype(np.float64)
+    return np.abs(got.astype(np.float64) - exact.astype(np.float64)) / spacing
+
+
+def _call(family: str, name: str, inputs, labels, dtype=np.float32) -> np.ndarray:
+    inputs = np.asarray(inputs, dtype)
+    labels = np.asarray(labels, np.int64 if family == "sparse_softmax_ce" else dtype)
+    return get_candidate(family, name)(inputs, labels)
+
+
+# ------------------------------------------------------------------------------------------------ registry
+
+
+def test_every_family_offers_candidates_named_from_the_common_list():
+    assert set(CANDIDATE_NAMES) == {
+        "naive", "naive_rearranged", "keras_clipped", "keras", "keras_from_logits", "tf", "tf_xla",
+        "numpy_stable", "tf_v1_losses",
+    }
+    for family in oracles.FAMILIES:
+        names = [c.name for c in candidates(family)]
+        assert names == [n for n in CANDIDATE_NAMES if n in names], "order follows CANDIDATE_NAMES"
+        assert {"naive", "keras_clipped", "keras", "numpy_stable", "tf_v1_losses"} <= set(names)
+    for family in ("sigmoid_ce", "softmax_ce", "sparse_softmax_ce"):
+        assert [c.name for c in candidates(family)] == list(CANDIDATE_NAMES)
+    assert [c.name for c in candidates("binary_ce")] == ["naive", "keras_clipped", "keras", "numpy_stable", "tf_v1_losses"]
+
+
+def test_candidates_filter_by_family_and_by_names():
+    assert {c.family for c in candidates(names=["tf"])} == {"sigmoid_ce", "softmax_ce", "sparse_softmax_ce"}
+    assert [str(c) for c in candidates("softmax_ce", names=["naive", "tf"])] == ["softmax_ce/naive", "softmax_ce/tf"]
+    assert candidates("binary_ce", names=["tf_xla"]) == []
+    assert len(candidates()) == sum(len(candidates(f)) for f in oracles.FAMILIES)
+
+
+def test_each_candidate_documents_its_formula_source_on_one_line_and_declares_its_needs():
+    for c in candidates():
+        assert c.source and "\n" not in c.source, c
+        assert c.target.startswith("harness.candidates.") and ":" in c.target, c
+        assert c.reduction in ("none", "mean"), c
+        assert c.reduction == ("mean" if c.name == "tf_v1_losses" else "none"), c
+        assert c.dtypes == ("float16", "bfloat16", "float32", "float64"), c
+        if c.name in ("keras", "keras_from_logits"):
+            assert set(c.needs) == {"keras", "tensorflow"}, c
+        elif c.name.startswith("tf"):
+            assert c.needs == ("tensorflow",), c
+        else:
+            assert c.needs == (), c  # numpy only, keras_clipped included
+
+
+def test_a_candidate_is_a_frozen_slotted_record():
+    c = get_candidate("sigmoid_ce", "naive")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.name = "other"  # type: ignore[misc]
+    assert not hasattr(c, "__dict__")
+    assert c == Candidate(c.name, c.family, c.target, c.dtypes, c.reduction, c.source, c.needs)
+
+
+def test_get_candidate_rejects_an_unknown_name_with_one_line_listing_the_choices():
+    with pytest.raises(ValueError) as info:
+        get_candidate("sigmoid_ce", "foo")
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("candidate='foo' is not one of: naive, naive_rearranged, keras_clipped, keras,")
+    with pytest.raises(ValueError, match=r"^candidate='tf' is not one of: naive, keras_clipped, keras, numpy_stable, tf_v1_losses"):
+        get_candidate("binary_ce", "tf")
+    with pytest.raises(ValueError, match=r"^family='hinge' is not one of: sigmoid_ce, binary_ce"):
+        get_candidate("hinge", "naive")
+    with pytest.raises(ValueError, match=r"^candidate='foo' is not one of: naive, "):
+        candidates(names=["naive", "foo"])
+    with pytest.raises(ValueError, match=r"^family='hinge'"):
+        candidates("hinge")
+
+
+def test_availability_is_checked_without_importing_and_a_missing_module_makes_a_candidate_unavailable():
+    assert get_candidate("softmax_ce", "numpy_stable").available()
+    ghost = Candidate("naive", "sigmoid_ce", "no_such_module_lossfuzz:fn", ("float32",), needs=("no_such_module_lossfuzz",))
+    assert not ghost.available()
+    with pytest.raises(ModuleNotFoundError):
+        ghost.load()
+
+
+def test_loading_a_candidate_imports_its_target_once_and_caches_it():
+    c = get_candidate("sparse_softmax_ce", "numpy_stable")
+    assert c.load() is c.load()
+    from harness.candidates import _numpy
+
+    assert c.load() is _numpy.sparse_numpy_stable
+
+
+def test_importing_the_candidates_package_does_not_import_tensorflow_or_keras():
+    code = "import sys, harness.candidates as h; h.candidates(); print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.split() == ["False", "False"]
+
+
+@pytest.mark.tf
+def test_loading_a_keras_candidate_keeps_keras_files_out_of_the_home_directory(tmp_path):
+    pytest.importorskip("keras")
+    code = textwrap.dedent(
+        """
+        import os, tempfile, numpy as np
+        from harness.candidates import get_candidate
+        get_candidate("softmax_ce", "keras")(np.zeros((1, 2), np.float32), np.ones((1, 2), np.float32))
+        home = os.environ["KERAS_HOME"]
+        print(home.startswith(tempfile.gettempdir()), os.environ["KERAS_BACKEND"], os.environ["TF_CPP_MIN_LOG_LEVEL"])
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_HOME", "KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL")}
+    env["HOME"] = str(tmp_path)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=True)
+    assert out.stdout.split()[-3:] == ["True", "tensorflow", "2"]
+    assert not (tmp_path / ".keras").exists()
+
+
+# ------------------------------------------------------------------------------------------------- dtypes
+
+
+@pytest.mark.parametrize("candidate, dtype", _cases(DTYPES, exclude=ALWAYS_FLOAT32))
+def test_every_candidate_returns_its_input_dtype_and_the_family_shape(candidate, dtype):
+    inputs, labels = _benign(candidate.family, dtype)
+    got = candidate(inputs, labels)
+    assert isinstance(got, np.ndarray)
+    assert got.dtype == np.dtype(DTYPES[dtype])
+    if candidate.reduction != "none":
+        assert got.shape == ()
+    elif candidate.family in ("sigmoid_ce", "binary_ce"):
+        assert got.shape == inputs.shape
+    else:
+        assert got.shape == inputs.shape[:-1]
+    assert np.all(np.isfinite(got.astype(np.float64)))
+
+
+@pytest.mark.parametrize("candidate, dtype", _cases(["float32", "float64"], exclude=ALWAYS_FLOAT32 | {
+    (f, n, "float64") for f, n in FLOAT64_MEAN_IN_FLOAT32}))
+def test_every_candidate_agrees_with_the_oracle_on_benign_float32_and_float64_inputs(candidate, dtype):
+    inputs, labels = _benign(candidate.family, dtype)
+    got = candidate(inputs, labels)
+    exact = _oracle(candidate, inputs, labels, dtype)
+    assert got.shape == exact.shape
+    assert np.max(_ulps(got, exact)) <= ULP_TOLERANCE, (got, exact)
+
+
+@pytest.mark.parametrize("bad", [np.int32, np.longdouble, np.complex64], ids=["int32", "longdouble", "complex64"])
+def test_a_dtype_outside_the_four_formats_raises_unsupported_and_is_never_cast(bad):
+    inputs = np.ones((2, 3), dtype=bad)
+    for c in candidates(names=["naive", "numpy_stable"]):
+        labels = np.zeros(2, np.int64) if c.family == "sparse_softmax_ce" else np.ones((2, 3), dtype=bad)
+        with pytest.raises(Unsupported, match=np.dtype(bad).name):
+            c(inputs, labels)
+        with pytest.raises(Unsupported):
+            c.load()(inputs, labels)  # the implementation checks too, not only the wrapper
+    assert issubclass(Unsupported, TypeError)
+
+
+def test_a_candidate_declared_for_fewer_dtypes_refuses_the_others():
+    base = get_candidate("sigmoid_ce", "numpy_stable")
+    only32 = dataclasses.replace(base, dtypes=("float32",))
+    x = np.array([0.5], np.float64)
+    with pytest.raises(Unsupported, match="float64"):
+        only32(x, x)
+    assert only32.supports("float32") and not only32.supports(np.float64) and not only32.supports("int8")
+    assert only32(x.astype(np.float32), x.astype(np.float32)).dtype == np.float32
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("name", ["tf", "tf_xla", "keras_from_logits"])
+def test_tensorflow_candidates_refuse_integer_logits_with_unsupported(name):
+    pytest.importorskip("tensorflow")
+    x = np.ones(3, np.int32)
+    with pytest.raises(Unsupported):
+        get_candidate("sigmoid_ce", name).load()(x, x)
+
+
+def test_numpy_candidates_stay_in_bfloat16_where_python_floats_and_clip_would_promote_to_float32():
+    x = np.array([-3.0, 0.5, 4.0], ml_dtypes.bfloat16)
+    assert (x + 1.0).dtype == np.float32  # the trap the implementations avoid
+    for c in candidates("sigmoid_ce"):
+        if not c.needs:
+            assert c(x, np.array([0.0, 0.5, 1.0], ml_dtypes.bfloat16)).dtype == ml_dtypes.bfloat16, c
+
+
+# -------------------------------------------------------------------------------------- published defects
+
+
+def test_naive_sigmoid_ce_overflows_at_a_logit_of_minus_810_in_float32():
+    # The seed's example: x*(1-z) + log(1+exp(-x)) at x=-810, z=0 is inf; the exact loss rounds to 0.
+    assert _call("sigmoid_ce", "naive_rearranged", [-810.0], [0.0])[0] == np.inf
+    assert oracles.loss("sigmoid_ce", logits=np.float32([-810.0]), labels=np.float32([0.0]), dtype="float32")[0] == 0
+    naive = _call("sigmoid_ce", "naive", [-810.0, -810.0], [1.0, 0.0])
+    assert naive[0] == np.inf  # -log(sigmoid(-810)) = -log(0); the exact value is 810
+    assert np.isnan(naive[1])  # 0 * -log(0)
+    assert _call("sigmoid_ce", "numpy_stable", [-810.0, -810.0], [1.0, 0.0]).tolist() == [810.0, 0.0]
+
+
+def test_keras_clipped_sigmoid_ce_caps_the_loss_at_minus_log_epsilon():
+    got = _call("sigmoid_ce", "keras_clipped", [-100.0], [1.0])[0]
+    exact = oracles.loss("sigmoid_ce", logits=np.float32([-100.0]), labels=np.float32([1.0]), dtype="float32")[0]
+    assert exact == 100.0
+    assert got == pytest.approx(-np.log(1e-7), rel=1e-5)  # about 16.118
+
+
+@pytest.mark.tf
+def test_keras_on_probabilities_caps_the_sigmoid_loss_like_keras_2_while_from_logits_does_not():
+    pytest.importorskip("keras")
+    assert _call("sigmoid_ce", "keras", [-100.0], [1.0])[0] == pytest.approx(16.118, abs=1e-3)
+    assert _call("sigmoid_ce", "keras_from_logits", [-100.0], [1.0])[0] == 100.0
+
+
+@pytest.mark.tf
+def test_tf_sigmoid_ce_cancels_catastrophically_at_a_large_logit_with_a_soft_label():
+    pytest.importorskip("tensorflow")
+    x, z = np.float32([1e4]), np.float32([0.9999])
+    exact = oracles.loss("sigmoid_ce", logits=x, labels=z, dtype="float32")
+    assert exact[0] == pytest.approx(1.000166, rel=1e-6)
+    got = get_candidate("sigmoid_ce", "tf")(x, z)
+    assert got[0] == 1.0  # 1e4 - fl(1e4 * 0.9999) = 1e4 - 9999
+    assert _ulps(got, exact)[0] > 1000
+    assert get_candidate("sigmoid_ce", "numpy_stable")(x, z)[0] == 1.0  # same formula, same loss of accuracy
+
+
+@pytest.mark.tf
+def test_naive_softmax_ce_overflows_at_logits_near_1000_while_tf_does_not():
+    pytest.importorskip("tensorflow")
+    x = np.float32([[1000.0, 999.0, 998.0]])
+    z = np.float32([[1.0, 0.0, 0.0]])
+    exact = oracles.loss("softmax_ce", logits=x, labels=z, dtype="float32")
+    assert not np.isfinite(_call("softmax_ce", "naive", x, z)[0])
+    assert not np.isfinite(_call("softmax_ce", "naive_rearranged", x, z)[0])
+    assert not np.isfinite(_call("sparse_softmax_ce", "naive", x, [0])[0])
+    for name in ("tf", "numpy_stable"):
+        assert _ulps(_call("softmax_ce", name, x, z), exact)[0] <= ULP_TOLERANCE, name
+
+
+def test_clipping_at_1e_minus_7_does_nothing_in_half_precision_so_p_equal_1_gives_nan():
+    # 1 - 1e-7 rounds to 1 in float16 and bfloat16: clip leaves p = 1, and (1 - z) * log(1 - p) = 0 * -inf.
+    for t in (np.float16, ml_dtypes.bfloat16):
+        assert np.isnan(_call("binary_ce", "keras_clipped", [1.0], [1.0], t)[0])
+    assert _call("binary_ce", "keras_clipped", [1.0], [1.0], np.float32)[0] == pytest.approx(1e-7, rel=0.2)
+
+
+@pytest.mark.tf
+def test_keras_binary_crossentropy_in_float16_is_nan_at_a_certain_correct_prediction():
+    pytest.importorskip("keras")
+    assert np.isnan(_call("binary_ce", "keras", [1.0], [1.0], np.float16)[0])
+    assert oracles.loss("binary_ce", probs=np.float16([1.0]), labels=np.float16([1.0]), dtype="float16")[0] == 0
+
+
+def test_naive_binary_ce_is_nan_at_certain_correct_predictions_where_xlogy_gives_zero():
+    assert np.isnan(_call("binary_ce", "naive", [0.0, 1.0], [0.0, 1.0])).all()
+    assert _call("binary_ce", "numpy_stable", [0.0, 1.0, np.nan], [0.0, 1.0, 0.0]).tolist()[:2] == [0.0, 0.0]
+    assert np.isnan(_call("binary_ce", "numpy_stable", [np.nan], [0.0])[0])  # a nan probability stays nan
+
+
+@pytest.mark.tf
+@pytest.mark.parametrize("family", sorted(FLOAT64_MEAN_IN_FLOAT32))
+def test_tf_v1_losses_compute_the_float64_mean_in_float32(family):
+    pytest.importorskip("tensorflow")
+    candidate = get_candidate(*family)
+    inputs, labels = _benign(candidate.family, "float64")
+    got = candidate(inputs, labels)
+    exact = _oracle(candidate, inputs, labels, "float64")
+    assert got.dtype == np.float64
+    assert float(np.float32(got)) == float(got)  # a float32 value dressed as float64
+    assert _ulps(got, exact) > 1e6
+    assert abs(float(got) - float(exact)) <= 2 * np.spacing(np.float32(exact))
+
+
+@pytest.mark.tf
+def test_tf_v1_log_loss_returns_float32_whatever_the_input_dtype_and_floors_the_log_at_epsilon():
+    pytest.importorskip("tensorflow")
+    candidate = get_candidate("binary_ce", "tf_v1_losses")
+    for dtype in DTYPES:
+        inputs, labels = _benign("binary_ce", dtype)
+        assert candidate(inputs, labels).dtype == np.float32, dtype
+    inputs, labels = _benign("binary_ce", "float32")
+    exact = _oracle(candidate, inputs, labels, "float32")
+    assert np.max(_ulps(candidate(inputs, labels), exact)) <= ULP_TOLERANCE
+    got = candidate(np.float32([0.0]), np.float32([1.0]))  # exact loss is +inf
+    assert got == pytest.approx(-np.log(1e-7), rel=1e-5)
