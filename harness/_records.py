@@ -6,7 +6,17 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["SCHEMA_VERSION", "WorstCase", "Speed", "Score", "Curve", "RunResult", "HISTOGRAM_BINS", "COUNTED_OUTCOMES"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "WorstCase",
+    "Speed",
+    "Score",
+    "Curve",
+    "RunResult",
+    "HISTOGRAM_BINS",
+    "COUNTED_OUTCOMES",
+    "NON_FINITE_MISTAKES",
+]
 
 SCHEMA_VERSION = 1
 
@@ -16,7 +26,9 @@ HISTOGRAM_BINS = ("exact", "<=0.5", "<=1", "<=4", "<=1024", "more")
 
 # Outcomes counted per score besides the ULP statistics (see oracles._ulp for their definitions), plus
 # flushed subnormals (the correctly rounded value is a nonzero subnormal and the candidate returned 0) and
-# raised (examples on which the candidate raised or returned something unusable: see Score.failure).
+# raised (examples on which the candidate raised or returned something unusable: see Score.failure), and
+# on_nonfinite_inputs: how many of the non-finite mistakes were on examples with a ±inf or nan input
+# (limit values; see the family docstrings), so they can be told from failures on finite inputs.
 COUNTED_OUTCOMES = (
     "nan",
     "inf",
@@ -27,7 +39,11 @@ COUNTED_OUTCOMES = (
     "flushed_subnormal",
     "raised",
     "unconverged",
+    "on_nonfinite_inputs",
 )
+
+# The outcome classes that are non-finite mistakes (a ULP number cannot describe them).
+NON_FINITE_MISTAKES = ("nan", "inf", "finite_where_infinite", "nan_where_infinite", "wrong_infinity", "number_where_nan")
 
 
 def _json_number(value: float | None) -> float | str | None:

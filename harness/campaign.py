@@ -16,13 +16,14 @@ from typing import Callable, Sequence
 
 import oracles
 
-from ._records import RunResult, Score
+from ._records import Curve, RunResult, Score
 from .candidates import CANDIDATE_NAMES, Candidate, Unsupported, candidates
 from .metrics import summarize
 from .scoring import CandidateFailure, Observations, TruthCache, observe, worst_cases
 from .search import search
 from .speed import measure, speed_inputs
 from .strategies import Example, catalogue
+from .sweep import sweep
 
 __all__ = ["Settings", "run_campaign", "DEFAULT_DTYPES"]
 
@@ -166,8 +167,9 @@ def run_campaign(
         for dtype in settings.dtypes:
             oracles.resolve_format(dtype)
             plan.extend((family, dtype, c) for c in candidates(family=family, names=settings.candidates))
-    progress.total(len(plan))
+    progress.total(len(plan) + len(settings.families) * len(settings.dtypes))
     scores: list[Score] = []
+    curves: list[Curve] = []
     new_corpus: dict[tuple[str, str], list[Example]] = {}
     partial = False
     caches: dict[tuple[str, str], tuple[TruthCache, list[Example]]] = {}
@@ -183,6 +185,10 @@ def run_campaign(
             kept = new_corpus.setdefault((family, dtype), list(corpus.get((family, dtype), [])))
             known = {e.key for e in kept}
             kept.extend(e for e in worst if e.key not in known and not known.add(e.key))
+        for family in settings.families:
+            for dtype in settings.dtypes:
+                progress.step(f"{family} {dtype} sweep")
+                curves.extend(sweep(family, dtype, candidates(family=family, names=settings.candidates)))
     except KeyboardInterrupt:
         partial = True
     result = RunResult(
@@ -191,6 +197,7 @@ def run_campaign(
         scores=tuple(scores),
         wall_seconds=time.perf_counter() - started,
         partial=partial,
+        curves=tuple(curves),
     )
     return result, new_corpus
 

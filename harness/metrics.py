@@ -13,7 +13,7 @@ import numpy as np
 import oracles
 from oracles import Truth
 
-from ._records import COUNTED_OUTCOMES, HISTOGRAM_BINS
+from ._records import COUNTED_OUTCOMES, HISTOGRAM_BINS, NON_FINITE_MISTAKES
 
 __all__ = ["Comparison", "compare", "summarize", "severity"]
 
@@ -21,16 +21,21 @@ __all__ = ["Comparison", "compare", "summarize", "severity"]
 @dataclass(frozen=True, slots=True)
 class Comparison:
     """Per-example arrays (flattened): ``ulp`` (nan where no ULP number applies), ``bits``, ``outcome``, and
-    ``flushed`` (correctly rounded value is a nonzero subnormal, the candidate returned zero)."""
+    ``flushed`` (correctly rounded value is a nonzero subnormal, the candidate returned zero) and
+    ``finite_input`` (every input of the example, or of the reduced batch, is finite)."""
 
     ulp: np.ndarray
     bits: np.ndarray
     outcome: np.ndarray
     flushed: np.ndarray
+    finite_input: np.ndarray
 
 
 def compare(truth: Truth, computed: np.ndarray) -> Comparison:
-    """Compare a candidate's values (same shape as ``truth.rounded``) with the ground truth."""
+    """Compare a candidate's values (same shape as ``truth.rounded``) with the ground truth.
+
+    ``finite_input`` is derived from ``truth.inputs``: per example for ``reduction='none'``, for the whole
+    batch otherwise."""
     got = np.asarray(computed)
     outcome = oracles.classify(got, truth, truth.dtype).ravel()
     ulp = oracles.ulp_error(got, truth, truth.dtype).ravel()
@@ -41,7 +46,13 @@ def compare(truth: Truth, computed: np.ndarray) -> Comparison:
     with np.errstate(invalid="ignore"):
         subnormal = (rounded != 0) & (np.abs(rounded) < fmt.min_normal)
     flushed = subnormal & (g == 0) & (outcome == "finite")
-    return Comparison(ulp=ulp, bits=bits, outcome=outcome, flushed=flushed)
+    x = np.asarray(truth.inputs, dtype=np.float64)
+    if truth.reduction != "none":
+        finite_input = np.full(outcome.shape, bool(np.isfinite(x).all()))
+    else:
+        rows = x.reshape(outcome.size, -1) if outcome.size else x.reshape(0, 1)
+        finite_input = np.isfinite(rows).all(axis=1)
+    return Comparison(ulp=ulp, bits=bits, outcome=outcome, flushed=flushed, finite_input=finite_input)
 
 
 def severity(c: Comparison) -> np.ndarray:
@@ -70,6 +81,7 @@ def summarize(c: Comparison) -> dict:
     hist["more"] = int(rest.size)
     counts = {name: int((c.outcome == name).sum()) for name in COUNTED_OUTCOMES}
     counts["flushed_subnormal"] = int(c.flushed.sum())
+    counts["on_nonfinite_inputs"] = int((np.isin(c.outcome, NON_FINITE_MISTAKES) & ~c.finite_input).sum())
     return {
         "examples": int(c.outcome.size - counts["unconverged"]),
         "max_ulp": _stat(measured, np.max),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import shlex
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
@@ -25,6 +26,7 @@ from .strategies import Example
 __all__ = ["CHUNK", "TruthCache", "Observations", "CandidateFailure", "observe", "call_candidate", "worst_cases", "replay_command"]
 
 CHUNK = 8
+MAX_CHUNKS = 64
 
 
 class CandidateFailure(Exception):
@@ -62,13 +64,14 @@ class Observations:
 
     def merged(self) -> Comparison:
         if not self.comparisons:
-            empty = np.zeros(0)
-            return Comparison(empty, empty, np.zeros(0, dtype="<U1"), np.zeros(0, dtype=bool))
+            empty, none = np.zeros(0), np.zeros(0, dtype=bool)
+            return Comparison(empty, empty, np.zeros(0, dtype="<U1"), none, none)
         return Comparison(
             ulp=np.concatenate([c.ulp for c in self.comparisons]),
             bits=np.concatenate([c.bits for c in self.comparisons]),
             outcome=np.concatenate([c.outcome for c in self.comparisons]),
             flushed=np.concatenate([c.flushed for c in self.comparisons]),
+            finite_input=np.concatenate([c.finite_input for c in self.comparisons]),
         )
 
     def extend(self, other: "Observations") -> None:
@@ -79,7 +82,8 @@ class Observations:
 
 
 def _groups(examples: Sequence[Example], reduction: str) -> list[tuple[Example, ...]]:
-    """Examples of one shape together; for reduced candidates, chunks of CHUNK examples per batch."""
+    """Examples of one shape together; for reduced candidates, chunks of CHUNK examples per batch (at most
+    MAX_CHUNKS of them, taken at an even stride, since each is a separate call and oracle evaluation)."""
     by_shape: dict[tuple, list[Example]] = {}
     for e in examples:
         by_shape.setdefault((e.inputs.shape, e.labels.shape), []).append(e)
@@ -89,6 +93,9 @@ def _groups(examples: Sequence[Example], reduction: str) -> list[tuple[Example, 
             out.append(tuple(same))
         else:
             out.extend(tuple(same[i : i + CHUNK]) for i in range(0, len(same), CHUNK))
+    if reduction != "none" and len(out) > MAX_CHUNKS:
+        stride = len(out) / MAX_CHUNKS
+        out = [out[int(i * stride)] for i in range(MAX_CHUNKS)]
     return out
 
 
@@ -96,7 +103,8 @@ def call_candidate(fn: Callable[[np.ndarray, np.ndarray], Any], x: np.ndarray, z
     from .candidates import Unsupported
 
     try:
-        with np.errstate(all="ignore"):
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # libraries' warnings about the inputs are not the harness's output
             result = fn(x, z)
     except Unsupported:
         raise

@@ -28,7 +28,8 @@ from .scoring import CHUNK, CandidateFailure, Observations, TruthCache, observe
 
 __all__ = ["SearchResult", "search"]
 
-_SHRINK_CALLS = 200
+_SHRINK_CALLS = 100
+_MAX_CLASSES = 16  # XLA compiles once per shape: keep the searched class counts few
 
 
 @dataclass
@@ -47,7 +48,7 @@ class _Found(Exception):
 
 def _strategy(family: str, dtype: str, reduction: str) -> st.SearchStrategy[Any]:
     if reduction == "none":
-        return strategies.examples(family, dtype).map(lambda e: [e])
+        return strategies.examples(family, dtype, max_classes=_MAX_CLASSES).map(lambda e: [e])
     # A reduced candidate takes a batch: up to CHUNK examples of one shape.
     return st.integers(1, 8).flatmap(
         lambda k: st.lists(strategies.examples(family, dtype, classes=k), min_size=1, max_size=CHUNK)

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ._family import Evaluator, Family, as_float_array, check_same_shape, check_unit_interval, log1p
+from ._family import Evaluator, Family, as_float_array, check_same_shape, check_unit_interval, exp, log1p
 
 _HALF = Fraction(1, 2)
 
@@ -53,7 +53,7 @@ class SigmoidCE(Family):
 
         def evaluate(ctx: Any) -> list:
             w = ctx.mpf(1) - ctx.mpf(z) if x >= 0 else ctx.mpf(z)
-            return [ctx.mpf(a) * w + log1p(ctx, ctx.exp(-ctx.mpf(a)))]
+            return [ctx.mpf(a) * w + log1p(ctx, exp(ctx, -ctx.mpf(a)))]
 
         return evaluate
 
@@ -66,7 +66,7 @@ class SigmoidCE(Family):
             return lambda ctx: [value]
 
         def evaluate(ctx: Any) -> list:
-            e = ctx.exp(-ctx.mpf(abs(x)))
+            e = exp(ctx, -ctx.mpf(abs(x)))
             s = e / (1 + e)  # sigmoid(-|x|), in (0, 1/2)
             if x > 0:  # sigmoid(x) - z = (1 - z) - sigmoid(-x)
                 return [(ctx.mpf(1) - ctx.mpf(z)) - s]

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ._family import Evaluator, Family, as_float_array, check_same_shape, check_unit_interval, log1p
+from ._family import Evaluator, Family, as_float_array, check_same_shape, check_unit_interval, exp, log1p
 
 
 def _fsum(values: np.ndarray) -> Fraction:
@@ -72,7 +72,7 @@ def row_loss(x: np.ndarray, z: np.ndarray) -> Evaluator:
         mm = ctx.mpf(m)
         t = ctx.mpf(ties)
         for v, c in others:
-            t = t + c * ctx.exp(ctx.mpf(v) - mm)
+            t = t + c * exp(ctx, ctx.mpf(v) - mm)
         a = ctx.mpf(0)
         for zi, xi in weighted:
             a = a + ctx.mpf(zi) * (mm - ctx.mpf(xi))
@@ -110,18 +110,24 @@ def row_gradient(x: np.ndarray, z: np.ndarray) -> Evaluator:
         return lambda ctx: exact
     m = float(xf.max())
     values, counts = np.unique(xf, return_counts=True)
+    ties = int(counts[-1])  # how many logits attain the maximum
 
     def evaluate(ctx: Any) -> list:
         mm = ctx.mpf(m)
-        expd = {float(v): ctx.exp(ctx.mpf(float(v)) - mm) for v in values}
-        denominator = ctx.mpf(0)
-        for v, c in zip(values, counts):
-            denominator = denominator + int(c) * expd[float(v)]
+        expd = {float(v): exp(ctx, ctx.mpf(float(v)) - mm) for v in values}
+        rest = ctx.mpf(0)  # sum of exp(x_i - m) over the logits below the maximum
+        for v, c in zip(values[:-1], counts[:-1]):
+            rest = rest + int(c) * expd[float(v)]
+        denominator = ties + rest
         s = _iv(ctx, total)
         out: list = []
         for xi, zi, f in zip(x, labels, finite):
             if not f:
                 out.append(-zi)
+            elif xi == m:
+                # softmax_j = 1/(c + rest) at the c maximal logits, so S * softmax_j - z_j is
+                # (S/c - z_j) - S * rest / (c * (c + rest)): no cancellation when rest is tiny
+                out.append(_iv(ctx, total / ties - zi) - s * rest / (ties * (ties + rest)))
             else:
                 out.append(s * expd[float(xi)] / denominator - _iv(ctx, zi))
         return out

@@ -1,13 +1,14 @@
 """Seeded generators of random test points for every loss family and dtype, over the whole float range.
 
 Every value is representable in the target dtype: it is produced in float64 and cast through the dtype's
-numpy type (``ml_dtypes.bfloat16`` for bfloat16), and the arrays are returned in that dtype.
+numpy type (``ml_dtypes.bfloat16`` for bfloat16), and the arrays are returned in that dtype. (The cast only
+has to land on a value of the dtype: ml_dtypes rounds float64 to bfloat16 through float32, twice.)
 
 Inputs (logits) mix: log-uniform magnitudes over the whole exponent range of the dtype (subnormals
 included), moderate values where both terms of a loss matter, ``±max``, ``±min normal``, ``±min subnormal``,
 ``±0``, values around the thresholds where ``exp`` overflows or underflows and where ``exp(-|x|)`` drops
 below the precision, small integers, and a small share of ``±inf`` and nan. Labels mix hard 0/1, uniform
-soft labels, ``1 - 2**-k``, tiny and subnormal labels, simple dyadics and (for ``sigmoid_ce``) the label
+soft labels, ``1 - 2**-k``, tiny and subnormal labels, powers of two, simple dyadics and (for ``sigmoid_ce``) the label
 ``sigmoid(x)`` rounded to the dtype, where the gradient cancels. Probabilities (``binary_ce``) lie in
 ``[0, 1]``: 0, 1, subnormals, log-uniform tiny values, ``1 - 2**-k``, uniform values.
 
@@ -163,6 +164,7 @@ def labels(rng: np.random.Generator, n: int, dtype: str, *, nan: bool = True) ->
             "tiny": 0.10,
             "subnormal": 0.05,
             "dyadic": 0.08,
+            "power_of_two": 0.05,
             "near_half": 0.05,
             "neg_zero": 0.01,
             "nan": 0.01 if nan else 0.0,
@@ -181,6 +183,8 @@ def labels(rng: np.random.Generator, n: int, dtype: str, *, nan: bool = True) ->
     out[k] = rng.integers(1, 1 << min(fi.p - 1, 52), k.sum()).astype(np.float64) * fi.min_subnormal
     k = kind == "dyadic"
     out[k] = rng.integers(0, 17, k.sum()) / 16.0
+    k = kind == "power_of_two"  # 1 - 2**-k is then a rounding midpoint for k > p
+    out[k] = np.ldexp(1.0, -rng.integers(1, -fi.tiny_exp + 1, k.sum()))
     k = kind == "near_half"
     out[k] = 0.5 + rng.uniform(-1e-3, 1e-3, k.sum())
     out[kind == "neg_zero"] = -0.0

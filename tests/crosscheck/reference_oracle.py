@@ -462,16 +462,20 @@ def _softmax_ce_gradient_row(x: np.ndarray, z: np.ndarray) -> list:
     for i in range(k):
         if i not in xq:
             out.append(Exact(-zs[i]))
-        elif len(at_max) == 1 and i == at_max[0]:
-            others = [xq[j] - m for j in finite if j != i]
+        elif xq[i] == m:
+            # At the c maximal logits softmax_i = 1 / (c + rest), rest = sum of e^(x_j - m) over the others, so
+            # c * (S * softmax_i - z_i) = (S - c z_i) - S * rest / (c + rest): an exact part and a negative
+            # part that may be as small as e^(-1e308) (never absorbed into a ball around S/c - z_i).
+            c = len(at_max)
+            below = [xq[j] - m for j in finite if xq[j] != m]
 
-            def t(prec: int, others=others) -> arb:
+            def t(prec: int, below=below, c=c) -> arb:
                 rest = arb(0)
-                for r in others:
+                for r in below:
                     rest = rest + _ball(r).exp()
-                return -(_ball(s) * rest / (1 + rest))  # S*softmax_i - S = -S * rest / (1 + rest)
+                return -(_ball(s) * rest / (c + rest))
 
-            out.append(Irrational(s - zs[i], t, -1))
+            out.append(Irrational(s - c * zs[i], t, -1, c))
         else:
             shifted = [xq[j] - xq[i] for j in finite]
 

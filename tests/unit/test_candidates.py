@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import textwrap
 from pathlib import Path
 
 import ml_dtypes
@@ -21,6 +20,9 @@ from harness.candidates import CANDIDATE_NAMES, Candidate, Unsupported, candidat
 ROOT = Path(__file__).resolve().parents[2]
 DTYPES = {"float16": np.float16, "bfloat16": ml_dtypes.bfloat16, "float32": np.float32, "float64": np.float64}
 ULP_TOLERANCE = 8
+# Captured before any candidate is loaded: whether Keras' home was chosen by the caller rather than by us.
+_KERAS_HOME_BEFORE = os.environ.get("KERAS_HOME")
+_KERAS_IMPORTED_BEFORE = "keras" in sys.modules
 
 # Benign points: |logit| <= 2, probabilities in [0.1, 0.9], losses of order 0.3 .. 3 (no cancellation).
 BENIGN = {
@@ -173,23 +175,35 @@ def test_importing_the_candidates_package_does_not_import_tensorflow_or_keras():
     assert out.stdout.split() == ["False", "False"]
 
 
+def test_the_backend_environment_defaults_keep_keras_in_the_temp_dir_and_leave_explicit_settings_alone(monkeypatch):
+    from harness.candidates import _backend
+
+    for key in ("KERAS_HOME", "KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL"):
+        monkeypatch.delenv(key, raising=False)
+    _backend._environment()
+    assert os.environ["KERAS_HOME"].startswith(tempfile.gettempdir())
+    assert (os.environ["KERAS_BACKEND"], os.environ["TF_CPP_MIN_LOG_LEVEL"]) == ("tensorflow", "2")
+    monkeypatch.setenv("KERAS_HOME", "/somewhere/else")
+    _backend._environment()
+    assert os.environ["KERAS_HOME"] == "/somewhere/else"
+
+
 @pytest.mark.tf
-def test_loading_a_keras_candidate_keeps_keras_files_out_of_the_home_directory(tmp_path):
+def test_keras_loaded_by_a_candidate_uses_a_home_under_the_temp_dir_not_the_user_home():
     pytest.importorskip("keras")
-    code = textwrap.dedent(
-        """
-        import os, tempfile, numpy as np
-        from harness.candidates import get_candidate
-        get_candidate("softmax_ce", "keras")(np.zeros((1, 2), np.float32), np.ones((1, 2), np.float32))
-        home = os.environ["KERAS_HOME"]
-        print(home.startswith(tempfile.gettempdir()), os.environ["KERAS_BACKEND"], os.environ["TF_CPP_MIN_LOG_LEVEL"])
-        """
-    )
-    env = {k: v for k, v in os.environ.items() if k not in ("KERAS_HOME", "KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL")}
-    env["HOME"] = str(tmp_path)
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=True)
-    assert out.stdout.split()[-3:] == ["True", "tensorflow", "2"]
-    assert not (tmp_path / ".keras").exists()
+    get_candidate("softmax_ce", "keras").load()
+    from keras.src.backend.config import keras_home
+
+    import keras
+
+    assert keras.backend.backend() == "tensorflow"
+    if _KERAS_IMPORTED_BEFORE:
+        pytest.skip("Keras was imported before the candidates loaded it; its home was not ours to choose")
+    if _KERAS_HOME_BEFORE is None:
+        assert keras_home().startswith(tempfile.gettempdir())
+        assert not keras_home().startswith(os.path.expanduser("~"))
+    else:
+        assert keras_home() == _KERAS_HOME_BEFORE  # the caller's explicit choice wins
 
 
 # ------------------------------------------------------------------------------------------------- dtypes

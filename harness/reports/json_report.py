@@ -1,0 +1,38 @@
+"""``report.json``: the machine-readable report (schema: ``reports/SCHEMA.md``), and reading it back."""
+
+from __future__ import annotations
+
+import json
+
+from harness._records import RunResult
+
+__all__ = ["render_json", "load_json"]
+
+
+def render_json(result: RunResult) -> str:
+    """The JSON text of ``result`` (strict JSON: infinite ULP errors are the string ``"inf"``, never a nan)."""
+    return json.dumps(result.to_json(), indent=1, allow_nan=False, sort_keys=False) + "\n"
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not JSON")
+
+
+def load_json(text: str, name: str = "report.json") -> RunResult:
+    """A :class:`RunResult` from the text of a report; ``ValueError`` with a one-line message if the text is
+    truncated, corrupt, or not a report of this schema version."""
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{name} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); regenerate it") from None
+    except ValueError as exc:  # NaN / Infinity literals
+        raise ValueError(f"{name} is not valid JSON ({exc}); regenerate it") from None
+    try:
+        return RunResult.from_json(data)
+    except ValueError as exc:
+        raise ValueError(f"{name}: {str(exc).splitlines()[0] if str(exc) else 'not a lossfuzz report'}") from None
+    except KeyError as exc:
+        raise ValueError(f"{name} lacks the key {exc.args[0]!r} that schema_version 1 requires; regenerate it") from None
+    except (TypeError, AttributeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"{name} does not match schema_version 1 ({first}); regenerate it") from None
