@@ -78,7 +78,7 @@ def _cmd_exact(args: argparse.Namespace) -> int:
         if status == "unconverged":
             print(f"  rounded   undecided at {truth.precision[idx]} bits: no value is claimed")
             continue
-        print(f"  rounded   {fmt.numpy_dtype.type(rounded)}   {float_hex(rounded)}   ({fmt.name}, round to nearest even)")
+        print(f"  rounded   {str(fmt.numpy_dtype.type(rounded))}   {float_hex(rounded)}   ({fmt.name}, round to nearest even)")
         if np.isfinite(rounded):
             print(f"  ulp       2**{oracles.ulp_exponent(exact_value, fmt)}")
         if got is not None:
