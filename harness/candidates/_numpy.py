@@ -19,53 +19,38 @@ from ._registry import dtype_name
 KERAS_EPSILON = 1e-7  # keras.backend.epsilon()
 
 
-def _elementwise(fn: Callable) -> Callable:
-    @wraps(fn)
-    def wrapper(inputs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        inputs, labels = np.asarray(inputs), np.asarray(labels)
-        dtype_name(inputs)
-        if labels.dtype != inputs.dtype:
-            raise TypeError(f"labels dtype {labels.dtype.name} differs from inputs dtype {inputs.dtype.name}")
-        if labels.shape != inputs.shape:
-            raise ValueError(f"labels shape {labels.shape} differs from inputs shape {inputs.shape}")
-        with np.errstate(all="ignore"):
-            return np.asarray(fn(inputs, labels, inputs.dtype.type))
+def _checked(kind: str) -> Callable[[Callable], Callable]:
+    """Wrap a formula ``fn(inputs, labels, t)`` (``t`` the dtype's scalar type) with the input checks of its
+    kind: ``elementwise`` (labels like inputs), ``rows`` (a class axis, labels like inputs) or ``sparse``
+    (a class axis, integer class indices of the batch shape)."""
 
-    return wrapper
+    def decorate(fn: Callable) -> Callable:
+        @wraps(fn)
+        def wrapper(inputs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+            inputs, labels = np.asarray(inputs), np.asarray(labels)
+            dtype_name(inputs)
+            if kind != "elementwise" and inputs.ndim < 1:
+                raise ValueError("logits need a class axis (shape [..., K])")
+            if kind == "sparse":
+                if not np.issubdtype(labels.dtype, np.integer):
+                    raise TypeError(f"class indices must be integers, got {labels.dtype.name}")
+                if labels.shape != inputs.shape[:-1]:
+                    raise ValueError(f"class indices shape {labels.shape} differs from logits batch shape {inputs.shape[:-1]}")
+                labels = labels.astype(np.int64, copy=False)
+            else:
+                if labels.dtype != inputs.dtype:
+                    raise TypeError(f"labels dtype {labels.dtype.name} differs from inputs dtype {inputs.dtype.name}")
+                if labels.shape != inputs.shape:
+                    raise ValueError(f"labels shape {labels.shape} differs from inputs shape {inputs.shape}")
+            with np.errstate(all="ignore"):
+                return np.asarray(fn(inputs, labels, inputs.dtype.type))
+
+        return wrapper
+
+    return decorate
 
 
-def _rows(fn: Callable) -> Callable:
-    @wraps(fn)
-    def wrapper(inputs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        inputs, labels = np.asarray(inputs), np.asarray(labels)
-        dtype_name(inputs)
-        if inputs.ndim < 1:
-            raise ValueError("logits need a class axis (shape [..., K])")
-        if labels.dtype != inputs.dtype:
-            raise TypeError(f"labels dtype {labels.dtype.name} differs from inputs dtype {inputs.dtype.name}")
-        if labels.shape != inputs.shape:
-            raise ValueError(f"labels shape {labels.shape} differs from logits shape {inputs.shape}")
-        with np.errstate(all="ignore"):
-            return np.asarray(fn(inputs, labels, inputs.dtype.type))
-
-    return wrapper
-
-
-def _sparse(fn: Callable) -> Callable:
-    @wraps(fn)
-    def wrapper(inputs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        inputs, labels = np.asarray(inputs), np.asarray(labels)
-        dtype_name(inputs)
-        if inputs.ndim < 1:
-            raise ValueError("logits need a class axis (shape [..., K])")
-        if not np.issubdtype(labels.dtype, np.integer):
-            raise TypeError(f"class indices must be integers, got {labels.dtype.name}")
-        if labels.shape != inputs.shape[:-1]:
-            raise ValueError(f"class indices shape {labels.shape} differs from logits batch shape {inputs.shape[:-1]}")
-        with np.errstate(all="ignore"):
-            return np.asarray(fn(inputs, labels.astype(np.int64, copy=False), inputs.dtype.type))
-
-    return wrapper
+_elementwise, _rows, _sparse = _checked("elementwise"), _checked("rows"), _checked("sparse")
 
 
 def _clip(p: np.ndarray, t: type) -> np.ndarray:
