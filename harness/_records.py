@@ -8,6 +8,8 @@ from typing import Any
 
 __all__ = [
     "SCHEMA_VERSION",
+    "FINDING_KINDS",
+    "Finding",
     "WorstCase",
     "Speed",
     "Score",
@@ -93,6 +95,27 @@ class WorstCase:
         )
 
 
+FINDING_KINDS = ("raised", "timeout", "crashed", "out_of_memory", "not_an_array", "wrong_shape", "wrong_dtype")
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """The candidate failed to give a usable answer on one input (or batch): ``kind`` is one of
+    :data:`FINDING_KINDS`, ``message`` one line of detail (the exception, the signal, the shapes)."""
+
+    kind: str
+    message: str
+    inputs: tuple[str, ...]
+    labels: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "message": self.message, "inputs": list(self.inputs), "labels": list(self.labels)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Finding":
+        return cls(data["kind"], data["message"], tuple(data["inputs"]), tuple(data["labels"]))
+
+
 @dataclass(frozen=True, slots=True)
 class Speed:
     """Time per element of the candidate on arrays of ``elements`` values, next to a memory copy of the same
@@ -139,6 +162,7 @@ class Score:
     speed: Speed | None = None
     source: str = ""
     reproducer: WorstCase | None = None
+    findings: tuple[Finding, ...] = ()
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -163,6 +187,7 @@ class Score:
         data["failure"] = self.failure
         data["worst"] = [w.to_json() for w in self.worst]
         data["reproducer"] = None if self.reproducer is None else self.reproducer.to_json()
+        data["findings"] = [f.to_json() for f in self.findings]
         data["speed"] = None if self.speed is None else self.speed.to_json()
         data["source"] = self.source
         return data
@@ -196,6 +221,7 @@ class Score:
             else Speed(speed["elements"], speed["candidate_ns_per_element"], speed["copy_ns_per_element"]),
             source=data.get("source", ""),
             reproducer=None if data.get("reproducer") is None else WorstCase.from_json(data["reproducer"]),
+            findings=tuple(Finding.from_json(f) for f in data.get("findings", [])),
         )
 
 

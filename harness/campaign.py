@@ -16,10 +16,10 @@ from typing import Callable, Sequence
 
 import oracles
 
-from ._records import Curve, RunResult, Score
+from ._records import Curve, Finding, RunResult, Score
 from .candidates import CANDIDATE_NAMES, Candidate, Unsupported, candidates
 from .metrics import summarize
-from .scoring import CandidateFailure, Observations, TruthCache, observe, worst_cases
+from .scoring import CandidateFailure, Observations, TruthCache, batches, finding, observe, worst_cases
 from .search import search
 from .speed import measure, speed_inputs
 from .strategies import Example, catalogue
@@ -94,27 +94,28 @@ def score_candidate(
     if not candidate.available():
         return _empty_score(candidate, dtype, failure=f"needs {', '.join(candidate.needs)}: pip install 'lossfuzz[tf]'"), []
     obs = Observations()
-    failures, failure = 0, None
+    findings: list[Finding] = []
     try:
         obs.extend(observe(candidate, base, cache, candidate.reduction))
     except Unsupported as exc:
         return _empty_score(candidate, dtype, unsupported=True, failure=str(exc)), []
-    except CandidateFailure as exc:
-        # Find the examples it fails on one group at a time, keep the rest.
-        failure = str(exc)
-        for example in base:
+    except CandidateFailure:
+        # Find the examples (batches, for reduced candidates) it fails on one at a time; keep the rest.
+        units = [[e] for e in base] if candidate.reduction == "none" else batches(base, candidate.reduction)
+        for batch in units:
             try:
-                obs.extend(observe(candidate, [example], cache, candidate.reduction))
-            except (CandidateFailure, Unsupported):
-                failures += 1
+                obs.extend(observe(candidate, batch, cache, candidate.reduction))
+            except (CandidateFailure, Unsupported) as exc:
+                failed = exc if isinstance(exc, CandidateFailure) else CandidateFailure(str(exc), "wrong_dtype")
+                findings.append(finding(failed, batch))
     seed = _seed_for(settings.seed, candidate.family, candidate.name, dtype)
     result = search(candidate, candidate.family, dtype, cache, reduction=candidate.reduction, seed=seed,
                     max_examples=settings.examples, shrink=settings.shrink)
     obs.extend(result.observations)
-    failures += result.failures
-    failure = failure or result.failure
+    findings += result.findings
+    failure = _failure_summary(findings)
     stats = summarize(obs.merged())
-    stats["counts"]["raised"] += failures
+    stats["counts"]["raised"] += len(findings)
     worst = worst_cases(obs, candidate.family, candidate.name, dtype, candidate.reduction)
     reproducer = None
     if result.minimal is not None:
@@ -128,8 +129,23 @@ def score_candidate(
         except Exception as exc:  # a candidate that fails on big arrays: a finding, not a crash
             failure = failure or f"speed run raised {type(exc).__name__}: {str(exc)[:200]}"
     score = Score(family=candidate.family, candidate=candidate.name, dtype=dtype, reduction=candidate.reduction,
-                  failure=failure, worst=worst, speed=speed, source=candidate.source, reproducer=reproducer, **stats)
+                  failure=failure, worst=worst, speed=speed, source=candidate.source, reproducer=reproducer,
+                  findings=tuple(findings[:MAX_FINDINGS]), **stats)
     return score, _worst_examples(obs, candidate.reduction)
+
+
+MAX_FINDINGS = 20
+
+
+def _failure_summary(findings: list[Finding]) -> str | None:
+    """One line: how many examples failed, by kind, and the first message."""
+    if not findings:
+        return None
+    kinds: dict[str, int] = {}
+    for f in findings:
+        kinds[f.kind] = kinds.get(f.kind, 0) + 1
+    tally = ", ".join(f"{n} {k}" for k, n in kinds.items())
+    return f"{tally}; first: {findings[0].message}"
 
 
 def _worst_examples(obs: Observations, reduction: str, count: int = 10) -> list[Example]:
@@ -150,11 +166,14 @@ def run_campaign(
     settings: Settings = Settings(),
     corpus: dict[tuple[str, str], list[Example]] | None = None,
     progress: Progress | None = None,
+    extra: Sequence[Candidate] = (),
 ) -> tuple[RunResult, dict[tuple[str, str], list[Example]]]:
     """Run the campaign; return the result and the new corpus (worst examples per family and dtype).
 
-    The corpus given is replayed first. A KeyboardInterrupt ends the campaign early with ``partial=True``
-    and every finished score kept.
+    ``extra``: candidates beyond the built-ins named in ``settings.candidates`` (e.g. a user's function
+    under audit), scored the same way for each of their families in ``settings.families``. The corpus
+    given is replayed first. A KeyboardInterrupt ends the campaign early with ``partial=True`` and every
+    finished score kept.
     """
     from .provenance import provenance
 
@@ -166,7 +185,8 @@ def run_campaign(
         oracles.get_family(family)
         for dtype in settings.dtypes:
             oracles.resolve_format(dtype)
-            plan.extend((family, dtype, c) for c in candidates(family=family, names=settings.candidates))
+            chosen = candidates(family=family, names=settings.candidates) + [c for c in extra if c.family == family]
+            plan.extend((family, dtype, c) for c in chosen)
     progress.total(len(plan) + len(settings.families) * len(settings.dtypes))
     scores: list[Score] = []
     curves: list[Curve] = []
@@ -188,7 +208,8 @@ def run_campaign(
         for family in settings.families:
             for dtype in settings.dtypes:
                 progress.step(f"{family} {dtype} sweep")
-                curves.extend(sweep(family, dtype, candidates(family=family, names=settings.candidates)))
+                chosen = candidates(family=family, names=settings.candidates) + [c for c in extra if c.family == family]
+                curves.extend(sweep(family, dtype, chosen))
     except KeyboardInterrupt:
         partial = True
     result = RunResult(

@@ -18,19 +18,24 @@ import numpy as np
 import oracles
 from oracles import Truth
 
-from ._records import WorstCase
+from ._records import Finding, WorstCase
 from ._values import float_hex
 from .metrics import Comparison, compare, severity
 from .strategies import Example
 
-__all__ = ["CHUNK", "TruthCache", "Observations", "CandidateFailure", "observe", "call_candidate", "worst_cases", "replay_command"]
+__all__ = ["CHUNK", "TruthCache", "Observations", "CandidateFailure", "observe", "call_candidate", "finding", "worst_cases", "replay_command"]
 
 CHUNK = 8
 MAX_CHUNKS = 64
 
 
 class CandidateFailure(Exception):
-    """The candidate raised, or returned something that is not an array of the right shape."""
+    """The candidate raised, hung, crashed, or returned something that is not an array of the right shape
+    and dtype. ``kind`` is one of :data:`harness._records.FINDING_KINDS`; the message is one line."""
+
+    def __init__(self, message: str, kind: str = "raised") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass
@@ -81,8 +86,9 @@ class Observations:
         self.comparisons += other.comparisons
 
 
-def _groups(examples: Sequence[Example], reduction: str) -> list[tuple[Example, ...]]:
-    """Examples of one shape together; for reduced candidates, chunks of CHUNK examples per batch (at most
+def batches(examples: Sequence[Example], reduction: str) -> list[tuple[Example, ...]]:
+    """The calls to make: examples of one shape together; for reduced candidates, chunks of CHUNK examples
+    (at most
     MAX_CHUNKS of them, taken at an even stride, since each is a separate call and oracle evaluation)."""
     by_shape: dict[tuple, list[Example]] = {}
     for e in examples:
@@ -106,21 +112,21 @@ def call_candidate(fn: Callable[[np.ndarray, np.ndarray], Any], x: np.ndarray, z
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # libraries' warnings about the inputs are not the harness's output
             result = fn(x, z)
-    except Unsupported:
+    except (Unsupported, CandidateFailure):
         raise
     except Exception as exc:  # the candidate's own failure is a finding, never the harness's
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        raise CandidateFailure(f"raised {type(exc).__name__}: {first[:300]}") from exc
+        raise CandidateFailure(f"raised {type(exc).__name__}: {first[:300]}", "raised") from exc
     if hasattr(result, "numpy") and not isinstance(result, np.ndarray):
         result = result.numpy()
     if not isinstance(result, (np.ndarray, np.generic)):
-        raise CandidateFailure(f"returned {type(result).__name__}, not a numpy array")
+        raise CandidateFailure(f"returned {type(result).__name__}, not a numpy array", "not_an_array")
     result = np.asarray(result)
     if result.shape != expected:
-        raise CandidateFailure(f"returned shape {result.shape}, expected {expected}")
+        raise CandidateFailure(f"returned shape {result.shape}, expected {expected}", "wrong_shape")
     want = oracles.resolve_format(dtype).numpy_dtype
     if result.dtype != want:
-        raise CandidateFailure(f"returned dtype {result.dtype.name} for {dtype} inputs (a silent cast)")
+        raise CandidateFailure(f"returned dtype {result.dtype.name} for {dtype} inputs (a silent cast)", "wrong_dtype")
     return result
 
 
@@ -135,7 +141,7 @@ def observe(
     Raises :class:`harness.candidates.Unsupported` (dtype rejected) or :class:`CandidateFailure`.
     """
     obs = Observations()
-    for group in _groups(examples, reduction):
+    for group in batches(examples, reduction):
         truth = cache.truth(group, reduction)
         x = np.stack([e.inputs for e in group])
         z = np.stack([e.labels for e in group])
@@ -145,6 +151,13 @@ def observe(
         obs.truths.append(truth)
         obs.comparisons.append(compare(truth, got))
     return obs
+
+
+def finding(exc: CandidateFailure, examples: Sequence[Example]) -> Finding:
+    """A failure on these examples (one, or a reduced batch) as a report record."""
+    inputs = tuple(float_hex(v) for e in examples for v in np.ravel(e.inputs))
+    labels = tuple(t for e in examples for t in _labels_text(e.labels))
+    return Finding(exc.kind, str(exc), inputs, labels)
 
 
 def _labels_text(labels: np.ndarray) -> tuple[str, ...]:

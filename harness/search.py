@@ -24,7 +24,7 @@ from hypothesis.errors import HypothesisException
 
 from . import strategies
 from .metrics import severity
-from .scoring import CHUNK, CandidateFailure, Observations, TruthCache, observe
+from .scoring import CHUNK, CandidateFailure, Observations, TruthCache, finding, observe
 
 __all__ = ["SearchResult", "search"]
 
@@ -36,8 +36,7 @@ _MAX_CLASSES = 16  # XLA compiles once per shape: keep the searched class counts
 class SearchResult:
     observations: Observations
     minimal: Observations | None  # the shrunk reproducer's observation (one group), if one was found
-    failures: int  # examples on which the candidate raised or returned garbage
-    failure: str | None  # the first such message
+    findings: list  # Finding per example on which the candidate raised, hung, crashed or returned garbage
 
 
 class _Found(Exception):
@@ -82,15 +81,15 @@ def search(
 ) -> SearchResult:
     """Explore with ``max_examples`` Hypothesis examples, then shrink the worst (see the module docstring)."""
     found = Observations()
-    state: dict[str, Any] = {"worst": 0.0, "failures": 0, "failure": None}
+    state: dict[str, Any] = {"worst": 0.0}
+    findings: dict[tuple, Any] = {}
     strategy = _strategy(family, dtype, reduction)
 
     def evaluate(batch: list) -> tuple[float, Observations | None]:
         try:
             obs = observe(fn, batch, cache, reduction)
         except CandidateFailure as exc:
-            state["failures"] += 1
-            state["failure"] = state["failure"] or str(exc)
+            findings.setdefault(tuple(e.key for e in batch), finding(exc, batch))
             return 2.0**80, None
         return float(max(severity(c).max(initial=0.0) for c in obs.comparisons)), obs
 
@@ -130,4 +129,4 @@ def search(
             minimal = exc.obs
         except (HypothesisException, ExceptionGroup):  # e.g. a flaky replay: no reproducer rather than a wrong one
             minimal = None
-    return SearchResult(found, minimal, state["failures"], state["failure"])
+    return SearchResult(found, minimal, list(findings.values()))

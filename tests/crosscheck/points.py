@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DTYPES", "FAMILIES", "Info", "info", "seed_for", "logits", "labels", "probs", "elementwise", "rows", "points"]
+__all__ = ["DTYPES", "FAMILIES", "Info", "info", "seed_for", "logits", "labels", "probs", "elementwise", "rows", "points", "structured"]
 
 DTYPES = ("float16", "bfloat16", "float32", "float64")
 FAMILIES = ("sigmoid_ce", "binary_ce", "softmax_ce", "sparse_softmax_ce")
@@ -339,3 +339,57 @@ def points(family: str, dtype: str, n: int, seed: int | None = None) -> list[tup
     if family in ("sigmoid_ce", "binary_ce"):
         return [elementwise(family, dtype, n, seed)]
     return rows(family, dtype, n, seed)
+
+
+def structured(family: str, dtype: str, n: int, seed: int | None = None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``n`` points built to put the exact value a hair away from a rounding boundary of ``dtype``.
+
+    A loss or gradient that is a dyadic number plus a tiny transcendental term is where an enclosure that
+    is not rigorous, or a tie decided from the wrong side, shows: large logits with dyadic labels
+    (``|x| w`` a midpoint, plus ``log1p(exp(-|x|))``), large logits with labels ``2**-k`` (``1 - z`` a midpoint,
+    minus ``sigmoid(-|x|)``), subnormal and tiny logits with label 1/2 (``x/4`` a midpoint, minus ``x**3/48``),
+    tiny probabilities with label 0 and probabilities near 1 with label 1 (``p`` or ``1 - p`` plus a square),
+    two nearly equal tiny logits with labels ``[1/2, 1/2]``, and maximal logits (unique or tied) far above
+    the rest.
+    """
+    fi = info(dtype)
+    rng = np.random.default_rng(seed_for("structured", family, dtype, n) if seed is None else seed)
+    signs = _signs(rng, n)
+    bits = min(fi.p, 20)
+    large = np.ldexp(rng.integers(1, 1 << bits, n).astype(np.float64), rng.integers(0, max(1, fi.emax - bits + 1), n))
+    tiny = np.ldexp(rng.integers(1, 1 << fi.p, n).astype(np.float64), fi.tiny_exp + rng.integers(0, 12, n))
+    tiny = np.minimum(tiny, 0.25)
+    dyadic = rng.integers(0, 65, n) / 64.0
+    pow2 = np.ldexp(1.0, -rng.integers(1, -fi.tiny_exp + 1, n))
+    half = np.full(n, 0.5)
+    kind = rng.integers(0, 3, n)
+    if family == "sigmoid_ce":
+        x = np.select([kind == 0, kind == 1], [signs * large, large], signs * tiny)
+        z = np.select([kind == 0, kind == 1], [dyadic, pow2], half)
+        return [(fi.cast(x), fi.cast(z))]
+    if family == "binary_ce":
+        near_one = 1.0 - np.ldexp(rng.integers(1, 1 << fi.p, n).astype(np.float64), -fi.p - rng.integers(0, 12, n))
+        near_one = np.maximum(near_one, 0.5)
+        p = np.select([kind == 0, kind == 1], [tiny, near_one], np.where(rng.random(n) < 0.5, tiny, near_one))
+        z = np.select([kind == 0, kind == 1], [np.zeros(n), np.ones(n)], dyadic)
+        return [(fi.cast(p), fi.cast(z))]
+    if family in ("softmax_ce", "sparse_softmax_ce"):
+        blocks = []
+        m = n // 3
+        # two nearly equal tiny logits, labels [1/2, 1/2] (sparse: a class index)
+        x2 = np.stack([signs[:m] * tiny[:m], signs[m : 2 * m] * tiny[m : 2 * m]], axis=1)
+        z2 = np.full((m, 2), 0.5) if family == "softmax_ce" else rng.integers(0, 2, m)
+        blocks.append((fi.cast(x2), fi.cast(z2) if family == "softmax_ce" else z2))
+        # a large logit, its negative and a moderate one, dyadic labels: the loss is dyadic plus e^(-huge)
+        r = n - 2 * m
+        x3 = np.stack([large[:r], -large[:r], rng.standard_normal(r)], axis=1)
+        z3 = rng.integers(0, 9, (r, 3)) / 8.0
+        blocks.append((fi.cast(x3), fi.cast(z3) if family == "softmax_ce" else rng.integers(0, 3, r)))
+        # maximal logits, once or twice, far above the others
+        k = 4
+        top = np.where(rng.random(m) < 0.5, fi.max, large[:m])
+        x4 = np.stack([top, np.where(rng.random(m) < 0.5, top, -top), -large[m : 2 * m], rng.standard_normal(m)], axis=1)
+        z4 = rng.integers(0, 5, (m, k)) / 4.0
+        blocks.append((fi.cast(x4), fi.cast(z4) if family == "softmax_ce" else rng.integers(0, k, m)))
+        return blocks
+    raise ValueError(f"unknown family {family!r}")

@@ -6,7 +6,8 @@ gmpy2/MPFR for the final rounding. Points come from :mod:`tests.crosscheck.point
 each dtype: subnormals, ``±max``, exp thresholds, soft and subnormal labels, ``±inf`` and nan).
 
 Default run: 10^4 points (rows for the softmax families) per family x dtype for the loss, 2000 for the
-gradient, a few hundred small batches for the ``sum``/``mean`` reductions. ``-m slow`` runs 10^6 points in all
+gradient, a few hundred small batches for the ``sum``/``mean`` reductions, and 2000 points per family x
+dtype built to sit a hair away from a rounding midpoint (:func:`points.structured`). ``-m slow`` runs 10^6 points in all
 (``LOSSFUZZ_CROSSCHECK_POINTS`` overrides), on every CPU.
 """
 
@@ -78,14 +79,17 @@ def _describe(what, family, dtype, reduction, x, z, primary, reference, bad) -> 
     """One line per mismatch: the example's inputs and labels in hex, both answers in hex and bits."""
     lines = []
     row_wise = family in ("softmax_ce", "sparse_softmax_ce")
+
+    def label_text(labels) -> str:  # class indices as integers, soft labels in hex
+        return str(np.asarray(labels).tolist()) if family == "sparse_softmax_ce" else _hex_list(labels)
+
     for flat in np.flatnonzero(bad)[:SHOWN]:
         where = np.unravel_index(flat, primary.shape) if primary.shape else ()
         if reduction != "none":
-            example = f"inputs={_hex_list(x)} labels={_hex_list(z) if z.dtype.kind == 'f' else z.tolist()}"
+            example = f"inputs={_hex_list(x)} labels={label_text(z)}"
         else:
             row = where[: x.ndim - 1] if row_wise else where
-            zz = z[row]
-            example = f"inputs={_hex_list(x[row])} labels={_hex_list(zz) if z.dtype.kind == 'f' else int(zz)}"
+            example = f"inputs={_hex_list(x[row])} labels={label_text(z[row])}"
         lines.append(
             f"{family} {what} {dtype} reduction={reduction} at {tuple(int(i) for i in where)}: {example};"
             f" oracle={_value_text(primary[where])} reference={_value_text(reference[where])}"
@@ -160,6 +164,27 @@ def test_arb_reference_agrees_bit_for_bit_with_the_oracle_on_sum_and_mean_reduct
         _check_blocks("loss", family, dtype, batches, reduction)
     _check_blocks("gradient", family, dtype, batches[: REDUCTION_BATCHES // 2], "mean")
     _check_blocks("gradient", family, dtype, batches[REDUCTION_BATCHES // 2 :], "sum")
+
+
+STRUCTURED_POINTS = 2_000
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_arb_reference_agrees_bit_for_bit_with_the_oracle_a_hair_away_from_rounding_midpoints(family, dtype):
+    blocks = P.structured(family, dtype, STRUCTURED_POINTS, seed=P.seed_for("structured", family, dtype))
+    _check_blocks("loss", family, dtype, blocks)
+    _check_blocks("gradient", family, dtype, blocks)
+    rng = np.random.default_rng(P.seed_for("structured-batches", family, dtype))
+    batches = []
+    for x, z in blocks:  # batches of 2, 4 and 8 examples: their means stay dyadic
+        for size in (2, 4, 8):
+            for _ in range(10):
+                pick = rng.integers(0, len(z), size)
+                batches.append((x[pick], z[pick]))
+    for reduction in ("sum", "mean"):
+        _check_blocks("loss", family, dtype, batches, reduction)
+    _check_blocks("gradient", family, dtype, batches, "mean")
 
 
 # ---------------------------------------------------------------------------------------------------------
