@@ -25,7 +25,7 @@ from .speed import measure, speed_inputs
 from .strategies import Example, catalogue
 from .sweep import sweep
 
-__all__ = ["Settings", "run_campaign", "DEFAULT_DTYPES"]
+__all__ = ["Settings", "Progress", "Resume", "run_campaign", "score_candidate", "DEFAULT_DTYPES"]
 
 DEFAULT_DTYPES = ("float32", "float64")
 
@@ -61,13 +61,8 @@ class Progress:
 
     total: Callable[[int], None] = lambda n: None
     step: Callable[[str], None] = lambda description: None
-
-
-@dataclass
-class CorpusEntry:
-    family: str
-    dtype: str
-    examples: list[Example] = field(default_factory=list)
+    scored: Callable[[Score, list[Example]], None] = lambda score, worst: None
+    swept: Callable[[str, str, list[Curve]], None] = lambda family, dtype, curves: None
 
 
 def _seed_for(seed: int, *parts: str) -> int:
@@ -162,31 +157,48 @@ def _worst_examples(obs: Observations, reduction: str, count: int = 10) -> list[
     return [e for _s, e in ranked[:count]]
 
 
+@dataclass
+class Resume:
+    """Work finished by an earlier, interrupted run with the same settings (read from its journal):
+    scores and their corpus additions per (family, candidate, dtype), curves per (family, dtype)."""
+
+    scores: dict[tuple[str, str, str], tuple[Score, list[Example]]] = field(default_factory=dict)
+    curves: dict[tuple[str, str], list[Curve]] = field(default_factory=dict)
+
+
+def _chosen(settings: Settings, family: str, extra: Sequence[Candidate]) -> list[Candidate]:
+    return candidates(family=family, names=settings.candidates) + [c for c in extra if c.family == family]
+
+
 def run_campaign(
     settings: Settings = Settings(),
     corpus: dict[tuple[str, str], list[Example]] | None = None,
     progress: Progress | None = None,
     extra: Sequence[Candidate] = (),
+    resume: Resume | None = None,
 ) -> tuple[RunResult, dict[tuple[str, str], list[Example]]]:
     """Run the campaign; return the result and the new corpus (worst examples per family and dtype).
 
     ``extra``: candidates beyond the built-ins named in ``settings.candidates`` (e.g. a user's function
     under audit), scored the same way for each of their families in ``settings.families``. The corpus
-    given is replayed first. A KeyboardInterrupt ends the campaign early with ``partial=True`` and every
+    given is replayed first. ``resume``: finished work of an interrupted run, taken as is (every score
+    depends only on the settings, the corpus given and its own seed, so the figures equal those of an
+    uninterrupted run). ``progress.scored``/``progress.swept`` see each piece of work as it finishes (the
+    CLI journals them). A KeyboardInterrupt ends the campaign early with ``partial=True`` and every
     finished score kept.
     """
     from .provenance import provenance
 
     progress = progress or Progress()
     corpus = corpus or {}
+    resume = resume or Resume()
     started = time.perf_counter()
     plan: list[tuple[str, str, Candidate]] = []
     for family in settings.families:
         oracles.get_family(family)
         for dtype in settings.dtypes:
             oracles.resolve_format(dtype)
-            chosen = candidates(family=family, names=settings.candidates) + [c for c in extra if c.family == family]
-            plan.extend((family, dtype, c) for c in chosen)
+            plan.extend((family, dtype, c) for c in _chosen(settings, family, extra))
     progress.total(len(plan) + len(settings.families) * len(settings.dtypes))
     scores: list[Score] = []
     curves: list[Curve] = []
@@ -196,11 +208,16 @@ def run_campaign(
     try:
         for family, dtype, candidate in plan:
             progress.step(f"{family} {candidate.name} {dtype}")
-            if (family, dtype) not in caches:
-                replay = list(corpus.get((family, dtype), []))
-                caches[(family, dtype)] = (TruthCache(family, dtype), replay + catalogue(family, dtype))
-            cache, base = caches[(family, dtype)]
-            score, worst = score_candidate(candidate, dtype, base, cache, settings)
+            done = resume.scores.get((family, candidate.name, dtype))
+            if done is not None:
+                score, worst = done
+            else:
+                if (family, dtype) not in caches:
+                    replay = list(corpus.get((family, dtype), []))
+                    caches[(family, dtype)] = (TruthCache(family, dtype), replay + catalogue(family, dtype))
+                cache, base = caches[(family, dtype)]
+                score, worst = score_candidate(candidate, dtype, base, cache, settings)
+                progress.scored(score, worst)
             scores.append(score)
             kept = new_corpus.setdefault((family, dtype), list(corpus.get((family, dtype), [])))
             known = {e.key for e in kept}
@@ -208,8 +225,11 @@ def run_campaign(
         for family in settings.families:
             for dtype in settings.dtypes:
                 progress.step(f"{family} {dtype} sweep")
-                chosen = candidates(family=family, names=settings.candidates) + [c for c in extra if c.family == family]
-                curves.extend(sweep(family, dtype, chosen))
+                swept = resume.curves.get((family, dtype))
+                if swept is None:
+                    swept = sweep(family, dtype, _chosen(settings, family, extra))
+                    progress.swept(family, dtype, swept)
+                curves.extend(swept)
     except KeyboardInterrupt:
         partial = True
     result = RunResult(
@@ -221,5 +241,3 @@ def run_campaign(
         curves=tuple(curves),
     )
     return result, new_corpus
-
-

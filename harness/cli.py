@@ -17,6 +17,13 @@ class UsageError(ValueError):
     """Bad input from the user: reported as one line, exit code 2."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is the one line that says what is wrong (``--help`` shows the usage)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"lossfuzz: error: {message} (see {self.prog} --help)\n")
+
+
 def _add_exact(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "exact",
@@ -90,7 +97,7 @@ def _cmd_exact(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="lossfuzz",
         description="Numerical verification and fuzzing of ML loss functions against exact oracles.",
     )

@@ -17,7 +17,7 @@ import oracles
 from ._values import float_hex, parse_value
 from .strategies import Example
 
-__all__ = ["CORPUS_VERSION", "corpus_file_name", "corpus_to_json", "corpus_from_json"]
+__all__ = ["CORPUS_VERSION", "corpus_file_name", "corpus_to_json", "corpus_from_json", "example_to_json", "example_from_json"]
 
 CORPUS_VERSION = 1
 
@@ -26,13 +26,30 @@ def corpus_file_name(family: str, dtype: str) -> str:
     return f"{family}.{dtype}.json"
 
 
+def example_to_json(e: Example) -> dict[str, Any]:
+    """One example as JSON: inputs and soft labels in exact hex text, class indices as integers."""
+    labels: list[Any] = (
+        [int(v) for v in np.ravel(e.labels)] if e.labels.dtype.kind in "iu" else [float_hex(v) for v in np.ravel(e.labels)]
+    )
+    return {"inputs": [float_hex(v) for v in np.ravel(e.inputs)], "labels": labels, "shape": list(e.inputs.shape)}
+
+
+def example_from_json(item: dict[str, Any], family: str, dtype: str) -> Example:
+    """The inverse of :func:`example_to_json` (KeyError/ValueError/TypeError on malformed items)."""
+    fam = oracles.get_family(family)
+    fmt = oracles.resolve_format(dtype)
+    shape = tuple(item["shape"])
+    x = np.array([parse_value(v, "corpus input") for v in item["inputs"]], dtype=np.float64).reshape(shape)
+    if fam.label_kind == "index":
+        z = np.array(int(item["labels"][0]), dtype=np.int64)
+    else:
+        z = np.array([parse_value(v, "corpus label") for v in item["labels"]], dtype=np.float64).reshape(shape)
+        z = z.astype(fmt.numpy_dtype)
+    return Example(x.astype(fmt.numpy_dtype), z)
+
+
 def corpus_to_json(family: str, dtype: str, examples: list[Example]) -> str:
-    items = []
-    for e in examples:
-        labels: list[Any] = (
-            [int(v) for v in np.ravel(e.labels)] if e.labels.dtype.kind in "iu" else [float_hex(v) for v in np.ravel(e.labels)]
-        )
-        items.append({"inputs": [float_hex(v) for v in np.ravel(e.inputs)], "labels": labels, "shape": list(e.inputs.shape)})
+    items = [example_to_json(e) for e in examples]
     data = {"lossfuzz_corpus": CORPUS_VERSION, "family": family, "dtype": dtype, "examples": items}
     return json.dumps(data, indent=1) + "\n"
 
@@ -47,18 +64,7 @@ def corpus_from_json(text: str, where: str) -> tuple[str, str, list[Example]]:
         raise ValueError(f"corpus file {where} is not a lossfuzz corpus (version {CORPUS_VERSION}); delete it or restore it")
     try:
         family, dtype = data["family"], data["dtype"]
-        fam = oracles.get_family(family)
-        fmt = oracles.resolve_format(dtype)
-        examples = []
-        for item in data["examples"]:
-            shape = tuple(item["shape"])
-            x = np.array([parse_value(v, "corpus input") for v in item["inputs"]], dtype=np.float64).reshape(shape)
-            if fam.label_kind == "index":
-                z = np.array(int(item["labels"][0]), dtype=np.int64)
-            else:
-                z = np.array([parse_value(v, "corpus label") for v in item["labels"]], dtype=np.float64).reshape(shape)
-                z = z.astype(fmt.numpy_dtype)
-            examples.append(Example(x.astype(fmt.numpy_dtype), z))
+        examples = [example_from_json(item, family, dtype) for item in data["examples"]]
     except (KeyError, TypeError, ValueError, IndexError) as exc:
         raise ValueError(f"corpus file {where} is malformed ({type(exc).__name__}: {exc}); delete it or restore it") from None
     return family, dtype, examples

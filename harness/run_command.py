@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import signal
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from .options import RUN_OPTIONS, add_options
 
@@ -22,6 +25,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-shrink", dest="shrink", action="store_false", help="skip shrinking the worst cases")
     p.add_argument("--no-corpus", dest="use_corpus", action="store_false", help="neither replay nor update the corpus")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted run with the same options from"
+                   " its journal in --out (finished work is kept, the figures equal an uninterrupted run's)")
     p.set_defaults(handler=_run)
 
 
@@ -54,6 +59,7 @@ def _run(args: argparse.Namespace) -> int:
     from .campaign import Settings, run_campaign
     from .candidates import CANDIDATE_NAMES
     from .corpus import corpus_file_name, corpus_to_json
+    from .journal import JOURNAL_NAME, Journal, corpus_fingerprint, read_journal
 
     out = ensure_writable_dir(args.out)
     corpus_dir = out / "corpus"
@@ -67,6 +73,10 @@ def _run(args: argparse.Namespace) -> int:
         speed_elements=args.speed_elements,
         shrink=args.shrink,
     )
+    fingerprint = corpus_fingerprint(corpus)
+    journal_path = out / JOURNAL_NAME
+    resume = read_journal(journal_path, settings.to_json(), fingerprint) if args.resume else None
+    journal = Journal(journal_path, settings.to_json(), fingerprint, fresh=resume is None)
     console = Console(stderr=True)
     bar = Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=console, disable=not args.progress, transient=False)
@@ -80,20 +90,39 @@ def _run(args: argparse.Namespace) -> int:
             state["started"] = True
             bar.update(task, description=description)
 
-        hooks = Hooks(total=lambda n: bar.update(task, total=n), step=step)
-        result, new_corpus = run_campaign(settings, corpus, hooks)
+        hooks = Hooks(total=lambda n: bar.update(task, total=n), step=step, scored=journal.scored, swept=journal.swept)
+        with _interrupt_on_sigterm():
+            result, new_corpus = run_campaign(settings, corpus, hooks, resume=resume)
         bar.advance(task)
     paths = write_reports(result, out)
-    if args.use_corpus:
+    if result.partial:
+        journal.close()
+        _summary(console, result)
+        console.print(f"[bold yellow]interrupted: wrote partial reports {', '.join(str(p) for p in paths)};"
+                      f" finish with the same command and --resume[/]")
+        return 130
+    if args.use_corpus:  # only a finished run updates the corpus (a resumed run must start from the same one)
         ensure_writable_dir(corpus_dir)
         for (family, dtype), examples in new_corpus.items():
             write_atomic(corpus_dir / corpus_file_name(family, dtype), corpus_to_json(family, dtype, examples))
+    journal.close(remove=True)
     _summary(console, result)
     console.print(f"wrote {', '.join(str(p) for p in paths)} in {result.wall_seconds:.1f} s")
-    if result.partial:
-        console.print("[bold yellow]interrupted: the reports are partial[/]")
-        return 130
     return 0
+
+
+@contextmanager
+def _interrupt_on_sigterm() -> Iterator[None]:
+    """SIGTERM stops the campaign like Ctrl-C does: finished work is kept and reported as partial."""
+
+    def handler(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _summary(console, result) -> None:

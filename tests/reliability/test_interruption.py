@@ -1,0 +1,85 @@
+"""Interruption: SIGINT writes a partial report; SIGKILL then --resume loses no finished work and ends with
+the figures of an uninterrupted run."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ARGS = ["run", "--families", "sigmoid_ce,sparse_softmax_ce", "--candidates", "naive,numpy_stable,keras_clipped",
+        "--dtypes", "float32,float64", "--examples", "20", "--speed-elements", "0", "--no-progress"]
+
+
+def lossfuzz(out: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "harness.cli", *ARGS, "--out", str(out), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_journal_records(out: Path, count: int, proc: subprocess.Popen, limit: float = 120.0) -> None:
+    journal = out / "journal.jsonl"
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        if journal.exists() and journal.read_text().count('"score"') >= count:
+            return
+        if proc.poll() is not None:
+            pytest.fail(f"lossfuzz ended before {count} scores were journaled: {proc.stderr.read()}")
+        time.sleep(0.05)
+    pytest.fail("no journal records in time")
+
+
+def accuracy(report: Path) -> list:
+    data = json.loads(report.read_text())
+    rows = data["results"]
+    for row in rows:
+        row.pop("speed")
+    return [rows, data["curves"], data["settings"]]
+
+
+def test_sigint_stops_cleanly_and_writes_a_report_marked_partial(tmp_path):
+    proc = lossfuzz(tmp_path)
+    wait_for_journal_records(tmp_path, 2, proc)
+    proc.send_signal(signal.SIGINT)
+    _out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert data["partial"] is True
+    assert 2 <= len(data["results"]) < 12
+    assert "partial" in (tmp_path / "report.md").read_text().lower()
+    assert "Traceback" not in err
+    assert (tmp_path / "journal.jsonl").exists()  # kept for --resume
+
+
+def test_sigkill_then_resume_gives_the_figures_of_an_uninterrupted_run(tmp_path):
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    reference = lossfuzz(whole)
+    reference.communicate(timeout=300)
+    assert reference.returncode == 0
+
+    proc = lossfuzz(killed)
+    wait_for_journal_records(killed, 3, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    journaled = (killed / "journal.jsonl").read_text().count('"score"')
+    assert not (killed / "report.json").exists()
+
+    resumed = lossfuzz(killed, "--resume")
+    _out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert accuracy(killed / "report.json") == accuracy(whole / "report.json")
+    assert journaled >= 3
+    assert not (killed / "journal.jsonl").exists()
+
+
+def test_resume_with_other_options_is_a_one_line_error(tmp_path):
+    proc = lossfuzz(tmp_path)
+    wait_for_journal_records(tmp_path, 1, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    other = subprocess.run([sys.executable, "-m", "harness.cli", *ARGS, "--seed", "7", "--out", str(tmp_path), "--resume"],
+                           capture_output=True, text=True, timeout=120)
+    assert other.returncode == 2
+    assert other.stderr.count("\n") == 1 and "other settings" in other.stderr
