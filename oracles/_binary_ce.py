@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ._family import Evaluator, Family, as_float_array, check_same_shape, check_unit_interval, log1p
+from ._family import Evaluator, Family, as_float_array, check_same_shape, check_unit_interval, log, log1p
 
 
 class BinaryCE(Family):
@@ -55,10 +55,10 @@ class BinaryCE(Family):
         def evaluate(ctx: Any) -> list:
             total = ctx.mpf(0)
             if first:  # z * -log(p); near 1 through log1p of the exact p - 1
-                neg_log_p = -log1p(ctx, ctx.mpf(p) - 1) if p > 0.5 else -ctx.log(ctx.mpf(p))
+                neg_log_p = -log1p(ctx, ctx.mpf(p) - 1) if p > 0.5 else -log(ctx, ctx.mpf(p))
                 total = total + ctx.mpf(z) * neg_log_p
             if second:  # (1 - z) * -log(1 - p)
-                neg_log_q = -log1p(ctx, -ctx.mpf(p)) if p <= 0.5 else -ctx.log(1 - ctx.mpf(p))
+                neg_log_q = -log1p(ctx, -ctx.mpf(p)) if p <= 0.5 else -log(ctx, 1 - ctx.mpf(p))
                 total = total + (1 - ctx.mpf(z)) * neg_log_q
             return [total]
 

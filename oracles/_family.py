@@ -15,7 +15,7 @@ import numpy as np
 
 from ._ziv import Enclosure, workprec
 
-__all__ = ["Family", "Evaluator", "as_float_array", "check_same_shape", "check_unit_interval", "index_text", "log1p", "exp"]
+__all__ = ["Family", "Evaluator", "as_float_array", "check_same_shape", "check_unit_interval", "index_text", "log1p", "log", "exp"]
 
 Evaluator = Callable[[Any], Sequence[Enclosure]]
 
@@ -105,7 +105,7 @@ def log1p(ctx: Any, t: Any) -> Any:
     if mag < -prec:
         return ctx.mpf([(t - t * t).a, t.b])
     with workprec(ctx, prec + max(0, -mag) + 16):
-        return ctx.log(1 + t)
+        return log(ctx, 1 + t)
 
 
 def exp(ctx: Any, t: Any) -> Any:
@@ -121,4 +121,18 @@ def exp(ctx: Any, t: Any) -> Any:
     e = ctx.exp(t)
     if t.a == 0 and t.b == 0:
         return e
-    return e * (1 + ctx.mpf([-1, 1]) * ctx.mpf(2) ** (1 - ctx.prec))
+    return _widened(ctx, e)
+
+
+def log(ctx: Any, t: Any) -> Any:
+    """Rigorous enclosure of ``log(t)`` for an interval ``t > 0``: mpmath's, widened like :func:`exp` (its
+    ``mpf_log`` rounds a guard-bit approximation the same way). ``log(1) = 0`` stays exact."""
+    value = ctx.log(t)
+    if t.a == 1 and t.b == 1:
+        return value
+    return _widened(ctx, value)
+
+
+def _widened(ctx: Any, value: Any) -> Any:
+    """``value`` times ``[1 - 2**(1-prec), 1 + 2**(1-prec)]`` (outward-rounded)."""
+    return value * (1 + ctx.mpf([-1, 1]) * ctx.mpf(2) ** (1 - ctx.prec))

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ._family import Evaluator, Family, as_float_array, check_same_shape, check_unit_interval, exp, log1p
+from ._family import Evaluator, Family, as_float_array, check_same_shape, check_unit_interval, exp, log, log1p
 
 
 def _fsum(values: np.ndarray) -> Fraction:
@@ -85,7 +85,7 @@ def _scaled_log(scale: Fraction, count: int) -> Evaluator:
     """Evaluator of ``scale * log(count)`` (exactly 0 when either factor vanishes)."""
     if scale == 0 or count == 1:
         return lambda ctx: [Fraction(0)]
-    return lambda ctx: [_iv(ctx, scale) * ctx.log(count)]
+    return lambda ctx: [_iv(ctx, scale) * log(ctx, ctx.mpf(count))]
 
 
 def row_gradient(x: np.ndarray, z: np.ndarray) -> Evaluator:
