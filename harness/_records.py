@@ -275,6 +275,7 @@ class RunResult:
     partial: bool = False
     curves: tuple[Curve, ...] = ()
     schema_version: int = field(default=SCHEMA_VERSION)
+    audit: dict[str, Any] | None = None  # the verdict of `lossfuzz audit` (harness.audit.AuditVerdict.to_json())
 
     def score(self, family: str, candidate: str, dtype: str) -> Score:
         for s in self.scores:
@@ -292,6 +293,7 @@ class RunResult:
             "wall_seconds": self.wall_seconds,
             "results": [s.to_json() for s in self.scores],
             "curves": [c.to_json() for c in self.curves],
+            **({} if self.audit is None else {"audit": dict(self.audit)}),
         }
 
     @classmethod
@@ -308,6 +310,7 @@ class RunResult:
             wall_seconds=data["wall_seconds"],
             partial=data["partial"],
             curves=tuple(Curve.from_json(c) for c in data.get("curves", [])),
+            audit=data.get("audit"),
         )
 
 

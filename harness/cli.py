@@ -39,7 +39,11 @@ def _add_exact(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dtype", default="float32", help="float16, bfloat16, float32 or float64 (default float32)")
     p.add_argument("--reduction", default="none", help="none, sum or mean (default none)")
     p.add_argument("--gradient", action="store_true", help="the gradient with respect to the inputs instead of the loss")
-    p.add_argument("--candidate", help="also run this built-in candidate on the inputs and show its error")
+    p.add_argument("--candidate", help="also run this candidate on the inputs and show its error: a built-in name, or a"
+                   " function as package.module:function (as `lossfuzz audit` takes it, with --takes/--inputs/--kwargs)")
+    from harness.options import FUNCTION_OPTIONS, add_options
+
+    add_options(p, tuple(o for o in FUNCTION_OPTIONS if o.flag in ("--takes", "--inputs", "--kwargs")))
     p.set_defaults(handler=_cmd_exact)
 
 
@@ -69,8 +73,28 @@ def _cmd_exact(args: argparse.Namespace) -> int:
     if args.candidate:
         from harness.candidates import get_candidate
 
-        candidate = get_candidate(fam.name, args.candidate)
-        got = np.asarray(candidate.load()(inputs, labels))
+        if ":" in args.candidate:  # a user's function, called as `lossfuzz audit` calls it (in process)
+            import os
+
+            from harness.adapters import function_candidate
+            from harness.scoring import CandidateFailure
+
+            if os.getcwd() not in sys.path and "" not in sys.path:
+                sys.path.insert(0, os.getcwd())
+            candidate = function_candidate(args.candidate, fam.name, takes=args.takes, inputs=args.inputs,
+                                           reduction=args.reduction, kwargs=args.kwargs, isolate=False)
+            try:
+                with np.errstate(all="ignore"):
+                    got = np.asarray(candidate(inputs, labels))
+            except CandidateFailure as exc:
+                print(f"{args.candidate}: {exc} ({exc.kind})")
+                got = None
+            except Exception as exc:  # noqa: BLE001 - the function's own failure is output, not a usage error
+                print(f"{args.candidate}: raised {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
+                got = None
+        else:
+            candidate = get_candidate(fam.name, args.candidate)
+            got = np.asarray(candidate.load()(inputs, labels))
     print(f"{fam.name} {what} ({fam.definition}), reduction={args.reduction}, dtype={fmt.name}")
     print(f"  {fam.input_name}: {', '.join(float_hex(v) for v in np.ravel(inputs))}")
     print(f"  labels: {', '.join(str(int(v)) if fam.label_kind == 'index' else float_hex(v) for v in np.ravel(labels))}")
@@ -111,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Commands defined in their own modules (each with add_parser(subparsers) and a handler), kept out of
 # this file so that `lossfuzz --help` imports nothing heavy.
-_COMMANDS: dict[str, str] = {"run": "harness.run_command"}
+_COMMANDS: dict[str, str] = {"run": "harness.run_command", "audit": "harness.audit_command", "gate": "harness.gate_command"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -54,6 +54,7 @@ th{background:#f6f8fa;text-align:left;position:sticky;top:0}
 td.n{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.hot{color:#cf222e;font-weight:600}
 td.v-ok{background:#dafbe1}td.v-bad{background:#ffebe9}td.v-fail{background:#fff8c5}td.v-skip{color:#57606a}
+p.v-ok{background:#dafbe1}p.v-bad{background:#ffebe9}p.v-fail{background:#fff8c5}
 table.kv td:first-child{color:#57606a;white-space:nowrap}
 code,pre{font:12px/1.4 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
 td code{word-break:break-all}
@@ -343,6 +344,43 @@ def _worst_section(s: Score) -> str:
 # ---------------------------------------------------------------------------------------------- page
 
 
+def _audit_section(result: RunResult) -> str:
+    """The verdict of ``lossfuzz audit`` (the ``audit`` block), first on the page; empty for a plain run."""
+    from harness.audit import AuditVerdict
+
+    if not result.audit:
+        return ""
+    try:
+        v = AuditVerdict.from_json(result.audit)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return f'<h2 id="verdict">Verdict</h2><p>{_e(result.audit.get("summary", "unreadable audit block"))}</p>'
+    level = {"ok": "ok", "bad": "bad"}.get(v.level, "fail")
+    items = []
+    if v.convention:
+        items.append(("convention", _e(v.convention)))
+    if v.sweep:
+        items.append(("along the sweeps", "<br>".join(_e(t) for t in v.sweep)))
+    if v.where:
+        items.append(("worst cases at", "<br>".join(_e(t) for t in v.where)))
+    if v.reproducer is not None:
+        r = v.reproducer
+        items.append((f"minimal reproducer ({_e(v.reproducer_dtype)})",
+                      f"inputs {_values(r.inputs)}, labels {_values(r.labels)}: got <code>{_e(r.got)}</code>, exact"
+                      f" <code>{_e(r.exact)}</code>: <b>{_e(case_error(r))}</b><pre>{_e(r.replay)}</pre>"))
+    for f in v.first_findings:
+        items.append((_e(f.kind), f"{_e(f.message)} (inputs {_values(f.inputs)}, labels {_values(f.labels)})"))
+    if v.findings_where:
+        items.append(("failed calls at", "<br>".join(_e(t) for t in v.findings_where)))
+    if v.best_builtin is not None:
+        b = v.best_builtin
+        items.append(("best built-in for comparison", f"<code>{_e(b['candidate'])}</code>, max {_e(fmt_ulp(b['max_ulp']))} ULP"
+                      f' <span class="muted">({_e(b.get("source", ""))})</span>'))
+    rows = "".join(f"<tr><td>{k}</td><td>{val}</td></tr>" for k, val in items)
+    return (f'<h2 id="verdict">Verdict: <code>{_e(v.name)}</code></h2>\n'
+            f'<p class="v-{level}" style="padding:6px 10px;border-radius:6px">{_e(v.summary)}</p>\n'
+            f'<table class="kv"><tbody>{rows}</tbody></table>')
+
+
 def render_html(result: RunResult) -> str:
     """The self-contained HTML page of ``result``."""
     groups = by_family(result)
@@ -362,6 +400,9 @@ def render_html(result: RunResult) -> str:
             f'<div class="partial">⚠ PARTIAL RESULTS: the run was interrupted; only the {len(result.scores)}'
             " scores finished before it stopped are shown.</div>"
         )
+    audit_html = _audit_section(result)
+    if audit_html:
+        out.append(audit_html)
     out.append(f'<p class="prov">{_e(provenance_line(result))}</p>')
     line = settings_line(result)
     if line:

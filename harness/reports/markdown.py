@@ -132,15 +132,52 @@ def _case(s: Score, what: str, case: WorstCase) -> str:
     return "\n".join(lines)
 
 
+def _audit_section(result: RunResult) -> list[str]:
+    """The verdict of ``lossfuzz audit`` (the ``audit`` block), first on the page; nothing for a plain run."""
+    from harness.audit import AuditVerdict
+
+    if not result.audit:
+        return []
+    try:
+        v = AuditVerdict.from_json(result.audit)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        return ["## Verdict", "", md_escape(result.audit.get("summary", "unreadable audit block")), ""]
+    icon = {"ok": "✅", "bad": "❌"}.get(v.level, "⚠️")
+    out = [f"## Verdict: {icon} {_md_name(v.name)}", "", md_escape(v.summary), ""]
+    if v.convention:
+        out.append(f"- **convention**: {md_escape(v.convention)}")
+    if v.sweep:
+        out.append("- **along the sweeps**: " + md_escape("; ".join(v.sweep)))
+    if v.where:
+        out.append("- **worst cases at**: " + md_escape("; ".join(v.where)))
+    if v.reproducer is not None:
+        r = v.reproducer
+        out.append(f"- **minimal reproducer** ({_md_name(v.reproducer_dtype)}): inputs {_values(r.inputs)}, labels"
+                   f" {_values(r.labels)}: got {_code_span(r.got)}, exact {_code_span(r.exact)}: **{md_escape(case_error(r))}**")
+    for f in v.first_findings:
+        out.append(f"- **{_md_name(f.kind)}**: {md_escape(f.message)} (inputs {_values(f.inputs)}, labels {_values(f.labels)})")
+    if v.findings_where:
+        out.append("- **failed calls at**: " + md_escape("; ".join(v.findings_where)))
+    if v.best_builtin is not None:
+        b = v.best_builtin
+        out.append(f"- **best built-in for comparison**: {_md_name(b['candidate'])}, max {fmt_ulp(b['max_ulp'])} ULP"
+                   f" ({md_escape(b.get('source', ''))})")
+    out.append("")
+    if v.reproducer is not None:
+        out += [_code_block(v.reproducer.replay), ""]
+    return out
+
+
 def render_markdown(result: RunResult) -> str:
     """The Markdown report of ``result`` (GitHub-flavoured; tables, no images)."""
-    out: list[str] = ["# lossfuzz report", ""]
+    out: list[str] = ["# lossfuzz report" if not result.audit else "# lossfuzz audit", ""]
     if result.partial:
         out += [
             f"> ⚠️ **PARTIAL RESULTS**: the run was interrupted; only the {len(result.scores)} scores finished"
             " before it stopped are shown.",
             "",
         ]
+    out += _audit_section(result)
     out += [md_escape(provenance_line(result)), ""]
     line = settings_line(result)
     if line:

@@ -1,0 +1,118 @@
+"""``lossfuzz audit SPEC --family F``: score a third-party loss like a built-in candidate and give a verdict.
+
+Writes report.json (with an ``audit`` block), report.md and report.html into ``--out`` (default
+``reports/audit``) and prints the verdict. Exit code 0 when the audit completed, whatever it found (the
+findings are the output); 2 for bad input (one line on stderr); 130 when interrupted (partial reports).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+
+from .options import FUNCTION_OPTIONS, RUN_OPTIONS, add_options, candidate_list
+
+__all__ = ["add_parser"]
+
+_AUDIT_OUT = os.path.join("reports", "audit")
+
+
+def _run_options() -> tuple:
+    """--seed, --examples, --dtypes, --out and --speed-elements of ``lossfuzz run``, with audit defaults."""
+    wanted = {"--seed", "--examples", "--dtypes", "--out", "--speed-elements"}
+    out = []
+    for o in RUN_OPTIONS:
+        if o.flag not in wanted:
+            continue
+        if o.flag == "--out":
+            o = dataclasses.replace(o, default=_AUDIT_OUT, help=f"folder for report.json, report.md and report.html (default {_AUDIT_OUT}/)")
+        elif o.flag == "--speed-elements":
+            o = dataclasses.replace(o, default=0, help="array size for timing the function against a memory copy; 0 (the default) skips timing")
+        out.append(o)
+    return tuple(out)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "audit",
+        help="fuzz a third-party loss function (module:function) against the exact oracle and report a verdict",
+        description="Score any importable loss callable (numpy, TensorFlow, PyTorch, JAX) exactly like a built-in"
+        " candidate: boundary catalogue, Hypothesis search, shrinking, sweeps, next to built-ins for comparison."
+        " SPEC is 'package.module:function', 'package.module:Class()' (an instance made with no arguments, then"
+        " called) or 'package.module:obj.method'. The function runs in a worker process with a per-call timeout"
+        " and a memory limit: exceptions, hangs, crashes and wrong results are findings, and the audit goes on."
+        " Writes report.json (with an 'audit' verdict block), report.md and report.html.",
+    )
+    p.add_argument("spec", metavar="SPEC", help="the loss to audit: package.module:function (or :Class(), :obj.method)")
+    add_options(p, FUNCTION_OPTIONS)
+    add_options(p, _run_options())
+    p.add_argument("--compare", dest="compare", type=candidate_list, default=None, metavar="LIST",
+                   help="built-in candidates to score next to it (default numpy_stable,tf; those the family lacks"
+                   " or whose library is missing are left out)")
+    p.add_argument("--no-shrink", dest="shrink", action="store_false", help="skip shrinking the worst case")
+    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    p.set_defaults(handler=_audit)
+
+
+def _audit(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from ._files import ensure_writable_dir
+    from .audit import DEFAULT_COMPARE, AuditVerdict, audit
+    from .campaign import Progress as Hooks
+    from .cli import UsageError
+    from .run_command import write_reports
+
+    if not args.family:
+        raise UsageError("pass --family: the loss family the function computes (sigmoid_ce, binary_ce, softmax_ce,"
+                         " sparse_softmax_ce)")
+    if len(args.family) != 1:
+        raise UsageError(f"--family {','.join(args.family)}: audit one family at a time")
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())  # `lossfuzz audit mymodule:f` finds modules of the current folder
+    out = ensure_writable_dir(args.out)
+    err = Console(stderr=True, soft_wrap=True)
+    bar = Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                   console=err, disable=not args.progress, transient=True)
+    with bar:
+        task = bar.add_task("starting", total=None)
+        state = {"started": False}
+
+        def step(description: str) -> None:
+            if state["started"]:
+                bar.advance(task)
+            state["started"] = True
+            bar.update(task, description=description[:40])
+
+        hooks = Hooks(total=lambda n: bar.update(task, total=n), step=step)
+        result = audit(
+            args.spec,
+            family=args.family[0],
+            dtypes=args.dtypes,
+            takes=args.takes,
+            inputs=args.inputs,
+            reduction=args.reduction,
+            kwargs=args.kwargs,
+            name=args.name,
+            seed=args.seed,
+            examples=args.examples,
+            compare_with=args.compare if args.compare is not None else DEFAULT_COMPARE,
+            timeout=args.timeout,
+            memory_mb=args.memory_mb,
+            speed_elements=args.speed_elements,
+            shrink=args.shrink,
+            progress=hooks,
+        )
+    paths = write_reports(result, out)
+    verdict = AuditVerdict.from_json(result.audit)
+    console = Console(highlight=False, soft_wrap=True)
+    for line in verdict.lines():
+        console.print(line, markup=False)
+    err.print(f"wrote {', '.join(str(p) for p in paths)} in {result.wall_seconds:.1f} s", markup=False, highlight=False)
+    if result.partial:
+        err.print("[bold yellow]interrupted: the reports are partial[/]")
+        return 130
+    return 0

@@ -1,0 +1,448 @@
+"""The regression gate: compare a run with a baseline run, per family x candidate x dtype. Pure computation.
+
+A **baseline** is a report in the ``report.json`` format (a :class:`~harness._records.RunResult`), so the
+output of ``lossfuzz run`` serves as one. ``lossfuzz gate --update-baseline`` writes baselines with one more
+top-level entry, ``"gate"``: the replay corpus the baseline's figures were computed on (hex text, the corpus
+format of :mod:`harness.corpus`). The gate re-runs the baseline's fixed-seed campaign (its settings: seed,
+examples, families, candidates, dtypes; timing off) with a replay corpus made of
+
+1. the baseline's stored replay corpus (baselines written by the gate), then
+2. the inputs of the baseline's worst cases and shrunk reproducers that are not in it yet (of per-example
+   candidates: a reduced candidate's worst case is a batch, whose examples the campaign regroups), then
+3. the examples of a corpus folder, if one is given,
+
+without the boundary catalogue's own examples (always run anyway). Hypothesis explores differently once a
+candidate changes, so the inputs where the baseline went wrong are replayed explicitly.
+
+**Exact comparisons.** ``--update-baseline`` runs the campaign, adds the new worst cases to the replay
+corpus and, if there were any, runs it again with them: the stored corpus then holds every worst case and
+reproducer of the stored figures (a fixed point). Gating the same code against such a baseline replays
+exactly the inputs the baseline was computed on, so every figure is identical (the campaign is
+deterministic for a given seed). A ``lossfuzz run`` report does not record the corpus it replayed: its
+worst cases are replayed on top of the seeded search, and an input both replayed and found by the search
+counts twice. The outcome counts may then grow by up to the number of inputs replayed beyond the stored
+corpus (``slack``) without being called worse; a count that was zero must stay zero.
+
+**Verdicts** per key (family, candidate, dtype):
+
+- ``regression`` (fails the gate): the maximum ULP error grew beyond the threshold, i.e. ``new > max(factor *
+  old, 1 ULP)`` (the floor keeps sub-ULP noise from counting: 0.4 → 0.6 ULP passes at 1.5x, so does 0 → 1);
+  ``inf`` beats any finite figure and nothing beats ``inf``; a figure present in the baseline but absent now
+  (every value non-finite, or the candidate could no longer be scored) is a regression, one absent from the
+  baseline is not compared. Also: the candidate now rejects the dtype, fails to run at all, or raises on
+  examples (raised/timeout/crash counts grew, or appeared).
+- ``new_nonfinite``: more non-finite mistakes (nan, inf, a finite value where the exact one is infinite, the
+  other outcome classes of :data:`~harness._records.NON_FINITE_MISTAKES`) on examples whose inputs are all
+  finite (``counts - counts["on_nonfinite_inputs"]``). Fails the gate only with ``fail_on_new_nonfinite``;
+  otherwise reported as a warning.
+- ``missing`` (fails the gate): in the baseline, not in this run.
+- ``new`` (passes, reported): in this run, not in the baseline.
+- ``pass``.
+
+Speed is never compared: timings are not deterministic.
+"""
+
+from __future__ import annotations
+
+import math
+import shlex
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+
+import oracles
+
+from ._records import NON_FINITE_MISTAKES, RunResult, Score, WorstCase
+from ._values import parse_value
+from .candidates import CANDIDATE_NAMES
+from .strategies import Example
+
+__all__ = [
+    "DEFAULT_FACTOR",
+    "ULP_FLOOR",
+    "STATUSES",
+    "GATE_VERSION",
+    "Check",
+    "GateResult",
+    "compare",
+    "parse_factor",
+    "ulp_limit",
+    "nonfinite_on_finite_inputs",
+    "examples_from_case",
+    "replay_corpus",
+    "gate_entry",
+    "read_gate_entry",
+    "case_of",
+    "relevant_case",
+]
+
+DEFAULT_FACTOR = 1.5
+# Below this many ULP an error is never a regression (sub-ULP differences are rounding noise).
+ULP_FLOOR = 1.0
+STATUSES = ("pass", "new", "new_nonfinite", "regression", "missing")
+GATE_VERSION = 1
+
+_RAISED = "raised"
+
+
+def parse_factor(text: str | float) -> float:
+    """The ``--max-ulp-regression`` factor from ``"1.5x"``, ``"1.5"`` or a number; at least 1, finite."""
+    raw = str(text).strip()
+    body = raw[:-1].strip() if raw[-1:] in ("x", "X") else raw
+    try:
+        value = float(body)
+    except ValueError:
+        raise ValueError(f"--max-ulp-regression {raw!r} is not a factor; write e.g. 1.5x (the max ULP error may grow"
+                         " by 50%)") from None
+    if not math.isfinite(value) or value < 1:
+        raise ValueError(f"--max-ulp-regression {raw!r}: the factor must be a finite number of at least 1"
+                         " (1x: no growth above the 1 ULP floor; 1.5x: 50% growth)")
+    return value
+
+
+def ulp_limit(old: float | None, factor: float) -> float | None:
+    """The largest max-ULP figure that still passes against a baseline of ``old``: ``max(factor * old, 1)``;
+    None when the baseline has no figure (nothing to compare)."""
+    if old is None:
+        return None
+    return max(factor * old, ULP_FLOOR)
+
+
+def nonfinite_on_finite_inputs(score: Score) -> int:
+    """Non-finite mistakes on examples whose inputs are all finite (those on ±inf/nan inputs excluded)."""
+    counts = score.counts
+    total = sum(int(counts.get(name, 0) or 0) for name in NON_FINITE_MISTAKES)
+    return max(0, total - int(counts.get("on_nonfinite_inputs", 0) or 0))
+
+
+def case_of(score: Score | None) -> WorstCase | None:
+    """The case that shows a score's worst: its shrunk reproducer, else its worst case."""
+    if score is None:
+        return None
+    return score.reproducer if score.reproducer is not None else (score.worst[0] if score.worst else None)
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """The verdict on one family x candidate x dtype. ``reasons``: one line each (what changed);
+    ``failed``: whether it fails the gate; ``case``: the current worst case (its replay command) or, for a
+    missing key, the baseline's."""
+
+    family: str
+    candidate: str
+    dtype: str
+    status: str
+    failed: bool
+    reasons: tuple[str, ...]
+    old_max_ulp: float | None = None
+    new_max_ulp: float | None = None
+    limit: float | None = None
+    old_nonfinite: int | None = None
+    new_nonfinite: int | None = None
+    case: WorstCase | None = None
+    case_label: str = "worst case"
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.family, self.candidate, self.dtype)
+
+    @property
+    def name(self) -> str:
+        """``candidate[dtype]``: the test-case name in JUnit."""
+        return f"{self.candidate}[{self.dtype}]"
+
+    @property
+    def summary(self) -> str:
+        return "; ".join(self.reasons)
+
+
+@dataclass(frozen=True, slots=True)
+class GateResult:
+    """Every check, in baseline order then new keys in run order, and the thresholds used. ``exact``: the
+    replayed inputs equal those the baseline was computed on (counts compared without slack)."""
+
+    checks: tuple[Check, ...]
+    max_ulp_regression: float = DEFAULT_FACTOR
+    fail_on_new_nonfinite: bool = False
+    exact: bool = True
+    notes: tuple[str, ...] = ()
+
+    @property
+    def failures(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if c.failed)
+
+    @property
+    def warnings(self) -> tuple[Check, ...]:
+        return tuple(c for c in self.checks if not c.failed and c.status == "new_nonfinite")
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    @property
+    def exit_code(self) -> int:
+        """0: every check passes; 1: at least one regression (usage errors are the CLI's 2)."""
+        return 0 if self.passed else 1
+
+    def tally(self) -> dict[str, int]:
+        out = dict.fromkeys(STATUSES, 0)
+        for c in self.checks:
+            out[c.status] += 1
+        return out
+
+
+def _fmt(value: float | None) -> str:
+    from .reports._common import fmt_ulp
+
+    return fmt_ulp(value)
+
+
+def _scored(score: Score) -> bool:
+    return not score.unsupported and score.examples > 0
+
+
+def _check(old: Score, new: Score, factor: float, fail_nonfinite: bool, slack: int) -> Check:
+    regressions: list[str] = []
+    notes: list[str] = []
+    nonfinite: list[str] = []
+    limit = None
+    if old.unsupported:
+        if not new.unsupported:
+            notes.append("supported now (unsupported in the baseline)")
+    elif new.unsupported:
+        regressions.append("rejects the dtype now (unsupported)")
+    elif _scored(old) and not _scored(new):
+        why = f": {new.failure.splitlines()[0]}" if new.failure else ""
+        regressions.append(f"could not be scored any more{why}")
+    if _scored(old) and _scored(new):
+        limit = ulp_limit(old.max_ulp, factor)
+        if old.max_ulp is None:
+            if new.max_ulp is not None:
+                notes.append(f"max ULP — → {_fmt(new.max_ulp)} (no figure in the baseline)")
+        elif new.max_ulp is None:
+            regressions.append(f"max ULP {_fmt(old.max_ulp)} → — (no value with a ULP error any more)")
+        elif new.max_ulp > limit:
+            regressions.append(f"max ULP {_fmt(old.max_ulp)} → {_fmt(new.max_ulp)} (limit {_fmt(limit)})")
+        elif new.max_ulp != old.max_ulp:
+            notes.append(f"max ULP {_fmt(old.max_ulp)} → {_fmt(new.max_ulp)} (limit {_fmt(limit)})")
+        raised_old, raised_new = (int(s.counts.get(_RAISED, 0) or 0) for s in (old, new))
+        if raised_new > raised_old + slack or (raised_old == 0 and raised_new > 0):
+            first = new.findings[0].message if new.findings else (new.failure or "")
+            regressions.append(f"raised on {raised_new} examples (baseline {raised_old})" + (f": {first}" if first else ""))
+    nf_old, nf_new = nonfinite_on_finite_inputs(old), nonfinite_on_finite_inputs(new)
+    if _scored(new) and (nf_new > nf_old + slack or (nf_old == 0 and nf_new > 0)):
+        nonfinite.append(f"non-finite results on finite inputs {nf_old} → {nf_new}")
+    if regressions:
+        status = "regression"
+    elif nonfinite:
+        status = "new_nonfinite"
+    else:
+        status = "pass"
+    failed = bool(regressions) or (bool(nonfinite) and fail_nonfinite)
+    reasons = tuple(regressions + nonfinite + (notes if not (regressions or nonfinite) else []))
+    if not reasons:
+        reasons = (f"max ULP {_fmt(old.max_ulp)} → {_fmt(new.max_ulp)}",)
+    case = relevant_case(new, limit if any(r.startswith("max ULP") for r in regressions) else None, bool(nonfinite))
+    return Check(new.family, new.candidate, new.dtype, status, failed, reasons, old.max_ulp, new.max_ulp, limit,
+                 nf_old, nf_new, case, _label(new, case))
+
+
+def _label(score: Score | None, case: WorstCase | None, prefix: str = "") -> str:
+    shrunk = score is not None and case is not None and case is score.reproducer
+    return prefix + ("shrunk reproducer" if shrunk else "worst case")
+
+
+def _finite_inputs(case: WorstCase) -> bool:
+    return not any(v.strip().lstrip("+-").lower() in ("inf", "nan") for v in case.inputs + case.labels)
+
+
+def relevant_case(score: Score, ulp_limit_crossed: float | None, nonfinite: bool) -> WorstCase | None:
+    """The case that shows what got worse: for a max-ULP regression the case with the largest ULP error (the
+    shrunk reproducer among equals); for new non-finite results the first such case on finite inputs (the
+    shrunk reproducer first); otherwise the shrunk reproducer (or worst case)."""
+    cases = ((score.reproducer,) if score.reproducer is not None else ()) + score.worst
+    if ulp_limit_crossed is not None:
+        measured = [c for c in cases if c.ulp is not None and c.ulp > ulp_limit_crossed]
+        if measured:
+            return max(measured, key=lambda c: c.ulp)  # first of equals: the shrunk reproducer
+    if nonfinite:
+        for c in cases:
+            if c.outcome in NON_FINITE_MISTAKES and _finite_inputs(c):
+                return c
+    return case_of(score)
+
+
+def compare(
+    baseline: RunResult,
+    current: RunResult,
+    *,
+    max_ulp_regression: float | str = DEFAULT_FACTOR,
+    fail_on_new_nonfinite: bool = False,
+    slack: int | Mapping[tuple[str, str], int] = 0,
+) -> GateResult:
+    """Compare ``current`` with ``baseline`` per (family, candidate, dtype); see the module docstring.
+
+    ``slack``: by how much the outcome counts (non-finite mistakes, raised) may grow without being called
+    worse, per (family, dtype) or for all: the number of inputs replayed that the baseline was not
+    computed on (0 for a baseline written by the gate itself)."""
+    factor = parse_factor(max_ulp_regression) if isinstance(max_ulp_regression, str) else float(max_ulp_regression)
+    if not math.isfinite(factor) or factor < 1:
+        raise ValueError(f"max_ulp_regression={max_ulp_regression!r}: the factor must be a finite number of at least 1")
+    now = {s.key: s for s in current.scores}
+    before = {s.key: s for s in baseline.scores}
+    checks: list[Check] = []
+    for key, old in before.items():
+        new = now.get(key)
+        family, candidate, dtype = key
+        if new is None:
+            hint = "" if candidate in CANDIDATE_NAMES else (
+                f" (a function of yours? pass --function MODULE:FUNCTION --family {family} --name {candidate})")
+            checks.append(Check(family, candidate, dtype, "missing", True,
+                                (f"in the baseline (max ULP {_fmt(old.max_ulp)}) but not in this run{hint}",),
+                                old.max_ulp, None, None, nonfinite_on_finite_inputs(old), None, case_of(old),
+                                _label(old, case_of(old), "baseline's ")))
+            continue
+        extra = slack if isinstance(slack, int) else int(slack.get((family, dtype), 0))
+        checks.append(_check(old, new, factor, fail_on_new_nonfinite, extra))
+    for key, new in now.items():
+        if key not in before:
+            what = "unsupported" if new.unsupported else f"max ULP {_fmt(new.max_ulp)}"
+            checks.append(Check(*key, "new", False, (f"not in the baseline ({what})",), None, new.max_ulp, None,
+                                None, nonfinite_on_finite_inputs(new), case_of(new), _label(new, case_of(new))))
+    exact = slack == 0 if isinstance(slack, int) else not any(slack.values())
+    return GateResult(tuple(checks), factor, fail_on_new_nonfinite, exact)
+
+
+# ------------------------------------------------------------------------------------- the replay corpus
+
+
+def _row_count(case: WorstCase, input_name: str) -> int | None:
+    """How many rows the case's replay command gives its inputs (``;`` separates rows), if it says."""
+    try:
+        words = shlex.split(case.replay)
+    except ValueError:
+        return None
+    flag = f"--{input_name}="
+    for i, word in enumerate(words):
+        if word.startswith(flag):
+            return word[len(flag):].count(";") + 1
+        if word == flag[:-1] and i + 1 < len(words):
+            return words[i + 1].count(";") + 1
+    return None
+
+
+def examples_from_case(family: str, dtype: str, case: WorstCase) -> list[Example]:
+    """The examples of a worst case or reproducer (one, or the batch of a reduced candidate), from its hex
+    text; a one-line ``ValueError`` when the text is not numbers of a fitting count."""
+    fam = oracles.get_family(family)
+    fmt = oracles.resolve_format(dtype)
+    x = np.array([parse_value(v, "worst-case input") for v in case.inputs], dtype=np.float64)
+    if fam.label_kind == "index":
+        try:
+            z = np.array([int(v) for v in case.labels], dtype=np.int64)
+        except ValueError:
+            raise ValueError(f"worst-case labels {case.labels!r} are not class indices") from None
+    else:
+        z = np.array([parse_value(v, "worst-case label") for v in case.labels], dtype=np.float64)
+    if x.size == 0:
+        raise ValueError("a worst case without inputs")
+    with np.errstate(over="ignore", invalid="ignore"):
+        if not fam.row_wise:
+            if z.size != x.size:
+                raise ValueError(f"a worst case with {x.size} inputs but {z.size} labels")
+            xs, zs = x.astype(fmt.numpy_dtype), z.astype(fmt.numpy_dtype)
+            return [Example(xs[i].reshape(()), zs[i].reshape(())) for i in range(x.size)]
+        if fam.label_kind == "index":
+            rows = z.size
+        else:
+            rows = _row_count(case, fam.input_name) or 1
+            if z.size != x.size:
+                raise ValueError(f"a worst case with {x.size} inputs but {z.size} labels")
+        if rows < 1 or x.size % rows or x.size // rows < 1:
+            raise ValueError(f"a worst case with {x.size} inputs cannot be {rows} rows")
+        k = x.size // rows
+        xs = x.reshape(rows, k).astype(fmt.numpy_dtype)
+        if fam.label_kind == "index":
+            if ((z < 0) | (z >= k)).any():
+                raise ValueError(f"worst-case class indices {case.labels!r} are outside [0, {k})")
+            return [Example(xs[i], z[i].reshape(())) for i in range(rows)]
+        zs = z.reshape(rows, k).astype(fmt.numpy_dtype)
+        return [Example(xs[i], zs[i]) for i in range(rows)]
+
+
+def _add_new(out: list[Example], seen: set, examples: Iterable[Example]) -> None:
+    for e in examples:
+        if e.key not in seen:
+            seen.add(e.key)
+            out.append(e)
+
+
+def replay_corpus(
+    pairs: Iterable[tuple[str, str]],
+    *,
+    stored: Mapping[tuple[str, str], list[Example]] | None = None,
+    baseline: RunResult | None = None,
+    extra: Mapping[tuple[str, str], list[Example]] | None = None,
+) -> tuple[dict[tuple[str, str], list[Example]], dict[tuple[str, str], int]]:
+    """The corpus the gate replays for each (family, dtype) of ``pairs``: the ``stored`` replay corpus, then
+    the baseline's worst cases and reproducers, then ``extra`` (a corpus folder), without duplicates and
+    without examples of the boundary catalogue. Also returns, per pair, how many examples are not from
+    ``stored`` (the slack of :func:`compare`)."""
+    from .strategies import catalogue
+
+    stored = stored or {}
+    extra = extra or {}
+    corpus: dict[tuple[str, str], list[Example]] = {}
+    fresh: dict[tuple[str, str], int] = {}
+    for family, dtype in pairs:
+        seen = {e.key for e in catalogue(family, dtype)}
+        out: list[Example] = []
+        add = partial(_add_new, out, seen)
+        add(stored.get((family, dtype), []))
+        kept = len(out)
+        if baseline is not None:
+            for score in baseline.scores:
+                # A reduced candidate's worst case is a batch: its examples regroup with the corpus into other
+                # batches, so replaying them shows nothing in particular and would never settle.
+                if (score.family, score.dtype) != (family, dtype) or score.reduction != "none":
+                    continue
+                for case in score.worst + ((score.reproducer,) if score.reproducer is not None else ()):
+                    try:
+                        add(examples_from_case(family, dtype, case))
+                    except ValueError as exc:
+                        raise ValueError(f"{score.family}/{score.candidate}/{score.dtype}: {exc}") from None
+        add(extra.get((family, dtype), []))
+        if out:
+            corpus[(family, dtype)] = out
+        fresh[(family, dtype)] = len(out) - kept
+    return corpus, fresh
+
+
+def gate_entry(corpus: Mapping[tuple[str, str], list[Example]]) -> dict[str, Any]:
+    """The ``"gate"`` entry a baseline written by the gate carries: its replay corpus (corpus-file objects)."""
+    import json
+
+    from .corpus import corpus_to_json
+
+    return {
+        "version": GATE_VERSION,
+        "replayed": [json.loads(corpus_to_json(f, d, examples)) for (f, d), examples in corpus.items()],
+    }
+
+
+def read_gate_entry(entry: Any, name: str) -> dict[tuple[str, str], list[Example]]:
+    """The replay corpus of a baseline's ``"gate"`` entry; one-line ``ValueError`` naming ``name`` if malformed."""
+    import json
+
+    from .corpus import corpus_from_json
+
+    if not isinstance(entry, dict) or entry.get("version") != GATE_VERSION or not isinstance(entry.get("replayed"), list):
+        raise ValueError(f"{name}: its 'gate' entry is not a version {GATE_VERSION} replay corpus; regenerate the"
+                         " baseline with lossfuzz gate --update-baseline")
+    corpus: dict[tuple[str, str], list[Example]] = {}
+    for i, item in enumerate(entry["replayed"]):
+        family, dtype, examples = corpus_from_json(json.dumps(item), f"{name} (gate.replayed[{i}])")
+        corpus.setdefault((family, dtype), []).extend(examples)
+    return corpus
