@@ -233,7 +233,6 @@ def test_the_python_api_takes_a_callable_even_a_lambda():
 
 
 @pytest.mark.tf
-@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="needs TensorFlow")
 def test_a_tensorflow_function_gets_tensors_and_returns_numpy():
     with function_candidate("tensorflow:nn.sigmoid_cross_entropy_with_logits", "sigmoid_ce", isolate=False) as c:
         assert "labels=z, logits=x" in c.convention and "tensorflow" in c.convention
