@@ -58,12 +58,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _audit(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ._files import ensure_writable_dir
     from .audit import DEFAULT_COMPARE, AuditVerdict, audit
-    from .campaign import Progress as Hooks
     from .cli import UsageError
+    from .progress import progress_bar
     from .run_command import write_reports
 
     if not args.family:
@@ -75,19 +74,8 @@ def _audit(args: argparse.Namespace) -> int:
         sys.path.insert(0, os.getcwd())  # `lossfuzz audit mymodule:f` finds modules of the current folder
     out = ensure_writable_dir(args.out)
     err = Console(stderr=True, soft_wrap=True)
-    bar = Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=err, disable=not args.progress, transient=True)
-    with bar:
-        task = bar.add_task("starting", total=None)
-        state = {"started": False}
-
-        def step(description: str) -> None:
-            if state["started"]:
-                bar.advance(task)
-            state["started"] = True
-            bar.update(task, description=description[:40])
-
-        hooks = Hooks(total=lambda n: bar.update(task, total=n), step=step)
+    with progress_bar(err, enabled=args.progress, transient=True) as bar:
+        hooks = bar.hooks()
         result = audit(
             args.spec,
             family=args.family[0],

@@ -237,28 +237,11 @@ def render_baseline(result, corpus: dict) -> str:
 @contextlib.contextmanager
 def _progress(enabled: bool) -> Iterator[Any]:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .campaign import Progress as Hooks
+    from .progress import progress_bar
 
-    console = Console(stderr=True)
-    bar = Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=console, disable=not enabled, transient=True)
-    with bar:
-        task = bar.add_task("starting", total=None)
-        state = {"started": False}
-
-        def step(description: str) -> None:
-            if state["started"]:
-                bar.advance(task)
-            state["started"] = True
-            bar.update(task, description=description)
-
-        def reset(label: str) -> None:
-            state["started"] = False
-            bar.reset(task, description=label, total=None)
-
-        yield Hooks(total=lambda n: bar.update(task, total=n), step=step), reset
+    with progress_bar(Console(stderr=True), enabled=enabled, transient=True) as bar:
+        yield bar.hooks(), bar.reset
 
 
 def _function_candidates(args: argparse.Namespace) -> list:

@@ -52,11 +52,10 @@ def write_reports(result, out: Path) -> list[Path]:
 
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from ._files import ensure_writable_dir, write_atomic
-    from .campaign import Progress as Hooks
     from .campaign import Settings, run_campaign
+    from .progress import progress_bar
     from .candidates import CANDIDATE_NAMES
     from .corpus import corpus_file_name, corpus_to_json
     from .journal import JOURNAL_NAME, Journal, corpus_fingerprint, read_journal
@@ -78,22 +77,11 @@ def _run(args: argparse.Namespace) -> int:
     resume = read_journal(journal_path, settings.to_json(), fingerprint) if args.resume else None
     journal = Journal(journal_path, settings.to_json(), fingerprint, fresh=resume is None)
     console = Console(stderr=True)
-    bar = Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=console, disable=not args.progress, transient=False)
-    with bar:
-        task = bar.add_task("starting", total=None)
-        state = {"started": False}
-
-        def step(description: str) -> None:
-            if state["started"]:
-                bar.advance(task)
-            state["started"] = True
-            bar.update(task, description=description)
-
-        hooks = Hooks(total=lambda n: bar.update(task, total=n), step=step, scored=journal.scored, swept=journal.swept)
+    with progress_bar(console, enabled=args.progress) as bar:
+        hooks = bar.hooks(scored=journal.scored, swept=journal.swept)
         with _interrupt_on_sigterm():
             result, new_corpus = run_campaign(settings, corpus, hooks, resume=resume)
-        bar.advance(task)
+        bar.finish()
     paths = write_reports(result, out)
     if result.partial:
         journal.close()
