@@ -63,6 +63,9 @@ class Progress:
     step: Callable[[str], None] = lambda description: None
     scored: Callable[[Score, list[Example]], None] = lambda score, worst: None
     swept: Callable[[str, str, list[Curve]], None] = lambda family, dtype, curves: None
+    # Asked between two pieces of work: True stops the campaign there (partial result). The CLI answers it
+    # from its SIGINT/SIGTERM handler, so a signal never lands inside Hypothesis or a library call.
+    stop: Callable[[], bool] = lambda: False
 
 
 def _seed_for(seed: int, *parts: str) -> int:
@@ -207,6 +210,8 @@ def run_campaign(
     caches: dict[tuple[str, str], tuple[TruthCache, list[Example]]] = {}
     try:
         for family, dtype, candidate in plan:
+            if progress.stop():
+                raise KeyboardInterrupt
             progress.step(f"{family} {candidate.name} {dtype}")
             done = resume.scores.get((family, candidate.name, dtype))
             if done is not None:
@@ -224,6 +229,8 @@ def run_campaign(
             kept.extend(e for e in worst if e.key not in known and not known.add(e.key))
         for family in settings.families:
             for dtype in settings.dtypes:
+                if progress.stop():
+                    raise KeyboardInterrupt
                 progress.step(f"{family} {dtype} sweep")
                 swept = resume.curves.get((family, dtype))
                 if swept is None:

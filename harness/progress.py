@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import signal
+import threading
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .campaign import Progress as Hooks
 
-__all__ = ["ProgressBar", "progress_bar"]
+__all__ = ["ProgressBar", "progress_bar", "stop_on_signals"]
 
 
 class ProgressBar:
@@ -43,7 +45,27 @@ class ProgressBar:
 def progress_bar(console: Any, *, enabled: bool = True, transient: bool = False) -> Iterator[ProgressBar]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    # Only on a terminal: in CI logs and pipes a bar is noise (and a transient one leaves a blank line).
     bar = Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=console, disable=not enabled, transient=transient)
+                   console=console, disable=not (enabled and console.is_terminal), transient=transient)
     with bar:
         yield ProgressBar(bar, bar.add_task("starting", total=None))
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[Callable[[], bool]]:
+    """SIGINT and SIGTERM ask the campaign to stop after the piece of work in hand (it then reports what is
+    finished, marked partial); a second signal interrupts at once. Yields the question the campaign asks."""
+    requested = threading.Event()
+
+    def handler(signum: int, frame: Any) -> None:  # noqa: ARG001
+        if requested.is_set():
+            raise KeyboardInterrupt
+        requested.set()
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield requested.is_set
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)

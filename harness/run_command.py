@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import signal
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from .options import RUN_OPTIONS, add_options
 
@@ -55,7 +52,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from ._files import ensure_writable_dir, write_atomic
     from .campaign import Settings, run_campaign
-    from .progress import progress_bar
+    from .progress import progress_bar, stop_on_signals
     from .candidates import CANDIDATE_NAMES
     from .corpus import corpus_file_name, corpus_to_json
     from .journal import JOURNAL_NAME, Journal, corpus_fingerprint, read_journal
@@ -77,10 +74,9 @@ def _run(args: argparse.Namespace) -> int:
     resume = read_journal(journal_path, settings.to_json(), fingerprint) if args.resume else None
     journal = Journal(journal_path, settings.to_json(), fingerprint, fresh=resume is None)
     console = Console(stderr=True)
-    with progress_bar(console, enabled=args.progress) as bar:
-        hooks = bar.hooks(scored=journal.scored, swept=journal.swept)
-        with _interrupt_on_sigterm():
-            result, new_corpus = run_campaign(settings, corpus, hooks, resume=resume)
+    with progress_bar(console, enabled=args.progress) as bar, stop_on_signals() as stop:
+        hooks = bar.hooks(scored=journal.scored, swept=journal.swept, stop=stop)
+        result, new_corpus = run_campaign(settings, corpus, hooks, resume=resume)
         bar.finish()
     paths = write_reports(result, out)
     if result.partial:
@@ -97,20 +93,6 @@ def _run(args: argparse.Namespace) -> int:
     _summary(console, result)
     console.print(f"wrote {', '.join(str(p) for p in paths)} in {result.wall_seconds:.1f} s")
     return 0
-
-
-@contextmanager
-def _interrupt_on_sigterm() -> Iterator[None]:
-    """SIGTERM stops the campaign like Ctrl-C does: finished work is kept and reported as partial."""
-
-    def handler(signum, frame):  # noqa: ARG001
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _summary(console, result) -> None:

@@ -18,6 +18,12 @@ CASES = {
     "not a number": (["exact", "sigmoid_ce", "--logits", "one", "--labels", "0"], "logits 'one' is not a number"),
     "wrong input keyword": (["exact", "binary_ce", "--logits", "0.5", "--labels", "0"], "binary_ce takes --probs"),
     "unknown candidate of a family": (["exact", "binary_ce", "--probs", "0.5", "--labels", "0", "--candidate", "tf"], "candidate='tf' is not one of"),
+    "a function that does not import": (["audit", "no_such_module:loss", "--family", "sigmoid_ce"], "does not import"),
+    "a function that is not there": (["audit", "tests.fixtures.flawed_losses:no_such_loss", "--family", "sigmoid_ce"], "no_such_loss"),
+    "malformed --kwargs": (["audit", "tests.fixtures.flawed_losses:keras_style", "--family", "sigmoid_ce", "--kwargs", "{from_logits: true"], "is not valid JSON"),
+    "--kwargs not an object": (["audit", "tests.fixtures.flawed_losses:keras_style", "--family", "sigmoid_ce", "--kwargs", "[1]"], "is not a JSON object"),
+    "an uninferable calling convention": (["audit", "tests.fixtures.flawed_losses:uninferable", "--family", "sigmoid_ce"], "pass --takes"),
+    "a missing baseline": (["gate", "--baseline", "/nonexistent/baseline.json"], "baseline"),
     "non-writable reports folder": (["run", "--out", "/proc/lossfuzz-reports", "--families", "sigmoid_ce"], "pass --out DIR with a writable folder"),
 }
 

@@ -44,7 +44,7 @@ def test_sigint_stops_cleanly_and_writes_a_report_marked_partial(tmp_path):
     wait_for_journal_records(tmp_path, 2, proc)
     proc.send_signal(signal.SIGINT)
     _out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 130, (err, _out)
     data = json.loads((tmp_path / "report.json").read_text())
     assert data["partial"] is True
     assert 2 <= len(data["results"]) < 12
@@ -83,3 +83,36 @@ def test_resume_with_other_options_is_a_one_line_error(tmp_path):
                            capture_output=True, text=True, timeout=120)
     assert other.returncode == 2
     assert other.stderr.count("\n") == 1 and "other settings" in other.stderr
+
+
+def test_a_run_killed_during_the_sweeps_resumes_from_its_journal_with_the_same_figures(tmp_path):
+    # In-process and deterministic: the "kill" is an exception raised right after the first sweep is journaled.
+    from harness.campaign import Settings, run_campaign
+    from harness.journal import Journal, read_journal
+    from harness.progress import ProgressBar  # noqa: F401  (the CLI's hooks; the journal is what matters here)
+
+    settings = Settings(families=("sigmoid_ce", "binary_ce"), candidates=("naive", "numpy_stable"),
+                        dtypes=("float32",), examples=10, speed_elements=0)
+    whole, _ = run_campaign(settings)
+
+    class Killed(BaseException):
+        pass
+
+    path = tmp_path / "journal.jsonl"
+    journal = Journal(path, settings.to_json(), "fp")
+
+    def swept_then_die(family, dtype, curves):
+        journal.swept(family, dtype, curves)
+        raise Killed
+
+    from harness.campaign import Progress
+
+    with pytest.raises(Killed):
+        run_campaign(settings, progress=Progress(scored=journal.scored, swept=swept_then_die))
+    journal.close()
+    resume = read_journal(path, settings.to_json(), "fp")
+    assert len(resume.scores) == 4 and len(resume.curves) == 1
+    resumed, _ = run_campaign(settings, resume=resume)
+    strip = lambda r: [{k: v for k, v in s.to_json().items() if k != "speed"} for s in r.scores]  # noqa: E731
+    assert strip(resumed) == strip(whole)
+    assert [c.to_json() for c in resumed.curves] == [c.to_json() for c in whole.curves]
