@@ -17,7 +17,7 @@ _LAZY = {
     "Score": "harness._records:Score",
     "strategies": "harness.strategies",
     "candidates": "harness.candidates",
-    "audit": "harness.audit:audit",
+    "audit": "harness.auditing:audit",
 }
 
 

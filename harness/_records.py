@@ -275,7 +275,7 @@ class RunResult:
     partial: bool = False
     curves: tuple[Curve, ...] = ()
     schema_version: int = field(default=SCHEMA_VERSION)
-    audit: dict[str, Any] | None = None  # the verdict of `lossfuzz audit` (harness.audit.AuditVerdict.to_json())
+    audit: dict[str, Any] | None = None  # the verdict of `lossfuzz audit` (harness.auditing.AuditVerdict.to_json())
 
     def score(self, family: str, candidate: str, dtype: str) -> Score:
         for s in self.scores:

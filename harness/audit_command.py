@@ -60,7 +60,7 @@ def _audit(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from ._files import ensure_writable_dir
-    from .audit import DEFAULT_COMPARE, AuditVerdict, audit
+    from .auditing import DEFAULT_COMPARE, AuditVerdict, audit
     from .cli import UsageError
     from .progress import progress_bar
     from .run_command import write_reports

@@ -331,10 +331,10 @@ def _gate(args: argparse.Namespace) -> int:
         return 130
     if functions:
         # As `lossfuzz audit` words them: replay commands that call the function by its spec.
-        from .audit import _replay_words, _rewrite_replays
+        from .auditing import replay_words, rewrite_replays
 
         for c in functions:
-            current = _rewrite_replays(current, c.name, _replay_words(c.target, args.takes, args.inputs, args.kwargs))
+            current = rewrite_replays(current, c.name, replay_words(c.target, args.takes, args.inputs, args.kwargs))
     result = compare(scoped if scoped is not None else replace(current, scores=()), current,
                      max_ulp_regression=args.max_ulp_regression, fail_on_new_nonfinite=args.fail_on_new_nonfinite,
                      slack=fresh if baseline is not None else 0)

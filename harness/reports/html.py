@@ -346,7 +346,7 @@ def _worst_section(s: Score) -> str:
 
 def _audit_section(result: RunResult) -> str:
     """The verdict of ``lossfuzz audit`` (the ``audit`` block), first on the page; empty for a plain run."""
-    from harness.audit import AuditVerdict
+    from harness.auditing import AuditVerdict
 
     if not result.audit:
         return ""

@@ -134,7 +134,7 @@ def _case(s: Score, what: str, case: WorstCase) -> str:
 
 def _audit_section(result: RunResult) -> list[str]:
     """The verdict of ``lossfuzz audit`` (the ``audit`` block), first on the page; nothing for a plain run."""
-    from harness.audit import AuditVerdict
+    from harness.auditing import AuditVerdict
 
     if not result.audit:
         return []

@@ -14,7 +14,7 @@ import pytest
 
 import harness
 from harness.adapters import function_candidate
-from harness.audit import AuditVerdict, audit, describe_region
+from harness.auditing import AuditVerdict, audit, describe_region
 from harness.cli import main
 from harness.isolation import Worker
 from harness.scoring import CandidateFailure
@@ -221,7 +221,7 @@ def test_bad_specs_are_one_line_errors(spec, words):
 
 
 def test_the_python_api_takes_a_callable_even_a_lambda():
-    assert callable(harness.audit)  # the function, or the module harness.audit once imported, which calls it
+    assert callable(harness.audit)  # the function (its module is harness.auditing)
     result = harness.audit(lambda labels, logits: flawed.stable_ce(labels, logits), family="sigmoid_ce",
                            name="my_lambda", examples=5, compare_with=())
     v = verdict(result)

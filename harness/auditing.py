@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import math
 import shlex
-import sys
-import types
 from collections import Counter
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Mapping, Sequence
@@ -406,7 +404,7 @@ def audit_verdict(result: RunResult, name: str, *, target: str = "", convention:
 # ------------------------------------------------------------------------------------------------ replay
 
 
-def _replay_words(target: str, takes: Any, inputs: str | None, kwargs: Mapping[str, Any] | None) -> list[str]:
+def replay_words(target: str, takes: Any, inputs: str | None, kwargs: Mapping[str, Any] | None) -> list[str]:
     import json
 
     words = ["--candidate", target]
@@ -431,7 +429,7 @@ def _importable(fn_or_spec: Any, target: str) -> bool:
         return False
 
 
-def _rewrite_replays(result: RunResult, name: str, extra: list[str]) -> RunResult:
+def rewrite_replays(result: RunResult, name: str, extra: list[str]) -> RunResult:
     """Replay commands of the audited function name its spec (and convention flags), not its report name;
     for a callable that cannot be imported again (a lambda, a local function) they print the exact value only."""
 
@@ -506,18 +504,7 @@ def audit(
             result, _corpus = run_campaign(settings, None, extra=[candidate])
     finally:
         candidate.close()
-    extra = _replay_words(candidate.target, takes, inputs, kwargs) if _importable(fn_or_spec, candidate.target) else []
-    result = _rewrite_replays(result, candidate.name, extra)
+    extra = replay_words(candidate.target, takes, inputs, kwargs) if _importable(fn_or_spec, candidate.target) else []
+    result = rewrite_replays(result, candidate.name, extra)
     verdict = audit_verdict(result, candidate.name, target=candidate.target, convention=candidate.convention)
     return replace(result, audit=verdict.to_json())
-
-
-class _CallableModule(types.ModuleType):
-    """``harness.audit(...)`` is the function :func:`audit` even once this module has been imported (the
-    import system then binds ``harness.audit`` to the module, which therefore calls :func:`audit`)."""
-
-    def __call__(self, *args: Any, **kwargs: Any) -> RunResult:
-        return audit(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
