@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["run_campaign", "RunResult", "Score", "strategies", "candidates"]
+__all__ = ["audit", "run_campaign", "RunResult", "Score", "strategies", "candidates"]
 
 _LAZY = {
     "run_campaign": "harness.campaign:run_campaign",
