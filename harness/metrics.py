@@ -37,9 +37,7 @@ def compare(truth: Truth, computed: np.ndarray) -> Comparison:
     ``finite_input`` is derived from ``truth.inputs``: per example for ``reduction='none'``, for the whole
     batch otherwise."""
     got = np.asarray(computed)
-    outcome = oracles.classify(got, truth, truth.dtype).ravel()
-    ulp = oracles.ulp_error(got, truth, truth.dtype).ravel()
-    bits = oracles.bits_of_error(got, truth, truth.dtype).ravel()
+    outcome, ulp, bits = (a.ravel() for a in oracles.measure(got, truth, truth.dtype))
     fmt = oracles.resolve_format(truth.dtype)
     rounded = np.asarray(truth.rounded, dtype=np.float64).ravel()
     g = got.astype(np.float64).ravel()

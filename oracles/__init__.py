@@ -18,7 +18,7 @@ Public API::
 from ._api import FAMILIES, REDUCTIONS, OracleUnconverged, Truth, evaluate, exact, format_exact, get_family, gradient, loss
 from ._formats import FORMATS, Format, resolve_format
 from ._rounding import round_mpf, round_rational
-from ._ulp import OUTCOMES, bits_of_error, classify, ordinal, ulp_error, ulp_exponent
+from ._ulp import OUTCOMES, bits_of_error, classify, measure, ordinal, ulp_error, ulp_exponent
 
 __all__ = [
     "FAMILIES",
@@ -36,6 +36,7 @@ __all__ = [
     "get_family",
     "gradient",
     "loss",
+    "measure",
     "ordinal",
     "resolve_format",
     "round_mpf",

@@ -37,6 +37,7 @@ __all__ = [
     "ulp_exponent",
     "ulp_error",
     "bits_of_error",
+    "measure",
     "classify",
     "ordinal",
     "OUTCOMES",
@@ -147,8 +148,11 @@ def ulp_error(computed: Any, exact: Any, dtype: Any) -> np.ndarray:
     (see :func:`classify`), which is never a ULP number. A result too large for float64 is ``inf``.
     """
     fmt = resolve_format(dtype)
+    return _ulp_errors(classify(computed, exact, fmt), computed, exact, fmt)
+
+
+def _ulp_errors(outcomes: np.ndarray, computed: Any, exact: Any, fmt: Format) -> np.ndarray:
     values, _status = _exacts(exact)
-    outcomes = classify(computed, exact, fmt)
     c = np.asarray(computed).astype(np.float64)
     err = np.full(c.shape, np.nan)
     for idx in np.ndindex(c.shape):
@@ -183,8 +187,11 @@ def bits_of_error(computed: Any, exact: Any, dtype: Any) -> np.ndarray:
     """Herbie's bits of error ``log2(1 + |ordinal(c) - ordinal(round(v))|)`` in ``dtype``; nan where
     :func:`ulp_error` is nan (non-finite disagreement or unconverged oracle)."""
     fmt = resolve_format(dtype)
+    return _bits(classify(computed, exact, fmt), computed, exact, fmt)
+
+
+def _bits(outcomes: np.ndarray, computed: Any, exact: Any, fmt: Format) -> np.ndarray:
     values, _status = _exacts(exact)
-    outcomes = classify(computed, exact, fmt)
     c = np.asarray(computed).astype(np.float64)
     out = np.full(c.shape, np.nan)
     usable = (outcomes == FINITE) | (outcomes == AGREE)
@@ -198,3 +205,10 @@ def bits_of_error(computed: Any, exact: Any, dtype: Any) -> np.ndarray:
     distance = np.abs(ordinal(cu, fmt) - ordinal(ru, fmt)).astype(np.float64)
     out[usable] = np.log2(1.0 + distance[usable])
     return out
+
+
+def measure(computed: Any, exact: Any, dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`classify`, :func:`ulp_error` and :func:`bits_of_error` together, classifying only once."""
+    fmt = resolve_format(dtype)
+    outcomes = classify(computed, exact, fmt)
+    return outcomes, _ulp_errors(outcomes, computed, exact, fmt), _bits(outcomes, computed, exact, fmt)

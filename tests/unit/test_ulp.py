@@ -93,3 +93,13 @@ def test_ordinal_is_monotone_across_zero_subnormals_and_infinity():
 def test_ulp_error_is_inf_when_too_large_for_float64():
     err = ulp_error(np.float64(1e300), np.array(mpmath.mpf("1e-300")), "float64")
     assert math.isinf(float(err))
+
+
+def test_measure_is_classify_ulp_error_and_bits_of_error_in_one_pass():
+    exact = oracles.exact("sigmoid_ce", logits=np.float32([1e4, -810.0, 0.0, np.inf]),
+                          labels=np.float32([0.9999, 1.0, 0.5, 0.5]), dtype="float32")
+    computed = np.float32([1.0, np.inf, 0.6931472, np.nan])
+    outcomes, ulp, bits = oracles.measure(computed, exact, "float32")
+    assert outcomes.tolist() == classify(computed, exact, "float32").tolist()
+    np.testing.assert_array_equal(ulp, ulp_error(computed, exact, "float32"))
+    np.testing.assert_array_equal(bits, bits_of_error(computed, exact, "float32"))
