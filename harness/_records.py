@@ -48,7 +48,7 @@ COUNTED_OUTCOMES = (
 NON_FINITE_MISTAKES = ("nan", "inf", "finite_where_infinite", "nan_where_infinite", "wrong_infinity", "number_where_nan")
 
 
-def _json_number(value: float | None) -> float | str | None:
+def number_to_json(value: float | None) -> float | str | None:
     """JSON has no inf/nan: infinite ULP errors are written as the string "inf"."""
     if value is None:
         return None
@@ -56,6 +56,15 @@ def _json_number(value: float | None) -> float | str | None:
         return None
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
+    return value
+
+
+def number_from_json(value: Any) -> float | None:
+    """The inverse of :func:`number_to_json` for what can be read back: ``"inf"`` to ``math.inf``."""
+    if value == "inf":
+        return math.inf
+    if value == "-inf":
+        return -math.inf
     return value
 
 
@@ -77,19 +86,18 @@ class WorstCase:
         data = asdict(self)
         data["inputs"] = list(self.inputs)
         data["labels"] = list(self.labels)
-        data["ulp"] = _json_number(self.ulp)
+        data["ulp"] = number_to_json(self.ulp)
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "WorstCase":
-        ulp = data["ulp"]
         return cls(
             inputs=tuple(data["inputs"]),
             labels=tuple(data["labels"]),
             got=data["got"],
             exact=data["exact"],
             rounded=data["rounded"],
-            ulp=math.inf if ulp == "inf" else ulp,
+            ulp=number_from_json(data["ulp"]),
             outcome=data["outcome"],
             replay=data["replay"],
         )
@@ -130,7 +138,7 @@ class Speed:
         return self.candidate_ns_per_element / self.copy_ns_per_element if self.copy_ns_per_element else math.inf
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "ratio": _json_number(self.ratio)}
+        return {**asdict(self), "ratio": number_to_json(self.ratio)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +185,7 @@ class Score:
             "examples": self.examples,
         }
         for name in ("max_ulp", "mean_ulp", "median_ulp", "p99_ulp", "max_bits", "mean_bits"):
-            data[name] = _json_number(getattr(self, name))
+            data[name] = number_to_json(getattr(self, name))
         data["nan"] = self.counts.get("nan", 0)
         data["inf"] = self.counts.get("inf", 0)
         data["finite_where_infinite"] = self.counts.get("finite_where_infinite", 0)
@@ -195,8 +203,7 @@ class Score:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Score":
         def number(name: str) -> float | None:
-            value = data[name]
-            return math.inf if value == "inf" else value
+            return number_from_json(data[name])
 
         speed = data.get("speed")
         return cls(
@@ -246,21 +253,18 @@ class Curve:
             "label": self.label,
             "x_name": self.x_name,
             "x": list(self.x),
-            "errors": {k: [_json_number(v) for v in vs] for k, vs in self.errors.items()},
+            "errors": {k: [number_to_json(v) for v in vs] for k, vs in self.errors.items()},
         }
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "Curve":
-        def number(v: Any) -> float | None:
-            return math.inf if v == "inf" else v
-
         return cls(
             family=data["family"],
             dtype=data["dtype"],
             label=data["label"],
             x_name=data["x_name"],
             x=tuple(data["x"]),
-            errors={k: tuple(number(v) for v in vs) for k, vs in data["errors"].items()},
+            errors={k: tuple(number_from_json(v) for v in vs) for k, vs in data["errors"].items()},
         )
 
 

@@ -25,7 +25,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import oracles
 
-from ._records import NON_FINITE_MISTAKES, Finding, RunResult, Score, WorstCase
+from ._records import NON_FINITE_MISTAKES, Finding, RunResult, Score, WorstCase, number_from_json, number_to_json
 
 __all__ = ["DEFAULT_COMPARE", "AuditVerdict", "audit", "audit_verdict", "describe_region", "sweep_regions"]
 
@@ -239,12 +239,7 @@ class AuditVerdict:
         return out
 
     def to_json(self) -> dict[str, Any]:
-        def number(v: float | None) -> Any:
-            if v is None or (isinstance(v, float) and math.isnan(v)):
-                return None
-            return "inf" if math.isinf(v) else v
-
-        best = None if self.best_builtin is None else {**self.best_builtin, "max_ulp": number(self.best_builtin["max_ulp"])}
+        best = None if self.best_builtin is None else {**self.best_builtin, "max_ulp": number_to_json(self.best_builtin["max_ulp"])}
         return {
             "target": self.target,
             "name": self.name,
@@ -255,7 +250,7 @@ class AuditVerdict:
             "level": self.level,
             "summary": self.summary,
             "examples": self.examples,
-            "worst_ulp": number(self.worst_ulp),
+            "worst_ulp": number_to_json(self.worst_ulp),
             "worst_dtype": self.worst_dtype,
             "non_finite": self.non_finite,
             "non_finite_on_finite_inputs": self.non_finite_on_finite_inputs,
@@ -272,9 +267,6 @@ class AuditVerdict:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "AuditVerdict":
-        def number(v: Any) -> float | None:
-            return math.inf if v == "inf" else v
-
         best = data.get("best_builtin")
         return cls(
             target=data["target"],
@@ -286,7 +278,7 @@ class AuditVerdict:
             level=data["level"],
             summary=data["summary"],
             examples=data.get("examples", 0),
-            worst_ulp=number(data.get("worst_ulp")),
+            worst_ulp=number_from_json(data.get("worst_ulp")),
             worst_dtype=data.get("worst_dtype"),
             non_finite=data.get("non_finite", 0),
             non_finite_on_finite_inputs=data.get("non_finite_on_finite_inputs", 0),
@@ -298,7 +290,7 @@ class AuditVerdict:
             findings_where=tuple(data.get("findings_where", ())),
             reproducer=None if data.get("reproducer") is None else WorstCase.from_json(data["reproducer"]),
             reproducer_dtype=data.get("reproducer_dtype"),
-            best_builtin=None if best is None else {**best, "max_ulp": number(best.get("max_ulp"))},
+            best_builtin=None if best is None else {**best, "max_ulp": number_from_json(best.get("max_ulp"))},
         )
 
 
