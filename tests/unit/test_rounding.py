@@ -73,13 +73,16 @@ def test_rounding_float64_values_matches_numpy_ieee_casts(name):
     assert np.array_equal(got, expected), values[got != expected][:5]
 
 
-def test_bfloat16_rounding_is_single_rounding_unlike_ml_dtypes_float64_cast():
+def test_bfloat16_rounding_is_a_single_rounding_of_the_exact_value():
     fmt = FORMATS["bfloat16"]
-    value = 1 + 2.0**-8 + 2.0**-30  # just above the bfloat16 midpoint between 1 and 1 + 2**-7
+    # Just above the bfloat16 midpoint between 1 and 1 + 2**-7, and below float32's resolution there:
+    # rounding through float32 first would land on the midpoint and then round to even (1.0).
+    value = 1 + 2.0**-8 + 2.0**-30
     assert round_mpf(exact(value), fmt) == 1 + 2.0**-7
-    # ml_dtypes casts float64 through float32, which rounds to the midpoint first, then to even (1.0).
-    assert float(np.float64(value).astype(ml_dtypes.bfloat16)) == 1.0
-    # From float32 values (exact) the ml_dtypes cast is a single rounding, and we agree with it.
+    assert round_mpf(exact(1 + 2.0**-8 - 2.0**-30), fmt) == 1.0  # just below it
+    assert round_mpf(exact(1 + 2.0**-8), fmt) == 1.0  # the midpoint itself: to even
+    assert round_mpf(exact(1 + 3 * 2.0**-8), fmt) == 1 + 2 * 2.0**-7  # the next midpoint: to even, upwards
+    # From float32 values (exact in float64) a cast is a single rounding, and we agree with ml_dtypes.
     rng = np.random.default_rng(3)
     values = rng.standard_normal(5000).astype(np.float32) * np.float32(2.0) ** rng.integers(-140, 120, 5000)
     expected = values.astype(ml_dtypes.bfloat16).astype(np.float64)
