@@ -45,9 +45,14 @@ class ProgressBar:
 def progress_bar(console: Any, *, enabled: bool = True, transient: bool = False) -> Iterator[ProgressBar]:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    # Only on a terminal: in CI logs and pipes a bar is noise (and a transient one leaves a blank line).
+    # Only on a terminal: in CI logs and pipes a bar is noise. A disabled bar is never started, since rich
+    # 14 and older still print a newline when a disabled live display stops (seen in the oldest env).
+    shown = enabled and console.is_terminal
     bar = Progress(TextColumn("{task.description:<40}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                   console=console, disable=not (enabled and console.is_terminal), transient=transient)
+                   console=console, disable=not shown, transient=transient)
+    if not shown:
+        yield ProgressBar(bar, bar.add_task("starting", total=None))
+        return
     with bar:
         yield ProgressBar(bar, bar.add_task("starting", total=None))
 
