@@ -370,7 +370,19 @@ def test_junit_escapes_names_and_has_one_testcase_per_key():
     assert len(cases) == 2 == int(root.find("testsuite").get("tests"))
     assert cases[0].get("name") == 'a<b>&"c"\ufffd[float32]' and cases[0].find("failure") is not None
     assert cases[1].find("failure") is None and root.find("testsuite").get("failures") == "1"
-    assert render_junit(result) == render_junit(result)
+    failure = cases[0].find("failure")
+    assert failure.get("type") == "regression"
+    assert "max ULP: baseline 1, now 99, limit 1.5 (1.5x, at least 1 ULP)" in failure.text
+    assert cases[1].find("system-out").text.startswith("sigmoid_ce / x / float64: pass")
+
+
+def test_junit_has_no_timings_so_equal_results_give_equal_bytes():
+    def result():  # built twice from scratch: equal inputs, not the same object
+        return compare(_run(_score(1.0), _score(2.0, dtype="float64")), _run(_score(99.0), _score(2.0, dtype="float64")))
+
+    first, second = render_junit(result()), render_junit(result())
+    assert first == second
+    assert "time=" not in first and "timestamp" not in first
 
 
 def test_the_markdown_gate_section_escapes_and_shows_the_replay_command():
