@@ -9,6 +9,9 @@ import pytest
 from harness.adapters import function_candidate
 from harness.campaign import Settings, run_campaign
 
+# Runs workers that hang (sleeps_forever, timeout 0.5 s): a worker ignoring its timeout fails here, not hangs.
+pytestmark = pytest.mark.timeout(300)
+
 SETTINGS = Settings(families=("sigmoid_ce",), candidates=("numpy_stable",), dtypes=("float32",), examples=10,
                     speed_elements=0, shrink=False)
 
