@@ -160,3 +160,26 @@ def test_a_reduced_batch_has_finite_inputs_only_if_every_input_is_finite():
 def test_severity_ranks_nonfinite_mistakes_above_every_error_and_unconverged_values_last():
     c = _comparison([3.0, math.nan, 1e30, math.inf, 0.0], outcome=["finite", "nan", "finite", "finite", "unconverged"])
     assert severity(c).tolist() == [3.0, 2.0**80, 2.0**79, 2.0**79, -1.0]  # finite errors are capped at 2**79
+
+
+def test_a_comparison_is_a_frozen_slotted_record():
+    c = _comparison([1.0])
+    with pytest.raises(AttributeError):
+        c.ulp = np.zeros(1)  # type: ignore[misc]
+    assert not hasattr(c, "__dict__")
+
+
+def test_an_exact_zero_returned_as_zero_is_not_a_flushed_subnormal():
+    # x = +inf, z = 1: the exact loss is 0 (a limit value), and 0 is right, not a flushed subnormal.
+    truth = _truth([np.inf, 100.0], [1.0, 1.0])
+    c = compare(truth, np.zeros(2, np.float32))
+    assert c.outcome.tolist() == ["finite", "finite"] and c.flushed.tolist() == [False, True]
+
+
+def test_softmax_rows_have_finite_inputs_unless_one_of_their_logits_is_not_finite():
+    t = np.float32
+    rows = [Example(np.array(r, t), np.array([1.0, 0.0, 0.0], t)) for r in ([1.0, 2.0, 3.0], [1.0, np.inf, 0.0],
+                                                                         [0.0, 0.0, np.nan])]
+    truth = TruthCache("softmax_ce", "float32").truth(rows, "none")
+    c = compare(truth, np.asarray(truth.rounded, np.float32))
+    assert c.finite_input.tolist() == [True, False, False]
