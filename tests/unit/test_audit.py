@@ -94,15 +94,14 @@ def test_clipping_with_eps_1e_15_in_float32_is_found():
 
 
 def test_a_function_that_sleeps_forever_is_cut_by_the_timeout_and_the_audit_completes():
-    started = time.perf_counter()
     result = audit(f"{MOD}:sleeps_forever", family="sigmoid_ce", timeout=0.5, **{**FAST, "examples": 5})
-    elapsed = time.perf_counter() - started
     v = verdict(result)
     assert not result.partial
     assert v.level == "failed" and v.findings.get("timeout", 0) > 0
     first = v.first_findings[0]
     assert first.kind == "timeout" and "0.5 s" in first.message and first.inputs and first.labels
-    assert elapsed < 45  # thousands of examples, but consecutive hangs trip the worker: a few dozen timeouts
+    # thousands of examples, but consecutive hangs trip the worker: most calls are refused at once, not waited for
+    assert any("not run" in f.message for f in mine(result, f"{MOD}:sleeps_forever")[0].findings)
     assert mine(result, f"{MOD}:sleeps_forever")[0].counts["raised"] > 100
 
 

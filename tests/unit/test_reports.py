@@ -367,3 +367,41 @@ def test_the_html_page_renders_without_curves_or_scores():
     assert "0 scores" in bare and "<img" not in bare
     hist_only = render_html(_result(scores=_scores()[:2], curves=()))
     assert hist_only.count('<img src="data:image/png;base64,') == 1
+
+
+def test_the_html_page_lists_every_worst_case_of_a_score_in_order_after_its_reproducer(page):
+    naive = page.split("<code>sigmoid_ce</code> · <code>naive</code> · float32", 1)[1].split("</details>", 1)[0]
+    assert "(3 cases; worst no ULP number" in naive  # the reproducer and both worst cases
+    labels = re.findall(r"<td class=\"muted\">(shrunk reproducer|worst #\d+)</td>", naive)
+    assert labels == ["shrunk reproducer", "worst #1", "worst #2"]
+    first = naive.index("--logits=-0x1.fffffep+127 --labels=0x0p+0")
+    second = naive.index("--logits=0x1.000002p+4 --labels=0x0p+0")
+    assert naive.index("--logits=0x1p+4") < first < second
+    assert "<code>0x1.0f1aacp-19</code>" in naive and "<code>0x1.1e355ap-20</code>" in naive
+    clipped = page.split("<code>sigmoid_ce</code> · <code>keras_clipped</code> · float32", 1)[1].split("</details>", 1)[0]
+    assert re.findall(r"<td class=\"muted\">(shrunk reproducer|worst #\d+)</td>", clipped) == ["worst #1"]
+
+
+def test_reports_show_the_statistics_summarize_computes_from_a_real_comparison():
+    import numpy as np
+
+    from harness.candidates import get_candidate
+    from harness.metrics import summarize
+    from harness.scoring import TruthCache, observe
+    from harness.strategies import catalogue
+
+    examples = catalogue("sigmoid_ce", "float32")
+    comparison = observe(get_candidate("sigmoid_ce", "numpy_stable"), examples, TruthCache("sigmoid_ce", "float32")).merged()
+    stats = summarize(comparison)
+    score = Score(family="sigmoid_ce", candidate="numpy_stable", dtype="float32", reduction="none",
+                  source="numpy_stable: log1p form", **stats)
+    measured = np.sort(comparison.ulp[~np.isnan(comparison.ulp)])
+    assert score.max_ulp == measured[-1] and score.p99_ulp == measured[int(np.ceil(0.99 * (measured.size - 1)))]
+    assert score.examples == len(examples) == sum(score.histogram.values()) + sum(
+        score.counts[k] for k in ("nan", "inf", "finite_where_infinite", "nan_where_infinite", "wrong_infinity",
+                                  "number_where_nan"))
+    result = _result(scores=(score,), curves=())
+    assert load_json(render_json(result), "report.json").scores == (score,)
+    row = next(line for line in render_markdown(result).splitlines() if line.startswith("| numpy_stable"))
+    assert f"| {fmt_ulp(score.max_ulp)} |" in row and f"| {fmt_ulp(score.p99_ulp)} |" in row
+    assert f">{fmt_ulp(score.max_ulp)}</td>" in render_html(result)

@@ -103,3 +103,26 @@ def test_measure_is_classify_ulp_error_and_bits_of_error_in_one_pass():
     assert outcomes.tolist() == classify(computed, exact, "float32").tolist()
     np.testing.assert_array_equal(ulp, ulp_error(computed, exact, "float32"))
     np.testing.assert_array_equal(bits, bits_of_error(computed, exact, "float32"))
+
+
+def test_an_mpmath_exact_value_is_used_with_all_its_bits_not_through_a_float():
+    with mpmath.workprec(120):
+        exact = mpmath.mpf(1) + mpmath.mpf(2) ** -80  # not a float64 number
+    assert float(ulp_error(np.float32([1.0]), [exact], "float32")[0]) == 2.0**-57  # 2**-80 / 2**-23
+
+
+def test_bits_of_error_are_zero_where_computed_and_exact_agree_on_a_non_finite_value_and_nan_elsewhere():
+    computed = np.float32([np.nan, np.inf, np.nan, 1.0])
+    exact = [math.nan, math.inf, 1.0, math.inf]
+    assert classify(computed, exact, "float32").tolist() == ["agree", "agree", "nan", "finite_where_infinite"]
+    bits = bits_of_error(computed, exact, "float32")
+    assert bits[:2].tolist() == [0.0, 0.0] and np.isnan(bits[2:]).all()
+
+
+def test_bad_arguments_of_the_metric_are_one_line_errors_naming_the_problem():
+    with pytest.raises(ValueError, match=r"^exact=inf is not finite; ulp is defined for finite exact values only$"):
+        ulp_exponent(math.inf, "float32")
+    with pytest.raises(ValueError, match=r"^computed shape \(2,\) differs from exact shape \(3,\); pass matching arrays$"):
+        ulp_error(np.float32([1.0, 2.0]), [1.0, 2.0, 3.0], "float32")
+    with pytest.raises(ValueError, match=r"^ordinal of nan is undefined; filter nan values first$"):
+        ordinal([math.nan], "float32")
