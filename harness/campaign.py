@@ -290,7 +290,7 @@ def run_campaign(
                 progress.step(f"{family} {dtype} sweep")
                 swept = resume.curves.get((family, dtype))
                 if swept is None:
-                    swept = sweep(family, dtype, _chosen(settings, family, extra))
+                    swept = sweep(family, dtype, _chosen(settings, family, extra), settings.labels)
                     progress.swept(family, dtype, swept)
                 curves.extend(swept)
     except KeyboardInterrupt:
