@@ -185,7 +185,7 @@ def systematic_failure(failures: Sequence[CandidateFailure], calls: int, units: 
         return None
     first = failures[0]
     lead = first.hint or str(first)
-    detail = f"{first.kind}: {first}" if first.hint else first.kind
+    detail = f"{first.kind}: {str(first).replace('; ' + first.hint, '')}" if first.hint else first.kind
     return (f"{lead} (stopped early: all {calls} calls tried, spread over the inputs, failed alike ({detail});"
             f" the other {units - calls} were not run)")
 

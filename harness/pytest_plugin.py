@@ -22,7 +22,8 @@ family's boundary catalogue and a seeded Hypothesis search, against the exact or
 ``AssertionError``) when the max ULP error exceeds ``max_ulp``, when it returns a non-finite value where the
 exact loss is finite (or the like) on finite inputs and ``allow_nonfinite`` is False, when it raises, or when
 it cannot be scored; the message shows the shrunk reproducer: inputs in hex, got vs exact, ULPs, the outcome
-and a command that replays the exact value. Mistakes on ±inf/nan inputs are reported, never failed on.
+and a command that replays it (``--candidate MODULE:NAME``; for a lambda or local function, which cannot be
+imported again, it says so and replays the exact value only). Mistakes on ±inf/nan inputs are reported, never failed on.
 
 Options ``--lossfuzz-seed`` and ``--lossfuzz-examples`` (the ``lossfuzz run`` options ``--seed`` and
 ``--examples``, defined once in :mod:`harness.options`) set the defaults of every check. Importing this
