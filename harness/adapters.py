@@ -246,8 +246,14 @@ def infer_convention(spec: str, target: Any, takes: str | tuple[str, ...] | None
         role = _role(p.name)
         if role:
             found[role].append(p)
+    for role, params_found in found.items():
+        required = [p for p in params_found if p.default is inspect.Parameter.empty]
+        if len(params_found) > 1 and len(required) == 1:  # e.g. log_loss(y_true, y_proba, ..., y_pred="deprecated")
+            found[role] = required
     if len(found["labels"]) != 1 or len(found["prediction"]) != 1:
-        raise ValueError(f"cannot tell how to call {_shown(spec, sig)}: {_TAKES_HINT}")
+        clash = next((f"{' and '.join(p.name for p in ps)} could each be the {role}; "
+                      for role, ps in found.items() if len(ps) > 1), "")
+        raise ValueError(f"cannot tell how to call {_shown(spec, sig)}: {clash}{_TAKES_HINT}")
     label, pred = found["labels"][0], found["prediction"][0]
     others = [p.name for p in usable
               if p.name not in (label.name, pred.name) and p.default is inspect.Parameter.empty]

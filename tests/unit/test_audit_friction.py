@@ -126,6 +126,22 @@ def test_takes_with_one_known_name_gives_the_other_the_other_role():
         np.testing.assert_array_equal(c(X, Z), flawed.stable_ce(X, Z))  # called as f(x, z): a = logits
 
 
+def test_of_two_prediction_names_the_required_one_is_taken():
+    with function_candidate(f"{MOD}:log_loss_signature", "binary_ce", reduction="mean", isolate=False) as c:
+        assert "y_true=z, y_proba=x" in c.convention
+        assert c(np.float32([0.5]), np.float32([1.0])) == np.float32(np.log(2))
+
+
+def test_two_optional_prediction_names_are_named_in_the_error():
+    def two_names(y_true, y_proba=None, y_pred="deprecated"):
+        return y_proba
+
+    with pytest.raises(ValueError, match="y_proba and y_pred could each be the prediction; pass --takes"):
+        function_candidate(two_names, "binary_ce", isolate=False)
+    with function_candidate(two_names, "binary_ce", takes="y_true,y_proba", isolate=False) as c:
+        assert c(np.float32([0.25]), np.float32([1.0])) == np.float32(0.25)
+
+
 @pytest.mark.parametrize("takes, words", [
     ("target_z=lables,score_x=inputs", "'target_z=lables' is not NAME=labels or NAME=inputs"),
     ("target_z=labels,score_x=labels", "one name must be =labels and the other =inputs"),
