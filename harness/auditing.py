@@ -371,7 +371,7 @@ def audit_verdict(result: RunResult, name: str, *, target: str = "", convention:
         view = {"name": per_element, "worst_ulp": sub.worst_ulp, "worst_dtype": sub.worst_dtype,
                 "examples": sub.examples, "non_finite_on_finite_inputs": sub.non_finite_on_finite_inputs,
                 "failed_calls": sub.failed_calls, "level": sub.level,
-                "summary": sub.summary.split(": ", 1)[-1].replace("; best built-in: none", "")}
+                "summary": sub.summary.split("): ", 1)[-1]}
     if examples == 0:
         level = "failed"
     elif (worst is None or worst.max_ulp <= 1) and on_finite == 0 and failed == 0 and (view is None or view["level"] == "ok"):
