@@ -9,6 +9,7 @@ from typing import Any
 __all__ = [
     "SCHEMA_VERSION",
     "FINDING_KINDS",
+    "LABEL_SETS",
     "Finding",
     "WorstCase",
     "Speed",
@@ -103,6 +104,8 @@ class WorstCase:
         )
 
 
+# Label sets an audit can score on (``--labels``): every label, hard 0/1 labels only, or soft ones.
+LABEL_SETS: tuple[str, ...] = ("all", "hard", "soft")
 FINDING_KINDS = ("raised", "timeout", "crashed", "out_of_memory", "not_an_array", "wrong_shape", "wrong_dtype")
 
 
@@ -148,7 +151,8 @@ class Score:
     ULP statistics are over the examples with a ULP number (finite results for finite exact values, and
     agreeing non-finite ones at 0); ``max_ulp`` is None only when there was none. ``counts`` holds the
     outcome classes of :data:`COUNTED_OUTCOMES`. ``unsupported`` is True when the candidate rejects the
-    dtype; ``failure`` says why a candidate could not be scored at all (missing library, crash).
+    dtype; ``failure`` says why a candidate could not be scored at all (missing library, crash);
+    ``stopped`` why its scoring stopped early (every call of a probe failed the same way; audits only).
     """
 
     family: str
@@ -171,6 +175,7 @@ class Score:
     source: str = ""
     reproducer: WorstCase | None = None
     findings: tuple[Finding, ...] = ()
+    stopped: str | None = None  # why scoring stopped early (a systematic failure); None: it ran to the end
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -198,6 +203,8 @@ class Score:
         data["findings"] = [f.to_json() for f in self.findings]
         data["speed"] = None if self.speed is None else self.speed.to_json()
         data["source"] = self.source
+        if self.stopped is not None:
+            data["stopped"] = self.stopped
         return data
 
     @classmethod
@@ -229,6 +236,7 @@ class Score:
             source=data.get("source", ""),
             reproducer=None if data.get("reproducer") is None else WorstCase.from_json(data["reproducer"]),
             findings=tuple(Finding.from_json(f) for f in data.get("findings", [])),
+            stopped=data.get("stopped"),
         )
 
 

@@ -6,9 +6,10 @@ callable into a candidate that follows the built-in convention ``fn(inputs, labe
 
 - **arguments**: which parameter gets the labels and which the prediction is read from the names in
   ``takes`` (call order; ``labels,logits`` as TensorFlow, ``y_true,y_pred`` as Keras, ``input,target`` as
-  PyTorch, or any of the names in :data:`LABEL_NAMES` / :data:`PREDICTION_NAMES`), or else from the
-  function's signature. When both names are parameters of the function they are passed by keyword,
-  otherwise by position in the order given. A convention that cannot be told is a one-line ``ValueError``
+  PyTorch, or any of the names in :data:`LABEL_NAMES` / :data:`PREDICTION_NAMES`, one of them enough), or
+  any two names with their roles, ``target_z=labels,score_x=inputs`` (passed by position in that order),
+  or else from the function's signature. When both plain names are parameters of the function they are
+  passed by keyword, otherwise by position in the order given. A convention that cannot be told is a one-line ``ValueError``
   saying which flag to pass.
 - **probabilities vs logits**: ``inputs`` says what the prediction argument is (default: ``probs`` when the
   parameter is named so, else the family's own: probabilities for ``binary_ce``, logits otherwise). A
@@ -22,8 +23,11 @@ callable into a candidate that follows the built-in convention ``fn(inputs, labe
 - **frameworks**: arrays are handed over as the framework of the code expects, told from the top-level
   module that defines the callable (or the spec's module): ``torch`` tensors, TensorFlow tensors for
   ``tensorflow``/``keras``, ``jax.numpy`` arrays for ``jax``, numpy arrays otherwise. The result comes back
-  as numpy (``.numpy()``, ``np.asarray``), never cast; a list, tuple, ``None`` or Python number is a
-  ``not_an_array`` finding, a wrong shape a ``wrong_shape`` finding (with a hint about ``reduction``).
+  as numpy (``.numpy()``, ``np.asarray``), never cast; a list, tuple or ``None`` is a ``not_an_array``
+  finding, a wrong shape a ``wrong_shape`` finding (with a hint about ``reduction``). A Python ``float``
+  (the documented return type of a reduced loss such as scikit-learn's ``log_loss``) is rounded once to the
+  dtype, so its error includes that rounding; it is not called a silent cast. A JAX array of float32 for
+  float64 inputs is a ``wrong_dtype`` finding that says how to turn on JAX's 64-bit mode.
 - **isolation** (``isolate=True``, the default): every call runs in a worker process
   (:mod:`harness.isolation`) with a per-call ``timeout`` and a ``memory_mb`` limit, so a hang, a crash or
   an exhausted memory is a finding and the run goes on. :meth:`FunctionCandidate.close` ends the worker.
@@ -58,12 +62,13 @@ LABEL_NAMES: tuple[str, ...] = (
 )
 PREDICTION_NAMES: tuple[str, ...] = (
     "logits", "logit", "y_pred", "input", "inputs", "prediction", "predictions", "pred", "preds", "output",
-    "outputs", "probs", "probabilities", "probability", "prob", "p", "scores", "x",
+    "outputs", "probs", "probabilities", "probability", "prob", "p", "scores", "x", "y_proba", "y_prob", "y_score",
 )
-_PROB_NAMES = ("probs", "probabilities", "probability", "prob", "p")
+_PROB_NAMES = ("probs", "probabilities", "probability", "prob", "p", "y_proba", "y_prob")
 _LOGIT_NAMES = ("logits", "logit")
 _INPUT_KINDS = {"logits": "logits", "logit": "logits", "probs": "probs", "probabilities": "probs", "prob": "probs"}
-_TAKES_HINT = "pass --takes labels,logits (or y_true,y_pred / input,target) in the order the function takes them"
+_TAKES_HINT = ("pass --takes labels,logits (or y_true,y_pred / input,target) in the order the function takes them,"
+               " or NAME=labels,NAME=inputs")
 
 
 # ------------------------------------------------------------------------------------------ resolving targets
@@ -181,23 +186,55 @@ def _keywordable(param: inspect.Parameter) -> bool:
     return param.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
 
 
+# Role words of the explicit form ``--takes NAME=ROLE,NAME=ROLE``.
+TAKES_ROLES: dict[str, str] = {"labels": "labels", "inputs": "prediction", "prediction": "prediction"}
+TAKES_FORM = ("labels,logits (TF), y_true,y_pred (Keras), input,target (PyTorch), or any two names with their"
+              " roles in call order: NAME=labels,NAME=inputs (e.g. --takes target_z=labels,score_x=inputs)")
+
+
+def parse_takes(takes: str | tuple[str, ...] | list[str]) -> tuple[tuple[tuple[str, str], tuple[str, str]], bool]:
+    """The two ``(name, role)`` pairs of ``takes`` in call order (role ``labels`` or ``prediction``), and
+    whether the roles were given explicitly (``NAME=ROLE``: the function is then called positionally).
+
+    Plain names take their role from :data:`LABEL_NAMES` / :data:`PREDICTION_NAMES`; when only one of the
+    two is known, the other gets the other role (``y_true,y_proba``). A spec that cannot be read is a
+    one-line ``ValueError`` showing :data:`TAKES_FORM`."""
+    items = tuple(t.strip() for t in (takes.split(",") if isinstance(takes, str) else takes) if str(t).strip())
+    shown = ",".join(items) or repr(takes)
+    if len(items) != 2:
+        raise ValueError(f"--takes {shown}: give exactly two names in call order: {TAKES_FORM}")
+    if any("=" in t for t in items):
+        pairs = []
+        for item in items:
+            name, _, word = (part.strip() for part in item.partition("="))
+            role = TAKES_ROLES.get(word.lower())
+            if not name.isidentifier() or role is None:
+                raise ValueError(f"--takes {shown}: {item!r} is not NAME=labels or NAME=inputs; expected {TAKES_FORM}")
+            pairs.append((name, role))
+        if {r for _n, r in pairs} != {"labels", "prediction"}:
+            raise ValueError(f"--takes {shown}: one name must be =labels and the other =inputs; expected {TAKES_FORM}")
+        return (pairs[0], pairs[1]), True
+    roles = [_role(n) for n in items]
+    if roles.count(None) == 1:  # one known name: the other is the other role
+        known = next(r for r in roles if r)
+        roles = [r or ("prediction" if known == "labels" else "labels") for r in roles]
+    if set(roles) != {"labels", "prediction"}:
+        raise ValueError(f"--takes {shown}: cannot tell which names the labels and which the prediction; use {TAKES_FORM}")
+    return ((items[0], roles[0]), (items[1], roles[1])), False  # type: ignore[return-value]
+
+
 def infer_convention(spec: str, target: Any, takes: str | tuple[str, ...] | None, kwargs: Mapping[str, Any]) -> Convention:
     """The calling convention from ``takes`` or the signature (see the module docstring)."""
     sig = _signature(target)
     params = {} if sig is None else dict(sig.parameters)
     if takes is not None:
-        names = tuple(t.strip() for t in (takes.split(",") if isinstance(takes, str) else takes) if t.strip())
-        if len(names) != 2:
-            raise ValueError(f"--takes {','.join(names) or repr(takes)}: give exactly two names, the labels and the"
-                             " prediction in call order, e.g. --takes labels,logits or --takes y_true,y_pred")
-        roles = tuple(_role(n) for n in names)
-        if set(roles) != {"labels", "prediction"}:
-            raise ValueError(f"--takes {','.join(names)}: cannot tell which names the labels and which the prediction;"
-                             " use labels,logits (TF), y_true,y_pred (Keras) or input,target (PyTorch) in call order")
+        pairs, explicit = parse_takes(takes)
+        names = tuple(n for n, _r in pairs)
+        roles = tuple(r for _n, r in pairs)
         order = (roles[0], roles[1])
         by_role = dict(zip(roles, names))
         keywords: tuple[tuple[str, str], ...] = ()
-        if all(n in params and _keywordable(params[n]) for n in names):
+        if not explicit and all(n in params and _keywordable(params[n]) for n in names):
             keywords = tuple((r, by_role[r]) for r in order)
         return Convention(order, keywords, by_role["prediction"])  # type: ignore[arg-type]
     if sig is None:
@@ -209,8 +246,14 @@ def infer_convention(spec: str, target: Any, takes: str | tuple[str, ...] | None
         role = _role(p.name)
         if role:
             found[role].append(p)
+    for role, params_found in found.items():
+        required = [p for p in params_found if p.default is inspect.Parameter.empty]
+        if len(params_found) > 1 and len(required) == 1:  # e.g. log_loss(y_true, y_proba, ..., y_pred="deprecated")
+            found[role] = required
     if len(found["labels"]) != 1 or len(found["prediction"]) != 1:
-        raise ValueError(f"cannot tell how to call {_shown(spec, sig)}: {_TAKES_HINT}")
+        clash = next((f"{' and '.join(p.name for p in ps)} could each be the {role}; "
+                      for role, ps in found.items() if len(ps) > 1), "")
+        raise ValueError(f"cannot tell how to call {_shown(spec, sig)}: {clash}{_TAKES_HINT}")
     label, pred = found["labels"][0], found["prediction"][0]
     others = [p.name for p in usable
               if p.name not in (label.name, pred.name) and p.default is inspect.Parameter.empty]
@@ -312,6 +355,32 @@ def to_numpy(result: Any) -> np.ndarray:
     raise CandidateFailure(f"returned {type(result).__name__}, not an array", "not_an_array")
 
 
+def is_python_number(result: Any) -> bool:
+    """A Python ``int`` or ``float`` (not ``bool``): what a reduced loss such as scikit-learn's ``log_loss``
+    documents as its return type."""
+    return isinstance(result, (int, float)) and not isinstance(result, bool)
+
+
+JAX_X64_HINT = ('JAX runs in 32-bit mode: enable float64 with jax.config.update("jax_enable_x64", True) at startup'
+                " (or the environment variable JAX_ENABLE_X64=1)")
+
+
+def jax_precision_failure(result: Any, dtype: Any) -> Any:
+    """A ``wrong_dtype`` failure that leads with :data:`JAX_X64_HINT` when ``result`` is a JAX array (its
+    type is defined in a module of the ``jax`` or ``jaxlib`` package, as ``jaxlib.xla_extension.ArrayImpl``)
+    holding float32 for float64 inputs: JAX without x64 turns float64 inputs into float32 silently. None
+    otherwise (the ordinary dtype check applies)."""
+    from .scoring import CandidateFailure
+
+    top = (getattr(type(result), "__module__", "") or "").split(".")[0]
+    if top not in ("jax", "jaxlib") or np.dtype(dtype) != np.float64:
+        return None
+    got = str(getattr(result, "dtype", ""))
+    if got != "float32":
+        return None
+    return CandidateFailure(f"{JAX_X64_HINT}; it returned float32 for float64 inputs", "wrong_dtype", hint=JAX_X64_HINT)
+
+
 # ------------------------------------------------------------------------------------------------ the call
 
 
@@ -327,9 +396,11 @@ class _Call:
     framework: str
     kwargs: dict[str, Any]
     by_spec: bool = True
+    per_element: bool = False  # a reduced function called on batches of one element, one value each
 
     def __getstate__(self) -> dict[str, Any]:
-        state = {k: getattr(self, k) for k in ("spec", "convention", "convert", "framework", "kwargs", "by_spec")}
+        state = {k: getattr(self, k) for k in ("spec", "convention", "convert", "framework", "kwargs", "by_spec",
+                                                "per_element")}
         state["target"] = None if self.by_spec else self.target
         return state
 
@@ -348,9 +419,24 @@ class _Call:
         elif self.framework == "jax":
             import jax.numpy  # noqa: F401
 
-    def __call__(self, inputs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    def __call__(self, inputs: np.ndarray, labels: np.ndarray) -> Any:
         if self.target is None:
             self.prepare()
+        if not self.per_element:
+            return self._once(inputs, labels)
+        from .scoring import CandidateFailure
+
+        values = []
+        for i in range(inputs.shape[0]):
+            one = self._once(inputs[i : i + 1], labels[i : i + 1])
+            one = np.asarray(float(one), dtype=np.float64).astype(inputs.dtype) if is_python_number(one) else one
+            if one.size != 1:
+                raise CandidateFailure(f"returned shape {one.shape} for a batch of one element, expected one value"
+                                       " (is it reduced? pass --reduction none)", "wrong_shape")
+            values.append(one.reshape(()))
+        return np.stack(values) if values else np.zeros(inputs.shape[:1], dtype=inputs.dtype)
+
+    def _once(self, inputs: np.ndarray, labels: np.ndarray) -> Any:
         x = inputs
         if self.convert == "sigmoid":
             x = _sigmoid(inputs)
@@ -361,6 +447,11 @@ class _Call:
             result = self.target(**{name: values[role] for role, name in self.convention.keywords}, **self.kwargs)
         else:
             result = self.target(*(values[r] for r in self.convention.order), **self.kwargs)
+        if is_python_number(result):
+            return result  # rounded to the dtype by the invoker: a reduced function's documented return type
+        failure = jax_precision_failure(result, inputs.dtype)
+        if failure is not None:
+            raise failure
         return to_numpy(result)
 
 
@@ -384,15 +475,18 @@ class _Invoker:
             result = self.worker(inputs, labels)
         else:
             result = self.call(inputs, labels)
+        if is_python_number(result):
+            result = np.asarray(float(result), dtype=np.float64).astype(inputs.dtype)  # one rounding, from a double
         result = to_numpy(result)
         expected = self.family.batch_shape(inputs) if self.reduction == "none" else ()
         if result.shape != tuple(expected):
             hint = ""
             if self.reduction == "none" and result.ndim == 0:
-                hint = "; it looks reduced: pass --reduction mean or sum"
+                hint = "it looks reduced: pass --reduction mean or sum"
             elif self.reduction != "none" and result.shape == tuple(self.family.batch_shape(inputs)):
-                hint = "; it looks per-example: pass --reduction none"
-            raise CandidateFailure(f"returned shape {result.shape}, expected {tuple(expected)}{hint}", "wrong_shape")
+                hint = "it looks per-example: pass --reduction none"
+            raise CandidateFailure(f"returned shape {result.shape}, expected {tuple(expected)}{'; ' + hint if hint else ''}",
+                                   "wrong_shape", hint=hint)
         return result
 
     def close(self) -> None:
@@ -438,8 +532,14 @@ def function_candidate(
     timeout: float = 10.0,
     memory_mb: int = 4096,
     framework: str | None = None,
+    per_element: bool = False,
 ) -> FunctionCandidate:
     """A candidate for ``target`` (spec or callable) computing ``family``; see the module docstring.
+
+    ``per_element``: ``target`` is reduced (``reduction`` mean or sum) and the candidate gives the per-element
+    view: it calls ``target`` once per element on a batch of that element alone (the mean or sum of one
+    loss is that loss) and is scored as per-example (``reduction="none"``). One call per element, all of a
+    batch in one round trip to the worker.
 
     Bad specs, families, conventions and options are one-line ``ValueError``\\ s naming the fix. The
     function is imported here (to read its signature); with ``isolate`` its calls run in a worker process.
@@ -480,9 +580,14 @@ def function_candidate(
             framework = _framework_of(spec.partition(":")[0])
     elif framework not in ("numpy", "tensorflow", "torch", "jax"):
         raise ValueError(f"framework={framework!r} is not one of: numpy, tensorflow, torch, jax")
-    call = _Call(spec, obj, convention, convert, framework, kwargs, by_spec)
-    invoker = _Invoker(call, fam.name, reduction, isolate, timeout, memory_mb)
+    if per_element and reduction == "none":
+        raise ValueError("per_element=True is the per-element view of a reduced function; pass reduction='mean' or 'sum'")
+    call = _Call(spec, obj, convention, convert, framework, kwargs, by_spec, per_element)
+    scored_as = "none" if per_element else reduction
+    invoker = _Invoker(call, fam.name, scored_as, isolate, timeout, memory_mb)
     how = f"called as f({convention.words()}{', **kwargs' if kwargs else ''})"
+    if per_element:
+        how += f" on batches of one element (its {reduction} is that element's loss)"
     if convert != "none":
         how += f" with x = {convert}(logits) rounded to the dtype"
     if framework != "numpy":
@@ -492,7 +597,7 @@ def function_candidate(
         family=fam.name,
         target=spec,
         dtypes=ALL_DTYPES,
-        reduction=reduction,
+        reduction=scored_as,
         source=f"{spec} {how}" + (f" kwargs={kwargs}" if kwargs else ""),
         needs=(),
         invoker=invoker,

@@ -1,8 +1,11 @@
-"""``lossfuzz audit SPEC --family F``: score a third-party loss like a built-in candidate and give a verdict.
+"""``lossfuzz audit SPEC [SPEC ...] --family F``: score third-party losses like built-in candidates, with verdicts.
 
 Writes report.json (with an ``audit`` block), report.md and report.html into ``--out`` (default
-``reports/audit``) and prints the verdict. Exit code 0 when the audit completed, whatever it found (the
-findings are the output); 2 for bad input (one line on stderr); 130 when interrupted (partial reports).
+``reports/audit``) and prints the verdicts (one per SPEC, scored side by side in one run). Exit code 0
+when the audit completed, whatever it found, unless ``--fail-on problems|failed`` (default ``never``)
+is met by a verdict: then 1, so that an audit can gate CI; 2 for bad input (one line on stderr); 130
+when interrupted (partial reports). Hypothesis keeps its files under ``--out/.hypothesis``, never in the
+working directory.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import dataclasses
 import os
 import sys
 
+from ._records import LABEL_SETS
+from .auditing import FAIL_ON
 from .options import FUNCTION_OPTIONS, RUN_OPTIONS, add_options, candidate_list
 
 __all__ = ["add_parser"]
@@ -45,9 +50,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         " and a memory limit: exceptions, hangs, crashes and wrong results are findings, and the audit goes on."
         " Writes report.json (with an 'audit' verdict block), report.md and report.html.",
     )
-    p.add_argument("spec", metavar="SPEC", help="the loss to audit: package.module:function (or :Class(), :obj.method)")
+    p.add_argument("spec", metavar="SPEC", nargs="+", help="the loss to audit: package.module:function (or :Class(),"
+                   " :obj.method); several are scored side by side, one verdict each")
     add_options(p, FUNCTION_OPTIONS)
     add_options(p, _run_options())
+    p.add_argument("--labels", dest="labels", choices=LABEL_SETS, default="all",
+                   help="labels to score on: all (default), hard (0/1 only: for code that rejects soft labels, such"
+                   " as scikit-learn's log_loss) or soft")
+    p.add_argument("--fail-on", dest="fail_on", choices=tuple(FAIL_ON), default="never",
+                   help="exit 1 when a verdict is PROBLEMS or FAILED (problems), FAILED only (failed), or never"
+                   " (default: exit 0 whatever the verdict)")
+    p.add_argument("--no-per-element", dest="per_element", action="store_false",
+                   help="with --reduction mean|sum, skip the per-element view (one call per element on batches of one)")
     p.add_argument("--compare", dest="compare", type=candidate_list, default=None, metavar="LIST",
                    help="built-in candidates to score next to it (default numpy_stable,tf; those the family lacks"
                    " or whose library is missing are left out)")
@@ -59,8 +73,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def _audit(args: argparse.Namespace) -> int:
     from rich.console import Console
 
+    from hypothesis.configuration import set_hypothesis_home_dir, storage_directory
+
     from ._files import ensure_writable_dir
-    from .auditing import DEFAULT_COMPARE, AuditVerdict, audit
+    from .auditing import DEFAULT_COMPARE, audit, failing, verdicts
     from .cli import UsageError
     from .progress import progress_bar
     from .run_command import write_reports
@@ -72,35 +88,52 @@ def _audit(args: argparse.Namespace) -> int:
         raise UsageError(f"--family {','.join(args.family)}: audit one family at a time")
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())  # `lossfuzz audit mymodule:f` finds modules of the current folder
+    if args.name is not None and len(args.spec) > 1:
+        raise UsageError(f"--name names one function; {len(args.spec)} SPECs were given (each is named by its spec)")
     out = ensure_writable_dir(args.out)
     err = Console(stderr=True, soft_wrap=True)
-    with progress_bar(err, enabled=args.progress, transient=True) as bar:
-        hooks = bar.hooks()
-        result = audit(
-            args.spec,
-            family=args.family[0],
-            dtypes=args.dtypes,
-            takes=args.takes,
-            inputs=args.inputs,
-            reduction=args.reduction,
-            kwargs=args.kwargs,
-            name=args.name,
-            seed=args.seed,
-            examples=args.examples,
-            compare_with=args.compare if args.compare is not None else DEFAULT_COMPARE,
-            timeout=args.timeout,
-            memory_mb=args.memory_mb,
-            speed_elements=args.speed_elements,
-            shrink=args.shrink,
-            progress=hooks,
-        )
+    previous_home = storage_directory(intent_to_write=False).home_directory
+    set_hypothesis_home_dir(out / ".hypothesis")  # Hypothesis' caches go with the reports, not into the cwd
+    try:
+        with progress_bar(err, enabled=args.progress, transient=True) as bar:
+            result = audit(
+                args.spec,
+                family=args.family[0],
+                dtypes=args.dtypes,
+                takes=args.takes,
+                inputs=args.inputs,
+                reduction=args.reduction,
+                kwargs=args.kwargs,
+                name=args.name,
+                seed=args.seed,
+                examples=args.examples,
+                compare_with=args.compare if args.compare is not None else DEFAULT_COMPARE,
+                timeout=args.timeout,
+                memory_mb=args.memory_mb,
+                speed_elements=args.speed_elements,
+                shrink=args.shrink,
+                progress=bar.hooks(),
+                labels=args.labels,
+                per_element=args.per_element,
+            )
+    finally:
+        set_hypothesis_home_dir(previous_home)
     paths = write_reports(result, out)
-    verdict = AuditVerdict.from_json(result.audit)
+    found = verdicts(result.audit)
     console = Console(highlight=False, soft_wrap=True)
-    for line in verdict.lines():
-        console.print(line, markup=False)
+    for i, verdict in enumerate(found):
+        if i:
+            console.print("")
+        for line in verdict.lines():
+            console.print(line, markup=False)
     err.print(f"wrote {', '.join(str(p) for p in paths)} in {result.wall_seconds:.1f} s", markup=False, highlight=False)
     if result.partial:
         err.print("[bold yellow]interrupted: the reports are partial[/]")
         return 130
+    met = failing(found, args.fail_on)
+    if met:
+        err.print(f"--fail-on {args.fail_on}: {', '.join(f'{v.name} is {v.level.upper()}' for v in met)}",
+                  markup=False, highlight=False)
+        return 1
     return 0
+

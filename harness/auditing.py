@@ -27,7 +27,8 @@ import oracles
 
 from ._records import NON_FINITE_MISTAKES, Finding, RunResult, Score, WorstCase, number_from_json, number_to_json
 
-__all__ = ["DEFAULT_COMPARE", "AuditVerdict", "audit", "audit_verdict", "describe_region", "sweep_regions"]
+__all__ = ["DEFAULT_COMPARE", "FAIL_ON", "PER_ELEMENT", "AuditVerdict", "audit", "audit_verdict", "describe_region", "failing",
+           "replay_unavailable", "rewrite_replays", "rewrite_score_replays", "sweep_regions", "verdicts"]
 
 # Built-ins scored next to the audited function (those the family has and that are installed).
 DEFAULT_COMPARE: tuple[str, ...] = ("numpy_stable", "tf")
@@ -209,10 +210,16 @@ class AuditVerdict:
     reproducer: WorstCase | None
     reproducer_dtype: str | None
     best_builtin: dict[str, Any] | None
+    systematic: tuple[str, ...] = ()  # "dtype: reason" of each dtype whose scoring stopped early
+    per_element: dict[str, Any] | None = None  # a reduced function's per-element view (batches of one)
+    replay_note: str = ""  # why the reproducer cannot be replayed with the function ("" when it can)
 
     def lines(self) -> list[str]:
         """The verdict as a few lines of plain text (terminal, Markdown and HTML add their markup)."""
         out = [self.summary]
+        out += [f"systematic failure ({text})" for text in self.systematic]
+        if self.per_element is not None:
+            out.append(f"per element (batches of one element): {self.per_element['summary']}")
         if self.sweep:
             out.append("along the sweeps: " + "; ".join(self.sweep))
         if self.where:
@@ -224,7 +231,10 @@ class AuditVerdict:
             out.append(f"minimal reproducer ({self.reproducer_dtype}): inputs {', '.join(r.inputs[:8])}"
                        f"{' …' if len(r.inputs) > 8 else ''}; labels {', '.join(r.labels[:8])}"
                        f"{' …' if len(r.labels) > 8 else ''}; got {r.got}, exact {r.exact}: {case_error(r)}")
-            out.append(f"  replay: {r.replay}")
+            if self.replay_note:
+                out.append(f"  replay: not available ({self.replay_note}); the exact value: {r.replay}")
+            else:
+                out.append(f"  replay: {r.replay}")
         for f in self.first_findings:
             out.append(f"{f.kind}: {f.message} (inputs {', '.join(f.inputs[:4])}{' …' if len(f.inputs) > 4 else ''};"
                        f" labels {', '.join(f.labels[:4])}{' …' if len(f.labels) > 4 else ''})")
@@ -263,6 +273,10 @@ class AuditVerdict:
             "reproducer": None if self.reproducer is None else self.reproducer.to_json(),
             "reproducer_dtype": self.reproducer_dtype,
             "best_builtin": best,
+            "systematic": list(self.systematic),
+            "per_element": None if self.per_element is None else {
+                **self.per_element, "worst_ulp": number_to_json(self.per_element.get("worst_ulp"))},
+            "replay_note": self.replay_note,
         }
 
     @classmethod
@@ -291,6 +305,10 @@ class AuditVerdict:
             reproducer=None if data.get("reproducer") is None else WorstCase.from_json(data["reproducer"]),
             reproducer_dtype=data.get("reproducer_dtype"),
             best_builtin=None if best is None else {**best, "max_ulp": number_from_json(best.get("max_ulp"))},
+            systematic=tuple(data.get("systematic", ())),
+            per_element=None if data.get("per_element") is None else {
+                **data["per_element"], "worst_ulp": number_from_json(data["per_element"].get("worst_ulp"))},
+            replay_note=data.get("replay_note", ""),
         )
 
 
@@ -309,10 +327,15 @@ def _best_builtin(scores: Sequence[Score]) -> dict[str, Any] | None:
     return {"candidate": name, "max_ulp": worst, "dtypes": [s.dtype for s in rows], "source": rows[0].source}
 
 
-def audit_verdict(result: RunResult, name: str, *, target: str = "", convention: str = "") -> AuditVerdict:
-    """The verdict on candidate ``name`` of ``result`` (the others are the built-ins compared with)."""
+def audit_verdict(result: RunResult, name: str, *, target: str = "", convention: str = "",
+                  compared: Sequence[str] | None = None, per_element: str | None = None,
+                  replay_note: str = "") -> AuditVerdict:
+    """The verdict on candidate ``name`` of ``result``. ``compared``: the built-ins compared with (default:
+    every other candidate); ``per_element``: the candidate of its per-element view, if any (it counts in
+    the level: a reduced function wrong on single elements has problems); ``replay_note``: why its
+    reproducer cannot be replayed with the function."""
     mine = [s for s in result.scores if s.candidate == name]
-    others = [s for s in result.scores if s.candidate != name]
+    others = [s for s in result.scores if s.candidate != name and (compared is None or s.candidate in compared)]
     if not mine:
         raise ValueError(f"no score for candidate {name!r} in this run")
     family = mine[0].family
@@ -341,14 +364,24 @@ def audit_verdict(result: RunResult, name: str, *, target: str = "", convention:
             reproducer, reproducer_dtype = case, s.dtype
             break
     best = _best_builtin(others)
+    systematic = tuple(f"{s.dtype}: {s.stopped}" for s in mine if s.stopped)
+    view = None
+    if per_element is not None and any(s.candidate == per_element for s in result.scores):
+        sub = audit_verdict(result, per_element, compared=())
+        view = {"name": per_element, "worst_ulp": sub.worst_ulp, "worst_dtype": sub.worst_dtype,
+                "examples": sub.examples, "non_finite_on_finite_inputs": sub.non_finite_on_finite_inputs,
+                "failed_calls": sub.failed_calls, "level": sub.level,
+                "summary": sub.summary.split("): ", 1)[-1]}
     if examples == 0:
         level = "failed"
-    elif (worst is None or worst.max_ulp <= 1) and on_finite == 0 and failed == 0:
+    elif (worst is None or worst.max_ulp <= 1) and on_finite == 0 and failed == 0 and (view is None or view["level"] == "ok"):
         level = "ok"
     else:
         level = "bad"
     parts = [f"{name} ({family}, {', '.join(s.dtype for s in mine)}):"]
     parts.append({"ok": "OK", "bad": "PROBLEMS", "failed": "FAILED (nothing could be scored)"}[level])
+    if systematic:
+        parts.append(systematic[0].split(" (stopped early", 1)[0])  # the fix first
     if examples:
         parts.append(f"worst {_fmt_ulp(None if worst is None else worst.max_ulp)} ULP"
                      + (f" ({worst.dtype})" if worst is not None and len(mine) > 1 else "")
@@ -364,6 +397,8 @@ def audit_verdict(result: RunResult, name: str, *, target: str = "", convention:
         parts.append(f"breaks at {swept[0]}")
     elif where:
         parts.append(f"breaks at {where[0].rsplit(' (', 1)[0]}")
+    if view is not None and view["worst_ulp"] is not None:
+        parts.append(f"per element: worst {_fmt_ulp(view['worst_ulp'])} ULP over {view['examples']} examples")
     if best is not None:
         parts.append(f"best built-in: {best['candidate']} {_fmt_ulp(best['max_ulp'])} ULP")
     summary = parts[0] + " " + parts[1] + "; " + "; ".join(parts[2:])
@@ -390,6 +425,9 @@ def audit_verdict(result: RunResult, name: str, *, target: str = "", convention:
         reproducer=reproducer,
         reproducer_dtype=reproducer_dtype,
         best_builtin=best,
+        systematic=systematic,
+        per_element=view,
+        replay_note=replay_note if reproducer is not None else "",
     )
 
 
@@ -409,42 +447,73 @@ def replay_words(target: str, takes: Any, inputs: str | None, kwargs: Mapping[st
     return words
 
 
-def _importable(fn_or_spec: Any, target: str) -> bool:
-    """Whether ``lossfuzz exact --candidate TARGET`` can import the audited function again."""
+def replay_unavailable(fn_or_spec: Any, target: str) -> str:
+    """Why ``lossfuzz exact --candidate TARGET`` cannot import the audited function again ("" when it can):
+    a lambda or a local function has no importable name, a function of a script lives in ``__main__``."""
     if isinstance(fn_or_spec, str):
-        return True
+        return ""
     from .adapters import resolve_target
 
+    if target.partition(":")[0] in ("__main__", "__mp_main__"):
+        return "the function is defined in a script (__main__); move it into a module to replay it"
     try:
-        return resolve_target(target) is fn_or_spec
+        if resolve_target(target) is fn_or_spec:
+            return ""
     except ValueError:
-        return False
+        pass
+    return "the function is a lambda/local; give it a module-level name"
+
+
+def _rewrite_case(case: WorstCase | None, extra: list[str]) -> WorstCase | None:
+    if case is None:
+        return None
+    words = shlex.split(case.replay)
+    if len(words) >= 2 and words[-2] == "--candidate":
+        words = words[:-2] + extra
+    return replace(case, replay=shlex.join(words))
+
+
+def rewrite_score_replays(score: Score, extra: list[str]) -> Score:
+    """``score`` with the ``--candidate NAME`` of its replay commands replaced by ``extra`` (the words that
+    call the function by its spec, from :func:`replay_words`; empty: the exact value only)."""
+    return replace(score, worst=tuple(_rewrite_case(w, extra) for w in score.worst),
+                   reproducer=_rewrite_case(score.reproducer, extra))
 
 
 def rewrite_replays(result: RunResult, name: str, extra: list[str]) -> RunResult:
     """Replay commands of the audited function name its spec (and convention flags), not its report name;
     for a callable that cannot be imported again (a lambda, a local function) they print the exact value only."""
-
-    def fix(case: WorstCase | None) -> WorstCase | None:
-        if case is None:
-            return None
-        words = shlex.split(case.replay)
-        if len(words) >= 2 and words[-2] == "--candidate":
-            words = words[:-2] + extra
-        return replace(case, replay=shlex.join(words))
-
-    scores = tuple(
-        replace(s, worst=tuple(fix(w) for w in s.worst), reproducer=fix(s.reproducer)) if s.candidate == name else s
-        for s in result.scores
-    )
+    scores = tuple(rewrite_score_replays(s, extra) if s.candidate == name else s for s in result.scores)
     return replace(result, scores=scores)
+
+
+def verdicts(block: Mapping[str, Any] | None) -> list[AuditVerdict]:
+    """The verdicts of a report's ``audit`` block: one function's verdict, or ``{"verdicts": [...]}`` when
+    several functions were audited side by side."""
+    if not block:
+        return []
+    if "verdicts" in block:
+        return [AuditVerdict.from_json(v) for v in block["verdicts"]]
+    return [AuditVerdict.from_json(block)]
 
 
 # ------------------------------------------------------------------------------------------------ audit
 
+# What --fail-on compares with: the verdict levels that meet each choice (exit code 1 when one is met).
+FAIL_ON: dict[str, tuple[str, ...]] = {"problems": ("bad", "failed"), "failed": ("failed",), "never": ()}
+# Suffix of the per-element view's candidate name (a reduced function called on batches of one element).
+PER_ELEMENT = " [per element]"
+
+
+def failing(verdict_list: Sequence[AuditVerdict], fail_on: str) -> list[AuditVerdict]:
+    """The verdicts that meet ``fail_on`` (a key of :data:`FAIL_ON`)."""
+    if fail_on not in FAIL_ON:
+        raise ValueError(f"fail_on={fail_on!r} is not one of: {', '.join(FAIL_ON)}")
+    return [v for v in verdict_list if v.level in FAIL_ON[fail_on]]
+
 
 def audit(
-    fn_or_spec: str | Callable[..., Any],
+    fn_or_spec: str | Callable[..., Any] | Sequence[str | Callable[..., Any]],
     *,
     family: str,
     dtypes: Sequence[str] = ("float32",),
@@ -462,20 +531,36 @@ def audit(
     speed_elements: int = 0,
     shrink: bool = True,
     progress: Any = None,
+    labels: str = "all",
+    per_element: bool = True,
 ) -> RunResult:
-    """Audit ``fn_or_spec`` (a ``"module:function"`` spec, ``"module:Class()"``, or a callable) as an
-    implementation of ``family``; return the run's :class:`~harness.RunResult` with its ``audit`` block.
+    """Audit ``fn_or_spec`` (a ``"module:function"`` spec, ``"module:Class()"``, or a callable; or a list
+    of them, scored side by side with one verdict each) as an implementation of ``family``; return the
+    run's :class:`~harness.RunResult` with its ``audit`` block (one verdict, or ``{"verdicts": [...]}``
+    for several: read it with :func:`verdicts`).
 
-    The convention options are those of :func:`harness.adapters.function_candidate`; ``compare_with``:
-    built-in candidate names run next to it (those the family lacks or whose library is not installed are
-    left out; ``()`` for none). Bad options are one-line ``ValueError``\\ s; anything the function does
-    wrong is in the result, never raised.
+    The convention options are those of :func:`harness.adapters.function_candidate` (the same for every
+    function); ``compare_with``: built-in candidate names run next to it (those the family lacks or whose
+    library is not installed are left out; ``()`` for none); ``labels``: ``all``, ``hard`` (0/1 labels
+    only, for code that rejects soft labels) or ``soft``; ``per_element``: for a reduced function, also
+    score it on batches of one element (one call per element). A (function, dtype) whose first
+    :data:`~harness.campaign.EARLY_STOP_CALLS` calls, spread over the inputs, all fail the same way stops
+    there (a systematic failure, its fix first in the verdict). Bad options are one-line
+    ``ValueError``\\ s; anything the function does wrong is in the result, never raised.
     """
     from .adapters import function_candidate
-    from .campaign import Settings, run_campaign
+    from .campaign import EARLY_STOP_CALLS, Settings, run_campaign
     from .candidates import CANDIDATE_NAMES, candidates
+    from .scoring import AUDIT_MAX_CHUNKS
+    from .strategies import check_label_set
 
     oracles.get_family(family)
+    targets = [fn_or_spec] if isinstance(fn_or_spec, str) or callable(fn_or_spec) else list(fn_or_spec)
+    if not targets:
+        raise ValueError("nothing to audit: pass at least one 'package.module:function'")
+    if name is not None and len(targets) > 1:
+        raise ValueError(f"name={name!r} names one function; {len(targets)} were given (each is named by its spec)")
+    check_label_set(family, labels)
     dtypes = tuple([dtypes] if isinstance(dtypes, str) else dtypes)
     for d in dtypes:
         oracles.resolve_format(d)
@@ -483,20 +568,42 @@ def audit(
         raise ValueError("dtypes is empty; pass at least one of: float16, bfloat16, float32, float64")
     compare = tuple([compare_with] if isinstance(compare_with, str) else compare_with)
     builtins = [c for c in candidates(family=family, names=compare) if c.available()]
-    candidate = function_candidate(fn_or_spec, family, takes=takes, inputs=inputs, reduction=reduction, kwargs=kwargs,
-                                   name=name, isolate=isolate, timeout=timeout, memory_mb=memory_mb)
+    options = dict(takes=takes, inputs=inputs, reduction=reduction, kwargs=kwargs, isolate=isolate, timeout=timeout,
+                   memory_mb=memory_mb)
+    audited: list[tuple[Any, Any, Any]] = []  # (what was given, its candidate, its per-element view or None)
+    made: list[Any] = []
     try:
-        if candidate.name in CANDIDATE_NAMES:
-            raise ValueError(f"name={candidate.name!r} is the name of a built-in candidate; pass another name")
+        for t in targets:
+            candidate = function_candidate(t, family, name=name, **options)
+            made.append(candidate)
+            if candidate.name in CANDIDATE_NAMES:
+                raise ValueError(f"name={candidate.name!r} is the name of a built-in candidate; pass another name")
+            if sum(c.name == candidate.name for c in made) > 1:
+                raise ValueError(f"{candidate.name} is given twice; audit each function once")
+            view = None
+            if reduction != "none" and per_element:
+                view = function_candidate(t, family, name=candidate.name + PER_ELEMENT, per_element=True, **options)
+                made.append(view)
+            audited.append((t, candidate, view))
         settings = Settings(seed=seed, examples=examples, families=(family,), candidates=tuple(c.name for c in builtins),
-                            dtypes=dtypes, speed_elements=speed_elements, shrink=shrink)
+                            dtypes=dtypes, speed_elements=speed_elements, shrink=shrink, labels=labels,
+                            stop_after=EARLY_STOP_CALLS, max_chunks=AUDIT_MAX_CHUNKS)
         if progress is not None:
-            result, _corpus = run_campaign(settings, None, progress, extra=[candidate])
+            result, _corpus = run_campaign(settings, None, progress, extra=made)
         else:
-            result, _corpus = run_campaign(settings, None, extra=[candidate])
+            result, _corpus = run_campaign(settings, None, extra=made)
     finally:
-        candidate.close()
-    extra = replay_words(candidate.target, takes, inputs, kwargs) if _importable(fn_or_spec, candidate.target) else []
-    result = rewrite_replays(result, candidate.name, extra)
-    verdict = audit_verdict(result, candidate.name, target=candidate.target, convention=candidate.convention)
-    return replace(result, audit=verdict.to_json())
+        for c in made:
+            c.close()
+    found = []
+    for t, candidate, view in audited:
+        note = replay_unavailable(t, candidate.target)
+        extra = [] if note else replay_words(candidate.target, takes, inputs, kwargs)
+        result = rewrite_replays(result, candidate.name, extra)
+        if view is not None:
+            result = rewrite_replays(result, view.name, ["--reduction", reduction, *extra] if extra else [])
+        found.append(audit_verdict(result, candidate.name, target=candidate.target, convention=candidate.convention,
+                                   compared=[c.name for c in builtins], per_element=None if view is None else view.name,
+                                   replay_note=note))
+    block = found[0].to_json() if len(found) == 1 else {"verdicts": [v.to_json() for v in found]}
+    return replace(result, audit=block)

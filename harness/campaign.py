@@ -19,10 +19,10 @@ import oracles
 from ._records import Curve, Finding, RunResult, Score
 from .candidates import CANDIDATE_NAMES, Candidate, Unsupported, candidates
 from .metrics import summarize
-from .scoring import CandidateFailure, Observations, TruthCache, batches, finding, observe, worst_cases
-from .search import search
+from .scoring import MAX_CHUNKS, CandidateFailure, Observations, TruthCache, batches, finding, observe, worst_cases
+from .search import SearchResult, search
 from .speed import measure, speed_inputs
-from .strategies import Example, catalogue
+from .strategies import Example, catalogue, has_labels
 from .sweep import sweep
 
 __all__ = ["Settings", "Progress", "Resume", "run_campaign", "score_candidate", "DEFAULT_DTYPES"]
@@ -42,9 +42,12 @@ class Settings:
     dtypes: tuple[str, ...] = DEFAULT_DTYPES
     speed_elements: int = 1_000_000
     shrink: bool = True
+    labels: str = "all"  # the label set scored (harness.strategies.LABEL_SETS)
+    stop_after: int = 0  # probe calls that stop a candidate x dtype when all fail alike (0: never; audits)
+    max_chunks: int = MAX_CHUNKS  # batches a reduced candidate is scored on from the catalogue
 
     def to_json(self) -> dict:
-        return {
+        data = {
             "seed": self.seed,
             "examples": self.examples,
             "families": list(self.families),
@@ -53,6 +56,14 @@ class Settings:
             "speed_elements": self.speed_elements,
             "shrink": self.shrink,
         }
+        # only when set, so that reports and baselines of plain runs keep their form
+        if self.labels != "all":
+            data["labels"] = self.labels
+        if self.stop_after:
+            data["stop_after"] = self.stop_after
+        if self.max_chunks != MAX_CHUNKS:
+            data["max_chunks"] = self.max_chunks
+        return data
 
 
 @dataclass
@@ -93,32 +104,46 @@ def score_candidate(
         return _empty_score(candidate, dtype, failure=f"needs {', '.join(candidate.needs)}: pip install 'lossfuzz[tf]'"), []
     obs = Observations()
     findings: list[Finding] = []
+    stopped: str | None = None
     try:
-        obs.extend(observe(candidate, base, cache, candidate.reduction))
+        obs.extend(observe(candidate, base, cache, candidate.reduction, settings.max_chunks))
     except Unsupported as exc:
         return _empty_score(candidate, dtype, unsupported=True, failure=str(exc)), []
     except CandidateFailure:
         # Find the examples (batches, for reduced candidates) it fails on one at a time; keep the rest.
-        units = [[e] for e in base] if candidate.reduction == "none" else batches(base, candidate.reduction)
-        for batch in units:
+        units = [[e] for e in base] if candidate.reduction == "none" else batches(base, candidate.reduction, settings.max_chunks)
+        order = _probe_first(len(units), settings.stop_after)
+        failures: list[CandidateFailure] = []
+        for done, i in enumerate(order, 1):
+            batch = units[i]
             try:
                 obs.extend(observe(candidate, batch, cache, candidate.reduction))
             except (CandidateFailure, Unsupported) as exc:
                 failed = exc if isinstance(exc, CandidateFailure) else CandidateFailure(str(exc), "wrong_dtype")
                 findings.append(finding(failed, batch))
+                failures.append(failed)
+            if done == settings.stop_after:
+                stopped = systematic_failure(failures, done, len(units))
+                if stopped is not None:
+                    break
     seed = _seed_for(settings.seed, candidate.family, candidate.name, dtype)
-    result = search(candidate, candidate.family, dtype, cache, reduction=candidate.reduction, seed=seed,
-                    max_examples=settings.examples, shrink=settings.shrink)
+    if stopped is None:
+        result = search(candidate, candidate.family, dtype, cache, reduction=candidate.reduction, seed=seed,
+                        max_examples=settings.examples, shrink=settings.shrink, labels=settings.labels)
+    else:
+        result = SearchResult(Observations(), None, [])
     obs.extend(result.observations)
     findings += result.findings
-    failure = _failure_summary(findings)
+    reproducer = None
+    if result.minimal is not None:
+        # the shrunk example counts in the statistics: the reported worst is never below the reproducer's
+        obs.extend(result.minimal)
+        found = worst_cases(result.minimal, candidate.family, candidate.name, dtype, candidate.reduction, count=1)
+        reproducer = found[0] if found else None
+    failure = stopped or _failure_summary(findings)
     stats = summarize(obs.merged())
     stats["counts"]["raised"] += len(findings)
     worst = worst_cases(obs, candidate.family, candidate.name, dtype, candidate.reduction)
-    reproducer = None
-    if result.minimal is not None:
-        found = worst_cases(result.minimal, candidate.family, candidate.name, dtype, candidate.reduction, count=1)
-        reproducer = found[0] if found else None
     speed = None
     if settings.speed_elements:
         x, z = speed_inputs(candidate.family, dtype, settings.speed_elements, seed=settings.seed)
@@ -128,11 +153,41 @@ def score_candidate(
             failure = failure or f"speed run raised {type(exc).__name__}: {str(exc)[:200]}"
     score = Score(family=candidate.family, candidate=candidate.name, dtype=dtype, reduction=candidate.reduction,
                   failure=failure, worst=worst, speed=speed, source=candidate.source, reproducer=reproducer,
-                  findings=tuple(findings[:MAX_FINDINGS]), **stats)
+                  findings=tuple(findings[:MAX_FINDINGS]), stopped=stopped, **stats)
     return score, _worst_examples(obs, candidate.reduction)
 
 
 MAX_FINDINGS = 20
+# Probe calls of an audit (Settings.stop_after): when every one fails the same way, the candidate x dtype
+# stops there (a systematic failure, e.g. a reduced result without --reduction mean, which otherwise costs
+# one failed call per catalogue example: 11 426 calls and 116 s for a Keras loss).
+EARLY_STOP_CALLS = 20
+# Failures the worker already bounds (after 3 in a row it refuses calls at once): no early stop for them.
+_BOUNDED_BY_WORKER = ("timeout", "crashed", "out_of_memory")
+
+
+def _probe_first(units: int, probes: int) -> list[int]:
+    """The order to call ``units`` in: ``probes`` of them spread evenly over the list first (so that a
+    function failing on one input region, e.g. negative logits, is not taken for a systematic failure),
+    then the rest in order."""
+    if not probes or units <= probes:
+        return list(range(units))
+    first = [int(k * units / probes) for k in range(probes)]
+    chosen = set(first)
+    return first + [i for i in range(units) if i not in chosen]
+
+
+def systematic_failure(failures: Sequence[CandidateFailure], calls: int, units: int) -> str | None:
+    """The one-line reason to stop when all ``calls`` probe calls failed with one kind (not one the worker
+    bounds), leading with the failure's hint (the fix) when it has one; None otherwise."""
+    kinds = {f.kind for f in failures}
+    if len(failures) != calls or len(kinds) != 1 or kinds & set(_BOUNDED_BY_WORKER):
+        return None
+    first = failures[0]
+    lead = first.hint or str(first)
+    detail = f"{first.kind}: {str(first).replace('; ' + first.hint, '')}" if first.hint else first.kind
+    return (f"{lead} (stopped early: all {calls} calls tried, spread over the inputs, failed alike ({detail});"
+            f" the other {units - calls} were not run)")
 
 
 def _failure_summary(findings: list[Finding]) -> str | None:
@@ -219,7 +274,8 @@ def run_campaign(
             else:
                 if (family, dtype) not in caches:
                     replay = list(corpus.get((family, dtype), []))
-                    caches[(family, dtype)] = (TruthCache(family, dtype), replay + catalogue(family, dtype))
+                    base = [e for e in replay + catalogue(family, dtype) if has_labels(e, settings.labels)]
+                    caches[(family, dtype)] = (TruthCache(family, dtype), base)
                 cache, base = caches[(family, dtype)]
                 score, worst = score_candidate(candidate, dtype, base, cache, settings)
                 progress.scored(score, worst)
@@ -234,7 +290,7 @@ def run_campaign(
                 progress.step(f"{family} {dtype} sweep")
                 swept = resume.curves.get((family, dtype))
                 if swept is None:
-                    swept = sweep(family, dtype, _chosen(settings, family, extra))
+                    swept = sweep(family, dtype, _chosen(settings, family, extra), settings.labels)
                     progress.swept(family, dtype, swept)
                 curves.extend(swept)
     except KeyboardInterrupt:

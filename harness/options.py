@@ -99,7 +99,9 @@ FUNCTION_OPTIONS: tuple[Option, ...] = (
     Option("--family", "family", comma_list("family", tuple(oracles.FAMILIES)), None,
            "the loss family the function computes (sigmoid_ce, binary_ce, softmax_ce, sparse_softmax_ce)", "FAMILY"),
     Option("--takes", "takes", str, None, "argument names in call order: labels,logits (TF), y_true,y_pred (Keras),"
-           " input,target (PyTorch), or any two names; inferred from the signature when possible", "A,B"),
+           " input,target (PyTorch), one known name and any other (y_true,y_proba), or any two names with their"
+           " roles: target_z=labels,score_x=inputs (passed by position in that order); inferred from the"
+           " signature when possible", "A,B"),
     Option("--inputs", "inputs", str, None, "what the function's prediction argument is: logits or probs"
            " (default: the family's own: probs for binary_ce, logits otherwise)", "KIND"),
     Option("--reduction", "reduction", str, "none", "what the function returns: none (per example), mean or sum", "R"),

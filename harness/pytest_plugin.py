@@ -22,7 +22,8 @@ family's boundary catalogue and a seeded Hypothesis search, against the exact or
 ``AssertionError``) when the max ULP error exceeds ``max_ulp``, when it returns a non-finite value where the
 exact loss is finite (or the like) on finite inputs and ``allow_nonfinite`` is False, when it raises, or when
 it cannot be scored; the message shows the shrunk reproducer: inputs in hex, got vs exact, ULPs, the outcome
-and a command that replays the exact value. Mistakes on ±inf/nan inputs are reported, never failed on.
+and a command that replays it (``--candidate MODULE:NAME``; for a lambda or local function, which cannot be
+imported again, it says so and replays the exact value only). Mistakes on ±inf/nan inputs are reported, never failed on.
 
 Options ``--lossfuzz-seed`` and ``--lossfuzz-examples`` (the ``lossfuzz run`` options ``--seed`` and
 ``--examples``, defined once in :mod:`harness.options`) set the defaults of every check. Importing this
@@ -122,9 +123,13 @@ def _exact_command(replay: str) -> str:
     return shlex.join(out)
 
 
-def _case_lines(label: str, case: Any, input_name: str) -> list[str]:
+def _case_lines(label: str, case: Any, input_name: str, replay_note: str = "") -> list[str]:
     from harness.reports._common import case_error
 
+    if replay_note:
+        replay = f"  replay: not available ({replay_note}); the exact value: {_exact_command(case.replay)}"
+    else:
+        replay = f"  replay: {case.replay}"
     return [
         f"{label}:",
         f"  {input_name:<7} {', '.join(case.inputs)}",
@@ -132,13 +137,15 @@ def _case_lines(label: str, case: Any, input_name: str) -> list[str]:
         f"  {'got':<7} {case.got}",
         f"  {'exact':<7} {case.exact}   (correctly rounded {case.rounded})",
         f"  {'error':<7} {case_error(case)}   [outcome: {case.outcome}]",
-        f"  replay (exact value): {_exact_command(case.replay)}",
+        replay,
     ]
 
 
 def failure_message(score: Any, problems: list[str], *, what: str, max_ulp: float | None, allow_nonfinite: bool,
-                    seed: int, examples: int) -> str:
-    """The assertion message: what breaks the bound, then the shrunk reproducer (or worst case) in hex."""
+                    seed: int, examples: int, replay_note: str = "") -> str:
+    """The assertion message: what breaks the bound, then the shrunk reproducer (or worst case) in hex, with
+    a replay command that runs the function again (``--candidate MODULE:NAME``), or why there is none
+    (``replay_note``) and the command for the exact value."""
     import oracles
     from harness.gate import relevant_case
 
@@ -163,7 +170,7 @@ def failure_message(score: Any, problems: list[str], *, what: str, max_ulp: floa
             continue
         seen.add(id(case))
         label = "shrunk reproducer" if case is score.reproducer else "worst case"
-        lines += _case_lines(label, case, input_name)
+        lines += _case_lines(label, case, input_name, replay_note)
     if score.findings and any(p.startswith("raised") for p in problems):
         f = score.findings[0]
         lines += ["first raise:", f"  {input_name:<7} {', '.join(f.inputs)}", f"  {'labels':<7} {', '.join(f.labels)}",
@@ -214,10 +221,15 @@ def check(
                                    settings)
     finally:
         candidate.close()
+    from harness.auditing import replay_unavailable, replay_words, rewrite_score_replays
+
+    note = replay_unavailable(fn, candidate.target)
+    if not note:
+        score = rewrite_score_replays(score, replay_words(candidate.target, takes, inputs, kwargs))
     problems = bound_problems(score, max_ulp, allow_nonfinite)
     if problems:
         raise AssertionError(failure_message(score, problems, what=what, max_ulp=max_ulp, allow_nonfinite=allow_nonfinite,
-                                             seed=seed, examples=examples))
+                                             seed=seed, examples=examples, replay_note=note))
     return score
 
 

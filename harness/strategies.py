@@ -30,6 +30,8 @@ from hypothesis import strategies as st
 import oracles
 from oracles import Format, resolve_format
 
+from ._records import LABEL_SETS
+
 __all__ = [
     "Example",
     "special_logits",
@@ -206,6 +208,28 @@ def examples(
         return Example(_cast(values, fmt), _cast(weights, fmt))
 
     return row()
+
+
+def check_label_set(family: str, which: str) -> str:
+    """``which`` if it is one of :data:`LABEL_SETS` and applies to ``family``; a one-line ``ValueError`` otherwise."""
+    if which not in LABEL_SETS:
+        raise ValueError(f"labels={which!r} is not one of: {', '.join(LABEL_SETS)}")
+    if which == "soft" and oracles.get_family(family).label_kind == "index":
+        raise ValueError(f"labels='soft': {family} takes class indices, which are never soft; pass --labels all")
+    return which
+
+
+def has_labels(example: Example, which: str) -> bool:
+    """Whether ``example`` belongs to the label set ``which``: ``hard``, every label 0 or 1 (a class index
+    always is); ``soft``, at least one label strictly between 0 and 1; ``all``, any."""
+    if which == "all":
+        return True
+    z = np.asarray(example.labels)
+    if z.dtype.kind in "iu":
+        return which == "hard"
+    values = z.astype(np.float64)
+    hard = bool(np.all((values == 0) | (values == 1)))
+    return hard if which == "hard" else not hard
 
 
 def catalogue(family: str, dtype: Any) -> list[Example]:

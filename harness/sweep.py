@@ -46,11 +46,14 @@ def _examples(family: str, dtype: str, x: np.ndarray, z: float) -> list[Example]
     return [Example(cast([v, 0.0]), cast([z, 1 - z])) for v in x]
 
 
-def sweep(family: str, dtype: str, chosen: list[Candidate]) -> list[Curve]:
-    """One curve per label setting, with every chosen per-example candidate that supports ``dtype``."""
+def sweep(family: str, dtype: str, chosen: list[Candidate], label_set: str = "all") -> list[Curve]:
+    """One curve per label setting, with every chosen per-example candidate that supports ``dtype``;
+    ``label_set`` (:data:`harness._records.LABEL_SETS`) keeps the hard (z = 1) or the soft curve only."""
     x_name, x = sweep_points(family, dtype)
     curves = []
     labels = (1.0,) if family == "sparse_softmax_ce" else (1.0, 0.9999)
+    if label_set != "all":
+        labels = tuple(z for z in labels if (z == 1.0) == (label_set == "hard"))
     for z in labels:
         examples = _examples(family, dtype, x, z)
         cache = TruthCache(family, dtype)

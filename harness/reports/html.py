@@ -346,18 +346,26 @@ def _worst_section(s: Score) -> str:
 
 def _audit_section(result: RunResult) -> str:
     """The verdict of ``lossfuzz audit`` (the ``audit`` block), first on the page; empty for a plain run."""
-    from harness.auditing import AuditVerdict
+    from harness.auditing import verdicts
 
     if not result.audit:
         return ""
     try:
-        v = AuditVerdict.from_json(result.audit)
+        found = verdicts(result.audit)
     except (KeyError, TypeError, ValueError, AttributeError):
         return f'<h2 id="verdict">Verdict</h2><p>{_e(result.audit.get("summary", "unreadable audit block"))}</p>'
+    return "\n".join(_verdict_html(v, first=i == 0) for i, v in enumerate(found))
+
+
+def _verdict_html(v: Any, first: bool) -> str:
     level = {"ok": "ok", "bad": "bad"}.get(v.level, "fail")
     items = []
     if v.convention:
         items.append(("convention", _e(v.convention)))
+    for text in v.systematic:
+        items.append(("systematic failure", _e(text)))
+    if v.per_element is not None:
+        items.append(("per element (batches of one element)", _e(v.per_element["summary"])))
     if v.sweep:
         items.append(("along the sweeps", "<br>".join(_e(t) for t in v.sweep)))
     if v.where:
@@ -366,7 +374,9 @@ def _audit_section(result: RunResult) -> str:
         r = v.reproducer
         items.append((f"minimal reproducer ({_e(v.reproducer_dtype)})",
                       f"inputs {_values(r.inputs)}, labels {_values(r.labels)}: got <code>{_e(r.got)}</code>, exact"
-                      f" <code>{_e(r.exact)}</code>: <b>{_e(case_error(r))}</b><pre>{_e(r.replay)}</pre>"))
+                      f" <code>{_e(r.exact)}</code>: <b>{_e(case_error(r))}</b>"
+                      + (f"<br>replay: not available ({_e(v.replay_note)}); the exact value:" if v.replay_note else "")
+                      + f"<pre>{_e(r.replay)}</pre>"))
     for f in v.first_findings:
         items.append((_e(f.kind), f"{_e(f.message)} (inputs {_values(f.inputs)}, labels {_values(f.labels)})"))
     if v.findings_where:
@@ -376,7 +386,8 @@ def _audit_section(result: RunResult) -> str:
         items.append(("best built-in for comparison", f"<code>{_e(b['candidate'])}</code>, max {_e(fmt_ulp(b['max_ulp']))} ULP"
                       f' <span class="muted">({_e(b.get("source", ""))})</span>'))
     rows = "".join(f"<tr><td>{k}</td><td>{val}</td></tr>" for k, val in items)
-    return (f'<h2 id="verdict">Verdict: <code>{_e(v.name)}</code></h2>\n'
+    anchor = ' id="verdict"' if first else ""
+    return (f'<h2{anchor}>Verdict: <code>{_e(v.name)}</code></h2>\n'
             f'<p class="v-{level}" style="padding:6px 10px;border-radius:6px">{_e(v.summary)}</p>\n'
             f'<table class="kv"><tbody>{rows}</tbody></table>')
 

@@ -9,6 +9,7 @@ at a size budget so the page stays well under GitHub's limit.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from harness._records import RunResult, Score, WorstCase
 
@@ -134,18 +135,29 @@ def _case(s: Score, what: str, case: WorstCase) -> str:
 
 def _audit_section(result: RunResult) -> list[str]:
     """The verdict of ``lossfuzz audit`` (the ``audit`` block), first on the page; nothing for a plain run."""
-    from harness.auditing import AuditVerdict
+    from harness.auditing import verdicts
 
     if not result.audit:
         return []
     try:
-        v = AuditVerdict.from_json(result.audit)
+        found = verdicts(result.audit)
     except (KeyError, TypeError, ValueError, AttributeError):
         return ["## Verdict", "", md_escape(result.audit.get("summary", "unreadable audit block")), ""]
+    out: list[str] = []
+    for v in found:
+        out += _verdict_lines(v)
+    return out
+
+
+def _verdict_lines(v: Any) -> list[str]:
     icon = {"ok": "✅", "bad": "❌"}.get(v.level, "⚠️")
     out = [f"## Verdict: {icon} {_md_name(v.name)}", "", md_escape(v.summary), ""]
     if v.convention:
         out.append(f"- **convention**: {md_escape(v.convention)}")
+    for text in v.systematic:
+        out.append(f"- **systematic failure**: {md_escape(text)}")
+    if v.per_element is not None:
+        out.append(f"- **per element** (batches of one element): {md_escape(v.per_element['summary'])}")
     if v.sweep:
         out.append("- **along the sweeps**: " + md_escape("; ".join(v.sweep)))
     if v.where:
@@ -164,6 +176,8 @@ def _audit_section(result: RunResult) -> list[str]:
                    f" ({md_escape(b.get('source', ''))})")
     out.append("")
     if v.reproducer is not None:
+        if v.replay_note:
+            out += [f"Replay: not available ({md_escape(v.replay_note)}); the exact value:", ""]
         out += [_code_block(v.reproducer.replay), ""]
     return out
 
