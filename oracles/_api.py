@@ -10,6 +10,9 @@ from typing import Any, Callable
 import mpmath
 import numpy as np
 
+from mpmath import libmp
+
+from . import _fast
 from ._family import Evaluator, Family
 from ._formats import Format, resolve_format
 from ._ziv import UNCONVERGED, Settled, settle
@@ -25,6 +28,7 @@ FAMILIES: dict[str, str] = {
 }
 REDUCTIONS = ("none", "sum", "mean")
 _WHAT = ("loss", "gradient")
+_PATHS = ("auto", "ziv")
 
 
 class OracleUnconverged(ArithmeticError):
@@ -46,9 +50,12 @@ class Truth:
 
     ``inputs``/``labels``: the points, as the float64 (or integer) arrays that were evaluated;
     ``rounded``: correctly rounded values in ``dtype`` (nan placeholders where ``status`` is
-    ``unconverged``); ``exact``: object array of ``mpmath.mpf``, the exact values (closed forms) or the
-    midpoints of enclosures narrower than ``2**-70`` relative; ``status``: ``exact``, ``converged``, ``nan``
-    or ``unconverged`` per value; ``precision``: working bits at which each value settled (0: closed form).
+    ``unconverged``); ``exact``: object array of ``mpmath.mpf``: on the Ziv path the exact values (closed
+    forms) or the midpoints of enclosures narrower than ``2**-70`` relative, on the fast path the float64
+    estimate, inside the certified enclosure (relative error below ``2**-45``: enough for ULP errors, not
+    for 20 digits; :meth:`exact_value` gives those); ``status``: ``exact``, ``converged``, ``nan`` or
+    ``unconverged`` per value; ``precision``: working bits at which each value settled (0: closed form,
+    53: the fast path's float64 evaluation); ``fast``: True where the fast path decided the value.
     """
 
     family: str
@@ -61,6 +68,37 @@ class Truth:
     exact: np.ndarray
     status: np.ndarray
     precision: np.ndarray
+    fast: np.ndarray
+
+    @property
+    def path_counts(self) -> dict[str, int]:
+        """How many values each path decided: ``{"fast": ..., "ziv": ...}``."""
+        fast = int(np.count_nonzero(self.fast))
+        return {"fast": fast, "ziv": int(self.fast.size) - fast}
+
+    def exact_value(self, index: Any) -> Any:
+        """The exact value at ``index`` (a tuple, or a flat int) as ``mpmath.mpf``, from the Ziv path: within
+        ``2**-70`` relative (20 correct digits), re-evaluated on demand where the fast path decided it."""
+        flat = int(index) if isinstance(index, (int, np.integer)) else int(np.ravel_multi_index(index, self.fast.shape)) if self.fast.shape else 0
+        if not np.ravel(self.fast)[flat]:
+            return np.ravel(self.exact)[flat]
+        fam = get_family(self.family)
+        if self.reduction != "none" and self.what == "loss":
+            x, z = self.inputs, self.labels
+            pick = 0
+        else:
+            batch = fam.batch_shape(self.inputs)
+            width = self.inputs.shape[-1] if (fam.row_wise and self.what == "gradient") else 1
+            example = np.unravel_index(flat // width, batch) if batch else ()
+            x, z = self.inputs[example][None], self.labels[example][None]
+            pick = flat % width
+        again = _evaluate(self.family, **{fam.input_name: x}, labels=z, dtype=self.dtype, what=self.what,
+                          reduction=self.reduction if self.what == "loss" else "none", path="ziv")
+        value = np.ravel(again.exact)[pick]
+        if self.what == "gradient" and self.reduction == "mean":  # the row's gradient, scaled exactly enough
+            with mpmath.workprec(256):
+                value = value / int(np.prod(fam.batch_shape(self.inputs), dtype=np.int64))
+        return value
 
     @property
     def converged(self) -> np.ndarray:
@@ -140,53 +178,137 @@ def evaluate(
     ``none`` (one value per example), ``sum`` or ``mean`` (the exact sum or mean of the exact per-example
     losses, rounded once; for gradients, the gradient of that reduced loss). ``what``: ``loss`` or
     ``gradient`` (shape of the inputs). Unconverged values are marked, not raised: see :class:`Truth`.
+    Values are decided by the certified fast path where its error bound allows, by Ziv's strategy
+    otherwise (:mod:`oracles._fast`); ``Truth.fast`` and ``Truth.path_counts`` say which.
     """
+    return _evaluate(family, logits=logits, probs=probs, labels=labels, dtype=dtype, reduction=reduction, what=what)
+
+
+def _evaluate(
+    family: str,
+    *,
+    logits: Any = None,
+    probs: Any = None,
+    labels: Any,
+    dtype: Any,
+    reduction: str = "none",
+    what: str = "loss",
+    path: str = "auto",
+) -> Truth:
+    """:func:`evaluate` with the path forced: ``auto`` (fast path first) or ``ziv`` (Ziv's strategy only)."""
+    fam, fmt = _checked(family, dtype, reduction, what, path)
+    x, z = fam.prepare(_given_inputs(fam, logits, probs), labels)
+    batch = fam.batch_shape(x)
+    if reduction == "mean" and int(np.prod(batch, dtype=np.int64)) == 0:
+        raise ValueError(f"{fam.name}: reduction='mean' over an empty batch is undefined; pass at least one example")
+    return _record(fam, what, fmt, reduction, x, z, _settle_all(fam, what, fmt, reduction, x, z, path))
+
+
+def _checked(family: str, dtype: Any, reduction: str, what: str, path: str) -> tuple[Family, Format]:
     fam = get_family(family)
     fmt = resolve_format(dtype)
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction={reduction!r} is not one of: {', '.join(REDUCTIONS)}")
     if what not in _WHAT:
         raise ValueError(f"what={what!r} is not one of: {', '.join(_WHAT)}")
+    if path not in _PATHS:
+        raise ValueError(f"path={path!r} is not one of: {', '.join(_PATHS)}")
+    return fam, fmt
+
+
+def _given_inputs(fam: Family, logits: Any, probs: Any) -> Any:
     given = {"logits": logits, "probs": probs}
     other = "probs" if fam.input_name == "logits" else "logits"
     if given[other] is not None:
         raise ValueError(f"{fam.name} takes {fam.input_name}=, not {other}=; pass {fam.input_name}=...")
     if given[fam.input_name] is None:
         raise ValueError(f"{fam.name} needs {fam.input_name}=...; pass the {fam.input_name} array")
-    x, z = fam.prepare(given[fam.input_name], labels)
+    return given[fam.input_name]
+
+
+@dataclass
+class _Outputs:
+    """Settled values in row-major order of the output shape: from the fast path (``fast`` True, ``approx``
+    the float64 estimate, status the family's) or from :func:`settle` (``settled``)."""
+
+    shape: tuple
+    rounded: np.ndarray
+    fast: np.ndarray
+    approx: np.ndarray
+    settled: dict[int, Settled]
+    fast_status: str
+
+
+def _settle_all(fam: Family, what: str, fmt: Format, reduction: str, x: np.ndarray, z: np.ndarray, path: str) -> _Outputs:
+    """Decide every output value: the fast path in chunks where it certifies, the Ziv path for the rest."""
     batch = fam.batch_shape(x)
     n = int(np.prod(batch, dtype=np.int64))
-    if reduction == "mean" and n == 0:
-        raise ValueError(f"{fam.name}: reduction='mean' over an empty batch is undefined; pass at least one example")
-
-    settled: list[Settled]
-    if what == "loss":
+    width = x.shape[-1] if fam.row_wise else 1
+    use_fast = path == "auto" and _fast.has_fast_path(fmt)
+    status = fam.fast_status[what]
+    if what == "loss" and reduction != "none":
+        out = _Outputs((), np.full(1, np.nan), np.zeros(1, dtype=bool), np.full(1, np.nan), {}, status)
+        estimate = _fast.reduced_estimate(fam, x, z, reduction, fmt) if use_fast and n else None
+        if estimate is not None:
+            rounded, accepted = _fast.certify(estimate, fmt)
+            if accepted[0]:
+                out.rounded[0], out.fast[0], out.approx[0] = rounded[0], True, estimate.value[0]
+                return out
         evaluators = [fam.loss(x[idx], z[idx]) for idx in np.ndindex(batch)]
-        if reduction == "none":
-            settled = [settle(ev, 1, fmt)[0] for ev in evaluators]
-            shape = batch
+        out.settled[0] = settle(_reduced_loss(evaluators, reduction), 1, fmt)[0]
+        out.rounded[0] = out.settled[0].rounded
+        return out
+    shape = batch if what == "loss" else x.shape
+    size = n * (1 if what == "loss" else width)
+    out = _Outputs(shape, np.full(size, np.nan), np.zeros(size, dtype=bool), np.full(size, np.nan), {}, status)
+    xs = x.reshape(n, width) if fam.row_wise else x.reshape(n)
+    zs = z.reshape(n, width) if (fam.row_wise and fam.label_kind == "soft") else z.reshape(n)
+    per = 1 if what == "loss" else width  # outputs per example
+    undecided = np.ones(n, dtype=bool)
+    if use_fast:
+        step = max(1, _fast.CHUNK // width)
+        for start in range(0, n, step):
+            stop = min(n, start + step)
+            estimate = _fast.estimate(fam, what, xs[start:stop], zs[start:stop], n if reduction == "mean" else 1)
+            if estimate is None:
+                break
+            rounded, accepted = _fast.certify(estimate, fmt)
+            accepted = accepted.reshape(stop - start, per)
+            whole = accepted.all(axis=1)  # an example's outputs are decided together (a gradient row)
+            span = slice(start * per, stop * per)
+            keep = np.repeat(whole, per)
+            out.rounded[span] = np.where(keep, rounded.reshape(-1), np.nan)
+            out.fast[span] = keep
+            out.approx[span] = np.where(keep, estimate.value.reshape(-1), np.nan)
+            undecided[start:stop] = ~whole
+    for i in np.flatnonzero(undecided):
+        idx = np.unravel_index(i, batch) if batch else ()
+        if what == "loss":
+            out.settled[int(i)] = settle(fam.loss(x[idx], z[idx]), 1, fmt)[0]
         else:
-            settled = settle(_reduced_loss(evaluators, reduction), 1, fmt)
-            shape = ()
-    else:
-        width = x.shape[-1] if fam.row_wise else 1
-        settled = []
-        for idx in np.ndindex(batch):
             ev = fam.gradient(x[idx], z[idx])
             if reduction == "mean":
                 ev = _scaled(ev, n)
-            settled.extend(settle(ev, width, fmt))
-        shape = x.shape
-    return _record(fam, what, fmt, reduction, x, z, settled, shape)
+            for k, s in enumerate(settle(ev, width, fmt)):
+                out.settled[int(i) * width + k] = s
+    for i, s in out.settled.items():
+        out.rounded[i] = s.rounded
+    return out
 
 
-def _record(fam: Family, what: str, fmt: Format, reduction: str, x, z, settled: list[Settled], shape) -> Truth:
-    rounded = np.array([s.rounded for s in settled], dtype=np.float64).reshape(shape)
-    exact_values = np.empty(len(settled), dtype=object)
-    for i, s in enumerate(settled):
-        exact_values[i] = mpmath.mp.make_mpf(s.exact)
-    status = np.array([s.status for s in settled], dtype="<U11").reshape(shape)
-    precision = np.array([s.precision for s in settled], dtype=np.int64).reshape(shape)
+def _record(fam: Family, what: str, fmt: Format, reduction: str, x, z, out: _Outputs) -> Truth:
+    size = out.rounded.size
+    exact_values = np.empty(size, dtype=object)
+    status = np.full(size, out.fast_status, dtype="<U11")
+    precision = np.full(size, _fast.FAST_PRECISION, dtype=np.int64)
+    make = mpmath.mp.make_mpf
+    for i in np.flatnonzero(out.fast):
+        exact_values[i] = make(libmp.from_float(float(out.approx[i])))
+    for i, s in out.settled.items():
+        exact_values[i] = make(s.exact)
+        status[i] = s.status
+        precision[i] = s.precision
+    shape = out.shape
     return Truth(
         family=fam.name,
         what=what,
@@ -194,10 +316,11 @@ def _record(fam: Family, what: str, fmt: Format, reduction: str, x, z, settled: 
         reduction=reduction,
         inputs=x,
         labels=z,
-        rounded=rounded.astype(fmt.numpy_dtype),
+        rounded=out.rounded.reshape(shape).astype(fmt.numpy_dtype),
         exact=exact_values.reshape(shape),
-        status=status,
-        precision=precision,
+        status=status.reshape(shape),
+        precision=precision.reshape(shape),
+        fast=out.fast.reshape(shape),
     )
 
 

@@ -23,6 +23,13 @@ a row makes that row's loss and gradient nan. A label outside ``[0, 1]`` is a ``
 The loss is a dyadic rational only where the ``log1p`` term vanishes (then it is computed exactly);
 otherwise it is transcendental (Baker's theorem), so Ziv's strategy always settles. Likewise ``softmax_i``
 is rational only when every finite logit is equal, which is handled in closed form.
+
+Fast path (float64 over whole rows, bounds as in :mod:`oracles._fast`): ``d_i = m - x_i`` (error ``u*d_i``),
+``e_i = exp(-d_i)`` (error ``e_i*(F + u*d_i)``), ``T`` the sum of the ``e_i`` but one maximal logit's,
+``S = sum z``, ``A = sum z_i*d_i`` (non-negative terms: their errors plus ``(K-1)*u`` times the sum),
+``log1p(T)`` (error ``e_T/(1 + T - e_T) + F*log1p(T)``), then ``A + S*log1p(T)``. Gradient:
+``S * e_i / D - z_i`` with ``D = sum e_i``, relative errors added, plus ``u*|result|``. Eligible: rows of
+finite values with ``S > 0``, ``K >= 2``, ``m - x_i`` finite, and for the gradient not all logits equal.
 """
 
 from __future__ import annotations
@@ -33,6 +40,9 @@ from typing import Any
 
 import numpy as np
 
+from ._fast import FUNCTION_ERROR as F
+from ._fast import UNIT_ROUNDOFF as U
+from ._fast import Estimate
 from ._family import Evaluator, Family, as_float_array, check_same_shape, check_unit_interval, exp, log, log1p
 
 
@@ -135,6 +145,56 @@ def row_gradient(x: np.ndarray, z: np.ndarray) -> Evaluator:
     return evaluate
 
 
+def _fast_parts(x: np.ndarray, z: np.ndarray) -> tuple:
+    """Shared float64 pieces of the fast loss and gradient of rows ``x``, ``z`` of shape ``(n, K)``."""
+    k = x.shape[-1]
+    m = x.max(axis=-1, keepdims=True)
+    d = m - x
+    e = np.exp(-d)
+    e_err = e * (F + U * d)
+    s = z.sum(axis=-1)
+    s_err = (k - 1) * U * s
+    eligible = np.isfinite(x).all(axis=-1) & np.isfinite(z).all(axis=-1) & np.isfinite(d).all(axis=-1)
+    eligible &= (s > 0) & (k >= 2)
+    return m, d, e, e_err, s, s_err, eligible
+
+
+def fast_row_loss(x: np.ndarray, z: np.ndarray) -> Estimate:
+    """Fast estimates of :func:`row_loss` over rows ``(n, K)`` (see the module docstring)."""
+    k = x.shape[-1]
+    with np.errstate(all="ignore"):
+        m, d, e, e_err, s, s_err, eligible = _fast_parts(x, z)
+        first_max = np.argmax(x, axis=-1)[..., None] == np.arange(k)
+        others = np.where(first_max, 0.0, e)
+        t = others.sum(axis=-1)
+        t_err = np.where(first_max, 0.0, e_err).sum(axis=-1) + (k - 1) * U * t
+        log_term = np.log1p(t)
+        log_err = t_err / (1.0 + t - t_err) + F * log_term
+        a = (z * d).sum(axis=-1)
+        a_err = (k + 1) * U * a
+        b = s * log_term
+        b_err = s_err * log_term + s * log_err + U * b
+        value = a + b
+        delta = a_err + b_err + U * value
+    return Estimate(value, delta, eligible & (t_err < 0.5))
+
+
+def fast_row_gradient(x: np.ndarray, z: np.ndarray) -> Estimate:
+    """Fast estimates of :func:`row_gradient` over rows ``(n, K)`` (shape ``(n, K)``)."""
+    k = x.shape[-1]
+    with np.errstate(all="ignore"):
+        m, d, e, e_err, s, s_err, eligible = _fast_parts(x, z)
+        total = e.sum(axis=-1, keepdims=True)
+        total_err = e_err.sum(axis=-1, keepdims=True) + (k - 1) * U * total
+        s = s[..., None]
+        p = s * e / total
+        p_err = p * (s_err[..., None] / s + total_err / total + 2 * U) + s * e_err / total
+        value = p - z
+        delta = p_err + U * np.abs(value)
+        eligible &= (x != m).any(axis=-1)
+    return Estimate(value, delta, np.broadcast_to(eligible[..., None], x.shape))
+
+
 class SoftmaxCE(Family):
     name = "softmax_ce"
     input_name = "logits"
@@ -155,6 +215,12 @@ class SoftmaxCE(Family):
 
     def gradient(self, x: np.ndarray, z: np.ndarray) -> Evaluator:
         return row_gradient(x, z)
+
+    def fast_loss(self, x: np.ndarray, z: np.ndarray) -> Estimate:
+        return fast_row_loss(x, z)
+
+    def fast_gradient(self, x: np.ndarray, z: np.ndarray) -> Estimate:
+        return fast_row_gradient(x, z)
 
 
 FAMILY = SoftmaxCE()
