@@ -269,7 +269,7 @@ def _settle_all(fam: Family, what: str, fmt: Format, reduction: str, x: np.ndarr
         step = max(1, _fast.CHUNK // width)
         for start in range(0, n, step):
             stop = min(n, start + step)
-            estimate = _fast.estimate(fam, what, xs[start:stop], zs[start:stop], n if reduction == "mean" else 1)
+            estimate = _fast.estimate(fam, what, xs[start:stop], zs[start:stop], fmt, n if reduction == "mean" else 1)
             if estimate is None:
                 break
             rounded, accepted = _fast.certify(estimate, fmt)

@@ -50,13 +50,14 @@ class Family:
         """Evaluator of the gradient of one example's loss with respect to its inputs (one output per input)."""
         raise NotImplementedError
 
-    def fast_loss(self, x: np.ndarray, z: np.ndarray) -> Estimate | None:
+    def fast_loss(self, x: np.ndarray, z: np.ndarray, precise: bool = False) -> Estimate | None:
         """Float64 estimates of the per-example losses of a batch, with error bounds (see
-        :mod:`oracles._fast`); ``None``: no fast path, every value goes to the Ziv path."""
+        :mod:`oracles._fast`), double-double ones if ``precise`` (float64 targets); ``None``: no fast
+        path, every value goes to the Ziv path."""
         return None
 
-    def fast_gradient(self, x: np.ndarray, z: np.ndarray) -> Estimate | None:
-        """Float64 estimates of the gradient components of a batch (shape of ``x``), with error bounds."""
+    def fast_gradient(self, x: np.ndarray, z: np.ndarray, precise: bool = False) -> Estimate | None:
+        """Estimates of the gradient components of a batch (shape of ``x``), as :meth:`fast_loss`."""
         return None
 
     def __repr__(self) -> str:

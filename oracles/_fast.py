@@ -48,7 +48,10 @@ accepted values are normal in the target format, at least ``2**-126``, so the fl
 acceptance by itself. Inputs where a float64 intermediate could overflow are not evaluated here (the
 families mark them ineligible), and any non-finite ``v`` or ``delta`` is rejected.
 
-For float64 targets this module has no fast path yet: every value goes to the Ziv path.
+For float64 targets the families evaluate in double-double arithmetic (:mod:`oracles._dd`, with its own
+proven bounds: ``DD_OP = 2**-100`` per operation in place of ``u``, ``EXP_ERROR = 2**-88`` for ``exp``,
+per-element bounds for ``log1p`` and ``log`` that assume nothing of numpy) and :func:`certify` checks
+the double-double enclosure against the float64 rounding gaps of its leading part.
 """
 
 from __future__ import annotations
@@ -57,6 +60,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _dd
 from ._formats import Format
 
 __all__ = [
@@ -79,18 +83,20 @@ UNIT_ROUNDOFF = 2.0**-53
 FUNCTION_ERROR = SAFETY * NUMPY_ULPS * 2.0**-52  # F: relative error bound used for exp, log1p, log
 ABSOLUTE_FLOOR = 2.0**-1000
 FINAL_MARGIN = 1 + 2.0**-20  # covers second-order terms and the rounding of the bound's own arithmetic
-FAST_FORMATS = ("float16", "bfloat16", "float32")
+FAST_FORMATS = ("float16", "bfloat16", "float32", "float64")
 CHUNK = 1 << 16  # values evaluated at once (memory: a few dozen float64 arrays of this size)
 
 
 @dataclass(frozen=True, slots=True)
 class Estimate:
-    """Float64 estimates of a family's outputs: ``value``, an absolute bound ``delta`` on the error, and
-    ``eligible`` (the output is one the fast path may decide: finite inputs, not a closed form)."""
+    """Estimates of a family's outputs: ``value`` (plus ``low``, for double-double estimates), an absolute
+    bound ``delta`` on the error, and ``eligible`` (the output is one the fast path may decide: finite
+    inputs, not a closed form)."""
 
     value: np.ndarray
     delta: np.ndarray
     eligible: np.ndarray
+    low: np.ndarray | None = None  # double-double estimates (float64 targets): value + low
 
 
 def round_to_format(w: np.ndarray, fmt: Format) -> tuple[np.ndarray, np.ndarray]:
@@ -112,6 +118,8 @@ def certify(estimate: Estimate, fmt: Format) -> tuple[np.ndarray, np.ndarray]:
     Returns ``(rounded, accepted)``: float64 values exactly representable in ``fmt`` (valid where
     ``accepted``) and the boolean mask of decided outputs.
     """
+    if fmt.precision == 53:
+        return _certify_float64(estimate)
     v, delta = estimate.value, estimate.delta
     with np.errstate(all="ignore"):
         bound = (delta * FINAL_MARGIN + ABSOLUTE_FLOOR)
@@ -136,13 +144,18 @@ def has_fast_path(fmt: Format) -> bool:
     return fmt.name in FAST_FORMATS
 
 
-def estimate(family, what: str, x: np.ndarray, z: np.ndarray, divisor: int = 1) -> Estimate | None:
-    """The family's fast estimates of ``what`` (``loss`` or ``gradient``) on a chunk of examples, the
-    gradient divided by ``divisor`` (a ``mean`` reduction: one more rounding, ``u * |value|``)."""
-    made = family.fast_loss(x, z) if what == "loss" else family.fast_gradient(x, z)
+def estimate(family, what: str, x: np.ndarray, z: np.ndarray, fmt: Format, divisor: int = 1) -> Estimate | None:
+    """The family's fast estimates of ``what`` (``loss`` or ``gradient``) on a chunk of examples (double-
+    double for float64 targets), the gradient divided by ``divisor`` (a ``mean`` reduction: one more
+    rounding, ``u * |value|``, or ``DD_OP * |value|`` in double-double)."""
+    precise = fmt.precision == 53
+    made = family.fast_loss(x, z, precise) if what == "loss" else family.fast_gradient(x, z, precise)
     if made is None or divisor == 1:
         return made
     with np.errstate(all="ignore"):
+        if precise:
+            hi, lo = _dd.div(made.value, made.low, np.float64(divisor), np.float64(0.0))
+            return Estimate(hi, made.delta / divisor + _dd.DD_OP * np.abs(hi), made.eligible, lo)
         value = made.value / divisor
         return Estimate(value, made.delta / divisor + UNIT_ROUNDOFF * np.abs(value), made.eligible)
 
@@ -158,18 +171,54 @@ def reduced_estimate(family, x: np.ndarray, z: np.ndarray, reduction: str, fmt: 
     width = x.shape[-1] if family.row_wise else 1
     xs = x.reshape(batch_n, width) if family.row_wise else x.reshape(batch_n)
     zs = z.reshape(batch_n, width) if (family.row_wise and family.label_kind == "soft") else z.reshape(batch_n)
-    total, bound = 0.0, 0.0
+    precise = fmt.precision == 53
+    total, total_lo, bound = np.zeros(1), np.zeros(1), 0.0
     step = max(1, CHUNK // width)
+    chunks = 0
     for start in range(0, batch_n, step):
-        made = family.fast_loss(xs[start:start + step], zs[start:start + step])
+        made = family.fast_loss(xs[start:start + step], zs[start:start + step], precise)
         if made is None or not made.eligible.all():
             return None
+        chunks += 1
         with np.errstate(all="ignore"):
-            total += float(made.value.sum())
             bound += float(made.delta.sum())
+            if precise:
+                hi, lo = _dd.tree_sum(made.value[None], made.low[None])
+                total, total_lo = _dd.add(total, total_lo, hi, lo)
+            else:
+                total = total + made.value.sum()
     with np.errstate(all="ignore"):
-        bound += (batch_n - 1) * UNIT_ROUNDOFF * total
+        if precise:  # each term passes through at most log2(step) + chunks DD additions
+            bound += (int(np.ceil(np.log2(step))) + chunks + 1) * _dd.DD_OP * float(total[0])
+            if reduction == "mean":
+                total, total_lo = _dd.div(total, total_lo, np.float64(batch_n), np.float64(0.0))
+                bound = bound / batch_n + _dd.DD_OP * float(total[0])
+            return Estimate(total, np.array([bound]), np.array([True]), total_lo)
+        bound += (batch_n - 1) * UNIT_ROUNDOFF * float(total[0])
         if reduction == "mean":
-            total /= batch_n
-            bound = bound / batch_n + UNIT_ROUNDOFF * total
-    return Estimate(np.array([total]), np.array([bound]), np.array([True]))
+            total = total / batch_n
+            bound = bound / batch_n + UNIT_ROUNDOFF * float(total[0])
+    return Estimate(total, np.array([bound]), np.array([True]))
+
+
+def _certify_float64(estimate: Estimate) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`certify` for a double-double estimate ``hi + lo`` (normalised, ``|lo| <= ulp(hi)/2``) and
+    float64 targets: ``hi`` is the rounding of every real in ``(hi - down/2, hi + up/2)``, where ``up`` and
+    ``down`` are the gaps to the next float64 away from and toward zero, both ends excluded (ties). The
+    enclosure ``[hi + lo - delta, hi + lo + delta]`` must lie inside, checked as ``|lo| -+ delta`` against
+    the half gaps (exact powers of two), with the sums scaled by ``1 + 2**-40`` against their own rounding.
+    ``|hi|`` must be normal and not a power of two (below one, the enclosure could leave the binade)."""
+    hi, delta = estimate.value, estimate.delta
+    lo = estimate.low if estimate.low is not None else np.zeros_like(hi)
+    with np.errstate(all="ignore"):
+        bound = delta * FINAL_MARGIN + ABSOLUTE_FLOOR
+        magnitude = np.abs(hi)
+        up = np.spacing(magnitude)
+        mantissa, _ = np.frexp(magnitude)
+        power = mantissa == 0.5
+        toward = lo * np.sign(hi)  # lo measured away from zero
+        ok = estimate.eligible & np.isfinite(hi) & np.isfinite(lo) & np.isfinite(bound)
+        ok &= (magnitude >= 2.0**-1022) & ~power & np.isfinite(up)
+        ok &= (toward + bound) * (1 + 2.0**-40) < up / 2
+        ok &= (bound - toward) * (1 + 2.0**-40) < up / 2
+    return np.where(ok, hi, np.nan), ok

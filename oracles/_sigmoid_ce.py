@@ -33,6 +33,7 @@ import numpy as np
 
 from ._fast import FUNCTION_ERROR as F
 from ._fast import UNIT_ROUNDOFF as U
+from . import _dd as dd
 from ._fast import Estimate
 from ._family import Evaluator, Family, as_float_array, check_same_shape, check_unit_interval, exp, log1p
 
@@ -83,7 +84,9 @@ class SigmoidCE(Family):
 
         return evaluate
 
-    def fast_loss(self, x: np.ndarray, z: np.ndarray) -> Estimate:
+    def fast_loss(self, x: np.ndarray, z: np.ndarray, precise: bool = False) -> Estimate:
+        if precise:
+            return _loss_dd(x, z)
         with np.errstate(all="ignore"):
             a = np.abs(x)
             positive = x >= 0
@@ -95,7 +98,9 @@ class SigmoidCE(Family):
             delta = 2 * U * linear + F * e + F * log_term + U * value
         return Estimate(value, delta, np.isfinite(x) & np.isfinite(z))
 
-    def fast_gradient(self, x: np.ndarray, z: np.ndarray) -> Estimate:
+    def fast_gradient(self, x: np.ndarray, z: np.ndarray, precise: bool = False) -> Estimate:
+        if precise:
+            return _gradient_dd(x, z)
         with np.errstate(all="ignore"):
             e = np.exp(-np.abs(x))
             s = e / (1.0 + e)  # sigmoid(-|x|)
@@ -103,6 +108,47 @@ class SigmoidCE(Family):
             value = np.where(x > 0, w - s, s - z)
             delta = (2 * F + 2 * U) * s + np.where(x > 0, U * w, 0.0) + U * np.abs(value)
         return Estimate(value, delta, np.isfinite(x) & np.isfinite(z) & (x != 0))
+
+
+def _weight_dd(x: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``1 - z`` (``x >= 0``) or ``z``, exactly, as a double-double."""
+    wh, wl = dd.two_sum(np.ones_like(z), -z)
+    positive = x >= 0
+    return np.where(positive, wh, z), np.where(positive, wl, 0.0)
+
+
+def _loss_dd(x: np.ndarray, z: np.ndarray) -> Estimate:
+    """Double-double loss: ``a * w`` (``a = m * 2**e`` scaled so the product cannot overflow in the
+    splitting; one ``mul_f``), ``log1p(exp(-a))`` (``exp``'s error passes through ``log1p`` unamplified,
+    its derivative being at most 1), one ``add``."""
+    with np.errstate(all="ignore"):
+        a = np.abs(x)
+        wh, wl = _weight_dd(x, z)
+        m, e = np.frexp(a)
+        lh, ll = dd.mul_f(wh, wl, m)
+        lh, ll = np.ldexp(lh, e), np.ldexp(ll, e)
+        eh, el = dd.exp(-a, np.zeros_like(a))
+        gh, gl, g_err = dd.log1p(eh, el)
+        vh, vl = dd.add(lh, ll, gh, gl)
+        delta = dd.DD_OP * np.abs(lh) + dd.EXP_ERROR * eh + g_err + dd.DD_OP * np.abs(vh)
+    return Estimate(vh, delta, np.isfinite(x) & np.isfinite(z), vl)
+
+
+def _gradient_dd(x: np.ndarray, z: np.ndarray) -> Estimate:
+    """Double-double gradient: ``s = e / (1 + e)`` has relative error ``2*EXP_ERROR + 2*DD_OP``; then
+    ``(1 - z) - s`` (exact ``1 - z``) or ``s - z``, one ``add`` (``DD_OP * |result|``)."""
+    with np.errstate(all="ignore"):
+        a = np.abs(x)
+        eh, el = dd.exp(-a, np.zeros_like(a))
+        dh, dl = dd.add_f(eh, el, 1.0)
+        sh, sl = dd.div(eh, el, dh, dl)
+        wh, wl = dd.two_sum(np.ones_like(z), -z)
+        ph, pl = dd.add(wh, wl, -sh, -sl)
+        nh, nl = dd.add_f(sh, sl, -z)
+        positive = x > 0
+        vh, vl = np.where(positive, ph, nh), np.where(positive, pl, nl)
+        delta = (2 * dd.EXP_ERROR + 2 * dd.DD_OP) * sh + dd.DD_OP * np.abs(vh)
+    return Estimate(vh, delta, np.isfinite(x) & np.isfinite(z) & (x != 0), vl)
 
 
 FAMILY = SigmoidCE()

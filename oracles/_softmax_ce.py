@@ -42,6 +42,7 @@ import numpy as np
 
 from ._fast import FUNCTION_ERROR as F
 from ._fast import UNIT_ROUNDOFF as U
+from . import _dd as dd
 from ._fast import Estimate
 from ._family import Evaluator, Family, as_float_array, check_same_shape, check_unit_interval, exp, log, log1p
 
@@ -159,8 +160,10 @@ def _fast_parts(x: np.ndarray, z: np.ndarray) -> tuple:
     return m, d, e, e_err, s, s_err, eligible
 
 
-def fast_row_loss(x: np.ndarray, z: np.ndarray) -> Estimate:
+def fast_row_loss(x: np.ndarray, z: np.ndarray, precise: bool = False) -> Estimate:
     """Fast estimates of :func:`row_loss` over rows ``(n, K)`` (see the module docstring)."""
+    if precise:
+        return _row_loss_dd(x, z)
     k = x.shape[-1]
     with np.errstate(all="ignore"):
         m, d, e, e_err, s, s_err, eligible = _fast_parts(x, z)
@@ -179,8 +182,10 @@ def fast_row_loss(x: np.ndarray, z: np.ndarray) -> Estimate:
     return Estimate(value, delta, eligible & (t_err < 0.5))
 
 
-def fast_row_gradient(x: np.ndarray, z: np.ndarray) -> Estimate:
+def fast_row_gradient(x: np.ndarray, z: np.ndarray, precise: bool = False) -> Estimate:
     """Fast estimates of :func:`row_gradient` over rows ``(n, K)`` (shape ``(n, K)``)."""
+    if precise:
+        return _row_gradient_dd(x, z)
     k = x.shape[-1]
     with np.errstate(all="ignore"):
         m, d, e, e_err, s, s_err, eligible = _fast_parts(x, z)
@@ -193,6 +198,58 @@ def fast_row_gradient(x: np.ndarray, z: np.ndarray) -> Estimate:
         delta = p_err + U * np.abs(value)
         eligible &= (x != m).any(axis=-1)
     return Estimate(value, delta, np.broadcast_to(eligible[..., None], x.shape))
+
+
+def _parts_dd(x: np.ndarray, z: np.ndarray) -> tuple:
+    """Double-double pieces: ``d = m - x`` (exact, ``two_sum``), ``e = exp(-d)`` (relative error
+    ``EXP_ERROR``), ``S = sum z`` (tree sum: ``depth * DD_OP`` relative), and the tree depth."""
+    k = x.shape[-1]
+    depth = max(1, int(np.ceil(np.log2(k))))
+    m = x.max(axis=-1, keepdims=True)
+    dh, dl = dd.two_sum(np.broadcast_to(m, x.shape), -x)
+    eh, el = dd.exp(-dh, -dl)
+    sh, sl = dd.tree_sum(z, np.zeros_like(z))
+    eligible = np.isfinite(x).all(axis=-1) & np.isfinite(z).all(axis=-1) & np.isfinite(dh).all(axis=-1)
+    eligible &= (sh > 0) & (k >= 2)
+    return dh, dl, eh, el, sh, sl, depth, eligible
+
+
+def _row_loss_dd(x: np.ndarray, z: np.ndarray) -> Estimate:
+    """Double-double loss of rows: ``T`` (tree sum of the ``e_i`` but one maximal logit's: relative error
+    ``EXP_ERROR + depth * DD_OP``), ``log1p(T)`` (its bound plus ``T``'s error: derivative at most 1),
+    ``A = sum z_i * d_i`` (``(1 + depth) * DD_OP``), ``A + S * log1p(T)`` (``DD_OP`` per operation)."""
+    k = x.shape[-1]
+    with np.errstate(all="ignore"):
+        dh, dl, eh, el, sh, sl, depth, eligible = _parts_dd(x, z)
+        first_max = np.argmax(x, axis=-1)[..., None] == np.arange(k)
+        th, tl = dd.tree_sum(np.where(first_max, 0.0, eh), np.where(first_max, 0.0, el))
+        t_err = (dd.EXP_ERROR + depth * dd.DD_OP) * th
+        gh, gl, g_err = dd.log1p(th, tl)
+        g_err = g_err + t_err
+        ph, pl = dd.mul_f(dh, dl, z)
+        ah, al = dd.tree_sum(ph, pl)
+        a_err = (1 + depth) * dd.DD_OP * ah
+        bh, bl = dd.mul(sh, sl, gh, gl)
+        b_err = depth * dd.DD_OP * sh * gh + sh * g_err + dd.DD_OP * bh
+        vh, vl = dd.add(ah, al, bh, bl)
+        delta = a_err + b_err + dd.DD_OP * np.abs(vh)
+    return Estimate(vh, delta, eligible, vl)
+
+
+def _row_gradient_dd(x: np.ndarray, z: np.ndarray) -> Estimate:
+    """Double-double gradient of rows: ``S * e_i / D`` with ``D`` the tree sum of the ``e_i``, relative
+    error ``depth*DD_OP`` (``S``) ``+ EXP_ERROR`` (``e_i``) ``+ EXP_ERROR + depth*DD_OP`` (``D``) ``+ 2*DD_OP``,
+    then ``- z_i`` (``DD_OP * |result|``)."""
+    with np.errstate(all="ignore"):
+        dh, dl, eh, el, sh, sl, depth, eligible = _parts_dd(x, z)
+        th, tl = dd.tree_sum(eh, el)
+        sh, sl, th, tl = sh[..., None], sl[..., None], th[..., None], tl[..., None]
+        ph, pl = dd.div(*dd.mul(eh, el, sh, sl), th, tl)
+        relative = 2 * depth * dd.DD_OP + 2 * dd.EXP_ERROR + 2 * dd.DD_OP
+        vh, vl = dd.add_f(ph, pl, -z)
+        delta = relative * ph + dd.DD_OP * np.abs(vh)
+        eligible &= (dh != 0).any(axis=-1)
+    return Estimate(vh, delta, np.broadcast_to(eligible[..., None], x.shape), vl)
 
 
 class SoftmaxCE(Family):
@@ -216,11 +273,11 @@ class SoftmaxCE(Family):
     def gradient(self, x: np.ndarray, z: np.ndarray) -> Evaluator:
         return row_gradient(x, z)
 
-    def fast_loss(self, x: np.ndarray, z: np.ndarray) -> Estimate:
-        return fast_row_loss(x, z)
+    def fast_loss(self, x: np.ndarray, z: np.ndarray, precise: bool = False) -> Estimate:
+        return fast_row_loss(x, z, precise)
 
-    def fast_gradient(self, x: np.ndarray, z: np.ndarray) -> Estimate:
-        return fast_row_gradient(x, z)
+    def fast_gradient(self, x: np.ndarray, z: np.ndarray, precise: bool = False) -> Estimate:
+        return fast_row_gradient(x, z, precise)
 
 
 FAMILY = SoftmaxCE()

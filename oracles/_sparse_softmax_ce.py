@@ -61,11 +61,11 @@ class SparseSoftmaxCE(Family):
     def gradient(self, x: np.ndarray, c: int) -> Evaluator:
         return row_gradient(x, _one_hot(int(c), x.size))
 
-    def fast_loss(self, x: np.ndarray, c: np.ndarray) -> Estimate:
-        return fast_row_loss(x, _one_hot_rows(c, x.shape[-1]))
+    def fast_loss(self, x: np.ndarray, c: np.ndarray, precise: bool = False) -> Estimate:
+        return fast_row_loss(x, _one_hot_rows(c, x.shape[-1]), precise)
 
-    def fast_gradient(self, x: np.ndarray, c: np.ndarray) -> Estimate:
-        return fast_row_gradient(x, _one_hot_rows(c, x.shape[-1]))
+    def fast_gradient(self, x: np.ndarray, c: np.ndarray, precise: bool = False) -> Estimate:
+        return fast_row_gradient(x, _one_hot_rows(c, x.shape[-1]), precise)
 
 
 def _one_hot_rows(c: np.ndarray, k: int) -> np.ndarray:
