@@ -177,7 +177,8 @@ def tree_sum(hi, lo, axis: int = -1):
 
 def exp(xh, xl):
     """``exp(x)`` of a DD ``x`` (``|x| <= 746``), relative error below :data:`EXP_ERROR` (module docstring)."""
-    xh = np.clip(xh, -746.0, 746.0)
+    outside = np.abs(xh) > 746.0  # exp underflows below 2**-1076 or overflows: the tail does not matter
+    xh, xl = np.clip(xh, -746.0, 746.0), np.where(outside, 0.0, xl)
     k = np.rint(xh * _INV_LN2_64)  # x = k * ln2/64 + r
     r1 = xh - k * _L1_64  # exact
     rh, rl = two_sum(r1, xl)

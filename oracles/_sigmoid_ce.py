@@ -118,15 +118,16 @@ def _weight_dd(x: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _loss_dd(x: np.ndarray, z: np.ndarray) -> Estimate:
-    """Double-double loss: ``a * w`` (``a = m * 2**e`` scaled so the product cannot overflow in the
-    splitting; one ``mul_f``), ``log1p(exp(-a))`` (``exp``'s error passes through ``log1p`` unamplified,
+    """Double-double loss: ``a * w`` (``a`` and ``w`` scaled by powers of two into ``[1/2, 1)`` so that the
+    product can neither overflow in the splitting nor lose its tail to underflow; one ``mul_f``), ``log1p(exp(-a))`` (``exp``'s error passes through ``log1p`` unamplified,
     its derivative being at most 1), one ``add``."""
     with np.errstate(all="ignore"):
         a = np.abs(x)
         wh, wl = _weight_dd(x, z)
-        m, e = np.frexp(a)
-        lh, ll = dd.mul_f(wh, wl, m)
-        lh, ll = np.ldexp(lh, e), np.ldexp(ll, e)
+        m, e = np.frexp(a)  # both factors scaled into [1/2, 1): the product's tail cannot underflow
+        _, f = np.frexp(wh)
+        lh, ll = dd.mul_f(np.ldexp(wh, -f), np.ldexp(wl, -f), m)
+        lh, ll = np.ldexp(lh, e + f), np.ldexp(ll, e + f)
         eh, el = dd.exp(-a, np.zeros_like(a))
         gh, gl, g_err = dd.log1p(eh, el)
         vh, vl = dd.add(lh, ll, gh, gl)
