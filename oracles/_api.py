@@ -326,11 +326,58 @@ def _record(fam: Family, what: str, fmt: Format, reduction: str, x, z, out: _Out
 
 def _array_api(what: str) -> Callable[..., np.ndarray]:
     def function(family: str, *, logits: Any = None, probs: Any = None, labels: Any, dtype: Any, reduction: str = "none") -> np.ndarray:
+        streamed = _streamed(what, family, logits, probs, labels, dtype, reduction)
+        if streamed is not None:
+            return streamed
         truth = evaluate(family, logits=logits, probs=probs, labels=labels, dtype=dtype, reduction=reduction, what=what)
         truth.raise_if_unconverged()
         return truth.rounded
 
     return function
+
+
+_STREAM_EXAMPLES = 1 << 18  # examples converted and settled at once by loss() and gradient()
+
+
+def _streamed(what: str, family: str, logits: Any, probs: Any, labels: Any, dtype: Any, reduction: str) -> np.ndarray | None:
+    """:func:`loss`/:func:`gradient` of a large batch chunk by chunk, without a :class:`Truth` record:
+    inputs are converted to float64 one chunk at a time, so memory stays a few times the chunk above the
+    caller's arrays and the result (10^8 float32 elements: well under 2 GB in all). ``None`` where the
+    batch is small, reduced (except a summed gradient, which is the per-example one), or has a shape
+    problem (the whole-array path then raises the usual one-line error)."""
+    fam, fmt = _checked(family, dtype, reduction, what, "auto")
+    if reduction == "mean" or (reduction == "sum" and what == "loss"):
+        return None
+    raw = np.asarray(_given_inputs(fam, logits, probs))
+    lab = np.asarray(labels)
+    if raw.ndim == 0 or raw.size <= _STREAM_EXAMPLES:
+        return None
+    batch = raw.shape[:-1] if fam.row_wise else raw.shape
+    if lab.shape != (batch if fam.label_kind == "index" else raw.shape) or (fam.row_wise and raw.shape[-1] == 0):
+        return None
+    n = int(np.prod(batch, dtype=np.int64))
+    width = raw.shape[-1] if fam.row_wise else 1
+    xs = raw.reshape(n, width) if fam.row_wise else raw.reshape(n)
+    zs = lab.reshape(n, width) if (fam.row_wise and fam.label_kind == "soft") else lab.reshape(n)
+    per = 1 if what == "loss" else width
+    out = np.empty(n * per, dtype=fmt.numpy_dtype)
+    step = max(1, _STREAM_EXAMPLES // width)
+    for start in range(0, n, step):
+        try:
+            x, z = fam.prepare(xs[start:start + step], zs[start:start + step])
+        except ValueError:
+            fam.prepare(raw, lab)  # the whole-array message (right indices); raises
+            raise
+        settled = _settle_all(fam, what, fmt, "none", x, z, "auto")
+        for i, s in settled.settled.items():
+            if s.status == UNCONVERGED:
+                where = np.unravel_index(start * per + i, batch if what == "loss" else raw.shape)
+                raise OracleUnconverged(
+                    f"{fam.name} {what} at index {tuple(int(k) for k in where)}: rounding to {fmt.name} not decided"
+                    f" at {s.precision} bits; oracles.evaluate() returns the rest"
+                )
+        out[start * per:(start + len(x)) * per] = settled.rounded
+    return out.reshape(batch if what == "loss" else raw.shape)
 
 
 loss = _array_api("loss")
