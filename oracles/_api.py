@@ -51,11 +51,13 @@ class Truth:
     ``inputs``/``labels``: the points, as the float64 (or integer) arrays that were evaluated;
     ``rounded``: correctly rounded values in ``dtype`` (nan placeholders where ``status`` is
     ``unconverged``); ``exact``: object array of ``mpmath.mpf``: on the Ziv path the exact values (closed
-    forms) or the midpoints of enclosures narrower than ``2**-70`` relative, on the fast path the float64
-    estimate, inside the certified enclosure (relative error below ``2**-45``: enough for ULP errors, not
-    for 20 digits; :meth:`exact_value` gives those); ``status``: ``exact``, ``converged``, ``nan`` or
+    forms) or the midpoints of enclosures narrower than ``2**-70`` relative, on the fast path the
+    estimate, inside the certified enclosure (relative error below ``2**-40`` for float16/bfloat16/float32,
+    ``2**-80`` for float64: enough for ULP errors, not for 20 digits; :meth:`exact_value` gives those); ``status``: ``exact``, ``converged``, ``nan`` or
     ``unconverged`` per value; ``precision``: working bits at which each value settled (0: closed form,
-    53: the fast path's float64 evaluation); ``fast``: True where the fast path decided the value.
+    53: the fast path's float64 evaluation); ``fast``: True where the fast path decided the value;
+    ``approx + approx_low``: the fast path's estimate there (float64, or double-double for float64
+    targets; nan elsewhere), in the exact value's binade, for vectorised ULP errors.
     """
 
     family: str
@@ -69,6 +71,8 @@ class Truth:
     status: np.ndarray
     precision: np.ndarray
     fast: np.ndarray
+    approx: np.ndarray
+    approx_low: np.ndarray
 
     @property
     def path_counts(self) -> dict[str, int]:
@@ -229,12 +233,13 @@ def _given_inputs(fam: Family, logits: Any, probs: Any) -> Any:
 @dataclass
 class _Outputs:
     """Settled values in row-major order of the output shape: from the fast path (``fast`` True, ``approx``
-    the float64 estimate, status the family's) or from :func:`settle` (``settled``)."""
+    plus ``approx_low`` the estimate, status the family's) or from :func:`settle` (``settled``)."""
 
     shape: tuple
     rounded: np.ndarray
     fast: np.ndarray
     approx: np.ndarray
+    approx_low: np.ndarray
     settled: dict[int, Settled]
     fast_status: str
 
@@ -247,12 +252,13 @@ def _settle_all(fam: Family, what: str, fmt: Format, reduction: str, x: np.ndarr
     use_fast = path == "auto" and _fast.has_fast_path(fmt)
     status = fam.fast_status[what]
     if what == "loss" and reduction != "none":
-        out = _Outputs((), np.full(1, np.nan), np.zeros(1, dtype=bool), np.full(1, np.nan), {}, status)
+        out = _Outputs((), np.full(1, np.nan), np.zeros(1, dtype=bool), np.full(1, np.nan), np.zeros(1), {}, status)
         estimate = _fast.reduced_estimate(fam, x, z, reduction, fmt) if use_fast and n else None
         if estimate is not None:
             rounded, accepted = _fast.certify(estimate, fmt)
             if accepted[0]:
                 out.rounded[0], out.fast[0], out.approx[0] = rounded[0], True, estimate.value[0]
+                out.approx_low[0] = 0.0 if estimate.low is None else estimate.low[0]
                 return out
         evaluators = [fam.loss(x[idx], z[idx]) for idx in np.ndindex(batch)]
         out.settled[0] = settle(_reduced_loss(evaluators, reduction), 1, fmt)[0]
@@ -260,7 +266,7 @@ def _settle_all(fam: Family, what: str, fmt: Format, reduction: str, x: np.ndarr
         return out
     shape = batch if what == "loss" else x.shape
     size = n * (1 if what == "loss" else width)
-    out = _Outputs(shape, np.full(size, np.nan), np.zeros(size, dtype=bool), np.full(size, np.nan), {}, status)
+    out = _Outputs(shape, np.full(size, np.nan), np.zeros(size, dtype=bool), np.full(size, np.nan), np.zeros(size), {}, status)
     xs = x.reshape(n, width) if fam.row_wise else x.reshape(n)
     zs = z.reshape(n, width) if (fam.row_wise and fam.label_kind == "soft") else z.reshape(n)
     per = 1 if what == "loss" else width  # outputs per example
@@ -280,6 +286,8 @@ def _settle_all(fam: Family, what: str, fmt: Format, reduction: str, x: np.ndarr
             out.rounded[span] = np.where(keep, rounded.reshape(-1), np.nan)
             out.fast[span] = keep
             out.approx[span] = np.where(keep, estimate.value.reshape(-1), np.nan)
+            if estimate.low is not None:
+                out.approx_low[span] = np.where(keep, estimate.low.reshape(-1), 0.0)
             undecided[start:stop] = ~whole
     for i in np.flatnonzero(undecided):
         idx = np.unravel_index(i, batch) if batch else ()
@@ -303,7 +311,7 @@ def _record(fam: Family, what: str, fmt: Format, reduction: str, x, z, out: _Out
     precision = np.full(size, _fast.FAST_PRECISION, dtype=np.int64)
     make = mpmath.mp.make_mpf
     for i in np.flatnonzero(out.fast):
-        exact_values[i] = make(libmp.from_float(float(out.approx[i])))
+        exact_values[i] = make(libmp.mpf_add(libmp.from_float(float(out.approx[i])), libmp.from_float(float(out.approx_low[i])), 128))
     for i, s in out.settled.items():
         exact_values[i] = make(s.exact)
         status[i] = s.status
@@ -321,6 +329,8 @@ def _record(fam: Family, what: str, fmt: Format, reduction: str, x, z, out: _Out
         status=status.reshape(shape),
         precision=precision.reshape(shape),
         fast=out.fast.reshape(shape),
+        approx=out.approx.reshape(shape),
+        approx_low=out.approx_low.reshape(shape),
     )
 
 

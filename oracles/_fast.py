@@ -10,7 +10,9 @@ losses) and returns, per output value, an estimate ``v`` and an absolute error b
    same binade ``floor(log2|.|)``, and that binade is normal in the target format (``>= emin``, no
    subnormal results) and not above ``emax``;
 2. ``lo`` and ``hi`` round to the same value of the target format (round to nearest even), and that value
-   is finite.
+   is finite;
+3. ``delta <= 2**-40 |v|`` (``2**-80`` for float64 targets), so that the estimate, kept in
+   ``Truth.exact``, gives fractional ULP errors accurate to ``2**-16`` ULP (``2**-27`` for float64).
 
 Then every real in ``[lo, hi]`` rounds to that value, so it is the correct rounding of the exact value, and
 the exact value's binade (hence its ULP) is known, exactly as :func:`oracles._ziv.settle` decides. The
@@ -72,6 +74,8 @@ __all__ = [
     "FINAL_MARGIN",
     "FAST_FORMATS",
     "CHUNK",
+    "MAX_RELATIVE_BOUND",
+    "MAX_RELATIVE_BOUND_FLOAT64",
     "Estimate",
     "round_to_format",
     "certify",
@@ -84,6 +88,8 @@ FUNCTION_ERROR = SAFETY * NUMPY_ULPS * 2.0**-52  # F: relative error bound used 
 ABSOLUTE_FLOOR = 2.0**-1000
 FINAL_MARGIN = 1 + 2.0**-20  # covers second-order terms and the rounding of the bound's own arithmetic
 FAST_FORMATS = ("float16", "bfloat16", "float32", "float64")
+MAX_RELATIVE_BOUND = 2.0**-40  # accepted estimates are this close (ULP errors from them: 2**-16 ULP of float32)
+MAX_RELATIVE_BOUND_FLOAT64 = 2.0**-80  # the same for double-double estimates (2**-27 ULP of float64)
 CHUNK = 1 << 16  # values evaluated at once (memory: a few dozen float64 arrays of this size)
 
 
@@ -133,6 +139,7 @@ def certify(estimate: Estimate, fmt: Format) -> tuple[np.ndarray, np.ndarray]:
         r_hi, e_hi = round_to_format(hi, fmt)
         ok &= (e_lo == e_hi) & (e_lo >= fmt.emin) & (e_lo <= fmt.emax)
         ok &= (r_lo == r_hi) & (np.abs(r_lo) <= fmt.max_finite)
+        ok &= bound <= MAX_RELATIVE_BOUND * np.abs(v)
     return np.where(ok, r_lo, np.nan), ok
 
 
@@ -221,4 +228,5 @@ def _certify_float64(estimate: Estimate) -> tuple[np.ndarray, np.ndarray]:
         ok &= (magnitude >= 2.0**-1022) & ~power & np.isfinite(up)
         ok &= (toward + bound) * (1 + 2.0**-40) < up / 2
         ok &= (bound - toward) * (1 + 2.0**-40) < up / 2
+        ok &= bound <= MAX_RELATIVE_BOUND_FLOAT64 * magnitude
     return np.where(ok, hi, np.nan), ok

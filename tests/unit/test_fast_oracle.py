@@ -293,3 +293,28 @@ def test_the_fast_estimate_in_truth_exact_is_within_the_certified_enclosure():
     ziv = _evaluate("sigmoid_ce", logits=x, labels=z, dtype="float32", path="ziv")
     rel = np.array([float(abs(a - b) / abs(b)) for a, b in zip(fast.exact, ziv.exact)])
     assert rel.max() < 2.0**-45 and math.isfinite(rel.max())
+
+
+@pytest.mark.parametrize(("family", "dtype"), [("sigmoid_ce", "float32"), ("sigmoid_ce", "float64"), ("softmax_ce", "float16"),
+                                                ("binary_ce", "bfloat16")])
+def test_measure_from_fast_estimates_matches_measure_from_ziv_exact_values(family, dtype):
+    rng = np.random.default_rng(4)
+    fi = P.info(dtype)
+    if family == "softmax_ce":
+        x, z, what = fi.cast(rng.standard_normal((300, 4)) * 5), fi.cast(rng.random((300, 4))), "gradient"
+    else:
+        x = fi.cast(rng.random(1000) if family == "binary_ce" else rng.standard_normal(1000) * 30)
+        z, what = fi.cast(rng.random(1000)), "loss"
+    kw = {_key(family): x, "labels": z, "dtype": dtype, "what": what}
+    fast, ziv = _evaluate(family, **kw), _evaluate(family, **kw, path="ziv")
+    assert fast.path_counts["fast"] > 0.9 * fast.fast.size
+    r = np.asarray(fast.rounded, dtype=np.float64)
+    noise = rng.random(r.shape)
+    for computed in (r, r * (1 + 1e-3), np.where(noise < 0.1, np.nan, r), np.where(noise < 0.1, -np.inf, r * (1 - 2e-7))):
+        computed = computed.astype(fast.rounded.dtype)
+        o1, u1, b1 = oracles.measure(computed, fast, dtype)
+        o2, u2, b2 = oracles.measure(computed, ziv, dtype)
+        assert (o1 == o2).all()
+        assert np.array_equal(np.isnan(u1), np.isnan(u2)) and np.array_equal(b1, b2, equal_nan=True)
+        finite = ~np.isnan(u2)
+        assert np.allclose(u1[finite], u2[finite], rtol=1e-12, atol=2.0**-16)
