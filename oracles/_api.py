@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable
@@ -289,19 +291,43 @@ def _settle_all(fam: Family, what: str, fmt: Format, reduction: str, x: np.ndarr
             if estimate.low is not None:
                 out.approx_low[span] = np.where(keep, estimate.low.reshape(-1), 0.0)
             undecided[start:stop] = ~whole
+    divisor = n if (what == "gradient" and reduction == "mean") else 1
     for i in np.flatnonzero(undecided):
         idx = np.unravel_index(i, batch) if batch else ()
-        if what == "loss":
-            out.settled[int(i)] = settle(fam.loss(x[idx], z[idx]), 1, fmt)[0]
-        else:
-            ev = fam.gradient(x[idx], z[idx])
-            if reduction == "mean":
-                ev = _scaled(ev, n)
-            for k, s in enumerate(settle(ev, width, fmt)):
-                out.settled[int(i) * width + k] = s
+        for k, s in enumerate(_settle_example(fam, what, fmt, x[idx], z[idx], divisor)):
+            out.settled[int(i) * per + k] = s
     for i, s in out.settled.items():
         out.rounded[i] = s.rounded
     return out
+
+
+_HARD: OrderedDict = OrderedDict()  # example -> settled values, for examples that took many bits
+_HARD_PRECISION = 384
+_HARD_ENTRIES = 4096
+_hard_lock = threading.Lock()
+
+
+def _settle_example(fam: Family, what: str, fmt: Format, x: Any, z: Any, divisor: int) -> list[Settled]:
+    """The Ziv path for one example (its loss, or its gradient row divided by ``divisor``). Examples that
+    needed at least 384 bits are remembered (LRU, 4096 examples): a campaign asks for the same boundary
+    examples in many batches, and the values are a pure function of the example."""
+    key = (fam.name, what, fmt.name, divisor, np.asarray(x).tobytes(), np.asarray(z).tobytes())
+    with _hard_lock:
+        hit = _HARD.get(key)
+        if hit is not None:
+            _HARD.move_to_end(key)
+            return hit
+    if what == "loss":
+        settled = settle(fam.loss(x, z), 1, fmt)
+    else:
+        ev = fam.gradient(x, z)
+        settled = settle(_scaled(ev, divisor) if divisor != 1 else ev, np.asarray(x).size if fam.row_wise else 1, fmt)
+    if max(s.precision for s in settled) >= _HARD_PRECISION:
+        with _hard_lock:
+            _HARD[key] = settled
+            while len(_HARD) > _HARD_ENTRIES:
+                _HARD.popitem(last=False)
+    return settled
 
 
 def _record(fam: Family, what: str, fmt: Format, reduction: str, x, z, out: _Outputs) -> Truth:

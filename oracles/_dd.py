@@ -21,12 +21,15 @@ operations, each at most ``DD_OP``, on values of magnitude at most 1 after reduc
   ``x_hi - k*L1`` is exact by Sterbenz); ``|r| <= ln2/128 < 2**-7.5``, absolute error at most
   ``2 * DD_OP * |r| + 2**-130`` (two DD additions, ``k*L3``'s rounding and the ``ln2`` digits beyond
   ``L3``), which is a relative error of ``exp(r)``. Taylor to degree 10 (truncation
-  ``|r|**11/11! < 2**-107``) by Horner (10 multiply-adds on values near 1: ``20 * DD_OP``), times
+  ``|r|**11/11! < 2**-107``) by Horner: the terms of degree 7 to 10 in float64 (they sum to less than
+  ``|r|**7/7! * 1.01 < 2**-64``, computed to ``2**-50`` relative, so below ``2**-114``), then 7
+  double-double multiply-adds on values near 1 (``14 * DD_OP``), times
   ``2**(j/64)`` from a DD table (``j = k mod 64``, table error ``2**-150``, one ``mul``), times
-  ``2**((k-j)/64)`` exactly (barring underflow: absolute floor). Total below ``22 * DD_OP + 2**-106 <
+  ``2**((k-j)/64)`` exactly (barring underflow: absolute floor). Total below ``16 * DD_OP + 2**-106 <
   2**-95``; :data:`EXP_ERROR` ``= 2**-88`` (margin ``2**7``; measured ``2**-104``).
 - :func:`log1p` of a DD ``t >= -1/2``: for ``|t| <= 2**-7`` the series to degree 16 (truncation
-  ``|t|**16/16 <= 2**-116 |t|``; 15 multiply-adds on values near 1: ``30 * DD_OP``), relative
+  ``|t|**16/16 <= 2**-116 |t|``; the terms of degree 8 and up, below ``2**-52 |t|``, in float64 to
+  ``2**-50`` relative, then 7 double-double multiply-adds on values near 1: ``14 * DD_OP``), relative
   ``2**-92``; otherwise one Newton step from ``y0 = numpy.log1p(t_hi)``: ``y = y0 + ((1 + t) * exp(-y0) - 1)``.
   With ``d = log1p(t) - y0`` the exact step gives ``y0 + e**d - 1 = log1p(t) + (e**d - 1 - d)`` and
   ``0 <= e**d - 1 - d <= c**2`` for the computed correction ``|c| < 2**-30``; the rounding errors are
@@ -83,6 +86,7 @@ _L2_64 = float(_LN2 / 64 - Fraction(_L1_64))
 _L3_64 = float(_LN2 / 64 - Fraction(_L1_64) - Fraction(_L2_64))
 _INV_LN2_64 = float(64 / _LN2)
 _EXP_DEGREE = 10
+_EXP_FLOAT_TAIL = 7  # Horner in float64 down to this degree, then in double-double
 
 
 def _table() -> tuple[np.ndarray, np.ndarray]:
@@ -98,6 +102,7 @@ def _table() -> tuple[np.ndarray, np.ndarray]:
 _TABLE_HI, _TABLE_LO = _table()  # 2**(j/64) as DDs, j = 0..63, within 2**-150 relative
 _EXP_COEFFS = [_dd_constant(Fraction(1, __import__("math").factorial(n))) for n in range(_EXP_DEGREE + 1)]
 _LOG1P_DEGREE = 16
+_LOG1P_FLOAT_TAIL = 8  # series terms of degree 8 and up in float64
 _LOG1P_COEFFS = [_dd_constant(Fraction((-1) ** (n + 1), n)) for n in range(1, _LOG1P_DEGREE + 1)]
 
 
@@ -185,9 +190,11 @@ def exp(xh, xl):
     ph, pl = two_prod(k, _L2_64)
     rh, rl = add(rh, rl, -ph, -pl)
     rh, rl = add_f(rh, rl, -k * _L3_64)
-    ph, pl = _EXP_COEFFS[_EXP_DEGREE]
-    ph, pl = np.full_like(rh, ph), np.full_like(rh, pl)
-    for n in range(_EXP_DEGREE - 1, -1, -1):
+    tail = np.full_like(rh, _EXP_COEFFS[_EXP_DEGREE][0])  # degrees 7..10 in float64: below 2**-64 of the sum
+    for n in range(_EXP_DEGREE - 1, _EXP_FLOAT_TAIL - 1, -1):
+        tail = tail * rh + _EXP_COEFFS[n][0]
+    ph, pl = tail, np.zeros_like(rh)
+    for n in range(_EXP_FLOAT_TAIL - 1, -1, -1):
         ph, pl = mul(ph, pl, rh, rl)
         ph, pl = add_f(ph, pl, _EXP_COEFFS[n][0]) if n < 2 else add(ph, pl, *_EXP_COEFFS[n])
     ki = k.astype(np.int64)
@@ -212,9 +219,11 @@ def log1p(th, tl):
 
 
 def _log1p_series(th, tl):
-    ch, cl = _LOG1P_COEFFS[-1]
-    sh, sl = np.full_like(th, ch), np.full_like(th, cl)
-    for ch, cl in reversed(_LOG1P_COEFFS[:-1]):
+    tail = np.full_like(th, _LOG1P_COEFFS[-1][0])  # degrees 8..16 in float64: below 2**-49 of the sum
+    for ch, _cl in reversed(_LOG1P_COEFFS[_LOG1P_FLOAT_TAIL - 1:-1]):
+        tail = tail * th + ch
+    sh, sl = tail, np.zeros_like(th)
+    for ch, cl in reversed(_LOG1P_COEFFS[:_LOG1P_FLOAT_TAIL - 1]):
         sh, sl = mul(sh, sl, th, tl)
         sh, sl = add(sh, sl, ch, cl)
     sh, sl = mul(sh, sl, th, tl)
