@@ -159,13 +159,14 @@ def test_certify_rejects_enclosures_across_a_midpoint_a_binade_edge_or_out_of_ra
     one_plus = 1 + 2.0**-23
     mid = 1 + 2.0**-24  # midpoint between 1 and the next float32
     cases = {
-        "inside": (1.0 + 2.0**-30, 2.0**-40, True),
-        "across a midpoint": (mid, 2.0**-40, False),
+        "inside": (1.0 + 2.0**-30, 2.0**-45, True),
+        "inside, but the bound above 2**-40 relative": (1.0 + 2.0**-25, 2.0**-39, False),
+        "across a midpoint": (mid, 2.0**-45, False),
         "just below a midpoint, bound reaching it": (mid - 2.0**-45, 2.0**-44, False),
-        "across 2**0": (1.0, 2.0**-40, False),
+        "across 2**0": (1.0, 2.0**-45, False),
         "subnormal result": (2.0**-130, 2.0**-160, False),
         "above the overflow threshold": (3.5e38, 1e20, False),
-        "negative, inside": (-one_plus, 2.0**-40, True),
+        "negative, inside": (-one_plus, 2.0**-45, True),
     }
     value = np.array([c[0] for c in cases.values()])
     delta = np.array([c[1] for c in cases.values()])
@@ -318,3 +319,24 @@ def test_measure_from_fast_estimates_matches_measure_from_ziv_exact_values(famil
         assert np.array_equal(np.isnan(u1), np.isnan(u2)) and np.array_equal(b1, b2, equal_nan=True)
         finite = ~np.isnan(u2)
         assert np.allclose(u1[finite], u2[finite], rtol=1e-12, atol=2.0**-16)
+
+
+def test_large_batches_stream_through_loss_with_the_same_values_and_errors():
+    rng = np.random.default_rng(8)
+    n = (1 << 18) + 12_345  # two chunks of oracles.loss's streaming
+    x = (rng.standard_normal(n) * 40).astype(np.float32)
+    x[[5, n - 3]] = [np.inf, np.nan]
+    z = rng.random(n).astype(np.float32)
+    streamed = oracles.loss("sigmoid_ce", logits=x, labels=z, dtype="float32")
+    assert streamed.dtype == np.float32 and streamed.shape == (n,)
+    whole = oracles.evaluate("sigmoid_ce", logits=x, labels=z, dtype="float32").rounded
+    assert np.array_equal(_bits(streamed), _bits(whole))
+    z[n - 7] = 1.5  # in the second chunk: the message names the index in the whole array
+    with pytest.raises(ValueError, match=rf"labels\[{n - 7}\] = 1.5 is outside \[0, 1\]"):
+        oracles.loss("sigmoid_ce", logits=x, labels=z, dtype="float32")
+    rows = 90_000  # 270 000 elements: streamed too
+    xs, zs = x[: 3 * rows].reshape(rows, 3), rng.random((rows, 3)).astype(np.float32)
+    g = oracles.gradient("softmax_ce", logits=xs, labels=zs, dtype="bfloat16")
+    assert g.shape == (rows, 3)
+    assert np.array_equal(_bits(g[:500]), _bits(oracles.evaluate("softmax_ce", logits=xs[:500], labels=zs[:500], dtype="bfloat16",
+                                                                 what="gradient").rounded))
