@@ -69,7 +69,13 @@ def _binade_edges(family: str, dtype: str, n: int, seed: int) -> list[tuple[np.n
     if family == "sigmoid_ce":
         x = np.ldexp(1.0, k) * np.where(rng.random(n) < 0.5, 1.0, -1.0)
         z = np.where(x > 0, 1.0 - np.ldexp(1.0, -j), np.ldexp(1.0, -j))
-        return [(fi.cast(x), fi.cast(z))]
+        # |x| * 3/4 a midpoint of the format (|x| has p bits, odd), plus log1p(exp(-|x|)): with |x| in
+        # [2**6, 2**6 * 4/3) the term sits 2**-100 to 2**-130 relative above the midpoint, inside the
+        # double-double error for float64, far below it for the others
+        m = 2 * rng.integers(1 << (fi.p - 2), (1 << (fi.p + 1)) // 6, n) + 1  # odd, p bits, 3m has p + 1
+        xm = np.ldexp(m.astype(np.float64), 6 - (fi.p - 1)) * np.where(rng.random(n) < 0.5, 1.0, -1.0)
+        zm = np.where(xm > 0, 0.25, 0.75)
+        return [(fi.cast(x), fi.cast(z)), (fi.cast(xm), fi.cast(zm))]
     if family == "binary_ce":
         p = np.where(rng.random(n) < 0.5, np.ldexp(1.0, -j), 1.0 - np.ldexp(1.0, -j))
         z = np.where(rng.random(n) < 0.5, rng.integers(0, 5, n) / 4.0, np.ldexp(1.0, -j))
