@@ -36,7 +36,7 @@ class Settings:
     boundary catalogue and the corpus); ``speed_elements``: array size for timing (0 turns timing off)."""
 
     seed: int = 0
-    examples: int = 60
+    examples: int = 80
     families: tuple[str, ...] = tuple(oracles.FAMILIES)
     candidates: tuple[str, ...] = CANDIDATE_NAMES
     dtypes: tuple[str, ...] = DEFAULT_DTYPES

@@ -102,7 +102,7 @@ def _cmd_exact(args: argparse.Namespace) -> int:
     for i, idx in enumerate(np.ndindex(truth.rounded.shape)):
         where = f"[{', '.join(map(str, idx))}]" if idx else ""
         status = truth.status[idx]
-        exact_value = truth.exact[idx]
+        exact_value = truth.exact_value(idx)  # 20 digits: from the Ziv path, on demand
         rounded = float(truth.rounded[idx])
         print(f"value{where}:")
         print(f"  exact     {oracles.format_exact(exact_value)}   ({status})")

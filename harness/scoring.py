@@ -212,7 +212,7 @@ def worst_cases(obs: Observations, family: str, candidate: str, dtype: str, redu
                 inputs=tuple(float_hex(v) for v in np.ravel(inputs)),
                 labels=_labels_text(labels),
                 got=float_hex(np.ravel(got)[i]),
-                exact=oracles.format_exact(np.ravel(truth.exact)[i]),
+                exact=oracles.format_exact(truth.exact_value(i)),  # Ziv path, only for the cases shown
                 rounded=float_hex(np.ravel(truth.rounded)[i]),
                 ulp=None if math.isnan(ulp) else ulp,
                 outcome=str(comparison.outcome[i]) if not comparison.flushed[i] else "flushed_subnormal",

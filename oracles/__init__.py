@@ -3,8 +3,10 @@
 For every loss family (``sigmoid_ce``, ``binary_ce``, ``softmax_ce``, ``sparse_softmax_ce``) the oracle
 evaluates the real-number formula on the inputs exactly as given, encloses it with mpmath interval
 arithmetic in a private context, and raises the precision (Ziv's strategy) until the round-to-nearest-even
-value in the target format (float16, bfloat16, float32, float64) is decided. This package knows nothing of
-candidates or reports.
+value in the target format (float16, bfloat16, float32, float64) is decided. A certified fast path
+(:mod:`oracles._fast`: whole arrays in float64, or double-double for float64 targets, with a proven error
+bound) decides first every value whose whole enclosure rounds to one value; the rest take Ziv's path.
+This package knows nothing of candidates or reports.
 
 Public API::
 

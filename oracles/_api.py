@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, Callable
@@ -10,6 +12,9 @@ from typing import Any, Callable
 import mpmath
 import numpy as np
 
+from mpmath import libmp
+
+from . import _fast
 from ._family import Evaluator, Family
 from ._formats import Format, resolve_format
 from ._ziv import UNCONVERGED, Settled, settle
@@ -25,6 +30,7 @@ FAMILIES: dict[str, str] = {
 }
 REDUCTIONS = ("none", "sum", "mean")
 _WHAT = ("loss", "gradient")
+_PATHS = ("auto", "ziv")
 
 
 class OracleUnconverged(ArithmeticError):
@@ -46,9 +52,14 @@ class Truth:
 
     ``inputs``/``labels``: the points, as the float64 (or integer) arrays that were evaluated;
     ``rounded``: correctly rounded values in ``dtype`` (nan placeholders where ``status`` is
-    ``unconverged``); ``exact``: object array of ``mpmath.mpf``, the exact values (closed forms) or the
-    midpoints of enclosures narrower than ``2**-70`` relative; ``status``: ``exact``, ``converged``, ``nan``
-    or ``unconverged`` per value; ``precision``: working bits at which each value settled (0: closed form).
+    ``unconverged``); ``exact``: object array of ``mpmath.mpf``: on the Ziv path the exact values (closed
+    forms) or the midpoints of enclosures narrower than ``2**-70`` relative, on the fast path the
+    estimate, inside the certified enclosure (relative error below ``2**-40`` for float16/bfloat16/float32,
+    ``2**-80`` for float64: enough for ULP errors, not for 20 digits; :meth:`exact_value` gives those); ``status``: ``exact``, ``converged``, ``nan`` or
+    ``unconverged`` per value; ``precision``: working bits at which each value settled (0: closed form,
+    53: the fast path's float64 evaluation); ``fast``: True where the fast path decided the value;
+    ``approx + approx_low``: the fast path's estimate there (float64, or double-double for float64
+    targets; nan elsewhere), in the exact value's binade, for vectorised ULP errors.
     """
 
     family: str
@@ -61,6 +72,39 @@ class Truth:
     exact: np.ndarray
     status: np.ndarray
     precision: np.ndarray
+    fast: np.ndarray
+    approx: np.ndarray
+    approx_low: np.ndarray
+
+    @property
+    def path_counts(self) -> dict[str, int]:
+        """How many values each path decided: ``{"fast": ..., "ziv": ...}``."""
+        fast = int(np.count_nonzero(self.fast))
+        return {"fast": fast, "ziv": int(self.fast.size) - fast}
+
+    def exact_value(self, index: Any) -> Any:
+        """The exact value at ``index`` (a tuple, or a flat int) as ``mpmath.mpf``, from the Ziv path: within
+        ``2**-70`` relative (20 correct digits), re-evaluated on demand where the fast path decided it."""
+        flat = int(index) if isinstance(index, (int, np.integer)) else int(np.ravel_multi_index(index, self.fast.shape)) if self.fast.shape else 0
+        if not np.ravel(self.fast)[flat]:
+            return np.ravel(self.exact)[flat]
+        fam = get_family(self.family)
+        if self.reduction != "none" and self.what == "loss":
+            x, z = self.inputs, self.labels
+            pick = 0
+        else:
+            batch = fam.batch_shape(self.inputs)
+            width = self.inputs.shape[-1] if (fam.row_wise and self.what == "gradient") else 1
+            example = np.unravel_index(flat // width, batch) if batch else ()
+            x, z = self.inputs[example][None], self.labels[example][None]
+            pick = flat % width
+        again = _evaluate(self.family, **{fam.input_name: x}, labels=z, dtype=self.dtype, what=self.what,
+                          reduction=self.reduction if self.what == "loss" else "none", path="ziv")
+        value = np.ravel(again.exact)[pick]
+        if self.what == "gradient" and self.reduction == "mean":  # the row's gradient, scaled exactly enough
+            with mpmath.workprec(256):
+                value = value / int(np.prod(fam.batch_shape(self.inputs), dtype=np.int64))
+        return value
 
     @property
     def converged(self) -> np.ndarray:
@@ -140,53 +184,165 @@ def evaluate(
     ``none`` (one value per example), ``sum`` or ``mean`` (the exact sum or mean of the exact per-example
     losses, rounded once; for gradients, the gradient of that reduced loss). ``what``: ``loss`` or
     ``gradient`` (shape of the inputs). Unconverged values are marked, not raised: see :class:`Truth`.
+    Values are decided by the certified fast path where its error bound allows, by Ziv's strategy
+    otherwise (:mod:`oracles._fast`); ``Truth.fast`` and ``Truth.path_counts`` say which.
     """
+    return _evaluate(family, logits=logits, probs=probs, labels=labels, dtype=dtype, reduction=reduction, what=what)
+
+
+def _evaluate(
+    family: str,
+    *,
+    logits: Any = None,
+    probs: Any = None,
+    labels: Any,
+    dtype: Any,
+    reduction: str = "none",
+    what: str = "loss",
+    path: str = "auto",
+) -> Truth:
+    """:func:`evaluate` with the path forced: ``auto`` (fast path first) or ``ziv`` (Ziv's strategy only)."""
+    fam, fmt = _checked(family, dtype, reduction, what, path)
+    x, z = fam.prepare(_given_inputs(fam, logits, probs), labels)
+    batch = fam.batch_shape(x)
+    if reduction == "mean" and int(np.prod(batch, dtype=np.int64)) == 0:
+        raise ValueError(f"{fam.name}: reduction='mean' over an empty batch is undefined; pass at least one example")
+    return _record(fam, what, fmt, reduction, x, z, _settle_all(fam, what, fmt, reduction, x, z, path))
+
+
+def _checked(family: str, dtype: Any, reduction: str, what: str, path: str) -> tuple[Family, Format]:
     fam = get_family(family)
     fmt = resolve_format(dtype)
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction={reduction!r} is not one of: {', '.join(REDUCTIONS)}")
     if what not in _WHAT:
         raise ValueError(f"what={what!r} is not one of: {', '.join(_WHAT)}")
+    if path not in _PATHS:
+        raise ValueError(f"path={path!r} is not one of: {', '.join(_PATHS)}")
+    return fam, fmt
+
+
+def _given_inputs(fam: Family, logits: Any, probs: Any) -> Any:
     given = {"logits": logits, "probs": probs}
     other = "probs" if fam.input_name == "logits" else "logits"
     if given[other] is not None:
         raise ValueError(f"{fam.name} takes {fam.input_name}=, not {other}=; pass {fam.input_name}=...")
     if given[fam.input_name] is None:
         raise ValueError(f"{fam.name} needs {fam.input_name}=...; pass the {fam.input_name} array")
-    x, z = fam.prepare(given[fam.input_name], labels)
+    return given[fam.input_name]
+
+
+@dataclass
+class _Outputs:
+    """Settled values in row-major order of the output shape: from the fast path (``fast`` True, ``approx``
+    plus ``approx_low`` the estimate, status the family's) or from :func:`settle` (``settled``)."""
+
+    shape: tuple
+    rounded: np.ndarray
+    fast: np.ndarray
+    approx: np.ndarray
+    approx_low: np.ndarray
+    settled: dict[int, Settled]
+    fast_status: str
+
+
+def _settle_all(fam: Family, what: str, fmt: Format, reduction: str, x: np.ndarray, z: np.ndarray, path: str) -> _Outputs:
+    """Decide every output value: the fast path in chunks where it certifies, the Ziv path for the rest."""
     batch = fam.batch_shape(x)
     n = int(np.prod(batch, dtype=np.int64))
-    if reduction == "mean" and n == 0:
-        raise ValueError(f"{fam.name}: reduction='mean' over an empty batch is undefined; pass at least one example")
-
-    settled: list[Settled]
-    if what == "loss":
+    width = x.shape[-1] if fam.row_wise else 1
+    use_fast = path == "auto" and _fast.has_fast_path(fmt)
+    status = fam.fast_status[what]
+    if what == "loss" and reduction != "none":
+        out = _Outputs((), np.full(1, np.nan), np.zeros(1, dtype=bool), np.full(1, np.nan), np.zeros(1), {}, status)
+        estimate = _fast.reduced_estimate(fam, x, z, reduction, fmt) if use_fast and n else None
+        if estimate is not None:
+            rounded, accepted = _fast.certify(estimate, fmt)
+            if accepted[0]:
+                out.rounded[0], out.fast[0], out.approx[0] = rounded[0], True, estimate.value[0]
+                out.approx_low[0] = 0.0 if estimate.low is None else estimate.low[0]
+                return out
         evaluators = [fam.loss(x[idx], z[idx]) for idx in np.ndindex(batch)]
-        if reduction == "none":
-            settled = [settle(ev, 1, fmt)[0] for ev in evaluators]
-            shape = batch
-        else:
-            settled = settle(_reduced_loss(evaluators, reduction), 1, fmt)
-            shape = ()
+        out.settled[0] = settle(_reduced_loss(evaluators, reduction), 1, fmt)[0]
+        out.rounded[0] = out.settled[0].rounded
+        return out
+    shape = batch if what == "loss" else x.shape
+    size = n * (1 if what == "loss" else width)
+    out = _Outputs(shape, np.full(size, np.nan), np.zeros(size, dtype=bool), np.full(size, np.nan), np.zeros(size), {}, status)
+    xs = x.reshape(n, width) if fam.row_wise else x.reshape(n)
+    zs = z.reshape(n, width) if (fam.row_wise and fam.label_kind == "soft") else z.reshape(n)
+    per = 1 if what == "loss" else width  # outputs per example
+    undecided = np.ones(n, dtype=bool)
+    if use_fast:
+        step = max(1, _fast.CHUNK // width)
+        for start in range(0, n, step):
+            stop = min(n, start + step)
+            estimate = _fast.estimate(fam, what, xs[start:stop], zs[start:stop], fmt, n if reduction == "mean" else 1)
+            if estimate is None:
+                break
+            rounded, accepted = _fast.certify(estimate, fmt)
+            accepted = accepted.reshape(stop - start, per)
+            whole = accepted.all(axis=1)  # an example's outputs are decided together (a gradient row)
+            span = slice(start * per, stop * per)
+            keep = np.repeat(whole, per)
+            out.rounded[span] = np.where(keep, rounded.reshape(-1), np.nan)
+            out.fast[span] = keep
+            out.approx[span] = np.where(keep, estimate.value.reshape(-1), np.nan)
+            if estimate.low is not None:
+                out.approx_low[span] = np.where(keep, estimate.low.reshape(-1), 0.0)
+            undecided[start:stop] = ~whole
+    divisor = n if (what == "gradient" and reduction == "mean") else 1
+    for i in np.flatnonzero(undecided):
+        idx = np.unravel_index(i, batch) if batch else ()
+        for k, s in enumerate(_settle_example(fam, what, fmt, x[idx], z[idx], divisor)):
+            out.settled[int(i) * per + k] = s
+    for i, s in out.settled.items():
+        out.rounded[i] = s.rounded
+    return out
+
+
+_HARD: OrderedDict = OrderedDict()  # example -> settled values, for examples that took many bits
+_HARD_PRECISION = 384
+_HARD_ENTRIES = 4096
+_hard_lock = threading.Lock()
+
+
+def _settle_example(fam: Family, what: str, fmt: Format, x: Any, z: Any, divisor: int) -> list[Settled]:
+    """The Ziv path for one example (its loss, or its gradient row divided by ``divisor``). Examples that
+    needed at least 384 bits are remembered (LRU, 4096 examples): a campaign asks for the same boundary
+    examples in many batches, and the values are a pure function of the example."""
+    key = (fam.name, what, fmt.name, divisor, np.asarray(x).tobytes(), np.asarray(z).tobytes())
+    with _hard_lock:
+        hit = _HARD.get(key)
+        if hit is not None:
+            _HARD.move_to_end(key)
+            return hit
+    if what == "loss":
+        settled = settle(fam.loss(x, z), 1, fmt)
     else:
-        width = x.shape[-1] if fam.row_wise else 1
-        settled = []
-        for idx in np.ndindex(batch):
-            ev = fam.gradient(x[idx], z[idx])
-            if reduction == "mean":
-                ev = _scaled(ev, n)
-            settled.extend(settle(ev, width, fmt))
-        shape = x.shape
-    return _record(fam, what, fmt, reduction, x, z, settled, shape)
+        ev = fam.gradient(x, z)
+        settled = settle(_scaled(ev, divisor) if divisor != 1 else ev, np.asarray(x).size if fam.row_wise else 1, fmt)
+    if max(s.precision for s in settled) >= _HARD_PRECISION:
+        with _hard_lock:
+            _HARD[key] = settled
+            while len(_HARD) > _HARD_ENTRIES:
+                _HARD.popitem(last=False)
+    return settled
 
 
-def _record(fam: Family, what: str, fmt: Format, reduction: str, x, z, settled: list[Settled], shape) -> Truth:
-    rounded = np.array([s.rounded for s in settled], dtype=np.float64).reshape(shape)
-    exact_values = np.empty(len(settled), dtype=object)
-    for i, s in enumerate(settled):
-        exact_values[i] = mpmath.mp.make_mpf(s.exact)
-    status = np.array([s.status for s in settled], dtype="<U11").reshape(shape)
-    precision = np.array([s.precision for s in settled], dtype=np.int64).reshape(shape)
+def _record(fam: Family, what: str, fmt: Format, reduction: str, x, z, out: _Outputs) -> Truth:
+    size = out.rounded.size
+    exact_values = np.empty(size, dtype=object)
+    status = np.full(size, out.fast_status, dtype="<U11")
+    precision = np.full(size, _fast.FAST_PRECISION, dtype=np.int64)
+    make = mpmath.mp.make_mpf
+    for i in np.flatnonzero(out.fast):
+        exact_values[i] = make(libmp.mpf_add(libmp.from_float(float(out.approx[i])), libmp.from_float(float(out.approx_low[i])), 128))
+    for i, s in out.settled.items():
+        exact_values[i] = make(s.exact)
+        status[i] = s.status
+        precision[i] = s.precision
+    shape = out.shape
     return Truth(
         family=fam.name,
         what=what,
@@ -194,20 +350,70 @@ def _record(fam: Family, what: str, fmt: Format, reduction: str, x, z, settled: 
         reduction=reduction,
         inputs=x,
         labels=z,
-        rounded=rounded.astype(fmt.numpy_dtype),
+        rounded=out.rounded.reshape(shape).astype(fmt.numpy_dtype),
         exact=exact_values.reshape(shape),
-        status=status,
-        precision=precision,
+        status=status.reshape(shape),
+        precision=precision.reshape(shape),
+        fast=out.fast.reshape(shape),
+        approx=out.approx.reshape(shape),
+        approx_low=out.approx_low.reshape(shape),
     )
 
 
 def _array_api(what: str) -> Callable[..., np.ndarray]:
     def function(family: str, *, logits: Any = None, probs: Any = None, labels: Any, dtype: Any, reduction: str = "none") -> np.ndarray:
+        streamed = _streamed(what, family, logits, probs, labels, dtype, reduction)
+        if streamed is not None:
+            return streamed
         truth = evaluate(family, logits=logits, probs=probs, labels=labels, dtype=dtype, reduction=reduction, what=what)
         truth.raise_if_unconverged()
         return truth.rounded
 
     return function
+
+
+_STREAM_EXAMPLES = 1 << 18  # examples converted and settled at once by loss() and gradient()
+
+
+def _streamed(what: str, family: str, logits: Any, probs: Any, labels: Any, dtype: Any, reduction: str) -> np.ndarray | None:
+    """:func:`loss`/:func:`gradient` of a large batch chunk by chunk, without a :class:`Truth` record:
+    inputs are converted to float64 one chunk at a time, so memory stays a few times the chunk above the
+    caller's arrays and the result (10^8 float32 elements: well under 2 GB in all). ``None`` where the
+    batch is small, reduced (except a summed gradient, which is the per-example one), or has a shape
+    problem (the whole-array path then raises the usual one-line error)."""
+    fam, fmt = _checked(family, dtype, reduction, what, "auto")
+    if reduction == "mean" or (reduction == "sum" and what == "loss"):
+        return None
+    raw = np.asarray(_given_inputs(fam, logits, probs))
+    lab = np.asarray(labels)
+    if raw.ndim == 0 or raw.size <= _STREAM_EXAMPLES:
+        return None
+    batch = raw.shape[:-1] if fam.row_wise else raw.shape
+    if lab.shape != (batch if fam.label_kind == "index" else raw.shape) or (fam.row_wise and raw.shape[-1] == 0):
+        return None
+    n = int(np.prod(batch, dtype=np.int64))
+    width = raw.shape[-1] if fam.row_wise else 1
+    xs = raw.reshape(n, width) if fam.row_wise else raw.reshape(n)
+    zs = lab.reshape(n, width) if (fam.row_wise and fam.label_kind == "soft") else lab.reshape(n)
+    per = 1 if what == "loss" else width
+    out = np.empty(n * per, dtype=fmt.numpy_dtype)
+    step = max(1, _STREAM_EXAMPLES // width)
+    for start in range(0, n, step):
+        try:
+            x, z = fam.prepare(xs[start:start + step], zs[start:start + step])
+        except ValueError:
+            fam.prepare(raw, lab)  # the whole-array message (right indices); raises
+            raise
+        settled = _settle_all(fam, what, fmt, "none", x, z, "auto")
+        for i, s in settled.settled.items():
+            if s.status == UNCONVERGED:
+                where = np.unravel_index(start * per + i, batch if what == "loss" else raw.shape)
+                raise OracleUnconverged(
+                    f"{fam.name} {what} at index {tuple(int(k) for k in where)}: rounding to {fmt.name} not decided"
+                    f" at {s.precision} bits; oracles.evaluate() returns the rest"
+                )
+        out[start * per:(start + len(x)) * per] = settled.rounded
+    return out.reshape(batch if what == "loss" else raw.shape)
 
 
 loss = _array_api("loss")

@@ -13,7 +13,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ._ziv import Enclosure, workprec
+from ._fast import Estimate
+from ._ziv import CONVERGED, Enclosure, workprec
 
 __all__ = ["Family", "Evaluator", "as_float_array", "check_same_shape", "check_unit_interval", "index_text", "log1p", "log", "exp"]
 
@@ -30,6 +31,8 @@ class Family:
     row_wise: bool = False  # True: the last axis holds the K classes of one example
     label_kind: str = "soft"  # "soft": floats in [0, 1]; "index": integer class in [0, K)
     definition: str = ""
+    # Status of the values the fast path decides (that of the Ziv path for the same values).
+    fast_status: dict[str, str] = {"loss": CONVERGED, "gradient": CONVERGED}
 
     def prepare(self, inputs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
         """Check and convert the inputs; return (float64 inputs, labels) or raise a one-line ValueError."""
@@ -46,6 +49,16 @@ class Family:
     def gradient(self, x: Any, z: Any) -> Evaluator:
         """Evaluator of the gradient of one example's loss with respect to its inputs (one output per input)."""
         raise NotImplementedError
+
+    def fast_loss(self, x: np.ndarray, z: np.ndarray, precise: bool = False) -> Estimate | None:
+        """Float64 estimates of the per-example losses of a batch, with error bounds (see
+        :mod:`oracles._fast`), double-double ones if ``precise`` (float64 targets); ``None``: no fast
+        path, every value goes to the Ziv path."""
+        return None
+
+    def fast_gradient(self, x: np.ndarray, z: np.ndarray, precise: bool = False) -> Estimate | None:
+        """Estimates of the gradient components of a batch (shape of ``x``), as :meth:`fast_loss`."""
+        return None
 
     def __repr__(self) -> str:
         return f"<family {self.name}>"

@@ -23,6 +23,13 @@ a row makes that row's loss and gradient nan. A label outside ``[0, 1]`` is a ``
 The loss is a dyadic rational only where the ``log1p`` term vanishes (then it is computed exactly);
 otherwise it is transcendental (Baker's theorem), so Ziv's strategy always settles. Likewise ``softmax_i``
 is rational only when every finite logit is equal, which is handled in closed form.
+
+Fast path (float64 over whole rows, bounds as in :mod:`oracles._fast`): ``d_i = m - x_i`` (error ``u*d_i``),
+``e_i = exp(-d_i)`` (error ``e_i*(F + u*d_i)``), ``T`` the sum of the ``e_i`` but one maximal logit's,
+``S = sum z``, ``A = sum z_i*d_i`` (non-negative terms: their errors plus ``(K-1)*u`` times the sum),
+``log1p(T)`` (error ``e_T/(1 + T - e_T) + F*log1p(T)``), then ``A + S*log1p(T)``. Gradient:
+``S * e_i / D - z_i`` with ``D = sum e_i``, relative errors added, plus ``u*|result|``. Eligible: rows of
+finite values with ``S > 0``, ``K >= 2``, ``m - x_i`` finite, and for the gradient not all logits equal.
 """
 
 from __future__ import annotations
@@ -33,6 +40,10 @@ from typing import Any
 
 import numpy as np
 
+from ._fast import FUNCTION_ERROR as F
+from ._fast import UNIT_ROUNDOFF as U
+from . import _dd as dd
+from ._fast import Estimate
 from ._family import Evaluator, Family, as_float_array, check_same_shape, check_unit_interval, exp, log, log1p
 
 
@@ -135,6 +146,112 @@ def row_gradient(x: np.ndarray, z: np.ndarray) -> Evaluator:
     return evaluate
 
 
+def _fast_parts(x: np.ndarray, z: np.ndarray) -> tuple:
+    """Shared float64 pieces of the fast loss and gradient of rows ``x``, ``z`` of shape ``(n, K)``."""
+    k = x.shape[-1]
+    m = x.max(axis=-1, keepdims=True)
+    d = m - x
+    e = np.exp(-d)
+    e_err = e * (F + U * d)
+    s = z.sum(axis=-1)
+    s_err = (k - 1) * U * s
+    eligible = np.isfinite(x).all(axis=-1) & np.isfinite(z).all(axis=-1) & np.isfinite(d).all(axis=-1)
+    eligible &= (s > 0) & (k >= 2)
+    return m, d, e, e_err, s, s_err, eligible
+
+
+def fast_row_loss(x: np.ndarray, z: np.ndarray, precise: bool = False) -> Estimate:
+    """Fast estimates of :func:`row_loss` over rows ``(n, K)`` (see the module docstring)."""
+    if precise:
+        return _row_loss_dd(x, z)
+    k = x.shape[-1]
+    with np.errstate(all="ignore"):
+        m, d, e, e_err, s, s_err, eligible = _fast_parts(x, z)
+        first_max = np.argmax(x, axis=-1)[..., None] == np.arange(k)
+        others = np.where(first_max, 0.0, e)
+        t = others.sum(axis=-1)
+        t_err = np.where(first_max, 0.0, e_err).sum(axis=-1) + (k - 1) * U * t
+        log_term = np.log1p(t)
+        log_err = t_err / (1.0 + t - t_err) + F * log_term
+        a = (z * d).sum(axis=-1)
+        a_err = (k + 1) * U * a
+        b = s * log_term
+        b_err = s_err * log_term + s * log_err + U * b
+        value = a + b
+        delta = a_err + b_err + U * value
+    return Estimate(value, delta, eligible & (t_err < 0.5))
+
+
+def fast_row_gradient(x: np.ndarray, z: np.ndarray, precise: bool = False) -> Estimate:
+    """Fast estimates of :func:`row_gradient` over rows ``(n, K)`` (shape ``(n, K)``)."""
+    if precise:
+        return _row_gradient_dd(x, z)
+    k = x.shape[-1]
+    with np.errstate(all="ignore"):
+        m, d, e, e_err, s, s_err, eligible = _fast_parts(x, z)
+        total = e.sum(axis=-1, keepdims=True)
+        total_err = e_err.sum(axis=-1, keepdims=True) + (k - 1) * U * total
+        s = s[..., None]
+        p = s * e / total
+        p_err = p * (s_err[..., None] / s + total_err / total + 2 * U) + s * e_err / total
+        value = p - z
+        delta = p_err + U * np.abs(value)
+        eligible &= (x != m).any(axis=-1)
+    return Estimate(value, delta, np.broadcast_to(eligible[..., None], x.shape))
+
+
+def _parts_dd(x: np.ndarray, z: np.ndarray) -> tuple:
+    """Double-double pieces: ``d = m - x`` (exact, ``two_sum``), ``e = exp(-d)`` (relative error
+    ``EXP_ERROR``), ``S = sum z`` (tree sum: ``depth * DD_OP`` relative), and the tree depth."""
+    k = x.shape[-1]
+    depth = max(1, int(np.ceil(np.log2(k))))
+    m = x.max(axis=-1, keepdims=True)
+    dh, dl = dd.two_sum(np.broadcast_to(m, x.shape), -x)
+    eh, el = dd.exp(-dh, -dl)
+    sh, sl = dd.tree_sum(z, np.zeros_like(z))
+    eligible = np.isfinite(x).all(axis=-1) & np.isfinite(z).all(axis=-1) & np.isfinite(dh).all(axis=-1)
+    eligible &= (sh > 0) & (k >= 2)
+    return dh, dl, eh, el, sh, sl, depth, eligible
+
+
+def _row_loss_dd(x: np.ndarray, z: np.ndarray) -> Estimate:
+    """Double-double loss of rows: ``T`` (tree sum of the ``e_i`` but one maximal logit's: relative error
+    ``EXP_ERROR + depth * DD_OP``), ``log1p(T)`` (its bound plus ``T``'s error: derivative at most 1),
+    ``A = sum z_i * d_i`` (``(1 + depth) * DD_OP``), ``A + S * log1p(T)`` (``DD_OP`` per operation)."""
+    k = x.shape[-1]
+    with np.errstate(all="ignore"):
+        dh, dl, eh, el, sh, sl, depth, eligible = _parts_dd(x, z)
+        first_max = np.argmax(x, axis=-1)[..., None] == np.arange(k)
+        th, tl = dd.tree_sum(np.where(first_max, 0.0, eh), np.where(first_max, 0.0, el))
+        t_err = (dd.EXP_ERROR + depth * dd.DD_OP) * th
+        gh, gl, g_err = dd.log1p(th, tl)
+        g_err = g_err + t_err
+        ph, pl = dd.mul_f(dh, dl, z)
+        ah, al = dd.tree_sum(ph, pl)
+        a_err = (1 + depth) * dd.DD_OP * ah
+        bh, bl = dd.mul(sh, sl, gh, gl)
+        b_err = depth * dd.DD_OP * sh * gh + sh * g_err + dd.DD_OP * bh
+        vh, vl = dd.add(ah, al, bh, bl)
+        delta = a_err + b_err + dd.DD_OP * np.abs(vh)
+    return Estimate(vh, delta, eligible, vl)
+
+
+def _row_gradient_dd(x: np.ndarray, z: np.ndarray) -> Estimate:
+    """Double-double gradient of rows: ``S * e_i / D`` with ``D`` the tree sum of the ``e_i``, relative
+    error ``depth*DD_OP`` (``S``) ``+ EXP_ERROR`` (``e_i``) ``+ EXP_ERROR + depth*DD_OP`` (``D``) ``+ 2*DD_OP``,
+    then ``- z_i`` (``DD_OP * |result|``)."""
+    with np.errstate(all="ignore"):
+        dh, dl, eh, el, sh, sl, depth, eligible = _parts_dd(x, z)
+        th, tl = dd.tree_sum(eh, el)
+        sh, sl, th, tl = sh[..., None], sl[..., None], th[..., None], tl[..., None]
+        ph, pl = dd.div(*dd.mul(eh, el, sh, sl), th, tl)
+        relative = 2 * depth * dd.DD_OP + 2 * dd.EXP_ERROR + 2 * dd.DD_OP
+        vh, vl = dd.add_f(ph, pl, -z)
+        delta = relative * ph + dd.DD_OP * np.abs(vh)
+        eligible &= (dh != 0).any(axis=-1)
+    return Estimate(vh, delta, np.broadcast_to(eligible[..., None], x.shape), vl)
+
+
 class SoftmaxCE(Family):
     name = "softmax_ce"
     input_name = "logits"
@@ -155,6 +272,12 @@ class SoftmaxCE(Family):
 
     def gradient(self, x: np.ndarray, z: np.ndarray) -> Evaluator:
         return row_gradient(x, z)
+
+    def fast_loss(self, x: np.ndarray, z: np.ndarray, precise: bool = False) -> Estimate:
+        return fast_row_loss(x, z, precise)
+
+    def fast_gradient(self, x: np.ndarray, z: np.ndarray, precise: bool = False) -> Estimate:
+        return fast_row_gradient(x, z, precise)
 
 
 FAMILY = SoftmaxCE()

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 
 from ._family import Evaluator, Family, as_float_array, index_text
-from ._softmax_ce import row_gradient, row_loss
+from ._fast import Estimate
+from ._softmax_ce import fast_row_gradient, fast_row_loss, row_gradient, row_loss
 
 
 def _one_hot(index: int, k: int) -> np.ndarray:
@@ -59,6 +60,16 @@ class SparseSoftmaxCE(Family):
 
     def gradient(self, x: np.ndarray, c: int) -> Evaluator:
         return row_gradient(x, _one_hot(int(c), x.size))
+
+    def fast_loss(self, x: np.ndarray, c: np.ndarray, precise: bool = False) -> Estimate:
+        return fast_row_loss(x, _one_hot_rows(c, x.shape[-1]), precise)
+
+    def fast_gradient(self, x: np.ndarray, c: np.ndarray, precise: bool = False) -> Estimate:
+        return fast_row_gradient(x, _one_hot_rows(c, x.shape[-1]), precise)
+
+
+def _one_hot_rows(c: np.ndarray, k: int) -> np.ndarray:
+    return (np.asarray(c)[..., None] == np.arange(k)).astype(np.float64)
 
 
 FAMILY = SparseSoftmaxCE()

@@ -1,0 +1,232 @@
+"""The certified fast path: whole arrays in float64 with a proven error bound; the undecided go to Ziv.
+
+For float16, bfloat16 and float32 targets, each family evaluates its loss or gradient over whole numpy
+arrays in float64 (the same formulas as its interval evaluation: sums of non-negative terms for the
+losses) and returns, per output value, an estimate ``v`` and an absolute error bound ``delta`` with
+``|exact - v| <= delta``. An output is *accepted* only if
+
+1. ``lo = v - delta`` and ``hi = v + delta`` (computed in float64 and then moved one float64 step outward,
+   so that the float64 rounding of ``v -+ delta`` never shrinks the enclosure) have the same sign and the
+   same binade ``floor(log2|.|)``, and that binade is normal in the target format (``>= emin``, no
+   subnormal results) and not above ``emax``;
+2. ``lo`` and ``hi`` round to the same value of the target format (round to nearest even), and that value
+   is finite;
+3. ``delta <= 2**-40 |v|`` (``2**-80`` for float64 targets), so that the estimate, kept in
+   ``Truth.exact``, gives fractional ULP errors accurate to ``2**-16`` ULP (``2**-27`` for float64).
+
+Then every real in ``[lo, hi]`` rounds to that value, so it is the correct rounding of the exact value, and
+the exact value's binade (hence its ULP) is known, exactly as :func:`oracles._ziv.settle` decides. The
+rounding of a float64 ``w`` to a format of precision ``p`` is done once, exactly: in a normal binade
+``2**E <= |w| < 2**(E+1)``, ``w / 2**(E-p+1)`` is an exact float64 scaling, :func:`numpy.rint` rounds it to
+nearest even (a correct rounding of an exact float64 value), and multiplying back is exact. No value is
+ever rounded through an intermediate format (no double rounding). Every other output (and every output
+whose status is a closed form, a limit or nan: those are cheap and exact on the Ziv path) goes to the Ziv
+path unchanged.
+
+The bound. Let ``u = 2**-53`` (float64 unit roundoff: every ``+ - * /`` of float64 values has relative
+error at most ``u``, round to nearest, barring underflow). **Assumption**: numpy's float64 ``exp``,
+``log1p`` and ``log`` are within :data:`NUMPY_ULPS` units in the last place of the exact result, i.e.
+relative error at most ``NUMPY_ULPS * 2**-52`` for normal results. ``tests/unit/test_fast_oracle.py``
+measures their error against mpmath (``10**5`` points per function in the default suite, ``10**6`` in
+the slow tier) and fails if it is exceeded, so a numpy or libm change that breaks the assumption fails CI
+instead of giving wrong roundings. The fast path uses the assumed bound times :data:`SAFETY` (2), i.e.
+``F = SAFETY * NUMPY_ULPS * 2**-52``.
+
+Error terms, for computed quantities written with a tilde and first-order bounds (every bound is below
+``2**-40`` relative, so second-order products are below ``2**-80`` relative and are covered by
+multiplying the final bound by ``1 + 2**-20``):
+
+- a rounded operation ``a op b`` on exact operands: ``u * |result|``;
+- ``exp(-d)`` at a computed ``d~ = d (1 + eta)``, ``|eta| <= u``: ``exp(-d) * (F + d * u)``;
+- ``log1p(t~)`` with ``|t~ - t| <= e_t`` (``t >= 0``): ``e_t / (1 + t~ - e_t) + F * log1p(t~)`` (the
+  derivative of ``log1p`` is ``1/(1+t)``); ``log(p)``: ``F * |log p|`` (``p`` exact);
+- a sum of ``n`` non-negative terms in any order: the terms' bounds plus ``(n - 1) * u * sum``;
+- a difference ``A - B`` (gradients only): the bounds of ``A`` and ``B`` plus ``u * |A - B|``: the bound
+  is relative to the terms, not to the result, so cancellation shows as a wide enclosure and falls back.
+
+Underflow: every bound also carries an absolute floor :data:`ABSOLUTE_FLOOR` (``2**-1000``), which covers
+the subnormal and zero results of ``exp`` and of products (their absolute error is below ``2**-1020``);
+accepted values are normal in the target format, at least ``2**-126``, so the floor never decides an
+acceptance by itself. Inputs where a float64 intermediate could overflow are not evaluated here (the
+families mark them ineligible), and any non-finite ``v`` or ``delta`` is rejected.
+
+For float64 targets the families evaluate in double-double arithmetic (:mod:`oracles._dd`, with its own
+proven bounds: ``DD_OP = 2**-100`` per operation in place of ``u``, ``EXP_ERROR = 2**-88`` for ``exp``,
+per-element bounds for ``log1p`` and ``log`` that assume nothing of numpy) and :func:`certify` checks
+the double-double enclosure against the float64 rounding gaps of its leading part.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _dd
+from ._formats import Format
+
+__all__ = [
+    "NUMPY_ULPS",
+    "SAFETY",
+    "FUNCTION_ERROR",
+    "UNIT_ROUNDOFF",
+    "ABSOLUTE_FLOOR",
+    "FINAL_MARGIN",
+    "FAST_FORMATS",
+    "CHUNK",
+    "MAX_RELATIVE_BOUND",
+    "MAX_RELATIVE_BOUND_FLOAT64",
+    "Estimate",
+    "round_to_format",
+    "certify",
+]
+
+NUMPY_ULPS = 4  # assumed accuracy of numpy's float64 exp, log1p and log, in ulps (tested)
+SAFETY = 2  # the fast path assumes SAFETY * NUMPY_ULPS ulps
+UNIT_ROUNDOFF = 2.0**-53
+FUNCTION_ERROR = SAFETY * NUMPY_ULPS * 2.0**-52  # F: relative error bound used for exp, log1p, log
+ABSOLUTE_FLOOR = 2.0**-1000
+FINAL_MARGIN = 1 + 2.0**-20  # covers second-order terms and the rounding of the bound's own arithmetic
+FAST_FORMATS = ("float16", "bfloat16", "float32", "float64")
+MAX_RELATIVE_BOUND = 2.0**-40  # accepted estimates are this close (ULP errors from them: 2**-16 ULP of float32)
+MAX_RELATIVE_BOUND_FLOAT64 = 2.0**-80  # the same for double-double estimates (2**-27 ULP of float64)
+CHUNK = 1 << 16  # values evaluated at once (memory: a few dozen float64 arrays of this size)
+
+
+@dataclass(frozen=True, slots=True)
+class Estimate:
+    """Estimates of a family's outputs: ``value`` (plus ``low``, for double-double estimates), an absolute
+    bound ``delta`` on the error, and ``eligible`` (the output is one the fast path may decide: finite
+    inputs, not a closed form)."""
+
+    value: np.ndarray
+    delta: np.ndarray
+    eligible: np.ndarray
+    low: np.ndarray | None = None  # double-double estimates (float64 targets): value + low
+
+
+def round_to_format(w: np.ndarray, fmt: Format) -> tuple[np.ndarray, np.ndarray]:
+    """Round finite float64 values ``w`` once, to nearest even, to ``fmt``; valid where ``w`` lies in a
+    normal binade of ``fmt`` (``emin <= floor(log2|w|) <= emax``). Returns ``(rounded, E)`` with
+    ``E = floor(log2|w|)`` (meaningless where ``w`` is zero or non-finite)."""
+    mantissa, exponent = np.frexp(w)  # w = mantissa * 2**exponent, 0.5 <= |mantissa| < 1
+    e = exponent.astype(np.int64) - 1
+    shift = (fmt.precision - 1 - e).astype(np.int64)
+    # w * 2**shift is exact (scaling by a power of two inside float64's normal range); rint rounds to
+    # nearest even; scaling back is exact. ldexp keeps the intermediate exact for every shift used here.
+    scaled = np.ldexp(w, shift)
+    return np.ldexp(np.rint(scaled), -shift), e
+
+
+def certify(estimate: Estimate, fmt: Format) -> tuple[np.ndarray, np.ndarray]:
+    """Decide the correct rounding of each estimated value where its enclosure allows (module docstring).
+
+    Returns ``(rounded, accepted)``: float64 values exactly representable in ``fmt`` (valid where
+    ``accepted``) and the boolean mask of decided outputs.
+    """
+    if fmt.precision == 53:
+        return _certify_float64(estimate)
+    v, delta = estimate.value, estimate.delta
+    with np.errstate(all="ignore"):
+        bound = (delta * FINAL_MARGIN + ABSOLUTE_FLOOR)
+        lo = np.nextafter(v - bound, -np.inf)
+        hi = np.nextafter(v + bound, np.inf)
+        ok = estimate.eligible & np.isfinite(lo) & np.isfinite(hi) & np.isfinite(v) & np.isfinite(delta)
+        ok &= (lo > 0) | (hi < 0)  # one sign, zero excluded
+        lo = np.where(ok, lo, 1.0)
+        hi = np.where(ok, hi, 1.0)
+        r_lo, e_lo = round_to_format(lo, fmt)
+        r_hi, e_hi = round_to_format(hi, fmt)
+        ok &= (e_lo == e_hi) & (e_lo >= fmt.emin) & (e_lo <= fmt.emax)
+        ok &= (r_lo == r_hi) & (np.abs(r_lo) <= fmt.max_finite)
+        ok &= bound <= MAX_RELATIVE_BOUND * np.abs(v)
+    return np.where(ok, r_lo, np.nan), ok
+
+
+FAST_PRECISION = 53  # Truth.precision of values the fast path decided (float64 evaluation)
+
+
+def has_fast_path(fmt: Format) -> bool:
+    """Whether values rounded to ``fmt`` can be decided by the fast path."""
+    return fmt.name in FAST_FORMATS
+
+
+def estimate(family, what: str, x: np.ndarray, z: np.ndarray, fmt: Format, divisor: int = 1) -> Estimate | None:
+    """The family's fast estimates of ``what`` (``loss`` or ``gradient``) on a chunk of examples (double-
+    double for float64 targets), the gradient divided by ``divisor`` (a ``mean`` reduction: one more
+    rounding, ``u * |value|``, or ``DD_OP * |value|`` in double-double)."""
+    precise = fmt.precision == 53
+    made = family.fast_loss(x, z, precise) if what == "loss" else family.fast_gradient(x, z, precise)
+    if made is None or divisor == 1:
+        return made
+    with np.errstate(all="ignore"):
+        if precise:
+            hi, lo = _dd.div(made.value, made.low, np.float64(divisor), np.float64(0.0))
+            return Estimate(hi, made.delta / divisor + _dd.DD_OP * np.abs(hi), made.eligible, lo)
+        value = made.value / divisor
+        return Estimate(value, made.delta / divisor + UNIT_ROUNDOFF * np.abs(value), made.eligible)
+
+
+def reduced_estimate(family, x: np.ndarray, z: np.ndarray, reduction: str, fmt: Format) -> Estimate | None:
+    """Fast estimate of the ``sum`` or ``mean`` of the per-example losses, or ``None`` when some example is
+    not eligible (the reduced value then goes to the Ziv path whole).
+
+    The per-example losses are non-negative, so a float64 sum of ``n`` of them in any order has error at
+    most ``(n - 1) * u * sum`` on top of the terms' own bounds; the mean divides by ``n`` (``u`` more).
+    """
+    batch_n = int(np.prod(family.batch_shape(x), dtype=np.int64))
+    width = x.shape[-1] if family.row_wise else 1
+    xs = x.reshape(batch_n, width) if family.row_wise else x.reshape(batch_n)
+    zs = z.reshape(batch_n, width) if (family.row_wise and family.label_kind == "soft") else z.reshape(batch_n)
+    precise = fmt.precision == 53
+    total, total_lo, bound = np.zeros(1), np.zeros(1), 0.0
+    step = max(1, CHUNK // width)
+    chunks = 0
+    for start in range(0, batch_n, step):
+        made = family.fast_loss(xs[start:start + step], zs[start:start + step], precise)
+        if made is None or not made.eligible.all():
+            return None
+        chunks += 1
+        with np.errstate(all="ignore"):
+            bound += float(made.delta.sum())
+            if precise:
+                hi, lo = _dd.tree_sum(made.value[None], made.low[None])
+                total, total_lo = _dd.add(total, total_lo, hi, lo)
+            else:
+                total = total + made.value.sum()
+    with np.errstate(all="ignore"):
+        if precise:  # each term passes through at most log2(step) + chunks DD additions
+            bound += (int(np.ceil(np.log2(step))) + chunks + 1) * _dd.DD_OP * float(total[0])
+            if reduction == "mean":
+                total, total_lo = _dd.div(total, total_lo, np.float64(batch_n), np.float64(0.0))
+                bound = bound / batch_n + _dd.DD_OP * float(total[0])
+            return Estimate(total, np.array([bound]), np.array([True]), total_lo)
+        bound += (batch_n - 1) * UNIT_ROUNDOFF * float(total[0])
+        if reduction == "mean":
+            total = total / batch_n
+            bound = bound / batch_n + UNIT_ROUNDOFF * float(total[0])
+    return Estimate(total, np.array([bound]), np.array([True]))
+
+
+def _certify_float64(estimate: Estimate) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`certify` for a double-double estimate ``hi + lo`` (normalised, ``|lo| <= ulp(hi)/2``) and
+    float64 targets: ``hi`` is the rounding of every real in ``(hi - down/2, hi + up/2)``, where ``up`` and
+    ``down`` are the gaps to the next float64 away from and toward zero, both ends excluded (ties). The
+    enclosure ``[hi + lo - delta, hi + lo + delta]`` must lie inside, checked as ``|lo| -+ delta`` against
+    the half gaps (exact powers of two), with the sums scaled by ``1 + 2**-40`` against their own rounding.
+    ``|hi|`` must be normal and not a power of two (below one, the enclosure could leave the binade)."""
+    hi, delta = estimate.value, estimate.delta
+    lo = estimate.low if estimate.low is not None else np.zeros_like(hi)
+    with np.errstate(all="ignore"):
+        bound = delta * FINAL_MARGIN + ABSOLUTE_FLOOR
+        magnitude = np.abs(hi)
+        up = np.spacing(magnitude)
+        mantissa, _ = np.frexp(magnitude)
+        power = mantissa == 0.5
+        toward = lo * np.sign(hi)  # lo measured away from zero
+        ok = estimate.eligible & np.isfinite(hi) & np.isfinite(lo) & np.isfinite(bound)
+        ok &= (magnitude >= 2.0**-1022) & ~power & np.isfinite(up)
+        ok &= (toward + bound) * (1 + 2.0**-40) < up / 2
+        ok &= (bound - toward) * (1 + 2.0**-40) < up / 2
+        ok &= bound <= MAX_RELATIVE_BOUND_FLOAT64 * magnitude
+    return np.where(ok, hi, np.nan), ok

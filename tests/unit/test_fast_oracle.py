@@ -1,0 +1,348 @@
+"""The certified fast path (:mod:`oracles._fast`, :mod:`oracles._dd`): same bits as the Ziv path, and the
+assumptions its bound rests on, measured.
+
+Default tier: per family x dtype, 10^4 loss values (random points over the whole float range, points a hair
+from rounding midpoints and from powers of two) and 2000 gradient values, each compared bit for bit, value
+and status, with the Ziv path forced on the same points; numpy's exp/log1p/log measured on 10^5 points
+each. ``-m slow``: 10^6 points per family x dtype and 10^6 per numpy function.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import mpmath
+import numpy as np
+import pytest
+
+import oracles
+from oracles import _dd, _fast
+from oracles._api import _evaluate
+from oracles._formats import FORMATS
+from oracles._rounding import round_mpf
+
+from ..crosscheck import points as P
+
+DTYPES = P.DTYPES
+FAMILIES = P.FAMILIES
+SLOW_POINTS = int(os.environ.get("LOSSFUZZ_FAST_POINTS", 1_000_000))
+
+
+def _key(family: str) -> str:
+    return "probs" if family == "binary_ce" else "logits"
+
+
+def _bits(values: np.ndarray) -> np.ndarray:
+    a = np.asarray(values, dtype=np.float64)
+    return np.where(np.isnan(a), np.nan, a).view(np.uint64)  # one nan; -0.0 and +0.0 differ
+
+
+def _assert_same(family, dtype, what, x, z, reduction="none") -> dict:
+    """Fast (auto) and Ziv (forced) evaluations agree bit for bit in rounded value and in status."""
+    kw = {_key(family): x, "labels": z, "dtype": dtype, "what": what, "reduction": reduction}
+    fast = _evaluate(family, **kw)
+    ziv = _evaluate(family, **kw, path="ziv")
+    assert ziv.path_counts["fast"] == 0
+    differ = (_bits(fast.rounded) != _bits(ziv.rounded)) | (fast.status != ziv.status)
+    if differ.any():
+        where = np.argwhere(differ)[0] if differ.ndim else ()
+        where = tuple(int(i) for i in where)
+        row = where[: x.ndim - 1] if family in ("softmax_ce", "sparse_softmax_ce") else where
+        raise AssertionError(
+            f"{int(differ.sum())} {family} {what} {dtype} values differ; first at {where}: inputs"
+            f" {np.asarray(x[row]).tolist()} labels {np.asarray(z[row]).tolist()}: fast"
+            f" {float(fast.rounded[where])!r} ({fast.status[where]}) vs Ziv {float(ziv.rounded[where])!r}"
+            f" ({ziv.status[where]})"
+        )
+    return fast.path_counts
+
+
+def _binade_edges(family: str, dtype: str, n: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Points whose loss is a hair above a power of two (``|x| * w = 2**k`` plus ``log1p(exp(-|x|))``) and
+    whose gradient is a hair below one (``1 - z = 2**-j`` minus ``sigmoid(-x)``), and for the other
+    families inputs that put ``p``, ``1 - p`` or the logit gap at powers of two."""
+    fi = P.info(dtype)
+    rng = np.random.default_rng(seed)
+    j = rng.integers(1, min(fi.p, 20), n)
+    k = rng.integers(4, max(5, min(fi.emax - 1, 60)), n)
+    if family == "sigmoid_ce":
+        x = np.ldexp(1.0, k) * np.where(rng.random(n) < 0.5, 1.0, -1.0)
+        z = np.where(x > 0, 1.0 - np.ldexp(1.0, -j), np.ldexp(1.0, -j))
+        # |x| * 3/4 a midpoint of the format (|x| has p bits, odd), plus log1p(exp(-|x|)): with |x| in
+        # [2**6, 2**6 * 4/3) the term sits 2**-100 to 2**-130 relative above the midpoint, inside the
+        # double-double error for float64, far below it for the others
+        m = 2 * rng.integers(1 << (fi.p - 2), (1 << (fi.p + 1)) // 6, n) + 1  # odd, p bits, 3m has p + 1
+        xm = np.ldexp(m.astype(np.float64), 6 - (fi.p - 1)) * np.where(rng.random(n) < 0.5, 1.0, -1.0)
+        zm = np.where(xm > 0, 0.25, 0.75)
+        return [(fi.cast(x), fi.cast(z)), (fi.cast(xm), fi.cast(zm))]
+    if family == "binary_ce":
+        p = np.where(rng.random(n) < 0.5, np.ldexp(1.0, -j), 1.0 - np.ldexp(1.0, -j))
+        z = np.where(rng.random(n) < 0.5, rng.integers(0, 5, n) / 4.0, np.ldexp(1.0, -j))
+        return [(fi.cast(p), fi.cast(z))]
+    x = np.stack([np.ldexp(1.0, k), np.zeros(n), -np.ldexp(1.0, k)], axis=1)
+    if family == "softmax_ce":
+        z = np.stack([np.zeros(n), np.ldexp(1.0, -j), rng.integers(0, 5, n) / 4.0], axis=1)
+        return [(fi.cast(x), fi.cast(z))]
+    return [(fi.cast(x), rng.integers(0, 3, n))]
+
+
+def _blocks(family: str, dtype: str, n: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``n`` points in all: 60% over the whole float range, 20% a hair from midpoints, 20% binade edges."""
+    random = P.points(family, dtype, n - 2 * (n // 5), seed=seed)
+    hard = P.structured(family, dtype, n // 5, seed=seed + 1)
+    return random + hard + _binade_edges(family, dtype, n // 5, seed + 2)
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_fast_path_gives_the_same_bits_and_statuses_as_the_ziv_path(family, dtype):
+    seed = P.seed_for("fast", family, dtype)
+    fast = 0
+    for x, z in _blocks(family, dtype, 10_000, seed):
+        fast += _assert_same(family, dtype, "loss", x, z)["fast"]
+    for x, z in _blocks(family, dtype, 2_000, seed + 7):
+        _assert_same(family, dtype, "gradient", x, z)
+    assert fast > 2_000  # the fast path did decide a good share (the comparison is not vacuous)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_fast_path_agrees_with_ziv_on_sum_and_mean_reductions(family, dtype):
+    rng = np.random.default_rng(P.seed_for("fast-reduced", family, dtype))
+    fi = P.info(dtype)
+    decided = 0
+    for i in range(12):
+        n = int(rng.integers(1, 40))
+        if family in ("sigmoid_ce", "binary_ce"):
+            x = fi.cast(rng.random(n) if family == "binary_ce" else rng.standard_normal(n) * 10.0 ** rng.integers(-3, 4))
+            z = fi.cast(rng.random(n))
+        else:
+            x = fi.cast(rng.standard_normal((n, 5)) * 10)
+            z = fi.cast(rng.random((n, 5))) if family == "softmax_ce" else rng.integers(0, 5, n)
+        for reduction in ("sum", "mean"):
+            decided += _assert_same(family, dtype, "loss", x, z, reduction)["fast"]
+        _assert_same(family, dtype, "gradient", x, z, "mean")
+    assert decided > 12
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(6 * 3600)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_fast_path_gives_the_same_bits_as_the_ziv_path_at_a_million_points(family, dtype):
+    seed = P.seed_for("fast-slow", family, dtype)
+    step = 20_000
+    for start in range(0, SLOW_POINTS, step):
+        for x, z in _blocks(family, dtype, min(step, SLOW_POINTS - start), seed + start):
+            _assert_same(family, dtype, "loss", x, z)
+            _assert_same(family, dtype, "gradient", x, z)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The decision itself
+# ---------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_rounding_of_float64_values_is_a_single_correct_rounding(dtype):
+    fmt = FORMATS[dtype]
+    rng = np.random.default_rng(3)
+    # values between format numbers, on midpoints, and a float64 step either side of midpoints
+    base = np.ldexp(rng.integers(1 << (fmt.precision - 1), 1 << fmt.precision, 4000).astype(np.float64),
+                    rng.integers(fmt.emin, fmt.emax - fmt.precision, 4000))
+    quantum = np.ldexp(1.0, np.frexp(base)[1] - fmt.precision)
+    mid = base + quantum / 2
+    w = np.concatenate([mid, np.nextafter(mid, 0), np.nextafter(mid, np.inf), base + quantum * rng.random(4000)])
+    rounded, _e = _fast.round_to_format(w, fmt)
+    expected = np.array([round_mpf(mpmath.mpf(float(v))._mpf_, fmt) for v in w])
+    assert np.array_equal(rounded, expected)
+
+
+def test_certify_rejects_enclosures_across_a_midpoint_a_binade_edge_or_out_of_range():
+    fmt = FORMATS["float32"]
+    one_plus = 1 + 2.0**-23
+    mid = 1 + 2.0**-24  # midpoint between 1 and the next float32
+    cases = {
+        "inside": (1.0 + 2.0**-30, 2.0**-45, True),
+        "inside, but the bound above 2**-40 relative": (1.0 + 2.0**-25, 2.0**-39, False),
+        "across a midpoint": (mid, 2.0**-45, False),
+        "just below a midpoint, bound reaching it": (mid - 2.0**-45, 2.0**-44, False),
+        "across 2**0": (1.0, 2.0**-45, False),
+        "subnormal result": (2.0**-130, 2.0**-160, False),
+        "above the overflow threshold": (3.5e38, 1e20, False),
+        "negative, inside": (-one_plus, 2.0**-45, True),
+    }
+    value = np.array([c[0] for c in cases.values()])
+    delta = np.array([c[1] for c in cases.values()])
+    rounded, accepted = _fast.certify(_fast.Estimate(value, delta, np.ones(len(cases), bool)), fmt)
+    assert dict(zip(cases, accepted.tolist())) == {name: c[2] for name, c in cases.items()}
+    assert rounded[0] == 1.0 and rounded[-1] == -one_plus
+
+
+def test_certify_float64_checks_the_double_double_tail_against_the_half_gaps():
+    fmt = FORMATS["float64"]
+    half_ulp = 2.0**-53  # half the gap above 1.5
+    hi = np.full(4, 1.5)
+    lo = np.array([half_ulp * 0.5, half_ulp, half_ulp * 0.999, -half_ulp * 0.5])
+    delta = np.array([2.0**-80, 0.0, half_ulp * 0.01, 2.0**-80])
+    rounded, accepted = _fast.certify(_fast.Estimate(hi, delta, np.ones(4, bool), lo), fmt)
+    assert accepted.tolist() == [True, False, False, True]
+    assert rounded[0] == 1.5
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The assumptions, measured
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _numpy_points(name: str, n: int, seed: int) -> np.ndarray:
+    """Arguments over the ranges the fast path uses, log-uniform and uniform mixed."""
+    rng = np.random.default_rng(seed)
+    half = n // 2
+    if name == "exp":  # normal results only (the bound's floor covers subnormal ones)
+        return np.concatenate([-rng.random(half) * 708, np.ldexp(rng.random(n - half), -rng.integers(0, 1000, n - half)) * -1])
+    if name == "log1p":  # t in (-1/2, 1e3], tiny t too
+        return np.concatenate([rng.random(half) * 1.5 - 0.5, np.ldexp(rng.random(n - half) + 1, -rng.integers(-9, 1020, n - half))])
+    return np.concatenate([rng.random(half), np.ldexp(rng.random(n - half) + 1, -rng.integers(1, 1022, n - half))])  # log, (0, 1]
+
+
+def _numpy_ulp_errors(name: str, t: np.ndarray) -> np.ndarray:
+    """``|numpy(t) - f(t)| / ulp(f(t))`` in float64 units, ``f`` evaluated by mpmath at 120 bits."""
+    got = getattr(np, name)(t)
+    f = getattr(mpmath, name)
+    out = np.empty(t.size)
+    with mpmath.workprec(120):
+        for i, (ti, gi) in enumerate(zip(t.tolist(), got.tolist())):
+            exact = f(mpmath.mpf(ti))
+            e = max(int(mpmath.floor(mpmath.log(abs(exact), 2))), -1022) - 52 if exact else -1074
+            out[i] = float(abs(mpmath.mpf(gi) - exact) * mpmath.mpf(2) ** -e)
+    return out
+
+
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("name", ["exp", "log1p", "log"])
+def test_numpy_functions_are_within_the_assumed_ulps_on_a_hundred_thousand_points(name):
+    errors = _numpy_ulp_errors(name, _numpy_points(name, 100_000, seed=11))
+    assert errors.max() <= _fast.NUMPY_ULPS, f"numpy.{name} is off by {errors.max():.3g} ulp > {_fast.NUMPY_ULPS}"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(4 * 3600)
+@pytest.mark.parametrize("name", ["exp", "log1p", "log"])
+def test_numpy_functions_are_within_the_assumed_ulps_on_a_million_points(name):
+    errors = _numpy_ulp_errors(name, _numpy_points(name, 1_000_000, seed=12))
+    assert errors.max() <= _fast.NUMPY_ULPS, f"numpy.{name} is off by {errors.max():.3g} ulp > {_fast.NUMPY_ULPS}"
+
+
+def test_double_double_functions_stay_inside_their_stated_bounds():
+    rng = np.random.default_rng(5)
+    x = np.concatenate([-rng.random(3000) * 708, rng.standard_normal(1000) * 1e-3, rng.random(500) * 0.7])
+    hi, lo = _dd.exp(x, np.zeros_like(x))
+    t = np.concatenate([rng.random(1500), rng.random(1000) * 2**-7, -rng.random(1000) * 0.5, rng.random(500) * 1e3])
+    th, tl, tb = _dd.log1p(t, np.zeros_like(t))
+    p = np.concatenate([rng.random(1500) * 0.5, np.ldexp(1.0, -rng.integers(1, 1074, 500))])
+    ph, pl, pb = _dd.log(p)
+    with mpmath.workprec(200):
+        for xi, h, l in zip(x.tolist(), hi.tolist(), lo.tolist()):
+            exact = mpmath.exp(xi)
+            # relative, barring underflow of the tail (absolute, far below the fast path's floor)
+            assert abs(mpmath.mpf(h) + l - exact) <= _dd.EXP_ERROR * exact + 2.0**-1060, xi
+        for ti, h, l, b in zip(t.tolist(), th.tolist(), tl.tolist(), tb.tolist()):
+            assert abs(mpmath.mpf(h) + l - mpmath.log1p(ti)) <= b, ti
+        for pi, h, l, b in zip(p.tolist(), ph.tolist(), pl.tolist(), pb.tolist()):
+            assert abs(mpmath.mpf(h) + l - mpmath.log(pi)) <= b, pi
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Statistics, exact digits, the public functions
+# ---------------------------------------------------------------------------------------------------------
+
+
+def test_evaluate_counts_the_values_each_path_decided():
+    truth = oracles.evaluate("sigmoid_ce", logits=np.float32([1.0, -3.5, np.inf, np.nan]), labels=np.float32([0.5, 0.25, 1, 0]),
+                             dtype="float32")
+    assert truth.path_counts == {"fast": 2, "ziv": 2}
+    assert truth.fast.tolist() == [True, True, False, False]
+    assert truth.status.tolist() == ["converged", "converged", "exact", "nan"]
+
+
+def test_random_float32_inputs_almost_never_fall_back():
+    rng = np.random.default_rng(9)
+    x = rng.integers(0, 2**32, 100_000, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    x = x[np.isfinite(x)]
+    z = rng.random(x.size).astype(np.float32)
+    truth = oracles.evaluate("sigmoid_ce", logits=x, labels=z, dtype="float32")
+    assert truth.path_counts["ziv"] <= 1e-4 * x.size, truth.path_counts
+
+
+def test_exact_value_of_a_fast_value_is_the_ziv_paths_twenty_digits():
+    x, z = np.float32([1e4, -2.5, 0.75]), np.float32([0.9999, 0.5, 1.0])
+    fast = oracles.evaluate("sigmoid_ce", logits=x, labels=z, dtype="float32")
+    ziv = _evaluate("sigmoid_ce", logits=x, labels=z, dtype="float32", path="ziv")
+    assert fast.fast.all()
+    for i in range(3):
+        assert oracles.format_exact(fast.exact_value(i)) == oracles.format_exact(ziv.exact[i])
+    # a gradient row of softmax_ce, and a mean gradient
+    xs, zs = np.float32([[1, 2, 3], [0, -1, 4]]), np.float32([[0.5, 0.25, 0.25], [1, 0, 0]])
+    for reduction in ("none", "mean"):
+        g = oracles.evaluate("softmax_ce", logits=xs, labels=zs, dtype="float64", what="gradient", reduction=reduction)
+        gz = _evaluate("softmax_ce", logits=xs, labels=zs, dtype="float64", what="gradient", reduction=reduction, path="ziv")
+        assert g.fast.all()
+        assert [oracles.format_exact(g.exact_value((1, k))) for k in range(3)] == [oracles.format_exact(v) for v in gz.exact[1]]
+
+
+def test_the_fast_estimate_in_truth_exact_is_within_the_certified_enclosure():
+    rng = np.random.default_rng(2)
+    x, z = (rng.standard_normal(500) * 20).astype(np.float32), rng.random(500).astype(np.float32)
+    fast = oracles.evaluate("sigmoid_ce", logits=x, labels=z, dtype="float32")
+    ziv = _evaluate("sigmoid_ce", logits=x, labels=z, dtype="float32", path="ziv")
+    rel = np.array([float(abs(a - b) / abs(b)) for a, b in zip(fast.exact, ziv.exact)])
+    assert rel.max() < 2.0**-45 and math.isfinite(rel.max())
+
+
+@pytest.mark.parametrize(("family", "dtype"), [("sigmoid_ce", "float32"), ("sigmoid_ce", "float64"), ("softmax_ce", "float16"),
+                                                ("binary_ce", "bfloat16")])
+def test_measure_from_fast_estimates_matches_measure_from_ziv_exact_values(family, dtype):
+    rng = np.random.default_rng(4)
+    fi = P.info(dtype)
+    if family == "softmax_ce":
+        x, z, what = fi.cast(rng.standard_normal((300, 4)) * 5), fi.cast(rng.random((300, 4))), "gradient"
+    else:
+        x = fi.cast(rng.random(1000) if family == "binary_ce" else rng.standard_normal(1000) * 30)
+        z, what = fi.cast(rng.random(1000)), "loss"
+    kw = {_key(family): x, "labels": z, "dtype": dtype, "what": what}
+    fast, ziv = _evaluate(family, **kw), _evaluate(family, **kw, path="ziv")
+    assert fast.path_counts["fast"] > 0.9 * fast.fast.size
+    r = np.asarray(fast.rounded, dtype=np.float64)
+    noise = rng.random(r.shape)
+    for computed in (r, r * (1 + 1e-3), np.where(noise < 0.1, np.nan, r), np.where(noise < 0.1, -np.inf, r * (1 - 2e-7))):
+        computed = computed.astype(fast.rounded.dtype)
+        o1, u1, b1 = oracles.measure(computed, fast, dtype)
+        o2, u2, b2 = oracles.measure(computed, ziv, dtype)
+        assert (o1 == o2).all()
+        assert np.array_equal(np.isnan(u1), np.isnan(u2)) and np.array_equal(b1, b2, equal_nan=True)
+        finite = ~np.isnan(u2)
+        assert np.allclose(u1[finite], u2[finite], rtol=1e-12, atol=2.0**-16)
+
+
+def test_large_batches_stream_through_loss_with_the_same_values_and_errors():
+    rng = np.random.default_rng(8)
+    n = (1 << 18) + 12_345  # two chunks of oracles.loss's streaming
+    x = (rng.standard_normal(n) * 40).astype(np.float32)
+    x[[5, n - 3]] = [np.inf, np.nan]
+    z = rng.random(n).astype(np.float32)
+    streamed = oracles.loss("sigmoid_ce", logits=x, labels=z, dtype="float32")
+    assert streamed.dtype == np.float32 and streamed.shape == (n,)
+    whole = oracles.evaluate("sigmoid_ce", logits=x, labels=z, dtype="float32").rounded
+    assert np.array_equal(_bits(streamed), _bits(whole))
+    z[n - 7] = 1.5  # in the second chunk: the message names the index in the whole array
+    with pytest.raises(ValueError, match=rf"labels\[{n - 7}\] = 1.5 is outside \[0, 1\]"):
+        oracles.loss("sigmoid_ce", logits=x, labels=z, dtype="float32")
+    rows = 90_000  # 270 000 elements: streamed too
+    xs, zs = x[: 3 * rows].reshape(rows, 3), rng.random((rows, 3)).astype(np.float32)
+    g = oracles.gradient("softmax_ce", logits=xs, labels=zs, dtype="bfloat16")
+    assert g.shape == (rows, 3)
+    assert np.array_equal(_bits(g[:500]), _bits(oracles.evaluate("softmax_ce", logits=xs[:500], labels=zs[:500], dtype="bfloat16",
+                                                                 what="gradient").rounded))
