@@ -171,6 +171,7 @@ class Score:
     source: str = ""
     reproducer: WorstCase | None = None
     findings: tuple[Finding, ...] = ()
+    labels: str = "all"  # the label set scored: "all", or "hard"/"soft" (a hard-labels-only candidate, --labels)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -198,6 +199,7 @@ class Score:
         data["findings"] = [f.to_json() for f in self.findings]
         data["speed"] = None if self.speed is None else self.speed.to_json()
         data["source"] = self.source
+        data["labels"] = self.labels
         return data
 
     @classmethod
@@ -229,6 +231,7 @@ class Score:
             source=data.get("source", ""),
             reproducer=None if data.get("reproducer") is None else WorstCase.from_json(data["reproducer"]),
             findings=tuple(Finding.from_json(f) for f in data.get("findings", [])),
+            labels=data.get("labels", "all"),
         )
 
 

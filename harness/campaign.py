@@ -22,12 +22,12 @@ from .metrics import summarize
 from .scoring import CandidateFailure, Observations, TruthCache, batches, finding, observe, worst_cases
 from .search import search
 from .speed import measure, speed_inputs
-from .strategies import Example, catalogue
+from .strategies import Example, catalogue, has_labels
 from .sweep import sweep
 
-__all__ = ["Settings", "Progress", "Resume", "run_campaign", "score_candidate", "DEFAULT_DTYPES"]
+__all__ = ["Settings", "Progress", "Resume", "run_campaign", "score_candidate", "labels_scored", "DEFAULT_DTYPES"]
 
-DEFAULT_DTYPES = ("float32", "float64")
+DEFAULT_DTYPES: tuple[str, ...] = tuple(oracles.FORMATS)  # float16, bfloat16, float32, float64
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +42,10 @@ class Settings:
     dtypes: tuple[str, ...] = DEFAULT_DTYPES
     speed_elements: int = 1_000_000
     shrink: bool = True
+    labels: str = "all"  # the label set scored (harness.strategies.LABEL_SETS)
 
     def to_json(self) -> dict:
-        return {
+        data = {
             "seed": self.seed,
             "examples": self.examples,
             "families": list(self.families),
@@ -53,6 +54,10 @@ class Settings:
             "speed_elements": self.speed_elements,
             "shrink": self.shrink,
         }
+        # only when set, so that reports and baselines of plain runs keep their form
+        if self.labels != "all":
+            data["labels"] = self.labels
+        return data
 
 
 @dataclass
@@ -76,7 +81,17 @@ def _seed_for(seed: int, *parts: str) -> int:
 def _empty_score(candidate: Candidate, dtype: str, **kw) -> Score:
     stats = summarize(Observations().merged())
     return Score(family=candidate.family, candidate=candidate.name, dtype=dtype, reduction=candidate.reduction,
-                 source=candidate.source, **{**stats, **kw})
+                 source=candidate.source, labels=kw.pop("labels", candidate.labels), **{**stats, **kw})
+
+
+def labels_scored(candidate: Candidate, asked: str = "all") -> str | None:
+    """The label set ``candidate`` is scored on when a run asks for ``asked`` (``Settings.labels``): the
+    run's set narrowed to the candidate's own (``Candidate.labels``, ``"hard"`` for a library that rejects
+    soft labels); None when they exclude each other (``soft`` asked of a hard-labels-only candidate)."""
+    own = getattr(candidate, "labels", "all")
+    if own == "all" or asked == own:
+        return asked
+    return own if asked == "all" else None
 
 
 def score_candidate(
@@ -86,11 +101,18 @@ def score_candidate(
     cache: TruthCache,
     settings: Settings,
 ) -> tuple[Score, list[Example]]:
-    """Score one candidate in one dtype; return the score and its worst examples (for the corpus)."""
+    """Score one candidate in one dtype; return the score and its worst examples (for the corpus).
+
+    The examples scored, from ``base`` and from the search, are those of :func:`labels_scored` only."""
     if not candidate.supports(dtype):
         return _empty_score(candidate, dtype, unsupported=True), []
     if not candidate.available():
-        return _empty_score(candidate, dtype, failure=f"needs {', '.join(candidate.needs)}: pip install 'lossfuzz[tf]'"), []
+        return _empty_score(candidate, dtype, failure=f"needs {', '.join(candidate.needs)}: {candidate.install_hint}"), []
+    labels = labels_scored(candidate, settings.labels)
+    if labels is None:
+        return _empty_score(candidate, dtype, failure=f"takes {candidate.labels} labels only; this run scores {settings.labels} labels"), []
+    if labels != "all":
+        base = [e for e in base if has_labels(e, labels)]
     obs = Observations()
     findings: list[Finding] = []
     try:
@@ -108,7 +130,7 @@ def score_candidate(
                 findings.append(finding(failed, batch))
     seed = _seed_for(settings.seed, candidate.family, candidate.name, dtype)
     result = search(candidate, candidate.family, dtype, cache, reduction=candidate.reduction, seed=seed,
-                    max_examples=settings.examples, shrink=settings.shrink)
+                    max_examples=settings.examples, shrink=settings.shrink, labels=labels)
     obs.extend(result.observations)
     findings += result.findings
     failure = _failure_summary(findings)
@@ -128,7 +150,7 @@ def score_candidate(
             failure = failure or f"speed run raised {type(exc).__name__}: {str(exc)[:200]}"
     score = Score(family=candidate.family, candidate=candidate.name, dtype=dtype, reduction=candidate.reduction,
                   failure=failure, worst=worst, speed=speed, source=candidate.source, reproducer=reproducer,
-                  findings=tuple(findings[:MAX_FINDINGS]), **stats)
+                  findings=tuple(findings[:MAX_FINDINGS]), labels=labels, **stats)
     return score, _worst_examples(obs, candidate.reduction)
 
 
@@ -173,6 +195,12 @@ def _chosen(settings: Settings, family: str, extra: Sequence[Candidate]) -> list
     return candidates(family=family, names=settings.candidates) + [c for c in extra if c.family == family]
 
 
+def _declared(candidates_: list[Candidate], dtype: str) -> list[Candidate]:
+    """The candidates declared for ``dtype`` (the ``_upcast`` variants exist for float16/bfloat16 only; a
+    candidate declared for a dtype that rejects it when called still gets its ``unsupported`` row)."""
+    return [c for c in candidates_ if dtype in c.dtypes]
+
+
 def run_campaign(
     settings: Settings = Settings(),
     corpus: dict[tuple[str, str], list[Example]] | None = None,
@@ -201,7 +229,7 @@ def run_campaign(
         oracles.get_family(family)
         for dtype in settings.dtypes:
             oracles.resolve_format(dtype)
-            plan.extend((family, dtype, c) for c in _chosen(settings, family, extra))
+            plan.extend((family, dtype, c) for c in _declared(_chosen(settings, family, extra), dtype))
     progress.total(len(plan) + len(settings.families) * len(settings.dtypes))
     scores: list[Score] = []
     curves: list[Curve] = []

@@ -45,13 +45,15 @@ class _Found(Exception):
         self.obs = obs
 
 
-def _strategy(family: str, dtype: str, reduction: str) -> st.SearchStrategy[Any]:
+def _strategy(family: str, dtype: str, reduction: str, labels: str = "all") -> st.SearchStrategy[Any]:
+    def one(**kw: Any) -> st.SearchStrategy[Any]:
+        drawn = strategies.examples(family, dtype, soft=labels != "hard", **kw)
+        return drawn if labels != "soft" else drawn.filter(lambda e: strategies.has_labels(e, "soft"))
+
     if reduction == "none":
-        return strategies.examples(family, dtype, max_classes=_MAX_CLASSES).map(lambda e: [e])
+        return one(max_classes=_MAX_CLASSES).map(lambda e: [e])
     # A reduced candidate takes a batch: up to CHUNK examples of one shape.
-    return st.integers(1, 8).flatmap(
-        lambda k: st.lists(strategies.examples(family, dtype, classes=k), min_size=1, max_size=CHUNK)
-    )
+    return st.integers(1, 8).flatmap(lambda k: st.lists(one(classes=k), min_size=1, max_size=CHUNK))
 
 
 def _settings(max_examples: int, phases: list[Phase]) -> settings:
@@ -78,12 +80,14 @@ def search(
     seed: int = 0,
     max_examples: int = 100,
     shrink: bool = True,
+    labels: str = "all",
 ) -> SearchResult:
-    """Explore with ``max_examples`` Hypothesis examples, then shrink the worst (see the module docstring)."""
+    """Explore with ``max_examples`` Hypothesis examples, then shrink the worst (see the module docstring).
+    ``labels``: the label set drawn from (:data:`harness.strategies.LABEL_SETS`)."""
     found = Observations()
     state: dict[str, Any] = {"worst": 0.0}
     findings: dict[tuple, Any] = {}
-    strategy = _strategy(family, dtype, reduction)
+    strategy = _strategy(family, dtype, reduction, labels)
 
     def evaluate(batch: list) -> tuple[float, Observations | None]:
         try:

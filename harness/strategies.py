@@ -41,6 +41,8 @@ __all__ = [
     "class_counts",
     "examples",
     "catalogue",
+    "LABEL_SETS",
+    "has_labels",
 ]
 
 
@@ -206,6 +208,22 @@ def examples(
         return Example(_cast(values, fmt), _cast(weights, fmt))
 
     return row()
+
+
+LABEL_SETS: tuple[str, ...] = ("all", "hard", "soft")
+
+
+def has_labels(example: Example, which: str) -> bool:
+    """Whether ``example`` belongs to the label set ``which``: ``hard``, every label 0 or 1 (a class index
+    always is); ``soft``, at least one label strictly between 0 and 1; ``all``, any."""
+    if which == "all":
+        return True
+    z = np.asarray(example.labels)
+    if z.dtype.kind in "iu":
+        return which == "hard"
+    values = z.astype(np.float64)
+    hard = bool(np.all((values == 0) | (values == 1)))
+    return hard if which == "hard" else not hard
 
 
 def catalogue(family: str, dtype: Any) -> list[Example]:

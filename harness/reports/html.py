@@ -25,6 +25,7 @@ from ._common import (
     fmt_bits,
     fmt_speed,
     fmt_ulp,
+    labels_note,
     non_finite,
     ordered_unique,
     provenance_line,
@@ -265,7 +266,8 @@ def _summary_table(scores: list[Score]) -> str:
     for s in scores:
         v = verdict(s)
         c = lambda key: int(s.counts.get(key, 0) or 0)  # noqa: E731
-        reduction = "" if s.reduction in ("", "none") else f' <span class="muted">({_e(s.reduction)})</span>'
+        notes = [n for n in ("" if s.reduction in ("", "none") else s.reduction, labels_note(s)) if n]
+        reduction = f' <span class="muted">({_e(", ".join(notes))})</span>' if notes else ""
         title = f' title="{_e(s.source)}"' if s.source else ""
         cells = [
             f"<td{title}><code>{_e(s.candidate)}</code>{reduction}</td>",
