@@ -18,6 +18,7 @@ import oracles
 
 from ._records import Curve, Finding, RunResult, Score
 from .candidates import CANDIDATE_NAMES, Candidate, Unsupported, candidates
+from .candidates._registry import UPCAST_SUFFIX
 from .metrics import summarize
 from .scoring import CandidateFailure, Observations, TruthCache, batches, finding, observe, worst_cases
 from .search import search
@@ -128,7 +129,10 @@ def score_candidate(
             except (CandidateFailure, Unsupported) as exc:
                 failed = exc if isinstance(exc, CandidateFailure) else CandidateFailure(str(exc), "wrong_dtype")
                 findings.append(finding(failed, batch))
-    seed = _seed_for(settings.seed, candidate.family, candidate.name, dtype)
+    # An _upcast variant searches with its base's seed: both start from the same drawn inputs, so the
+    # report's comparison of the two (harness.reports._common.upcast_comparisons) is about the arithmetic.
+    searched_as = candidate.name.removesuffix(UPCAST_SUFFIX) if getattr(candidate, "upcast", False) else candidate.name
+    seed = _seed_for(settings.seed, candidate.family, searched_as, dtype)
     result = search(candidate, candidate.family, dtype, cache, reduction=candidate.reduction, seed=seed,
                     max_examples=settings.examples, shrink=settings.shrink, labels=labels)
     obs.extend(result.observations)
@@ -143,7 +147,7 @@ def score_candidate(
         reproducer = found[0] if found else None
     speed = None
     if settings.speed_elements:
-        x, z = speed_inputs(candidate.family, dtype, settings.speed_elements, seed=settings.seed)
+        x, z = speed_inputs(candidate.family, dtype, settings.speed_elements, seed=settings.seed, labels=labels)
         try:
             speed = measure(candidate, x, z)
         except Exception as exc:  # a candidate that fails on big arrays: a finding, not a crash

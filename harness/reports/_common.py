@@ -184,8 +184,9 @@ def share_over_one_ulp(score: Score) -> float | None:
 
 
 # A plain candidate whose share of examples above 1 ULP exceeds its _upcast variant's by more than this
-# (absolute share) does not compute the loss in float32 for half-precision inputs.
-UPCAST_MISSING_MARGIN = 0.01
+# (absolute share: 0.2 percentage points) does not compute the loss in float32 for half-precision inputs.
+# Both are scored on the same catalogue and start their searches from the same seed.
+UPCAST_MISSING_MARGIN = 0.002
 
 
 @dataclass(frozen=True)
