@@ -32,6 +32,7 @@ from ._common import (
     provenance_items,
     settings_line,
     tally,
+    upcast_comparisons,
     verdict,
 )
 
@@ -383,6 +384,25 @@ def _audit_section(result: RunResult) -> str:
             f'<table class="kv"><tbody>{rows}</tbody></table>')
 
 
+def _mixed_precision_section(result: RunResult) -> list[str]:
+    """Each candidate next to its ``_upcast`` variant in float16/bfloat16 (see the Markdown report)."""
+    rows = upcast_comparisons(result)
+    if not rows:
+        return []
+    share = lambda v: "—" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+    out = ['<h2 id="mixed-precision">Mixed precision: where the upcast is missing</h2>',
+           '<p class="muted">Each candidate on float16/bfloat16 inputs next to its <code>_upcast</code> variant (inputs'
+           " cast to float32, the loss computed there and cast back once). Share: examples above 1 ULP.</p>",
+           "<table><thead><tr><th>family</th><th>dtype</th><th>candidate</th><th>share &gt; 1 ULP</th><th>with upcast</th>"
+           "<th>max ULP</th><th>with upcast</th><th>computes in</th></tr></thead><tbody>"]
+    for r in rows:
+        where = {True: "the half format (no upcast)", False: "float32 (or as accurate)", None: "—"}[r.missing]
+        out.append(f"<tr><td>{_e(r.family)}</td><td>{_e(r.dtype)}</td><td><code>{_e(r.candidate)}</code></td>"
+                   f"<td>{share(r.plain_share)}</td><td>{share(r.upcast_share)}</td><td>{_e(fmt_ulp(r.plain.max_ulp))}</td>"
+                   f"<td>{_e(fmt_ulp(r.upcast.max_ulp))}</td><td>{_e(where)}</td></tr>")
+    return out + ["</tbody></table>"]
+
+
 def render_html(result: RunResult) -> str:
     """The self-contained HTML page of ``result``."""
     groups = by_family(result)
@@ -449,6 +469,7 @@ def render_html(result: RunResult) -> str:
             if hist_png:
                 out.append(f'<img src="{hist_png}" alt="{_e(f"Error histogram, {family} in {dtype}")}">')
             out.append("</div>")
+    out.extend(_mixed_precision_section(result))
     out.append('<h2 id="worst">Worst cases</h2>')
     out.append(
         '<p class="muted">Per score: the Hypothesis-shrunk reproducer and the worst errors seen (inputs and labels as'

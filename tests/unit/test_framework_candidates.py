@@ -215,6 +215,10 @@ def test_the_default_run_covers_the_four_formats_and_upcast_variants_only_the_ha
     text = render_markdown(result)
     assert "## Mixed precision: where the upcast is missing" in text
     assert "| sigmoid_ce | float16 | numpy_stable |" in text
+    from harness.reports.html import render_html
+
+    page = render_html(result)
+    assert '<h2 id="mixed-precision">' in page and "<td>the half format (no upcast)</td>" in page
 
 
 def test_importing_harness_and_its_plugin_imports_no_framework():
