@@ -176,6 +176,7 @@ class Score:
     reproducer: WorstCase | None = None
     findings: tuple[Finding, ...] = ()
     stopped: str | None = None  # why scoring stopped early (a systematic failure); None: it ran to the end
+    labels: str = "all"  # the label set scored: "all", or "hard"/"soft" (a hard-labels-only candidate, --labels)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -205,6 +206,7 @@ class Score:
         data["source"] = self.source
         if self.stopped is not None:
             data["stopped"] = self.stopped
+        data["labels"] = self.labels
         return data
 
     @classmethod
@@ -237,6 +239,7 @@ class Score:
             reproducer=None if data.get("reproducer") is None else WorstCase.from_json(data["reproducer"]),
             findings=tuple(Finding.from_json(f) for f in data.get("findings", [])),
             stopped=data.get("stopped"),
+            labels=data.get("labels", "all"),
         )
 
 

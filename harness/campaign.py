@@ -18,6 +18,7 @@ import oracles
 
 from ._records import Curve, Finding, RunResult, Score
 from .candidates import CANDIDATE_NAMES, Candidate, Unsupported, candidates
+from .candidates._registry import UPCAST_SUFFIX
 from .metrics import summarize
 from .scoring import MAX_CHUNKS, CandidateFailure, Observations, TruthCache, batches, finding, observe, worst_cases
 from .search import SearchResult, search
@@ -25,9 +26,9 @@ from .speed import measure, speed_inputs
 from .strategies import Example, catalogue, has_labels
 from .sweep import sweep
 
-__all__ = ["Settings", "Progress", "Resume", "run_campaign", "score_candidate", "DEFAULT_DTYPES"]
+__all__ = ["Settings", "Progress", "Resume", "run_campaign", "score_candidate", "labels_scored", "DEFAULT_DTYPES"]
 
-DEFAULT_DTYPES = ("float32", "float64")
+DEFAULT_DTYPES: tuple[str, ...] = tuple(oracles.FORMATS)  # float16, bfloat16, float32, float64
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +88,17 @@ def _seed_for(seed: int, *parts: str) -> int:
 def _empty_score(candidate: Candidate, dtype: str, **kw) -> Score:
     stats = summarize(Observations().merged())
     return Score(family=candidate.family, candidate=candidate.name, dtype=dtype, reduction=candidate.reduction,
-                 source=candidate.source, **{**stats, **kw})
+                 source=candidate.source, labels=kw.pop("labels", candidate.labels), **{**stats, **kw})
+
+
+def labels_scored(candidate: Candidate, asked: str = "all") -> str | None:
+    """The label set ``candidate`` is scored on when a run asks for ``asked`` (``Settings.labels``): the
+    run's set narrowed to the candidate's own (``Candidate.labels``, ``"hard"`` for a library that rejects
+    soft labels); None when they exclude each other (``soft`` asked of a hard-labels-only candidate)."""
+    own = getattr(candidate, "labels", "all")
+    if own == "all" or asked == own:
+        return asked
+    return own if asked == "all" else None
 
 
 def score_candidate(
@@ -97,11 +108,18 @@ def score_candidate(
     cache: TruthCache,
     settings: Settings,
 ) -> tuple[Score, list[Example]]:
-    """Score one candidate in one dtype; return the score and its worst examples (for the corpus)."""
+    """Score one candidate in one dtype; return the score and its worst examples (for the corpus).
+
+    The examples scored, from ``base`` and from the search, are those of :func:`labels_scored` only."""
     if not candidate.supports(dtype):
         return _empty_score(candidate, dtype, unsupported=True), []
     if not candidate.available():
-        return _empty_score(candidate, dtype, failure=f"needs {', '.join(candidate.needs)}: pip install 'lossfuzz[tf]'"), []
+        return _empty_score(candidate, dtype, failure=f"needs {', '.join(candidate.needs)}: {candidate.install_hint}"), []
+    labels = labels_scored(candidate, settings.labels)
+    if labels is None:
+        return _empty_score(candidate, dtype, failure=f"takes {candidate.labels} labels only; this run scores {settings.labels} labels"), []
+    if labels != "all":
+        base = [e for e in base if has_labels(e, labels)]
     obs = Observations()
     findings: list[Finding] = []
     stopped: str | None = None
@@ -126,10 +144,13 @@ def score_candidate(
                 stopped = systematic_failure(failures, done, len(units))
                 if stopped is not None:
                     break
-    seed = _seed_for(settings.seed, candidate.family, candidate.name, dtype)
+    # An _upcast variant searches with its base's seed: both start from the same drawn inputs, so the
+    # report's comparison of the two (harness.reports._common.upcast_comparisons) is about the arithmetic.
+    searched_as = candidate.name.removesuffix(UPCAST_SUFFIX) if getattr(candidate, "upcast", False) else candidate.name
+    seed = _seed_for(settings.seed, candidate.family, searched_as, dtype)
     if stopped is None:
         result = search(candidate, candidate.family, dtype, cache, reduction=candidate.reduction, seed=seed,
-                        max_examples=settings.examples, shrink=settings.shrink, labels=settings.labels)
+                        max_examples=settings.examples, shrink=settings.shrink, labels=labels)
     else:
         result = SearchResult(Observations(), None, [])
     obs.extend(result.observations)
@@ -146,14 +167,14 @@ def score_candidate(
     worst = worst_cases(obs, candidate.family, candidate.name, dtype, candidate.reduction)
     speed = None
     if settings.speed_elements:
-        x, z = speed_inputs(candidate.family, dtype, settings.speed_elements, seed=settings.seed)
+        x, z = speed_inputs(candidate.family, dtype, settings.speed_elements, seed=settings.seed, labels=labels)
         try:
             speed = measure(candidate, x, z)
         except Exception as exc:  # a candidate that fails on big arrays: a finding, not a crash
             failure = failure or f"speed run raised {type(exc).__name__}: {str(exc)[:200]}"
     score = Score(family=candidate.family, candidate=candidate.name, dtype=dtype, reduction=candidate.reduction,
                   failure=failure, worst=worst, speed=speed, source=candidate.source, reproducer=reproducer,
-                  findings=tuple(findings[:MAX_FINDINGS]), stopped=stopped, **stats)
+                  findings=tuple(findings[:MAX_FINDINGS]), stopped=stopped, labels=labels, **stats)
     return score, _worst_examples(obs, candidate.reduction)
 
 
@@ -228,6 +249,12 @@ def _chosen(settings: Settings, family: str, extra: Sequence[Candidate]) -> list
     return candidates(family=family, names=settings.candidates) + [c for c in extra if c.family == family]
 
 
+def _declared(candidates_: list[Candidate], dtype: str) -> list[Candidate]:
+    """The candidates declared for ``dtype`` (the ``_upcast`` variants exist for float16/bfloat16 only; a
+    candidate declared for a dtype that rejects it when called still gets its ``unsupported`` row)."""
+    return [c for c in candidates_ if dtype in c.dtypes]
+
+
 def run_campaign(
     settings: Settings = Settings(),
     corpus: dict[tuple[str, str], list[Example]] | None = None,
@@ -256,7 +283,7 @@ def run_campaign(
         oracles.get_family(family)
         for dtype in settings.dtypes:
             oracles.resolve_format(dtype)
-            plan.extend((family, dtype, c) for c in _chosen(settings, family, extra))
+            plan.extend((family, dtype, c) for c in _declared(_chosen(settings, family, extra), dtype))
     progress.total(len(plan) + len(settings.families) * len(settings.dtypes))
     scores: list[Score] = []
     curves: list[Curve] = []

@@ -10,7 +10,8 @@ from typing import Any
 
 __all__ = ["provenance"]
 
-_PACKAGES = ("lossfuzz", "numpy", "mpmath", "gmpy2", "ml_dtypes", "hypothesis", "tensorflow", "tensorflow-cpu", "keras")
+_PACKAGES = ("lossfuzz", "numpy", "mpmath", "gmpy2", "ml_dtypes", "hypothesis", "tensorflow", "tensorflow-cpu", "keras",
+             "torch", "jax", "jaxlib", "optax", "scikit-learn")
 
 
 def _version(name: str) -> str | None:

@@ -19,9 +19,9 @@ __all__ = ["speed_inputs", "measure"]
 _CLASSES = 10
 
 
-def speed_inputs(family: str, dtype: str, elements: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def speed_inputs(family: str, dtype: str, elements: int, seed: int = 0, labels: str = "all") -> tuple[np.ndarray, np.ndarray]:
     """Arrays of ``elements`` input values for ``family`` in ``dtype``: moderate logits (or probabilities)
-    and soft labels; row families use rows of 10 classes."""
+    and soft labels (0/1 labels when ``labels`` is ``"hard"``); row families use rows of 10 classes."""
     fam = oracles.get_family(family)
     fmt = oracles.resolve_format(dtype)
     rng = np.random.default_rng(seed)
@@ -40,6 +40,8 @@ def speed_inputs(family: str, dtype: str, elements: int, seed: int = 0) -> tuple
         z = (z / z.sum(axis=-1, keepdims=True)).astype(fmt.numpy_dtype)
     else:
         z = rng.random(shape).astype(fmt.numpy_dtype)
+    if labels == "hard" and z.dtype.kind == "f":
+        z = (z.astype(np.float64) >= 0.5).astype(fmt.numpy_dtype)
     return x.astype(fmt.numpy_dtype), z
 
 

@@ -43,6 +43,8 @@ __all__ = [
     "class_counts",
     "examples",
     "catalogue",
+    "LABEL_SETS",
+    "has_labels",
 ]
 
 

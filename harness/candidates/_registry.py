@@ -2,7 +2,7 @@
 
 A :class:`Candidate` names one implementation of one loss family (``oracles.FAMILIES``). Its code is a
 dotted ``"module:function"`` target imported on first use, so importing this package never imports
-TensorFlow or Keras. Every built-in target follows one calling convention::
+TensorFlow, Keras, PyTorch, JAX/optax or scikit-learn. Every built-in target follows one calling convention::
 
     fn(inputs, labels) -> np.ndarray
 
@@ -12,7 +12,11 @@ TensorFlow or Keras. Every built-in target follows one calling convention::
 dtype, unless the library changed it: nothing is cast back), of the family's per-example shape
 (``inputs.shape`` for the elementwise families, ``inputs.shape[:-1]`` for the row families), or 0-d for a
 candidate whose ``reduction`` is ``"mean"`` or ``"sum"``. A dtype a candidate does not support raises
-:class:`Unsupported`; nothing is ever evaluated in another dtype and cast back.
+:class:`Unsupported`; nothing is ever evaluated in another dtype and cast back, except by the
+``<name>_upcast`` variants, whose whole point is that pattern (:mod:`harness.candidates._upcast`).
+
+A candidate that declares ``labels="hard"`` (its library rejects soft labels) is scored on hard-label
+examples only (:func:`harness.strategies.has_labels`).
 """
 
 from __future__ import annotations
@@ -50,7 +54,22 @@ CANDIDATE_NAMES: tuple[str, ...] = (
     "tf_xla",
     "numpy_stable",
     "tf_v1_losses",
+    "torch",
+    "optax",
+    "sklearn",
+    # mixed precision: the base computed in float32 on half-precision inputs, cast back (float16/bfloat16 only)
+    "tf_upcast",
+    "torch_upcast",
+    "optax_upcast",
+    "numpy_stable_upcast",
 )
+
+UPCAST_SUFFIX = "_upcast"
+# The label sets a candidate can be limited to (harness.strategies.has_labels says which example is which).
+CANDIDATE_LABELS = ("all", "hard")
+
+# The extra that installs a module a candidate needs (pip install 'lossfuzz[EXTRA]').
+EXTRA_OF_MODULE = {"tensorflow": "tf", "keras": "tf", "torch": "torch", "jax": "jax", "optax": "jax", "sklearn": "sklearn"}
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -79,6 +98,13 @@ def _import_target(target: str) -> Callable[..., Any]:
     return getattr(importlib.import_module(module), attribute)
 
 
+@cache
+def _import_upcast(target: str) -> Callable[..., Any]:
+    from ._upcast import computed_in_float32
+
+    return computed_in_float32(_import_target(target))
+
+
 @dataclass(frozen=True, slots=True)
 class Candidate:
     """One implementation of one loss family.
@@ -86,7 +112,10 @@ class Candidate:
     ``name``: one of :data:`CANDIDATE_NAMES`; ``family``: one of ``oracles.FAMILIES``; ``target``:
     ``"module:function"`` imported on first :meth:`load`; ``dtypes``: the format names it accepts;
     ``reduction``: ``"none"`` (per-example values) or ``"mean"``/``"sum"`` (a 0-d result); ``source``: one
-    line saying where the formula comes from; ``needs``: top-level modules that must be importable.
+    line saying where the formula comes from; ``needs``: top-level modules that must be importable;
+    ``labels``: ``"all"``, or ``"hard"`` for a library that takes hard (0/1) labels only, scored on those
+    only; ``upcast``: the target runs in float32 on half-precision inputs, the result cast back
+    (:func:`harness.candidates._upcast.computed_in_float32`).
     """
 
     name: str
@@ -96,6 +125,8 @@ class Candidate:
     reduction: str = "none"
     source: str = ""
     needs: tuple[str, ...] = ()
+    labels: str = "all"
+    upcast: bool = False
 
     def __post_init__(self) -> None:
         if self.family not in oracles.FAMILIES:
@@ -105,6 +136,8 @@ class Candidate:
         bad = [d for d in self.dtypes if d not in ALL_DTYPES]
         if bad:
             raise ValueError(f"dtype={bad[0]!r} is not one of: {', '.join(ALL_DTYPES)}")
+        if self.labels not in CANDIDATE_LABELS:
+            raise ValueError(f"labels={self.labels!r} is not one of: {', '.join(CANDIDATE_LABELS)}")
 
     @property
     def key(self) -> tuple[str, str]:
@@ -114,9 +147,15 @@ class Candidate:
         """Whether every module in ``needs`` can be imported (checked without importing it)."""
         return all(importlib.util.find_spec(module) is not None for module in self.needs)
 
+    @property
+    def install_hint(self) -> str:
+        """The pip command that installs what :attr:`needs` names."""
+        extras = sorted({EXTRA_OF_MODULE.get(m, m) for m in self.needs})
+        return f"pip install 'lossfuzz[{','.join(extras)}]'"
+
     def load(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
-        """The implementation, imported on first call and cached."""
-        return _import_target(self.target)
+        """The implementation, imported on first call and cached (wrapped for an ``upcast`` variant)."""
+        return _import_upcast(self.target) if self.upcast else _import_target(self.target)
 
     def supports(self, dtype: Any) -> bool:
         try:
@@ -139,6 +178,12 @@ _TF = "harness.candidates._tf"
 _KERAS = "harness.candidates._keras"
 _NEEDS_TF = ("tensorflow",)
 _NEEDS_KERAS = ("keras", "tensorflow")
+_TORCH = "harness.candidates._torch"
+_OPTAX = "harness.candidates._optax"
+_SKLEARN = "harness.candidates._sklearn"
+_NEEDS_TORCH = ("torch",)
+_NEEDS_OPTAX = ("jax", "optax")
+_NEEDS_SKLEARN = ("sklearn",)
 
 # (family, name, target, reduction, needs, source)
 _BUILTINS: tuple[tuple[str, str, str, str, tuple[str, ...], str], ...] = (
@@ -161,6 +206,10 @@ _BUILTINS: tuple[tuple[str, str, str, str, tuple[str, ...], str], ...] = (
      "TF docs' stable form in numpy with log1p: max(x,0) - x*z + log1p(exp(-abs(x)))"),
     ("sigmoid_ce", "tf_v1_losses", f"{_TF}:sigmoid_tf_v1_losses", "mean", _NEEDS_TF,
      "tf.compat.v1.losses.sigmoid_cross_entropy(multi_class_labels=z, logits=x, reduction=Reduction.MEAN)"),
+    ("sigmoid_ce", "torch", f"{_TORCH}:sigmoid_torch", "none", _NEEDS_TORCH,
+     "torch.nn.functional.binary_cross_entropy_with_logits(x, z, reduction='none'), CPU"),
+    ("sigmoid_ce", "optax", f"{_OPTAX}:sigmoid_optax", "none", _NEEDS_OPTAX,
+     "optax.sigmoid_binary_cross_entropy(x, z) (JAX on the CPU, eager; x64 mode for float64 only)"),
     # --- binary_ce: probabilities p, labels z, elementwise ------------------------------------------------------
     ("binary_ce", "naive", f"{_NUMPY}:binary_naive", "none", (),
      "textbook definition: -(z*log(p) + (1-z)*log(1-p)), numpy"),
@@ -172,6 +221,10 @@ _BUILTINS: tuple[tuple[str, str, str, str, tuple[str, ...], str], ...] = (
      "scipy-style -(xlogy(z, p) + xlog1py(1-z, -p)) written in numpy (0*log 0 = 0)"),
     ("binary_ce", "tf_v1_losses", f"{_TF}:binary_tf_v1_losses", "mean", _NEEDS_TF,
      "tf.compat.v1.losses.log_loss(labels=z, predictions=p, epsilon=1e-7, reduction=MEAN): -z*log(p+eps) - (1-z)*log(1-p+eps)"),
+    ("binary_ce", "torch", f"{_TORCH}:binary_torch", "none", _NEEDS_TORCH,
+     "torch.nn.functional.binary_cross_entropy(p, z, reduction='none'): each log clamped at -100, CPU"),
+    ("binary_ce", "sklearn", f"{_SKLEARN}:binary_sklearn", "mean", _NEEDS_SKLEARN,
+     "sklearn.metrics.log_loss(z, p, labels=[0, 1]): p clipped to [eps, 1-eps] (eps of the dtype), mean; hard labels only"),
     # --- softmax_ce: logits [..., K], soft labels [..., K], per row --------------------------------------------
     ("softmax_ce", "naive", f"{_NUMPY}:softmax_naive", "none", (),
      "seed tf-keras-losses-zh: -sum(z*log(softmax(x))), softmax = exp(x)/sum(exp(x)) unshifted, numpy"),
@@ -191,6 +244,10 @@ _BUILTINS: tuple[tuple[str, str, str, str, tuple[str, ...], str], ...] = (
      "max-shifted log-sum-exp in numpy: -sum(z*(x - m - log(sum(exp(x - m)))))"),
     ("softmax_ce", "tf_v1_losses", f"{_TF}:softmax_tf_v1_losses", "mean", _NEEDS_TF,
      "tf.compat.v1.losses.softmax_cross_entropy(onehot_labels=z, logits=x, reduction=Reduction.MEAN)"),
+    ("softmax_ce", "torch", f"{_TORCH}:softmax_torch", "none", _NEEDS_TORCH,
+     "torch.nn.functional.cross_entropy(x, z, reduction='none') with class-probability targets, CPU"),
+    ("softmax_ce", "optax", f"{_OPTAX}:softmax_optax", "none", _NEEDS_OPTAX,
+     "optax.softmax_cross_entropy(x, z) (JAX on the CPU, eager; x64 mode for float64 only)"),
     # --- sparse_softmax_ce: logits [..., K], int64 class index [...] ---------------------------------------------
     ("sparse_softmax_ce", "naive", f"{_NUMPY}:sparse_naive", "none", (),
      "-log(softmax(x)[c]), softmax = exp(x)/sum(exp(x)) unshifted, numpy"),
@@ -210,25 +267,47 @@ _BUILTINS: tuple[tuple[str, str, str, str, tuple[str, ...], str], ...] = (
      "max-shifted log-sum-exp in numpy: log(sum(exp(x - m))) - (x[c] - m)"),
     ("sparse_softmax_ce", "tf_v1_losses", f"{_TF}:sparse_tf_v1_losses", "mean", _NEEDS_TF,
      "tf.compat.v1.losses.sparse_softmax_cross_entropy(labels=c, logits=x, reduction=Reduction.MEAN)"),
+    ("sparse_softmax_ce", "torch", f"{_TORCH}:sparse_torch", "none", _NEEDS_TORCH,
+     "torch.nn.functional.cross_entropy(x, c, reduction='none') with class indices, CPU"),
+    ("sparse_softmax_ce", "optax", f"{_OPTAX}:sparse_optax", "none", _NEEDS_OPTAX,
+     "optax.softmax_cross_entropy_with_integer_labels(x, c) (JAX on the CPU, eager; x64 mode for float64 only)"),
 )
+
+# Candidates that take hard (0/1) labels only: their library rejects soft ones.
+_HARD_LABELS_ONLY = {("binary_ce", "sklearn")}
+
+# Bases of the mixed-precision variants ``<base>_upcast`` (float16 and bfloat16 only): the framework ops that
+# mixed-precision training calls, and the numpy stable formula as the reference of the pattern.
+UPCAST_BASES = ("tf", "torch", "optax", "numpy_stable")
 
 
 def _build() -> dict[tuple[str, str], Candidate]:
+    from ._upcast import HALF_DTYPES
+
     registry: dict[tuple[str, str], Candidate] = {}
     for family, name, target, reduction, needs, source in _BUILTINS:
         if name not in CANDIDATE_NAMES:
             raise ValueError(f"candidate={name!r} is not one of: {', '.join(CANDIDATE_NAMES)}")
-        candidate = Candidate(name, family, target, ALL_DTYPES, reduction, source, needs)
+        labels = "hard" if (family, name) in _HARD_LABELS_ONLY else "all"
+        candidate = Candidate(name, family, target, ALL_DTYPES, reduction, source, needs, labels)
         registry[candidate.key] = candidate
+        if name in UPCAST_BASES:
+            variant = Candidate(
+                name + UPCAST_SUFFIX, family, target, HALF_DTYPES, reduction,
+                f"mixed precision: float16/bfloat16 inputs cast to float32, {source}; the result cast back once",
+                needs, labels, upcast=True,
+            )
+            registry[variant.key] = variant
     # deterministic order: family order of oracles.FAMILIES, then name order of CANDIDATE_NAMES
     order = {f: i for i, f in enumerate(oracles.FAMILIES)}
     rank = {n: i for i, n in enumerate(CANDIDATE_NAMES)}
     return dict(sorted(registry.items(), key=lambda kv: (order[kv[0][0]], rank[kv[0][1]])))
 
 
-# (family, name) -> Candidate. All built-ins accept all four formats: TensorFlow 2.21's tf.nn ops (eager and
-# XLA on CPU), tf.compat.v1.losses and Keras 3 keep float16/bfloat16 as given, and numpy's exp/log/log1p run on
-# ml_dtypes.bfloat16 arrays and return bfloat16.
+# (family, name) -> Candidate. All built-ins accept all four formats (the _upcast variants: float16 and
+# bfloat16): TensorFlow 2.21's tf.nn ops (eager and XLA on CPU), tf.compat.v1.losses, Keras 3, PyTorch and
+# JAX keep float16/bfloat16 as given, and numpy's exp/log/log1p run on ml_dtypes.bfloat16 arrays and return
+# bfloat16; scikit-learn's log_loss rejects bfloat16 when called (Unsupported).
 REGISTRY: dict[tuple[str, str], Candidate] = _build()
 
 

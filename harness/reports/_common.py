@@ -31,6 +31,10 @@ __all__ = [
     "shown_case",
     "case_error",
     "ordered_unique",
+    "share_over_one_ulp",
+    "UpcastComparison",
+    "upcast_comparisons",
+    "labels_note",
 ]
 
 # Outcomes that are mistakes about non-finite values (no ULP number applies).
@@ -162,6 +166,67 @@ def ordered_unique(values: Iterable[str]) -> list[str]:
     for v in values:
         seen.setdefault(v, None)
     return list(seen)
+
+
+def labels_note(score: Score) -> str:
+    """``"hard labels only"`` (or ``"soft labels only"``) for a score computed on one label set, else ``""``."""
+    return "" if score.labels in ("", "all") else f"{score.labels} labels only"
+
+
+def share_over_one_ulp(score: Score) -> float | None:
+    """The share of ``score``'s examples with a ULP number whose error exceeds 1 ULP (histogram bins above
+    ``<=1``), or None when none has a ULP number."""
+    total = sum(int(v) for v in score.histogram.values())
+    if not total:
+        return None
+    over = sum(int(score.histogram.get(b, 0)) for b in ("<=4", "<=1024", "more"))
+    return over / total
+
+
+# A plain candidate whose share of examples above 1 ULP exceeds its _upcast variant's by more than this
+# (absolute share: 0.2 percentage points) does not compute the loss in float32 for half-precision inputs.
+# Both are scored on the same catalogue and start their searches from the same seed.
+UPCAST_MISSING_MARGIN = 0.002
+
+
+@dataclass(frozen=True)
+class UpcastComparison:
+    """A candidate next to its ``<name>_upcast`` variant (float32 inside, one cast back) in one family and
+    half-precision dtype. ``missing``: the plain candidate's share of examples above 1 ULP exceeds the
+    variant's by more than :data:`UPCAST_MISSING_MARGIN` (it computes in the half format itself)."""
+
+    family: str
+    dtype: str
+    candidate: str
+    plain: Score
+    upcast: Score
+
+    @property
+    def plain_share(self) -> float | None:
+        return share_over_one_ulp(self.plain)
+
+    @property
+    def upcast_share(self) -> float | None:
+        return share_over_one_ulp(self.upcast)
+
+    @property
+    def missing(self) -> bool | None:
+        if self.plain_share is None or self.upcast_share is None:
+            return None
+        return self.plain_share - self.upcast_share > UPCAST_MISSING_MARGIN
+
+
+def upcast_comparisons(result: RunResult) -> list[UpcastComparison]:
+    """Every (family, dtype, candidate) of the run that has an ``_upcast`` variant scored beside it, in run order."""
+    from harness.candidates._registry import UPCAST_SUFFIX
+
+    scores = {s.key: s for s in result.scores}
+    out = []
+    for s in result.scores:
+        variant = scores.get((s.family, s.candidate + UPCAST_SUFFIX, s.dtype))
+        if variant is not None and not s.unsupported and not variant.unsupported and s.examples and variant.examples:
+            out.append(UpcastComparison(s.family, s.dtype, s.candidate, s, variant))
+    return out
 
 
 def by_family(result: RunResult) -> list[tuple[str, list[Score]]]:

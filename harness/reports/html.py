@@ -25,12 +25,14 @@ from ._common import (
     fmt_bits,
     fmt_speed,
     fmt_ulp,
+    labels_note,
     non_finite,
     ordered_unique,
     provenance_line,
     provenance_items,
     settings_line,
     tally,
+    upcast_comparisons,
     verdict,
 )
 
@@ -265,7 +267,8 @@ def _summary_table(scores: list[Score]) -> str:
     for s in scores:
         v = verdict(s)
         c = lambda key: int(s.counts.get(key, 0) or 0)  # noqa: E731
-        reduction = "" if s.reduction in ("", "none") else f' <span class="muted">({_e(s.reduction)})</span>'
+        notes = [n for n in ("" if s.reduction in ("", "none") else s.reduction, labels_note(s)) if n]
+        reduction = f' <span class="muted">({_e(", ".join(notes))})</span>' if notes else ""
         title = f' title="{_e(s.source)}"' if s.source else ""
         cells = [
             f"<td{title}><code>{_e(s.candidate)}</code>{reduction}</td>",
@@ -392,6 +395,25 @@ def _verdict_html(v: Any, first: bool) -> str:
             f'<table class="kv"><tbody>{rows}</tbody></table>')
 
 
+def _mixed_precision_section(result: RunResult) -> list[str]:
+    """Each candidate next to its ``_upcast`` variant in float16/bfloat16 (see the Markdown report)."""
+    rows = upcast_comparisons(result)
+    if not rows:
+        return []
+    share = lambda v: "—" if v is None else f"{100 * v:.1f}%"  # noqa: E731
+    out = ['<h2 id="mixed-precision">Mixed precision: where the upcast is missing</h2>',
+           '<p class="muted">Each candidate on float16/bfloat16 inputs next to its <code>_upcast</code> variant (inputs'
+           " cast to float32, the loss computed there and cast back once). Share: examples above 1 ULP.</p>",
+           "<table><thead><tr><th>family</th><th>dtype</th><th>candidate</th><th>share &gt; 1 ULP</th><th>with upcast</th>"
+           "<th>max ULP</th><th>with upcast</th><th>computes in</th></tr></thead><tbody>"]
+    for r in rows:
+        where = {True: "the half format (no upcast)", False: "float32 (or as accurate)", None: "—"}[r.missing]
+        out.append(f"<tr><td>{_e(r.family)}</td><td>{_e(r.dtype)}</td><td><code>{_e(r.candidate)}</code></td>"
+                   f"<td>{share(r.plain_share)}</td><td>{share(r.upcast_share)}</td><td>{_e(fmt_ulp(r.plain.max_ulp))}</td>"
+                   f"<td>{_e(fmt_ulp(r.upcast.max_ulp))}</td><td>{_e(where)}</td></tr>")
+    return out + ["</tbody></table>"]
+
+
 def render_html(result: RunResult) -> str:
     """The self-contained HTML page of ``result``."""
     groups = by_family(result)
@@ -458,6 +480,7 @@ def render_html(result: RunResult) -> str:
             if hist_png:
                 out.append(f'<img src="{hist_png}" alt="{_e(f"Error histogram, {family} in {dtype}")}">')
             out.append("</div>")
+    out.extend(_mixed_precision_section(result))
     out.append('<h2 id="worst">Worst cases</h2>')
     out.append(
         '<p class="muted">Per score: the Hypothesis-shrunk reproducer and the worst errors seen (inputs and labels as'

@@ -24,7 +24,9 @@ from ._common import (
     provenance_line,
     settings_line,
     shown_case,
+    labels_note,
     tally,
+    upcast_comparisons,
     verdict,
 )
 
@@ -91,7 +93,8 @@ def _count(n: int) -> str:
 
 def _row(s: Score) -> str:
     v = verdict(s)
-    name = _md_name(s.candidate) + ("" if s.reduction in ("", "none") else f" ({_md_name(s.reduction)})")
+    notes = [n for n in ("" if s.reduction in ("", "none") else s.reduction, labels_note(s)) if n]
+    name = _md_name(s.candidate) + (f" ({_md_name(', '.join(notes))})" if notes else "")
     c = lambda key: int(s.counts.get(key, 0) or 0)  # noqa: E731
     cells = [
         name,
@@ -182,6 +185,29 @@ def _verdict_lines(v: Any) -> list[str]:
     return out
 
 
+def _share(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def _mixed_precision_section(result: RunResult) -> list[str]:
+    """Each candidate next to its ``_upcast`` variant in float16/bfloat16: where the upcast is missing."""
+    rows = upcast_comparisons(result)
+    if not rows:
+        return []
+    out = [
+        "## Mixed precision: where the upcast is missing", "",
+        "Each candidate on float16/bfloat16 inputs next to its `_upcast` variant (inputs cast to float32, the loss"
+        " computed there and cast back once, as Keras mixed precision does). Share: examples above 1 ULP.", "",
+        "| family | dtype | candidate | share > 1 ULP | with upcast | max ULP | with upcast | computes in |",
+        "|---|---|---|--:|--:|--:|--:|---|",
+    ]
+    for r in rows:
+        where = {True: "❌ the half format (no upcast)", False: "✅ float32 (or as accurate)", None: "—"}[r.missing]
+        out.append(f"| {_md_name(r.family)} | {_md_name(r.dtype)} | {_md_name(r.candidate)} | {_share(r.plain_share)}"
+                   f" | {_share(r.upcast_share)} | {fmt_ulp(r.plain.max_ulp)} | {fmt_ulp(r.upcast.max_ulp)} | {where} |")
+    return out + [""]
+
+
 def render_markdown(result: RunResult) -> str:
     """The Markdown report of ``result`` (GitHub-flavoured; tables, no images)."""
     out: list[str] = ["# lossfuzz report" if not result.audit else "# lossfuzz audit", ""]
@@ -218,6 +244,7 @@ def render_markdown(result: RunResult) -> str:
             shown = shown_case(s)
             if shown is not None and verdict(s).level in ("bad", "fail"):
                 problems.append((s, *shown))
+    out += _mixed_precision_section(result)
     if problems:
         out += ["## Worst cases", "", "Replay any of them with the command below it (prints the exact value and the candidate's).", ""]
         size = sum(len(x) + 1 for x in out)

@@ -78,11 +78,14 @@ def test_naive_softmax_ce_overflows_near_logit_1000_and_tf_does_not(default_run)
 
 
 def test_every_family_candidate_and_dtype_of_the_default_run_has_a_score(default_run):
+    from harness.candidates import candidates
+
     keys = {s.key for s in default_run.scores}
-    for family in oracles.FAMILIES:
-        for dtype in ("float32", "float64"):
-            assert (family, "numpy_stable", dtype) in keys
-            assert (family, "naive", dtype) in keys
+    expected = {(c.family, c.name, d) for c in candidates() for d in c.dtypes}
+    assert keys == expected  # every built-in in each dtype it declares (the _upcast variants: float16/bfloat16)
+    assert {d for _f, _c, d in keys} == {"float16", "bfloat16", "float32", "float64"}
     measured = [s for s in default_run.scores if not s.unsupported and s.failure is None]
     assert all(s.max_ulp is not None for s in measured)
-    assert all(s.examples > 100 for s in measured)
+    # a reduced candidate scores one value per batch: sklearn's hard-label catalogue of binary_ce makes ~10
+    assert all(s.examples >= (60 if s.labels == "hard" else 100) for s in measured)
+    assert [s.key for s in default_run.scores if s.unsupported] == [("binary_ce", "sklearn", "bfloat16")]

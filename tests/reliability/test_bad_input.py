@@ -9,7 +9,7 @@ import pytest
 CASES = {
     "unknown family": (["run", "--families", "hinge"], "family='hinge' is not one of"),
     "unknown dtype": (["run", "--dtypes", "float24"], "dtype='float24' is not one of: float16, bfloat16, float32, float64"),
-    "unknown candidate": (["run", "--candidates", "torch"], "candidate='torch' is not one of"),
+    "unknown candidate": (["run", "--candidates", "pytorch"], "candidate='pytorch' is not one of"),
     "negative examples": (["run", "--examples", "-3"], "-3 is negative"),
     "unknown reduction": (["exact", "sigmoid_ce", "--logits", "1", "--labels", "0", "--reduction", "avg"], "reduction='avg' is not one of: none, sum, mean"),
     "label outside [0, 1]": (["exact", "sigmoid_ce", "--logits", "1,2", "--labels", "0.5,1.5"], "labels[1] = 1.5 is outside [0, 1]"),

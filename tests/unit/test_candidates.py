@@ -52,12 +52,16 @@ INPUT_NAME = {"sigmoid_ce": "logits", "binary_ce": "probs", "softmax_ce": "logit
 # Defects of real libraries that the generic checks below would trip over; each has its own test further down.
 FLOAT64_MEAN_IN_FLOAT32 = {(f, "tf_v1_losses") for f in ("sigmoid_ce", "softmax_ce", "sparse_softmax_ce")}
 ALWAYS_FLOAT32 = {("binary_ce", "tf_v1_losses")}
+NO_BFLOAT16 = {("binary_ce", "sklearn", "bfloat16")}  # sklearn's check_array rejects ml_dtypes: its own test below
+HARD_LABELS = np.array([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])  # for the candidates that take hard labels only
+
+# The marker of each framework a candidate needs (the test command installs them all: these always run).
+MARKS = {"tensorflow": pytest.mark.tf, "keras": pytest.mark.tf, "torch": pytest.mark.torch, "jax": pytest.mark.jax,
+         "optax": pytest.mark.jax, "sklearn": pytest.mark.sklearn}
 
 
 def _marks(candidate: Candidate) -> list:
-    if "tensorflow" not in candidate.needs:
-        return []
-    return [pytest.mark.tf]  # the test command installs TensorFlow and Keras: these always run
+    return list({id(MARKS[m]): MARKS[m] for m in candidate.needs}.values())
 
 
 def _cases(dtypes, exclude=frozenset()):
@@ -65,12 +69,14 @@ def _cases(dtypes, exclude=frozenset()):
         pytest.param(c, d, id=f"{c.family}-{c.name}-{d}", marks=_marks(c))
         for c in candidates()
         for d in dtypes
-        if (c.family, c.name) not in exclude and (c.family, c.name, d) not in exclude
+        if d in c.dtypes and (c.family, c.name) not in exclude and (c.family, c.name, d) not in exclude
     ]
 
 
-def _benign(family: str, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+def _benign(family: str, dtype: str, labels_set: str = "all") -> tuple[np.ndarray, np.ndarray]:
     inputs, labels = BENIGN[family]
+    if labels_set == "hard" and family != "sparse_softmax_ce":
+        labels = HARD_LABELS if family in ("sigmoid_ce", "binary_ce") else labels
     t = DTYPES[dtype]
     return inputs.astype(t), labels if family == "sparse_softmax_ce" else labels.astype(t)
 
@@ -100,15 +106,18 @@ def _call(family: str, name: str, inputs, labels, dtype=np.float32) -> np.ndarra
 def test_every_family_offers_candidates_named_from_the_common_list():
     assert set(CANDIDATE_NAMES) == {
         "naive", "naive_rearranged", "keras_clipped", "keras", "keras_from_logits", "tf", "tf_xla",
-        "numpy_stable", "tf_v1_losses",
+        "numpy_stable", "tf_v1_losses", "torch", "optax", "sklearn",
+        "tf_upcast", "torch_upcast", "optax_upcast", "numpy_stable_upcast",
     }
     for family in oracles.FAMILIES:
         names = [c.name for c in candidates(family)]
         assert names == [n for n in CANDIDATE_NAMES if n in names], "order follows CANDIDATE_NAMES"
-        assert {"naive", "keras_clipped", "keras", "numpy_stable", "tf_v1_losses"} <= set(names)
+        assert {"naive", "keras_clipped", "keras", "numpy_stable", "tf_v1_losses", "torch"} <= set(names)
     for family in ("sigmoid_ce", "softmax_ce", "sparse_softmax_ce"):
-        assert [c.name for c in candidates(family)] == list(CANDIDATE_NAMES)
-    assert [c.name for c in candidates("binary_ce")] == ["naive", "keras_clipped", "keras", "numpy_stable", "tf_v1_losses"]
+        assert [c.name for c in candidates(family)] == [n for n in CANDIDATE_NAMES if n != "sklearn"]
+    assert [c.name for c in candidates("binary_ce")] == [
+        "naive", "keras_clipped", "keras", "numpy_stable", "tf_v1_losses", "torch", "sklearn", "torch_upcast",
+        "numpy_stable_upcast"]
 
 
 def test_candidates_filter_by_family_and_by_names():
@@ -123,12 +132,26 @@ def test_each_candidate_documents_its_formula_source_on_one_line_and_declares_it
         assert c.source and "\n" not in c.source, c
         assert c.target.startswith("harness.candidates.") and ":" in c.target, c
         assert c.reduction in ("none", "mean"), c
-        assert c.reduction == ("mean" if c.name == "tf_v1_losses" else "none"), c
-        assert c.dtypes == ("float16", "bfloat16", "float32", "float64"), c
-        if c.name in ("keras", "keras_from_logits"):
+        assert c.reduction == ("mean" if c.name in ("tf_v1_losses", "sklearn") else "none"), c
+        assert c.labels == ("hard" if c.name == "sklearn" else "all"), c
+        assert c.upcast == c.name.endswith("_upcast"), c
+        if c.upcast:
+            base = get_candidate(c.family, c.name.removesuffix("_upcast"))
+            assert (c.target, c.needs, c.reduction) == (base.target, base.needs, base.reduction), c
+            assert c.dtypes == ("float16", "bfloat16"), c
+        else:
+            assert c.dtypes == ("float16", "bfloat16", "float32", "float64"), c
+        name = c.name.removesuffix("_upcast")
+        if name in ("keras", "keras_from_logits"):
             assert set(c.needs) == {"keras", "tensorflow"}, c
-        elif c.name.startswith("tf"):
+        elif name.startswith("tf"):
             assert c.needs == ("tensorflow",), c
+        elif name == "torch":
+            assert c.needs == ("torch",) and c.install_hint == "pip install 'lossfuzz[torch]'", c
+        elif name == "optax":
+            assert c.needs == ("jax", "optax") and c.install_hint == "pip install 'lossfuzz[jax]'", c
+        elif name == "sklearn":
+            assert c.needs == ("sklearn",) and c.install_hint == "pip install 'lossfuzz[sklearn]'", c
         else:
             assert c.needs == (), c  # numpy only, keras_clipped included
 
@@ -173,10 +196,27 @@ def test_loading_a_candidate_imports_its_target_once_and_caches_it():
     assert c.load() is _numpy.sparse_numpy_stable
 
 
-def test_importing_the_candidates_package_does_not_import_tensorflow_or_keras():
-    code = "import sys, harness.candidates as h; h.candidates(); print('tensorflow' in sys.modules, 'keras' in sys.modules)"
+FRAMEWORKS = ("tensorflow", "keras", "torch", "jax", "jaxlib", "optax", "sklearn")
+
+
+def test_importing_the_candidates_package_does_not_import_any_framework():
+    code = (f"import sys, harness, harness.candidates as h, harness.campaign, harness.reports.markdown; h.candidates();"
+            f" print(*[m in sys.modules for m in {FRAMEWORKS!r}])")
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120, check=True)
-    assert out.stdout.split() == ["False", "False"]
+    assert out.stdout.split() == ["False"] * len(FRAMEWORKS)
+
+
+@pytest.mark.torch
+@pytest.mark.jax
+@pytest.mark.sklearn
+def test_loading_one_framework_candidate_imports_that_framework_only():
+    code = ("import sys; from harness.candidates import get_candidate;"
+            " get_candidate('sigmoid_ce', 'torch').load(); get_candidate('binary_ce', 'sklearn').load();"
+            f" print(*[m in sys.modules for m in {FRAMEWORKS!r}])")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300, check=True)
+    assert dict(zip(FRAMEWORKS, out.stdout.split())) == {
+        "tensorflow": "False", "keras": "False", "torch": "True", "jax": "False", "jaxlib": "False", "optax": "False",
+        "sklearn": "True"}
 
 
 def test_the_backend_environment_defaults_keep_keras_in_the_temp_dir_and_leave_explicit_settings_alone(monkeypatch):
@@ -212,9 +252,9 @@ def test_keras_loaded_by_a_candidate_uses_a_home_under_the_temp_dir_not_the_user
 # ------------------------------------------------------------------------------------------------- dtypes
 
 
-@pytest.mark.parametrize("candidate, dtype", _cases(DTYPES, exclude=ALWAYS_FLOAT32))
+@pytest.mark.parametrize("candidate, dtype", _cases(DTYPES, exclude=ALWAYS_FLOAT32 | NO_BFLOAT16))
 def test_every_candidate_returns_its_input_dtype_and_the_family_shape(candidate, dtype):
-    inputs, labels = _benign(candidate.family, dtype)
+    inputs, labels = _benign(candidate.family, dtype, candidate.labels)
     got = candidate(inputs, labels)
     assert isinstance(got, np.ndarray)
     assert got.dtype == np.dtype(DTYPES[dtype])
@@ -230,7 +270,7 @@ def test_every_candidate_returns_its_input_dtype_and_the_family_shape(candidate,
 @pytest.mark.parametrize("candidate, dtype", _cases(["float32", "float64"], exclude=ALWAYS_FLOAT32 | {
     (f, n, "float64") for f, n in FLOAT64_MEAN_IN_FLOAT32}))
 def test_every_candidate_agrees_with_the_oracle_on_benign_float32_and_float64_inputs(candidate, dtype):
-    inputs, labels = _benign(candidate.family, dtype)
+    inputs, labels = _benign(candidate.family, dtype, candidate.labels)
     got = candidate(inputs, labels)
     exact = _oracle(candidate, inputs, labels, dtype)
     assert got.shape == exact.shape
