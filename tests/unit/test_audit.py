@@ -18,35 +18,20 @@ from harness.auditing import AuditVerdict, audit, describe_region
 from harness.cli import main
 from harness.isolation import Worker
 from harness.scoring import CandidateFailure
+from tests.conftest import child_processes
 from tests.fixtures import flawed_losses as flawed
 
 MOD = "tests.fixtures.flawed_losses"
 FAST = dict(examples=10, dtypes=("float32",), compare_with=("numpy_stable",))
 
 
-def _children() -> list[tuple[int, str]]:
-    """(pid, state) of every process whose parent is this one, zombies included (read from /proc)."""
-    me, found = os.getpid(), []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == me:
-            found.append((int(entry), fields[0]))
-    return found
-
-
 @pytest.fixture(autouse=True)
 def no_worker_left_behind():
-    before = {pid for pid, _ in _children()}
+    # stricter than the suite-wide guard: an audit's workers must also be reaped (no zombie left)
+    before = set(child_processes())
     yield
     assert multiprocessing.active_children() == []
-    left = [(pid, state) for pid, state in _children() if pid not in before]
+    left = [(pid, state) for pid, state in child_processes().items() if pid not in before]
     assert left == [], f"worker processes left behind: {left}"
 
 
