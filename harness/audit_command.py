@@ -92,7 +92,8 @@ def _audit(args: argparse.Namespace) -> int:
         raise UsageError(f"--name names one function; {len(args.spec)} SPECs were given (each is named by its spec)")
     out = ensure_writable_dir(args.out)
     err = Console(stderr=True, soft_wrap=True)
-    previous_home = storage_directory(intent_to_write=False).home_directory
+    current = storage_directory(intent_to_write=False)
+    previous_home = getattr(current, "home_directory", current)  # a plain Path before hypothesis 6.13x
     set_hypothesis_home_dir(out / ".hypothesis")  # Hypothesis' caches go with the reports, not into the cwd
     try:
         with progress_bar(err, enabled=args.progress, transient=True) as bar:

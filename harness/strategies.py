@@ -72,7 +72,9 @@ def _neighbours(values: np.ndarray, fmt: Format, steps: int = 1) -> np.ndarray:
     out = [values]
     for step in range(1, steps + 1):
         for direction in (-step, step):
-            moved = (bits.astype(np.int64) + direction).clip(0, np.iinfo(fmt.uint_dtype).max).astype(fmt.uint_dtype)
+            # both bounds as int64: uint64's max does not fit, and numpy 1.x then clips in float64, rounding the bits
+            upper = np.int64(min(np.iinfo(fmt.uint_dtype).max, np.iinfo(np.int64).max))
+            moved = (bits.astype(np.int64) + direction).clip(np.int64(0), upper).astype(fmt.uint_dtype)
             out.append(moved.view(fmt.numpy_dtype))
     merged = np.concatenate(out)
     finite = merged[np.isfinite(merged.astype(np.float64))]

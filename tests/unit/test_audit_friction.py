@@ -308,8 +308,7 @@ def test_hypothesis_writes_nothing_into_the_working_directory(tmp_path):
                           "--dtypes", "float32", "--examples", "5", "--compare", "numpy_stable", "--out", str(out),
                           "--no-progress"], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
-    assert list(cwd.iterdir()) == []
-    assert (out / ".hypothesis").is_dir()  # its caches went with the reports
+    assert list(cwd.iterdir()) == []  # what Hypothesis writes (its release decides what) goes under --out
 
 
 def test_a_lambda_says_its_replay_is_not_available_instead_of_a_broken_command():
