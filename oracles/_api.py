@@ -448,4 +448,6 @@ def exact(
 
 def format_exact(value: Any, digits: int = 20) -> str:
     """An exact value as decimal text with ``digits`` significant digits (``inf``, ``-inf``, ``nan`` as such)."""
+    if not mpmath.isfinite(value):  # spelled here: mpmath 1.3 writes +inf, 1.4 inf
+        return "nan" if mpmath.isnan(value) else ("inf" if value > 0 else "-inf")
     return mpmath.nstr(value, digits, strip_zeros=False, min_fixed=-4, max_fixed=digits)
