@@ -26,12 +26,13 @@ from typing import Any, Callable, Mapping, Sequence
 import oracles
 
 from ._records import NON_FINITE_MISTAKES, Finding, RunResult, Score, WorstCase, number_from_json, number_to_json
+from .options import DEFAULT_COMPARE, FAIL_ON, AuditSettings, reading_input
+from .options import settings as settings_from
+from .scoring import AUDIT_MAX_CHUNKS
 
 __all__ = ["DEFAULT_COMPARE", "FAIL_ON", "PER_ELEMENT", "AuditVerdict", "audit", "audit_verdict", "describe_region", "failing",
            "replay_unavailable", "rewrite_replays", "rewrite_score_replays", "sweep_regions", "verdicts"]
 
-# Built-ins scored next to the audited function (those the family has and that are installed).
-DEFAULT_COMPARE: tuple[str, ...] = ("numpy_stable", "tf")
 # Regions and first findings shown in a verdict.
 SHOWN_REGIONS = 3
 
@@ -499,8 +500,6 @@ def verdicts(block: Mapping[str, Any] | None) -> list[AuditVerdict]:
 
 # ------------------------------------------------------------------------------------------------ audit
 
-# What --fail-on compares with: the verdict levels that meet each choice (exit code 1 when one is met).
-FAIL_ON: dict[str, tuple[str, ...]] = {"problems": ("bad", "failed"), "failed": ("failed",), "never": ()}
 # Suffix of the per-element view's candidate name (a reduced function called on batches of one element).
 PER_ELEMENT = " [per element]"
 
@@ -514,87 +513,55 @@ def failing(verdict_list: Sequence[AuditVerdict], fail_on: str) -> list[AuditVer
 
 def audit(
     fn_or_spec: str | Callable[..., Any] | Sequence[str | Callable[..., Any]],
+    settings: AuditSettings | None = None,
     *,
-    family: str,
-    dtypes: Sequence[str] = ("float32",),
-    takes: str | Sequence[str] | None = None,
-    inputs: str | None = None,
-    reduction: str = "none",
-    kwargs: Mapping[str, Any] | None = None,
-    name: str | None = None,
-    seed: int = 0,
-    examples: int = 60,
-    compare_with: Sequence[str] = DEFAULT_COMPARE,
-    timeout: float = 10.0,
-    memory_mb: int = 4096,
-    isolate: bool = True,
-    speed_elements: int = 0,
-    shrink: bool = True,
     progress: Any = None,
-    labels: str = "all",
-    per_element: bool = True,
+    **options: Any,
 ) -> RunResult:
     """Audit ``fn_or_spec`` (a ``"module:function"`` spec, ``"module:Class()"``, or a callable; or a list
-    of them, scored side by side with one verdict each) as an implementation of ``family``; return the
+    of them, scored side by side with one verdict each) as an implementation of a family; return the
     run's :class:`~harness.RunResult` with its ``audit`` block (one verdict, or ``{"verdicts": [...]}``
     for several: read it with :func:`verdicts`).
 
-    The convention options are those of :func:`harness.adapters.function_candidate` (the same for every
-    function); ``compare_with``: built-in candidate names run next to it (those the family lacks or whose
-    library is not installed are left out; ``()`` for none); ``labels``: ``all``, ``hard`` (0/1 labels
-    only, for code that rejects soft labels) or ``soft``; ``per_element``: for a reduced function, also
-    score it on batches of one element (one call per element). A (function, dtype) whose first
-    :data:`~harness.campaign.EARLY_STOP_CALLS` calls, spread over the inputs, all fail the same way stops
-    there (a systematic failure, its fix first in the verdict). Bad options are one-line
-    ``ValueError``\\ s; anything the function does wrong is in the result, never raised.
+    What to run is an :class:`~harness.options.AuditSettings`, or its fields as keywords
+    (``audit(f, family="sigmoid_ce", examples=20)``), read like the options of ``lossfuzz audit``: the
+    family; ``dtypes``, ``seed``, ``examples``, ``speed_elements``, ``shrink``; the calling convention of
+    :func:`harness.adapters.function_candidate` (``takes``, ``inputs``, ``reduction``, ``kwargs``,
+    ``name``, ``timeout``, ``memory_mb``, ``isolate``; the same for every function); ``compare_with``:
+    built-in candidate names run next to it (those the family lacks or whose library is not installed
+    are left out; ``()`` for none); ``labels``: ``all``, ``hard`` (0/1 labels only, for code that
+    rejects soft labels) or ``soft``; ``per_element``: for a reduced function, also score it on batches
+    of one element (one call per element). ``progress``: the campaign's progress hooks. A (function,
+    dtype) whose first :data:`~harness.campaign.EARLY_STOP_CALLS` calls, spread over the inputs, all fail
+    the same way stops there (a systematic failure, its fix first in the verdict). Bad options are
+    one-line :class:`~harness.options.UsageError`\\ s (``ValueError``); anything the function does wrong
+    is in the result, never raised.
     """
-    from .adapters import function_candidate
     from .campaign import EARLY_STOP_CALLS, Settings, run_campaign
-    from .candidates import CANDIDATE_NAMES, candidates
-    from .scoring import AUDIT_MAX_CHUNKS
-    from .strategies import check_label_set
+    from .candidates import candidates
 
-    oracles.get_family(family)
+    if settings is None:
+        settings = settings_from(AuditSettings, "audit_api", options)
+    elif options:
+        raise TypeError(f"pass the options in settings or as keywords, not both (got {', '.join(options)})")
     targets = [fn_or_spec] if isinstance(fn_or_spec, str) or callable(fn_or_spec) else list(fn_or_spec)
-    if not targets:
-        raise ValueError("nothing to audit: pass at least one 'package.module:function'")
-    if name is not None and len(targets) > 1:
-        raise ValueError(f"name={name!r} names one function; {len(targets)} were given (each is named by its spec)")
-    check_label_set(family, labels)
-    dtypes = tuple([dtypes] if isinstance(dtypes, str) else dtypes)
-    for d in dtypes:
-        oracles.resolve_format(d)
-    if not dtypes:
-        raise ValueError("dtypes is empty; pass at least one of: float16, bfloat16, float32, float64")
-    compare = tuple([compare_with] if isinstance(compare_with, str) else compare_with)
-    builtins = [c for c in candidates(family=family, names=compare) if c.available()]
-    options = dict(takes=takes, inputs=inputs, reduction=reduction, kwargs=kwargs, isolate=isolate, timeout=timeout,
-                   memory_mb=memory_mb)
-    audited: list[tuple[Any, Any, Any]] = []  # (what was given, its candidate, its per-element view or None)
-    made: list[Any] = []
+    with reading_input():
+        _check_audit(settings, targets)
+    builtins = [c for c in candidates(family=settings.family, names=settings.compare_with) if c.available()]
+    audited, made = _audit_candidates(targets, settings)
     try:
-        for t in targets:
-            candidate = function_candidate(t, family, name=name, **options)
-            made.append(candidate)
-            if candidate.name in CANDIDATE_NAMES:
-                raise ValueError(f"name={candidate.name!r} is the name of a built-in candidate; pass another name")
-            if sum(c.name == candidate.name for c in made) > 1:
-                raise ValueError(f"{candidate.name} is given twice; audit each function once")
-            view = None
-            if reduction != "none" and per_element:
-                view = function_candidate(t, family, name=candidate.name + PER_ELEMENT, per_element=True, **options)
-                made.append(view)
-            audited.append((t, candidate, view))
-        settings = Settings(seed=seed, examples=examples, families=(family,), candidates=tuple(c.name for c in builtins),
-                            dtypes=dtypes, speed_elements=speed_elements, shrink=shrink, labels=labels,
+        campaign = Settings(seed=settings.seed, examples=settings.examples, families=(settings.family,),
+                            candidates=tuple(c.name for c in builtins), dtypes=settings.dtypes,
+                            speed_elements=settings.speed_elements, shrink=settings.shrink, labels=settings.labels,
                             stop_after=EARLY_STOP_CALLS, max_chunks=AUDIT_MAX_CHUNKS)
         if progress is not None:
-            result, _corpus = run_campaign(settings, None, progress, extra=made)
+            result, _corpus = run_campaign(campaign, None, progress, extra=made)
         else:
-            result, _corpus = run_campaign(settings, None, extra=made)
+            result, _corpus = run_campaign(campaign, None, extra=made)
     finally:
         for c in made:
             c.close()
+    takes, inputs, kwargs, reduction = settings.takes, settings.inputs, settings.kwargs, settings.reduction
     found = []
     for t, candidate, view in audited:
         note = replay_unavailable(t, candidate.target)
@@ -607,3 +574,52 @@ def audit(
                                    replay_note=note))
     block = found[0].to_json() if len(found) == 1 else {"verdicts": [v.to_json() for v in found]}
     return replace(result, audit=block)
+
+
+def _check_audit(settings: AuditSettings, targets: list) -> None:
+    """The settings and targets of an audit checked; a one-line ``ValueError`` for the first fault."""
+    from .strategies import check_label_set
+
+    if settings.family is None:
+        raise ValueError(f"audit needs family=: the loss family the function computes ({', '.join(oracles.FAMILIES)})")
+    oracles.get_family(settings.family)
+    if not targets:
+        raise ValueError("nothing to audit: pass at least one 'package.module:function'")
+    if settings.name is not None and len(targets) > 1:
+        raise ValueError(f"name={settings.name!r} names one function; {len(targets)} were given (each is named by its spec)")
+    check_label_set(settings.family, settings.labels)
+    if not settings.dtypes:
+        raise ValueError("dtypes is empty; pass at least one of: float16, bfloat16, float32, float64")
+    for d in settings.dtypes:
+        oracles.resolve_format(d)
+
+
+def _audit_candidates(targets: list, settings: AuditSettings) -> tuple[list[tuple[Any, Any, Any]], list[Any]]:
+    """(what was given, its candidate, its per-element view or None) per target, and every candidate made
+    (to close); a target that cannot be loaded or called as asked is a one-line :class:`UsageError`."""
+    from .adapters import function_candidate
+    from .candidates import CANDIDATE_NAMES
+
+    call = settings.call_options()
+    audited: list[tuple[Any, Any, Any]] = []
+    made: list[Any] = []
+    try:
+        with reading_input():
+            for t in targets:
+                candidate = function_candidate(t, settings.family, **call)
+                made.append(candidate)
+                if candidate.name in CANDIDATE_NAMES:
+                    raise ValueError(f"name={candidate.name!r} is the name of a built-in candidate; pass another name")
+                if sum(c.name == candidate.name for c in made) > 1:
+                    raise ValueError(f"{candidate.name} is given twice; audit each function once")
+                view = None
+                if settings.reduction != "none" and settings.per_element:
+                    view = function_candidate(t, settings.family, per_element=True,
+                                              **{**call, "name": candidate.name + PER_ELEMENT})
+                    made.append(view)
+                audited.append((t, candidate, view))
+    except BaseException:
+        for c in made:
+            c.close()
+        raise
+    return audited, made

@@ -20,7 +20,8 @@ from ._records import Curve, Finding, RunResult, Score
 from .candidates import CANDIDATE_NAMES, Candidate, Unsupported, candidates
 from .candidates._registry import UPCAST_SUFFIX
 from .metrics import summarize
-from .scoring import MAX_CHUNKS, CandidateFailure, Observations, TruthCache, batches, finding, observe, worst_cases
+from .options import Settings
+from .scoring import CandidateFailure, Observations, TruthCache, batches, finding, observe, worst_cases
 from .search import SearchResult, search
 from .speed import measure, speed_inputs
 from .strategies import Example, catalogue, has_labels
@@ -29,42 +30,6 @@ from .sweep import sweep
 __all__ = ["Settings", "Progress", "Resume", "run_campaign", "score_candidate", "labels_scored", "DEFAULT_DTYPES"]
 
 DEFAULT_DTYPES: tuple[str, ...] = tuple(oracles.FORMATS)  # float16, bfloat16, float32, float64
-
-
-@dataclass(frozen=True, slots=True)
-class Settings:
-    """What to run. ``examples``: Hypothesis examples per family x candidate x dtype (on top of the
-    boundary catalogue and the corpus); ``speed_elements``: array size for timing (0 turns timing off)."""
-
-    seed: int = 0
-    examples: int = 80
-    families: tuple[str, ...] = tuple(oracles.FAMILIES)
-    candidates: tuple[str, ...] = CANDIDATE_NAMES
-    dtypes: tuple[str, ...] = DEFAULT_DTYPES
-    speed_elements: int = 1_000_000
-    shrink: bool = True
-    labels: str = "all"  # the label set scored (harness.strategies.LABEL_SETS)
-    stop_after: int = 0  # probe calls that stop a candidate x dtype when all fail alike (0: never; audits)
-    max_chunks: int = MAX_CHUNKS  # batches a reduced candidate is scored on from the catalogue
-
-    def to_json(self) -> dict:
-        data = {
-            "seed": self.seed,
-            "examples": self.examples,
-            "families": list(self.families),
-            "candidates": list(self.candidates),
-            "dtypes": list(self.dtypes),
-            "speed_elements": self.speed_elements,
-            "shrink": self.shrink,
-        }
-        # only when set, so that reports and baselines of plain runs keep their form
-        if self.labels != "all":
-            data["labels"] = self.labels
-        if self.stop_after:
-            data["stop_after"] = self.stop_after
-        if self.max_chunks != MAX_CHUNKS:
-            data["max_chunks"] = self.max_chunks
-        return data
 
 
 @dataclass

@@ -78,28 +78,13 @@ __all__ = [
     "relevant_case",
 ]
 
-DEFAULT_FACTOR = 1.5
+from .options import DEFAULT_FACTOR, parse_factor  # noqa: E402  (declared with the --max-ulp-regression option)
 # Below this many ULP an error is never a regression (sub-ULP differences are rounding noise).
 ULP_FLOOR = 1.0
 STATUSES = ("pass", "new", "new_nonfinite", "regression", "missing")
 GATE_VERSION = 1
 
 _RAISED = "raised"
-
-
-def parse_factor(text: str | float) -> float:
-    """The ``--max-ulp-regression`` factor from ``"1.5x"``, ``"1.5"`` or a number; at least 1, finite."""
-    raw = str(text).strip()
-    body = raw[:-1].strip() if raw[-1:] in ("x", "X") else raw
-    try:
-        value = float(body)
-    except ValueError:
-        raise ValueError(f"--max-ulp-regression {raw!r} is not a factor; write e.g. 1.5x (the max ULP error may grow"
-                         " by 50%)") from None
-    if not math.isfinite(value) or value < 1:
-        raise ValueError(f"--max-ulp-regression {raw!r}: the factor must be a finite number of at least 1"
-                         " (1x: no growth above the 1 ULP floor; 1.5x: 50% growth)")
-    return value
 
 
 def ulp_limit(old: float | None, factor: float) -> float | None:

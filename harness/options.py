@@ -1,117 +1,565 @@
-"""Options shared by every face of lossfuzz (the CLI commands and the pytest plugin), defined once."""
+"""Every option of every face of lossfuzz, declared once, and the settings built from them.
+
+A face is a way in: the commands ``run``, ``audit``, ``gate`` and ``exact``, the pytest plugin's
+command-line and ini options (``plugin``), its ``check()`` keyword arguments (``check``) and
+:func:`harness.audit`'s keyword arguments (``audit_api``). :data:`OPTIONS` is the one table: each
+:class:`Option` has its name (the settings field and argparse ``dest``), its flag, how text is read
+(``parse``: the command line and ini files give text; Python callers give values, checked by the same
+function), its default, its help, and the faces that take it, each with the declared default and help
+unless the face overrides them. :func:`resolve` turns what a face was given into checked values, and
+:func:`settings` builds a settings dataclass from them: :class:`Settings` (a campaign),
+:class:`AuditSettings` and :class:`CheckSettings`. The commands' argparse options and the plugin's
+options are made from the same table (:func:`add_options`, :func:`options_for`).
+
+Adding a flag: one :class:`Option` in :data:`OPTIONS` (with its faces), a field of the settings class that
+carries it (if a settings class carries it), and its use. ``tests/unit/test_options.py`` checks that
+every face shows every option it takes with the declared default.
+
+Bad input is a :class:`UsageError`: one line that says what is wrong and how to fix it. The CLI prints
+it and exits with 2; any other exception is a bug (see :mod:`harness.cli`).
+"""
 
 from __future__ import annotations
 
 import argparse
-from dataclasses import dataclass
-from typing import Any, Callable
+import contextlib
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 import oracles
 
-__all__ = ["Option", "RUN_OPTIONS", "FUNCTION_OPTIONS", "add_options", "comma_list", "candidate_list", "json_object"]
+from ._records import LABEL_SETS
+from .candidates import CANDIDATE_NAMES
+
+__all__ = [
+    "UsageError",
+    "reading_input",
+    "import_from_cwd",
+    "Option",
+    "OPTIONS",
+    "FACES",
+    "options_for",
+    "add_options",
+    "resolve",
+    "settings",
+    "Settings",
+    "AuditSettings",
+    "CheckSettings",
+    "CALL_OPTIONS",
+    "DEFAULT_COMPARE",
+    "DEFAULT_FACTOR",
+    "FAIL_ON",
+    "MAX_CHUNKS",
+    "parse_factor",
+]
 
 
-def comma_list(kind: str, choices: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
-    """Parser of a comma list whose items must be among ``choices`` ("all" means every choice)."""
+# ------------------------------------------------------------------------------------------- bad input
 
-    def parse(text: str) -> tuple[str, ...]:
-        items = tuple(t.strip() for t in text.split(",") if t.strip())
+
+class UsageError(ValueError):
+    """Bad input from the user, worded as one line that says what is wrong and how to fix it. The CLI
+    prints it and exits with 2; library callers can catch it as the ``ValueError`` it is."""
+
+
+@contextlib.contextmanager
+def reading_input() -> Iterator[None]:
+    """Around the code that reads what the user gave (a file, a module path, typed values): its one-line
+    ``ValueError``/``OSError`` becomes a :class:`UsageError`. Keep the block to the reading: an error
+    raised by the computation after it is a bug, not bad input."""
+    try:
+        yield
+    except UsageError:
+        raise
+    except (ValueError, OSError) as exc:
+        text = str(exc).strip()
+        raise UsageError(text.splitlines()[0] if text else type(exc).__name__) from exc
+
+
+def import_from_cwd() -> None:
+    """Let ``module:function`` specs name modules of the current folder (as ``python -m`` does): the one
+    place the faces add the working directory to ``sys.path``."""
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+
+
+# --------------------------------------------------------------------------------------------- parsers
+# Each reads text (the command line, ini files) and checks a Python value the same way; a one-line
+# UsageError otherwise.
+
+
+def _items(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return tuple(t.strip() for t in value.split(",") if t.strip())
+    return tuple(value)
+
+
+def comma_list(kind: str, choices: tuple[str, ...] | Callable[[], tuple[str, ...]],
+               allow_empty: bool = False) -> Callable[[Any], tuple[str, ...]]:
+    """Parser of a comma list (or a sequence) whose items must be among ``choices`` ("all": every choice)."""
+
+    def parse(value: Any) -> tuple[str, ...]:
+        allowed = choices() if callable(choices) else choices
+        items = _items(value)
         if items == ("all",):
-            return choices
+            return allowed
         for item in items:
-            if item not in choices:
-                raise argparse.ArgumentTypeError(f"{kind}={item!r} is not one of: {', '.join(choices)}")
-        if not items:
-            raise argparse.ArgumentTypeError(f"empty {kind} list; pass a comma list of: {', '.join(choices)}")
+            if item not in allowed:
+                raise UsageError(f"{kind}={item!r} is not one of: {', '.join(allowed)}")
+        if not items and not allow_empty:
+            raise UsageError(f"empty {kind} list; pass a comma list of: {', '.join(allowed)}")
         return items
 
     return parse
 
 
-def candidate_list(text: str) -> tuple[str, ...]:
-    from .candidates import CANDIDATE_NAMES
+def one_of(kind: str, choices: tuple[str, ...] | Callable[[], tuple[str, ...]]) -> Callable[[Any], str]:
+    """Parser of one name among ``choices``."""
 
-    return comma_list("candidate", CANDIDATE_NAMES)(text)
+    def parse(value: Any) -> str:
+        allowed = choices() if callable(choices) else choices
+        if value not in allowed:
+            raise UsageError(f"{kind}={value!r} is not one of: {', '.join(allowed)}")
+        return value
+
+    return parse
 
 
-def json_object(text: str) -> dict:
-    """A JSON object from the command line (``--kwargs``); one-line error with an example otherwise."""
-    import json
+def _families() -> tuple[str, ...]:
+    return tuple(oracles.FAMILIES)
 
+
+def _dtypes() -> tuple[str, ...]:
+    return tuple(oracles.FORMATS)
+
+
+def json_object(value: Any) -> dict:
+    """A JSON object from the command line (``--kwargs``), or a mapping; one-line error with an example otherwise."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if not isinstance(value, str):
+        raise UsageError(f"kwargs={value!r} is not a mapping; pass a dict, e.g. kwargs={{'from_logits': True}}")
     try:
-        value = json.loads(text)
+        parsed = json.loads(value)
     except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not valid JSON ({exc.msg}); pass an object, e.g. --kwargs '{{\"from_logits\": true}}'"
+        raise UsageError(
+            f"{value!r} is not valid JSON ({exc.msg}); pass an object, e.g. --kwargs '{{\"from_logits\": true}}'"
         ) from None
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a JSON object; pass e.g. --kwargs '{{\"from_logits\": true}}'")
+    if not isinstance(parsed, dict):
+        raise UsageError(f"{value!r} is not a JSON object; pass e.g. --kwargs '{{\"from_logits\": true}}'")
+    return parsed
+
+
+def _number(value: Any, kind: type) -> Any:
+    if isinstance(value, bool):
+        raise UsageError(f"{value!r} is not {'an integer' if kind is int else 'a number'}")
+    if isinstance(value, str):
+        try:
+            return kind(value)
+        except ValueError:
+            raise UsageError(f"{value!r} is not {'an integer' if kind is int else 'a number'}") from None
+    if kind is int and not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
+        raise UsageError(f"{value!r} is not an integer")
+    if not isinstance(value, (int, float)):
+        raise UsageError(f"{value!r} is not a number")
+    return kind(value)
+
+
+def integer(value: Any) -> int:
+    return _number(value, int)
+
+
+def count(value: Any) -> int:
+    """An integer of 0 or more."""
+    number = _number(value, int)
+    if number < 0:
+        raise UsageError(f"{number} is negative; pass 0 or more")
+    return number
+
+
+def seconds(value: Any) -> float:
+    number = _number(value, float)
+    if not number > 0 or not math.isfinite(number):
+        raise UsageError(f"{number} is not positive; pass a number of seconds above 0")
+    return number
+
+
+def ulp_bound(value: Any) -> float | None:
+    """``max_ulp``: a bound of 0 or more ULP, or None (no bound)."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
+        return None
+    number = _number(value, float)
+    if not number >= 0:
+        raise UsageError(f"max_ulp={number} is not a bound; pass 0 or more ULP (or None for no bound)")
+    return number
+
+
+def boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise UsageError(f"{value!r} is not true or false")
+
+
+def optional_text(value: Any) -> Any:
+    """Text as given (or None); what it means is checked where it is used (e.g. ``--takes`` by the adapter)."""
     return value
 
 
-def _seconds(text: str) -> float:
+DEFAULT_FACTOR = 1.5
+
+
+def parse_factor(text: str | float) -> float:
+    """The ``--max-ulp-regression`` factor from ``"1.5x"``, ``"1.5"`` or a number; at least 1, finite."""
+    raw = str(text).strip()
+    body = raw[:-1].strip() if raw[-1:] in ("x", "X") else raw
     try:
-        value = float(text)
+        value = float(body)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{value} is not positive; pass a number of seconds above 0")
+        raise UsageError(f"--max-ulp-regression {raw!r} is not a factor; write e.g. 1.5x (the max ULP error may grow"
+                         " by 50%)") from None
+    if not math.isfinite(value) or value < 1:
+        raise UsageError(f"--max-ulp-regression {raw!r}: the factor must be a finite number of at least 1"
+                         " (1x: no growth above the 1 ULP floor; 1.5x: 50% growth)")
     return value
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative; pass 0 or more")
-    return value
+# ------------------------------------------------------------------------------------------- the table
+
+FACES = ("run", "audit", "gate", "exact", "plugin", "check", "audit_api")
+# Which verdict levels make `lossfuzz audit --fail-on X` exit 1.
+FAIL_ON: Mapping[str, tuple[str, ...]] = MappingProxyType({"problems": ("bad", "failed"), "failed": ("failed",), "never": ()})
+# Built-ins scored next to an audited function (those the family has and that are installed).
+DEFAULT_COMPARE: tuple[str, ...] = ("numpy_stable", "tf")
+# Catalogue batches a reduced candidate is scored on (a campaign's default; an audit passes more).
+MAX_CHUNKS = 64
 
 
 @dataclass(frozen=True, slots=True)
 class Option:
-    flag: str
-    dest: str
-    type: Callable[[str], Any]
+    """One option. ``name``: the settings field and argparse ``dest``; ``parse``: text or a Python value to
+    the checked value (one-line :class:`UsageError` otherwise); ``kind``: ``value`` (``--flag VALUE``),
+    ``off`` (``--no-x`` sets False), ``on`` (``--x`` sets True); ``faces``: the faces that take it, each
+    with overrides of ``default`` and ``help`` (an empty mapping: as declared)."""
+
+    name: str
+    parse: Callable[[Any], Any]
     default: Any
     help: str
     metavar: str | None = None
+    faces: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    flag: str = ""
+    kind: str = "value"
+    choices: tuple[str, ...] | None = None  # shown by argparse as {a,b,c}
+    required: bool = False  # on the command line
+
+    def __post_init__(self) -> None:
+        if not self.flag:
+            object.__setattr__(self, "flag", "--" + self.name.replace("_", "-"))
+
+    def on(self, face: str) -> Option:
+        """This option as ``face`` shows it (its default and help overridden there)."""
+        return _replace(self, **self.faces[face])
+
+    def value(self, given: Any) -> Any:
+        """The checked value of ``given`` (text as typed, or a Python value)."""
+        return self.parse(given)
 
 
-RUN_OPTIONS: tuple[Option, ...] = (
-    Option("--seed", "seed", int, 0, "seed of every random choice; the same seed and code give the same figures"),
-    Option("--examples", "examples", _positive, 80, "Hypothesis examples per family x candidate x dtype, on top of the"
-           " boundary catalogue and the corpus (default 80)", "N"),
-    Option("--families", "families", comma_list("family", tuple(oracles.FAMILIES)), tuple(oracles.FAMILIES),
-           "comma list of loss families, or all (default all)", "LIST"),
-    Option("--candidates", "candidates", candidate_list, None, "comma list of candidate names, or all (default all)", "LIST"),
-    Option("--dtypes", "dtypes", comma_list("dtype", tuple(oracles.FORMATS)), tuple(oracles.FORMATS),
-           "comma list of float16, bfloat16, float32, float64, or all (default all)", "LIST"),
-    Option("--out", "out", str, "reports", "folder for report.json, report.md, report.html and the corpus (default reports/)", "DIR"),
-    Option("--speed-elements", "speed_elements", _positive, 1_000_000,
-           "array size for timing each candidate against a memory copy; 0 skips timing (default 10^6)", "N"),
-)
+def _replace(option: Option, **changes: Any) -> Option:
+    if not changes:
+        return option
+    values = {f.name: getattr(option, f.name) for f in fields(option)}
+    values.update(changes)
+    return Option(**values)
 
 
-# How a user's function is called (audit, gate): everything but the MODULE:FUNCTION spec itself.
-FUNCTION_OPTIONS: tuple[Option, ...] = (
-    Option("--family", "family", comma_list("family", tuple(oracles.FAMILIES)), None,
-           "the loss family the function computes (sigmoid_ce, binary_ce, softmax_ce, sparse_softmax_ce)", "FAMILY"),
-    Option("--takes", "takes", str, None, "argument names in call order: labels,logits (TF), y_true,y_pred (Keras),"
+_AUDIT_OUT = os.path.join("reports", "audit")
+# The gate's campaign options default to the baseline's settings.
+_BASELINE = {"default": None}
+_FAMILY_LIST = ", ".join(oracles.FAMILIES)
+
+
+def _taking(what: str) -> str:
+    """The families whose inputs are ``what`` (logits, probs) or whose labels are class indices (index)."""
+    fams = [oracles.get_family(f) for f in oracles.FAMILIES]
+    return ", ".join(f.name for f in fams if what in (f.input_name, f.label_kind))
+
+OPTIONS: tuple[Option, ...] = (
+    # -------------------------------------------------------------------------------------------- gate
+    Option("baseline", str, None, "the baseline: a report.json of lossfuzz run, or one written by --update-baseline",
+           "PATH", required=True, faces={"gate": {}}),
+    Option("max_ulp_regression", parse_factor, DEFAULT_FACTOR, "how much the max ULP error may grow: 1.5x (default)"
+           " passes up to max(1.5 x baseline, 1 ULP)", "FACTOR", faces={"gate": {}}),
+    Option("fail_on_new_nonfinite", boolean, False,
+           "fail when non-finite results (nan, inf, finite where infinite) on finite inputs grow", kind="on",
+           faces={"gate": {}}),
+    Option("junit", str, None, "also write JUnit XML here (one test case per family x candidate x dtype)", "PATH",
+           faces={"gate": {}}),
+    Option("update_baseline", boolean, False,
+           "write this run as the new baseline to --baseline (atomically) and exit 0", kind="on", faces={"gate": {}}),
+    Option("corpus", str, None, "also replay the corpus files in DIR (e.g. reports/corpus)", "DIR", faces={"gate": {}}),
+    # ------------------------------------------------------------------------------------ a campaign
+    Option("seed", integer, 0, "seed of every random choice; the same seed and code give the same figures",
+           faces={"run": {}, "audit": {}, "audit_api": {}, "check": {}, "plugin": {},
+                  "gate": {**_BASELINE, "help": "seed of every random choice; the same seed and code give the same"
+                           " figures (default: the baseline's)"}}),
+    Option("examples", count, 80, "Hypothesis examples per family x candidate x dtype, on top of the boundary catalogue"
+           " and the corpus (default 80)", "N",
+           faces={"run": {}, "audit": {}, "audit_api": {"default": 60}, "check": {"default": 60}, "plugin": {"default": 60},
+                  "gate": {**_BASELINE, "help": "Hypothesis examples per family x candidate x dtype, on top of the"
+                           " boundary catalogue and the corpus (default: the baseline's)"}}),
+    Option("families", comma_list("family", _families), tuple(oracles.FAMILIES),
+           "comma list of loss families, or all (default all)", "LIST",
+           faces={"run": {}, "gate": {**_BASELINE, "help": "comma list of loss families, or all (default: the baseline's)"}}),
+    Option("candidates", comma_list("candidate", CANDIDATE_NAMES), CANDIDATE_NAMES,
+           "comma list of candidate names, or all (default all)", "LIST",
+           faces={"run": {}, "gate": {**_BASELINE, "help": "comma list of candidate names, or all (default: the baseline's)"}}),
+    Option("dtypes", comma_list("dtype", _dtypes), tuple(oracles.FORMATS),
+           "comma list of float16, bfloat16, float32, float64, or all (default all)", "LIST",
+           faces={"run": {}, "audit": {}, "audit_api": {"default": ("float32",)},
+                  "gate": {**_BASELINE, "help": "comma list of float16, bfloat16, float32, float64, or all (default:"
+                           " the baseline's)"}}),
+    Option("out", str, "reports", "folder for report.json, report.md, report.html and the corpus (default reports/)", "DIR",
+           faces={"run": {},
+                  "audit": {"default": _AUDIT_OUT, "help": f"folder for report.json, report.md and report.html (default {_AUDIT_OUT}/)"},
+                  "gate": {"help": "folder for this run's report.md (Gate section on top) and report.json (default reports/)"}}),
+    Option("speed_elements", count, 1_000_000,
+           "array size for timing each candidate against a memory copy; 0 skips timing (default 10^6)", "N",
+           faces={"run": {}, "audit_api": {"default": 0},
+                  "audit": {"default": 0, "help": "array size for timing the function against a memory copy; 0 (the"
+                            " default) skips timing"}}),
+    Option("shrink", boolean, True, "skip shrinking the worst cases", kind="off", flag="--no-shrink",
+           faces={"run": {}, "audit": {"help": "skip shrinking the worst case"}, "audit_api": {}}),
+    Option("use_corpus", boolean, True, "neither replay nor update the corpus", kind="off", flag="--no-corpus",
+           faces={"run": {}}),
+    Option("progress", boolean, True, "no progress bar", kind="off", flag="--no-progress",
+           faces={"run": {}, "audit": {}, "gate": {}}),
+    Option("resume", boolean, False, "continue an interrupted run with the same options from its journal in --out"
+           " (finished work is kept, the figures equal an uninterrupted run's)", kind="on", faces={"run": {}}),
+    # ------------------------------------------------------------------------------- exact
+    Option("logits", optional_text, None, f"logits ({_taking('logits')})", faces={"exact": {}}),
+    Option("probs", optional_text, None, f"probabilities ({_taking('probs')})", faces={"exact": {}}),
+    Option("label_values", optional_text, None, "labels: soft labels in [0, 1], or class indices for"
+           f" {_taking('index')}", "LABELS", flag="--labels", required=True, faces={"exact": {}}),
+    Option("dtype", one_of("dtype", _dtypes), "float32", "float16, bfloat16, float32 or float64 (default float32)",
+           faces={"exact": {}, "check": {}}),
+    Option("gradient", boolean, False, "the gradient with respect to the inputs instead of the loss", kind="on",
+           faces={"exact": {}}),
+    Option("candidate", str, None, "also run this candidate on the inputs and show its error: a built-in name, or a"
+           " function as package.module:function (as `lossfuzz audit` takes it, with --takes/--inputs/--kwargs)",
+           faces={"exact": {}}),
+    # ----------------------------------------------------------------------- how a user's function is called
+    Option("function", str, None,
+           "also gate your own loss function (with --family and the options below; --name keeps its key)",
+           "MODULE:FUNCTION", faces={"gate": {}}),
+    Option("family", one_of("family", _families), None,
+           f"the loss family the function computes ({_FAMILY_LIST})", "FAMILY",
+           faces={"audit": {}, "gate": {}, "audit_api": {}, "check": {}}),
+    Option("takes", optional_text, None, "argument names in call order: labels,logits (TF), y_true,y_pred (Keras),"
            " input,target (PyTorch), one known name and any other (y_true,y_proba), or any two names with their"
            " roles: target_z=labels,score_x=inputs (passed by position in that order); inferred from the"
-           " signature when possible", "A,B"),
-    Option("--inputs", "inputs", str, None, "what the function's prediction argument is: logits or probs"
-           " (default: the family's own: probs for binary_ce, logits otherwise)", "KIND"),
-    Option("--reduction", "reduction", str, "none", "what the function returns: none (per example), mean or sum", "R"),
-    Option("--kwargs", "kwargs", json_object, None, "extra keyword arguments as a JSON object, e.g. '{\"from_logits\": true}'", "JSON"),
-    Option("--name", "name", str, None, "the name of the function in reports (default: MODULE:FUNCTION)", "NAME"),
-    Option("--timeout", "timeout", _seconds, 10.0, "seconds one call may take before it counts as a hang (default 10)", "S"),
-    Option("--memory-mb", "memory_mb", _positive, 4096, "address-space limit of the worker process in MiB (default 4096)", "MB"),
+           " signature when possible", "A,B",
+           faces={"audit": {}, "gate": {}, "exact": {}, "audit_api": {}, "check": {}}),
+    Option("inputs", optional_text, None, "what the function's prediction argument is: logits or probs"
+           " (default: the family's own: probs for binary_ce, logits otherwise)", "KIND",
+           faces={"audit": {}, "gate": {}, "exact": {}, "audit_api": {}, "check": {}}),
+    Option("reduction", one_of("reduction", tuple(oracles.REDUCTIONS)), "none",
+           "what the function returns: none (per example), mean or sum", "R",
+           faces={"audit": {}, "gate": {}, "audit_api": {}, "check": {},
+                  "exact": {"help": "none, sum or mean (default none)", "metavar": None}}),
+    Option("kwargs", json_object, None, "extra keyword arguments as a JSON object, e.g. '{\"from_logits\": true}'", "JSON",
+           faces={"audit": {}, "gate": {}, "exact": {}, "audit_api": {}, "check": {}}),
+    Option("name", optional_text, None, "the name of the function in reports (default: MODULE:FUNCTION)", "NAME",
+           faces={"audit": {}, "gate": {}, "audit_api": {}, "check": {}}),
+    Option("timeout", seconds, 10.0, "seconds one call may take before it counts as a hang (default 10)", "S",
+           faces={"audit": {}, "gate": {}, "audit_api": {}}),
+    Option("memory_mb", count, 4096, "address-space limit of the worker process in MiB (default 4096)", "MB",
+           faces={"audit": {}, "gate": {}, "audit_api": {}}),
+    Option("isolate", boolean, True, "run the function in a worker process (timeout, memory limit)", kind="on",
+           faces={"audit_api": {}}),
+    # ------------------------------------------------------------------------------------------- audit
+    Option("labels", one_of("labels", LABEL_SETS), "all",
+           "labels to score on: all (default), hard (0/1 only: for code that rejects soft labels, such as"
+           " scikit-learn's log_loss) or soft", choices=LABEL_SETS, faces={"audit": {}, "audit_api": {}}),
+    Option("fail_on", one_of("fail_on", tuple(FAIL_ON)), "never",
+           "exit 1 when a verdict is PROBLEMS or FAILED (problems), FAILED only (failed), or never (default: exit 0"
+           " whatever the verdict)", choices=tuple(FAIL_ON), faces={"audit": {}}),
+    Option("per_element", boolean, True,
+           "with --reduction mean|sum, skip the per-element view (one call per element on batches of one)",
+           kind="off", flag="--no-per-element", faces={"audit": {}, "audit_api": {}}),
+    Option("compare_with", comma_list("candidate", CANDIDATE_NAMES, allow_empty=True), DEFAULT_COMPARE,
+           "built-in candidates to score next to it (default numpy_stable,tf; those the family lacks or whose library"
+           " is missing are left out)", "LIST", flag="--compare", faces={"audit": {}, "audit_api": {}}),
+    # ------------------------------------------------------------------------------------ check
+    Option("max_ulp", ulp_bound, 4.0, "the bound: the largest max ULP error that passes (None: no bound)",
+           faces={"check": {}}),
+    Option("allow_nonfinite", boolean, False,
+           "pass non-finite results where the exact loss is finite, on finite inputs", faces={"check": {}}),
 )
 
+_BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
+# Keyword arguments of harness.adapters.function_candidate that say how a user's function is called.
+CALL_OPTIONS: tuple[str, ...] = ("takes", "inputs", "reduction", "kwargs", "name", "timeout", "memory_mb", "isolate")
 
-def add_options(parser: argparse.ArgumentParser, options: tuple[Option, ...]) -> None:
-    for o in options:
-        parser.add_argument(o.flag, dest=o.dest, type=o.type, default=o.default, help=o.help, metavar=o.metavar)
+
+def options_for(face: str) -> tuple[Option, ...]:
+    """The options ``face`` takes, in table order, each as that face shows it."""
+    if face not in FACES:
+        raise ValueError(f"face={face!r} is not one of: {', '.join(FACES)}")
+    return tuple(o.on(face) for o in OPTIONS if face in o.faces)
+
+
+def _argparse_type(parse: Callable[[Any], Any]) -> Callable[[str], Any]:
+    def read(text: str) -> Any:
+        try:
+            return parse(text)
+        except UsageError as exc:  # argparse shows an ArgumentTypeError's own message
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    read.__name__ = getattr(parse, "__name__", "value")
+    return read
+
+
+def add_options(parser: argparse.ArgumentParser | Any, face: str) -> None:
+    """Add ``face``'s options to an argparse parser (or an argument group)."""
+    for o in options_for(face):
+        if o.kind == "off":
+            parser.add_argument(o.flag, dest=o.name, action="store_false", help=o.help)
+        elif o.kind == "on":
+            parser.add_argument(o.flag, dest=o.name, action="store_true", help=o.help)
+        elif o.choices is not None:
+            parser.add_argument(o.flag, dest=o.name, choices=o.choices, default=o.default, help=o.help)
+        else:
+            parser.add_argument(o.flag, dest=o.name, type=_argparse_type(o.parse), default=o.default, help=o.help,
+                                metavar=o.metavar, required=o.required)
+
+
+def resolve(face: str, given: Mapping[str, Any] | argparse.Namespace = MappingProxyType({})) -> dict[str, Any]:
+    """Every option of ``face``: the value given (text as typed or a Python value; None: not given),
+    checked, else the face's default. Names the face does not take are a ``TypeError``, as for a function
+    called with an unknown keyword; bad values a one-line :class:`UsageError`."""
+    values = vars(given) if isinstance(given, argparse.Namespace) else dict(given)
+    own = {o.name: o for o in options_for(face)}
+    if not isinstance(given, argparse.Namespace):
+        unknown = sorted(set(values) - set(own))
+        if unknown:
+            raise TypeError(f"unknown option {unknown[0]!r}; known: {', '.join(own)}")
+    out = {}
+    for name, o in own.items():
+        v = values.get(name)
+        out[name] = o.default if v is None else o.value(v)
+    return out
+
+
+T = TypeVar("T")
+
+
+def settings(cls: type[T], face: str, given: Mapping[str, Any] | argparse.Namespace = MappingProxyType({})) -> T:
+    """``cls`` (a settings dataclass) from what ``face`` was given, through :func:`resolve`: every field of
+    ``cls`` that the face has an option for; the others keep the field's default."""
+    values = resolve(face, given)
+    return cls(**{f.name: values[f.name] for f in fields(cls) if f.name in values})  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------------- settings
+
+_WHEN_SET = MappingProxyType({"json": "when_set"})  # written to JSON only when not the default
+
+
+def _to_json(obj: Any) -> dict[str, Any]:
+    """The fields of a settings dataclass as JSON (tuples as lists); a field marked ``when_set`` only
+    when it differs from its default, so that the reports of plain runs keep their form."""
+    data: dict[str, Any] = {}
+    for f in fields(obj):
+        value = getattr(obj, f.name)
+        if f.metadata.get("json") == "when_set" and value == f.default:
+            continue
+        data[f.name] = list(value) if isinstance(value, tuple) else dict(value) if isinstance(value, Mapping) else value
+    return data
+
+
+def _default(name: str, face: str = "run") -> Any:
+    return _BY_NAME[name].on(face).default
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What a campaign runs (the ``settings`` of report.json, reports/SCHEMA.md). ``examples``: Hypothesis
+    examples per family x candidate x dtype (on top of the boundary catalogue and the corpus);
+    ``speed_elements``: array size for timing (0 turns timing off); ``labels``: the label set scored;
+    ``stop_after``: probe calls that stop a candidate x dtype when all fail alike (0: never; audits);
+    ``max_chunks``: catalogue batches a reduced candidate is scored on."""
+
+    seed: int = _default("seed")
+    examples: int = _default("examples")
+    families: tuple[str, ...] = _default("families")
+    candidates: tuple[str, ...] = _default("candidates")
+    dtypes: tuple[str, ...] = _default("dtypes")
+    speed_elements: int = _default("speed_elements")
+    shrink: bool = _default("shrink")
+    labels: str = field(default=_default("labels", "audit"), metadata=_WHEN_SET)
+    stop_after: int = field(default=0, metadata=_WHEN_SET)
+    max_chunks: int = field(default=MAX_CHUNKS, metadata=_WHEN_SET)
+
+    def to_json(self) -> dict[str, Any]:
+        return _to_json(self)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditSettings:
+    """What :func:`harness.audit` and ``lossfuzz audit`` run: the family and the campaign options, the
+    built-ins to compare with, and how the function is called (:data:`CALL_OPTIONS`)."""
+
+    family: str
+    dtypes: tuple[str, ...] = _default("dtypes", "audit_api")
+    seed: int = _default("seed", "audit_api")
+    examples: int = _default("examples", "audit_api")
+    compare_with: tuple[str, ...] = _default("compare_with", "audit_api")
+    labels: str = _default("labels", "audit_api")
+    per_element: bool = _default("per_element", "audit_api")
+    speed_elements: int = _default("speed_elements", "audit_api")
+    shrink: bool = _default("shrink", "audit_api")
+    takes: Any = None
+    inputs: str | None = None
+    reduction: str = _default("reduction", "audit_api")
+    kwargs: Mapping[str, Any] | None = None
+    name: str | None = None
+    timeout: float = _default("timeout", "audit_api")
+    memory_mb: int = _default("memory_mb", "audit_api")
+    isolate: bool = _default("isolate", "audit_api")
+
+    def call_options(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`harness.adapters.function_candidate` (how the function is called)."""
+        return {k: getattr(self, k) for k in CALL_OPTIONS}
+
+
+@dataclass(frozen=True, slots=True)
+class CheckSettings:
+    """What the pytest plugin's ``check()`` scores and the bound it asserts."""
+
+    family: str
+    dtype: str = _default("dtype", "check")
+    max_ulp: float | None = _default("max_ulp", "check")
+    allow_nonfinite: bool = _default("allow_nonfinite", "check")
+    examples: int = _default("examples", "check")
+    seed: int = _default("seed", "check")
+    takes: Any = None
+    inputs: str | None = None
+    reduction: str = _default("reduction", "check")
+    kwargs: Mapping[str, Any] | None = None
+    name: str | None = None
+
+    def campaign(self) -> Settings:
+        """The campaign settings of the check: its family and dtype, no built-ins, no timing."""
+        return Settings(seed=self.seed, examples=self.examples, families=(self.family,), candidates=(),
+                        dtypes=(self.dtype,), speed_elements=0, shrink=True)

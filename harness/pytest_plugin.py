@@ -25,8 +25,10 @@ it cannot be scored; the message shows the shrunk reproducer: inputs in hex, got
 and a command that replays it (``--candidate MODULE:NAME``; for a lambda or local function, which cannot be
 imported again, it says so and replays the exact value only). Mistakes on ±inf/nan inputs are reported, never failed on.
 
-Options ``--lossfuzz-seed`` and ``--lossfuzz-examples`` (the ``lossfuzz run`` options ``--seed`` and
-``--examples``, defined once in :mod:`harness.options`) set the defaults of every check. Importing this
+Options ``--lossfuzz-seed`` and ``--lossfuzz-examples`` (or ``lossfuzz_seed``/``lossfuzz_examples`` in
+the ini file; the ``lossfuzz run`` options ``--seed`` and ``--examples``: the ``plugin`` face of
+:data:`harness.options.OPTIONS`) set the defaults of every check; the arguments of ``check`` are its
+``check`` face, read by the same :func:`harness.options.resolve` as the commands' options. Importing this
 plugin imports neither TensorFlow, Keras nor matplotlib; disable it with ``-p no:lossfuzz``.
 """
 
@@ -40,24 +42,23 @@ import pytest
 __all__ = ["LossFuzz", "check", "bound_problems", "failure_message", "MARKER"]
 
 MARKER = "lossfuzz"
-# The run options the plugin exposes, as --lossfuzz-<flag>.
-_SHARED = ("seed", "examples")
-# Check defaults not taken from harness.options.
-_DEFAULTS: dict[str, Any] = {"family": None, "dtype": "float32", "max_ulp": 4.0, "allow_nonfinite": False,
-                             "takes": None, "inputs": None, "reduction": "none", "kwargs": None, "name": None}
 
 
-def _shared_options() -> tuple:
-    from harness.options import RUN_OPTIONS
+def _plugin_options() -> tuple:
+    from harness.options import options_for
 
-    return tuple(o for o in RUN_OPTIONS if o.dest in _SHARED)
+    return options_for("plugin")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    from harness.options import _argparse_type
+
     group = parser.getgroup("lossfuzz", "lossfuzz: accuracy bounds of loss functions against exact oracles")
-    for o in _shared_options():
-        group.addoption(f"--lossfuzz-{o.flag.lstrip('-')}", dest=f"lossfuzz_{o.dest}", type=o.type, default=None,
+    for o in _plugin_options():
+        flag = f"--lossfuzz-{o.flag.lstrip('-')}"
+        group.addoption(flag, dest=f"lossfuzz_{o.name}", type=_argparse_type(o.parse), default=None,
                         metavar=o.metavar, help=f"default of lossfuzz.check(): {o.help}")
+        parser.addini(f"lossfuzz_{o.name}", f"default of lossfuzz.check() ({flag} overrides it): {o.help}", default=None)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -69,11 +70,19 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
-def _option_default(config: pytest.Config | None, dest: str) -> Any:
-    value = config.getoption(f"lossfuzz_{dest}", default=None) if config is not None else None
-    if value is not None:
-        return value
-    return next(o.default for o in _shared_options() if o.dest == dest)
+def plugin_defaults(config: pytest.Config | None) -> dict[str, Any]:
+    """The defaults the plugin's options give every check: ``--lossfuzz-X``, else ``lossfuzz_X`` from the
+    ini file (text, read by the option's own parser); those not set are absent."""
+    out: dict[str, Any] = {}
+    if config is None:
+        return out
+    for o in _plugin_options():
+        value = config.getoption(f"lossfuzz_{o.name}", default=None)
+        if value is None:
+            value = config.getini(f"lossfuzz_{o.name}") or None
+        if value is not None:
+            out[o.name] = value
+    return out
 
 
 def bound_problems(score: Any, max_ulp: float | None, allow_nonfinite: bool) -> list[str]:
@@ -185,87 +194,119 @@ def _describe(fn: Any) -> str:
     return str(name)
 
 
+class _Default:
+    """Marks an argument left out (``max_ulp=None`` means no bound, so None cannot)."""
+
+    def __repr__(self) -> str:
+        return "default"
+
+
+DEFAULT: Any = _Default()
+
+
+def _given(**arguments: Any) -> dict[str, Any]:
+    """The arguments given (None: left out), ``max_ulp=None`` written as the option reads it ("none")."""
+    max_ulp = arguments.pop("max_ulp")
+    given = {k: v for k, v in arguments.items() if v is not None}
+    if max_ulp is not DEFAULT:
+        given["max_ulp"] = "none" if max_ulp is None else max_ulp
+    return given
+
+
 def check(
     fn: Callable[..., Any] | str,
-    family: str,
-    dtype: str = "float32",
+    family: str | None = None,
+    dtype: str | None = None,
     *,
-    max_ulp: float | None = 4.0,
-    allow_nonfinite: bool = False,
-    examples: int = 60,
-    seed: int = 0,
+    max_ulp: float | None = DEFAULT,
+    allow_nonfinite: bool | None = None,
+    examples: int | None = None,
+    seed: int | None = None,
     takes: str | tuple[str, ...] | None = None,
     inputs: str | None = None,
-    reduction: str = "none",
+    reduction: str | None = None,
     kwargs: dict | None = None,
     name: str | None = None,
 ) -> Any:
     """Score ``fn`` (a callable or ``"module:function"``) on ``family`` in ``dtype`` and return its
-    :class:`~harness._records.Score`; ``AssertionError`` with the reproducer when it breaks the bound."""
+    :class:`~harness._records.Score`; ``AssertionError`` with the reproducer when it breaks the bound.
+    Arguments left out take the ``check`` defaults of :data:`harness.options.OPTIONS` (float32,
+    ``max_ulp=4``, no non-finite results, 60 examples, seed 0); ``max_ulp=None``: no ULP bound."""
+    __tracebackhide__ = True
+    from harness.options import CheckSettings, settings
+
+    given = _given(family=family, dtype=dtype, max_ulp=max_ulp, allow_nonfinite=allow_nonfinite, examples=examples,
+                   seed=seed, takes=takes, inputs=inputs, reduction=reduction, kwargs=kwargs, name=name)
+    return check_settings(fn, settings(CheckSettings, "check", given))
+
+
+def check_settings(fn: Callable[..., Any] | str, chosen: Any) -> Any:
+    """:func:`check` with its arguments as a :class:`harness.options.CheckSettings`."""
     __tracebackhide__ = True
     from harness.adapters import function_candidate
-    from harness.campaign import Settings, score_candidate
+    from harness.campaign import score_candidate
+    from harness.options import UsageError
     from harness.scoring import TruthCache
     from harness.strategies import catalogue
 
-    if family is None:
-        raise ValueError("lossfuzz.check needs family=: sigmoid_ce, binary_ce, softmax_ce or sparse_softmax_ce"
-                         " (as an argument or in @pytest.mark.lossfuzz(family=...))")
-    what = name or _describe(fn)
-    candidate = function_candidate(fn, family, takes=takes, inputs=inputs, reduction=reduction, kwargs=kwargs,
-                                   name=what, isolate=False)
-    settings = Settings(seed=seed, examples=examples, families=(candidate.family,), candidates=(), dtypes=(dtype,),
-                        speed_elements=0, shrink=True)
+    if chosen.family is None:
+        raise UsageError(f"lossfuzz.check needs family=: {', '.join(_families())} (as an argument or in"
+                         " @pytest.mark.lossfuzz(family=...))")
+    what = chosen.name or _describe(fn)
+    candidate = function_candidate(fn, chosen.family, takes=chosen.takes, inputs=chosen.inputs,
+                                   reduction=chosen.reduction, kwargs=chosen.kwargs, name=what, isolate=False)
     try:
-        score, _ = score_candidate(candidate, dtype, catalogue(candidate.family, dtype), TruthCache(candidate.family, dtype),
-                                   settings)
+        score, _ = score_candidate(candidate, chosen.dtype, catalogue(candidate.family, chosen.dtype),
+                                   TruthCache(candidate.family, chosen.dtype), chosen.campaign())
     finally:
         candidate.close()
     from harness.auditing import replay_unavailable, replay_words, rewrite_score_replays
 
     note = replay_unavailable(fn, candidate.target)
     if not note:
-        score = rewrite_score_replays(score, replay_words(candidate.target, takes, inputs, kwargs))
-    problems = bound_problems(score, max_ulp, allow_nonfinite)
+        score = rewrite_score_replays(score, replay_words(candidate.target, chosen.takes, chosen.inputs, chosen.kwargs))
+    problems = bound_problems(score, chosen.max_ulp, chosen.allow_nonfinite)
     if problems:
-        raise AssertionError(failure_message(score, problems, what=what, max_ulp=max_ulp, allow_nonfinite=allow_nonfinite,
-                                             seed=seed, examples=examples, replay_note=note))
+        raise AssertionError(failure_message(score, problems, what=what, max_ulp=chosen.max_ulp,
+                                             allow_nonfinite=chosen.allow_nonfinite, seed=chosen.seed,
+                                             examples=chosen.examples, replay_note=note))
     return score
 
 
+def _families() -> tuple[str, ...]:
+    import oracles
+
+    return tuple(oracles.FAMILIES)
+
+
 class LossFuzz:
-    """The ``lossfuzz`` fixture: :meth:`check` with the test's marker arguments and the command-line options
-    as defaults."""
+    """The ``lossfuzz`` fixture: :meth:`check` with the test's marker arguments, then the plugin's options
+    (``--lossfuzz-*``, ini), then the ``check`` defaults."""
 
     def __init__(self, config: pytest.Config | None = None, marker_kwargs: dict | None = None) -> None:
+        from harness.options import options_for
+
         self.config = config
         self.defaults = dict(marker_kwargs or {})
         self.defaults.pop("fn", None)
-        unknown = sorted(set(self.defaults) - set(_DEFAULTS) - set(_SHARED))
+        known = [o.name for o in options_for("check")]
+        unknown = sorted(set(self.defaults) - set(known))
         if unknown:
-            raise TypeError(f"@pytest.mark.lossfuzz got unknown argument {unknown[0]!r}; known: fn, "
-                            f"{', '.join(list(_DEFAULTS) + list(_SHARED))}")
-
-    def _get(self, key: str, given: Any) -> Any:
-        if given is not None:
-            return given
-        if self.defaults.get(key) is not None:
-            return self.defaults[key]
-        if key in _SHARED:
-            return _option_default(self.config, key)
-        return _DEFAULTS[key]
+            raise TypeError(f"@pytest.mark.lossfuzz got unknown argument {unknown[0]!r}; known: fn, {', '.join(known)}")
 
     def check(self, fn: Callable[..., Any] | str, family: str | None = None, dtype: str | None = None, *,
-              max_ulp: float | None = None, allow_nonfinite: bool | None = None, examples: int | None = None,
+              max_ulp: float | None = DEFAULT, allow_nonfinite: bool | None = None, examples: int | None = None,
               seed: int | None = None, takes: str | tuple[str, ...] | None = None, inputs: str | None = None,
               reduction: str | None = None, kwargs: dict | None = None, name: str | None = None) -> Any:
         """Score ``fn`` and assert the bound (see :func:`check`); unset arguments come from the marker, the
         ``--lossfuzz-*`` options, then the defaults (float32, max_ulp=4, no non-finite results)."""
         __tracebackhide__ = True
-        given = dict(family=family, dtype=dtype, max_ulp=max_ulp, allow_nonfinite=allow_nonfinite, examples=examples,
-                     seed=seed, takes=takes, inputs=inputs, reduction=reduction, kwargs=kwargs, name=name)
-        resolved = {k: self._get(k, v) for k, v in given.items()}
-        return check(fn, **resolved)
+        from harness.options import CheckSettings, settings
+
+        marker = _given(**{"max_ulp": DEFAULT, **self.defaults})
+        given = _given(family=family, dtype=dtype, max_ulp=max_ulp, allow_nonfinite=allow_nonfinite, examples=examples,
+                       seed=seed, takes=takes, inputs=inputs, reduction=reduction, kwargs=kwargs, name=name)
+        return check_settings(fn, settings(CheckSettings, "check", {**plugin_defaults(self.config), **marker, **given}))
 
 
 def _marker_kwargs(node: Any) -> tuple[dict, Any]:

@@ -26,7 +26,7 @@ from .strategies import Example
 __all__ = ["CHUNK", "MAX_CHUNKS", "AUDIT_MAX_CHUNKS", "TruthCache", "Observations", "CandidateFailure", "observe", "call_candidate", "finding", "worst_cases", "replay_command"]
 
 CHUNK = 8
-MAX_CHUNKS = 64
+from .options import MAX_CHUNKS  # noqa: E402  (declared with Settings, whose default it is)
 # An audit scores a reduced function on every chunk of the catalogue (704 for sigmoid_ce: 5628 examples),
 # not 64: the whole catalogue costs 0.74 s in process against 0.07 s (measured, see the README).
 AUDIT_MAX_CHUNKS = 1024

@@ -10,11 +10,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
-from .options import FUNCTION_OPTIONS, RUN_OPTIONS, Option, add_options
+from ..options import (Option, Settings, UsageError, add_options, import_from_cwd, options_for, reading_input,
+                       resolve)
+from .run import read_corpus, writable_dir
 
 __all__ = ["add_parser", "Baseline", "load_baseline", "gate_settings", "render_baseline", "EXIT_PASS", "EXIT_REGRESSION",
            "EXIT_USAGE"]
@@ -43,20 +46,6 @@ examples:
   lossfuzz gate --baseline b.json --function mypkg.losses:bce --family sigmoid_ce --name mine"""
 
 
-def _factor(text: str) -> float:
-    from .gate import parse_factor
-
-    try:
-        return parse_factor(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc).removeprefix("--max-ulp-regression ")) from None
-
-
-def _from_baseline(option: Option) -> Option:
-    help_text = option.help.split(" (default")[0]
-    return replace(option, default=None, help=f"{help_text} (default: the baseline's)")
-
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "gate",
@@ -65,24 +54,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--baseline", required=True, metavar="PATH",
-                   help="the baseline: a report.json of lossfuzz run, or one written by --update-baseline")
-    p.add_argument("--max-ulp-regression", type=_factor, default=1.5, metavar="FACTOR",
-                   help="how much the max ULP error may grow: 1.5x (default) passes up to max(1.5 x baseline, 1 ULP)")
-    p.add_argument("--fail-on-new-nonfinite", action="store_true",
-                   help="fail when non-finite results (nan, inf, finite where infinite) on finite inputs grow")
-    p.add_argument("--junit", metavar="PATH", help="also write JUnit XML here (one test case per family x candidate x dtype)")
-    p.add_argument("--update-baseline", action="store_true",
-                   help="write this run as the new baseline to --baseline (atomically) and exit 0")
-    p.add_argument("--corpus", metavar="DIR", help="also replay the corpus files in DIR (e.g. reports/corpus)")
-    options = {o.dest: o for o in RUN_OPTIONS}
-    out = replace(options["out"], help="folder for this run's report.md (Gate section on top) and report.json"
-                  " (default reports/)")
-    add_options(p, tuple(_from_baseline(options[d]) for d in _FROM_BASELINE) + (out,))
-    p.add_argument("--function", metavar="MODULE:FUNCTION",
-                   help="also gate your own loss function (with --family and the options below; --name keeps its key)")
-    add_options(p, FUNCTION_OPTIONS)
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
+    add_options(p, "gate")
     p.set_defaults(handler=_gate)
 
 
@@ -99,13 +71,17 @@ class Baseline:
 
 
 def load_baseline(path: str | Path) -> Baseline:
-    """Read and check a baseline; a one-line ``ValueError`` when it is missing, unreadable or malformed."""
+    """Read and check a baseline; a one-line :class:`UsageError` when it is missing, unreadable or malformed."""
+    with reading_input():
+        return _load_baseline(Path(path))
+
+
+def _load_baseline(p: Path) -> Baseline:
     import oracles
 
-    from .gate import read_gate_entry
-    from .reports.json_report import load_json
+    from ..gate import read_gate_entry
+    from ..reports.json_report import load_json
 
-    p = Path(path)
     name = str(p)
     if not p.exists():
         raise ValueError(f"baseline {name} does not exist; write one with: lossfuzz gate --update-baseline --baseline {name}")
@@ -135,89 +111,64 @@ def load_baseline(path: str | Path) -> Baseline:
     return Baseline(result, stored, name)
 
 
-def _setting(baseline: Baseline, key: str, parse) -> Any:
-    """A setting of the baseline, checked (one-line error naming the baseline)."""
+def _setting(baseline: Baseline, option: Option) -> Any:
+    """A setting of the baseline, read as its option reads it (one-line error naming the baseline)."""
+    key = option.name
     value = baseline.result.settings.get(key) if isinstance(baseline.result.settings, dict) else None
     if value is None:
         return None
+    if isinstance(value, list) and not value:
+        return ()  # e.g. no built-in candidates: a baseline of a user's function only
     try:
-        return parse(value)
-    except (ValueError, TypeError, argparse.ArgumentTypeError) as exc:
-        raise ValueError(f"baseline {baseline.name}: settings.{key} = {value!r} is not valid ({exc}); regenerate it") from None
+        if isinstance(option.default, tuple) and not isinstance(value, list):
+            raise UsageError(f"expected a list of {key}")
+        return option.parse(value)
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"baseline {baseline.name}: settings.{key} = {value!r} is not valid ({exc}); regenerate it") from None
 
 
-def _names(choices: tuple[str, ...], kind: str):
-    def parse(value: Any) -> tuple[str, ...]:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ValueError(f"expected a list of {kind} names")
-        bad = [v for v in value if v not in choices]
-        if bad:
-            raise ValueError(f"{kind}={bad[0]!r} is not one of: {', '.join(choices)}")
-        return tuple(value)
+def _baseline_settings(baseline: Baseline) -> dict[str, Any]:
+    """The campaign settings a baseline records; those it lacks: what its results cover."""
+    from ..candidates import CANDIDATE_NAMES
 
-    return parse
-
-
-def _integer(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError("expected an integer of at least 0")
-    return value
+    table = {o.name: o for o in options_for("run")}
+    base = {key: _setting(baseline, table[key]) for key in (*_FROM_BASELINE, "shrink")}
+    scores = baseline.result.scores
+    if base["families"] is None:
+        base["families"] = tuple(dict.fromkeys(s.family for s in scores))
+    if base["dtypes"] is None:
+        base["dtypes"] = tuple(dict.fromkeys(s.dtype for s in scores))
+    if base["candidates"] is None:
+        base["candidates"] = tuple(dict.fromkeys(s.candidate for s in scores if s.candidate in CANDIDATE_NAMES))
+    return base
 
 
-def gate_settings(baseline: Baseline | None, args: argparse.Namespace, function_families: tuple[str, ...] = ()):
-    """The campaign settings of the gate: each option given on the command line, else the baseline's, else
-    the ``lossfuzz run`` default (no built-in candidates when only a function is gated); timing off. Also
+def gate_settings(baseline: Baseline | None, options: Mapping[str, Any], function_family: str | None = None):
+    """The campaign settings of the gate: each option given on the command line (``options``, from
+    :func:`harness.options.resolve` of the gate face: None where not given), else the baseline's, else the
+    ``lossfuzz run`` default (no built-in candidates when only a function is gated); timing off. Also
     returns notes for settings that differ from the baseline's (figures then are not exactly comparable)."""
-    import oracles
-
-    from .campaign import Settings
-    from .candidates import CANDIDATE_NAMES
-
-    defaults = {o.dest: o.default for o in RUN_OPTIONS}
-    base: dict[str, Any] = {}
-    if baseline is not None:
-        scores = baseline.result.scores
-        base = {
-            "seed": _setting(baseline, "seed", _integer),
-            "examples": _setting(baseline, "examples", _integer),
-            "families": _setting(baseline, "families", _names(tuple(oracles.FAMILIES), "family")),
-            "candidates": _setting(baseline, "candidates", _names(CANDIDATE_NAMES, "candidate")),
-            "dtypes": _setting(baseline, "dtypes", _names(tuple(oracles.FORMATS), "dtype")),
-            "shrink": _setting(baseline, "shrink", lambda v: v if isinstance(v, bool) else bool(int(v))),
-        }
-        # A baseline without settings: what its results cover.
-        if base["families"] is None:
-            base["families"] = tuple(dict.fromkeys(s.family for s in scores))
-        if base["dtypes"] is None:
-            base["dtypes"] = tuple(dict.fromkeys(s.dtype for s in scores))
-        if base["candidates"] is None:
-            base["candidates"] = tuple(dict.fromkeys(s.candidate for s in scores if s.candidate in CANDIDATE_NAMES))
-    fallback = {
-        "seed": defaults["seed"],
-        "examples": defaults["examples"],
-        "families": function_families or defaults["families"],
-        "candidates": () if function_families else CANDIDATE_NAMES,
-        "dtypes": defaults["dtypes"],
-    }
+    run = {o.name: o.default for o in options_for("run")}
+    base = _baseline_settings(baseline) if baseline is not None else {}
+    fallback = {**run, "families": (function_family,) if function_family else run["families"],
+                "candidates": () if function_family else run["candidates"]}
     chosen: dict[str, Any] = {}
     notes: list[str] = []
     for key in _FROM_BASELINE:
-        given = getattr(args, key, None)
+        given = options.get(key)
         value = given if given is not None else base.get(key) if base.get(key) is not None else fallback[key]
         chosen[key] = tuple(value) if isinstance(value, (list, tuple)) else value
-        if given is not None and baseline is not None and key in ("seed", "examples") and base.get(key) is not None \
-                and given != base[key]:
+        if given is not None and key in ("seed", "examples") and base.get(key) is not None and given != base[key]:
             notes.append(f"--{key} {given} differs from the baseline's {base[key]}: the search explores other examples,"
                          " so figures are not exactly comparable")
-    families = tuple(dict.fromkeys(chosen["families"] + tuple(function_families)))
-    settings = Settings(seed=chosen["seed"], examples=chosen["examples"], families=families,
-                        candidates=chosen["candidates"], dtypes=chosen["dtypes"], speed_elements=0,
-                        shrink=True if base.get("shrink") is None else base["shrink"])
-    return settings, notes
+    if function_family:
+        chosen["families"] = tuple(dict.fromkeys(chosen["families"] + (function_family,)))
+    shrink = True if base.get("shrink") is None else base["shrink"]
+    return Settings(**chosen, speed_elements=0, shrink=shrink), notes
 
 
 def _in_scope(score, settings) -> bool:
-    from .candidates import CANDIDATE_NAMES
+    from ..candidates import CANDIDATE_NAMES
 
     if score.family not in settings.families or score.dtype not in settings.dtypes:
         return False
@@ -226,7 +177,7 @@ def _in_scope(score, settings) -> bool:
 
 def render_baseline(result, corpus: dict) -> str:
     """The text of a baseline written by the gate: the report's JSON plus its replay corpus (``"gate"``)."""
-    from .gate import gate_entry
+    from ..gate import gate_entry
 
     return json.dumps({**result.to_json(), "gate": gate_entry(corpus)}, indent=1, allow_nan=False) + "\n"
 
@@ -238,131 +189,161 @@ def render_baseline(result, corpus: dict) -> str:
 def _progress(enabled: bool) -> Iterator[Any]:
     from rich.console import Console
 
-    from .progress import progress_bar
+    from ..progress import progress_bar
 
     with progress_bar(Console(stderr=True), enabled=enabled, transient=True) as bar:
         yield bar.hooks(), bar.reset
 
 
-def _function_candidates(args: argparse.Namespace) -> list:
-    from .cli import UsageError
+# How a user's function is called: only with --function.
+_FUNCTION_OPTIONS = ("family", "takes", "inputs", "reduction", "kwargs", "name", "timeout", "memory_mb")
 
-    given = [o.flag for o in FUNCTION_OPTIONS if getattr(args, o.dest) != o.default]
-    if args.function is None:
+
+def _function_candidate(options: Mapping[str, Any]) -> Any:
+    """The user's function to gate with the built-ins (``--function``), or None."""
+    if options["function"] is None:
+        table = {o.name: o for o in options_for("gate")}
+        given = [table[k].flag for k in _FUNCTION_OPTIONS if options[k] != table[k].default]
         if given:
             raise UsageError(f"{given[0]} describes a function to gate: pass --function MODULE:FUNCTION with it")
-        return []
-    if not args.family:
+        return None
+    if not options["family"]:
         raise UsageError("--function needs --family FAMILY: the loss family the function computes (e.g. sigmoid_ce)")
-    import os
-    import sys
+    from ..adapters import function_candidate
 
-    from .adapters import function_candidate
+    import_from_cwd()  # as `lossfuzz audit`: modules of the current folder import
+    call = {k: options[k] for k in _FUNCTION_OPTIONS if k != "family"}
+    with reading_input():
+        return function_candidate(options["function"], options["family"], **call)
 
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.insert(0, os.getcwd())  # as `lossfuzz audit`: modules of the current folder import
-    made = []
+
+def _read_baseline(path: Path, update: bool) -> Baseline | None:
+    """The baseline at ``path``; with --update-baseline, None when there is none (or an unusable one, said on
+    stderr and replaced)."""
+    if not path.exists() and update:
+        return None
     try:
-        for family in args.family:
-            made.append(function_candidate(args.function, family, takes=args.takes, inputs=args.inputs,
-                                           reduction=args.reduction, kwargs=args.kwargs, name=args.name,
-                                           timeout=args.timeout, memory_mb=args.memory_mb))
-    except BaseException:
-        for c in made:
-            c.close()
-        raise
-    return made
+        return load_baseline(path)
+    except UsageError as exc:
+        if not update or path.is_dir():
+            raise
+        print(f"lossfuzz gate: replacing an unusable baseline: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return None
+
+
+def _scoped(baseline: Baseline | None, settings: Settings, notes: list[str]):
+    """The baseline's results within the chosen families, candidates and dtypes (None without a baseline)."""
+    if baseline is None:
+        return None
+    kept = tuple(s for s in baseline.result.scores if _in_scope(s, settings))
+    if len(kept) < len(baseline.result.scores):
+        notes.append(f"{len(baseline.result.scores) - len(kept)} baseline results outside the chosen families,"
+                     " candidates and dtypes are not compared")
+    return replace(baseline.result, scores=kept)
+
+
+@dataclass
+class _Run:
+    """The gate's campaign: its settings, the corpus replayed, what the corpus added, and the result."""
+
+    settings: Settings
+    notes: list[str]
+    scoped: Any  # the baseline's RunResult in scope, or None
+    corpus: dict
+    fresh: dict
+    current: Any = None
+
+
+def _campaign(options: Mapping[str, Any], baseline: Baseline | None, extra_corpus: dict, functions: list) -> _Run:
+    """Run the gate's campaign (again with the new worst cases when a baseline is written: the stored
+    corpus must hold every worst case of the stored figures)."""
+    from ..campaign import run_campaign
+    from ..gate import replay_corpus
+
+    settings, notes = gate_settings(baseline, options, functions[0].family if functions else None)
+    pairs = [(f, d) for f in settings.families for d in settings.dtypes]
+    scoped = _scoped(baseline, settings, notes)
+    corpus, fresh = replay_corpus(pairs, stored=baseline.stored if baseline else None, baseline=scoped,
+                                  extra=extra_corpus)
+    run = _Run(settings, notes, scoped, corpus, fresh)
+    with _progress(options["progress"]) as (hooks, reset):
+        run.current, _ = run_campaign(settings, corpus, hooks, extra=functions)
+        if options["update_baseline"] and not run.current.partial:
+            more, added = replay_corpus(pairs, stored=corpus, baseline=run.current)
+            if any(added.values()):
+                reset("again with the new worst cases")
+                run.current, _ = run_campaign(settings, more, hooks, extra=functions)
+                run.fresh = {k: fresh.get(k, 0) + added.get(k, 0) for k in set(fresh) | set(added)}
+                run.corpus = more
+    return run
 
 
 def _gate(args: argparse.Namespace) -> int:
-    from ._files import ensure_writable_dir, write_atomic
-    from .campaign import run_campaign
-    from .cli import UsageError
-    from .gate import compare, replay_corpus
-    from .reports import render
-    from .reports.gate_markdown import render_gate_markdown
-    from .run_command import read_corpus
+    from ..gate import compare
 
-    baseline_path = Path(args.baseline)
-    baseline = None
-    if baseline_path.exists() or not args.update_baseline:
-        try:
-            baseline = load_baseline(baseline_path)
-        except ValueError as exc:
-            if not args.update_baseline or baseline_path.is_dir():
-                raise
-            import sys
-
-            print(f"lossfuzz gate: replacing an unusable baseline: {str(exc).splitlines()[0]}", file=sys.stderr)
+    options = resolve("gate", args)
+    baseline_path = Path(options["baseline"])
+    baseline = _read_baseline(baseline_path, options["update_baseline"])
     extra_corpus = {}
-    if args.corpus is not None:
-        if not Path(args.corpus).is_dir():
-            raise UsageError(f"--corpus {args.corpus} is not a folder of corpus files (e.g. reports/corpus)")
-        extra_corpus = read_corpus(Path(args.corpus))
-    out = ensure_writable_dir(args.out)
-    functions = _function_candidates(args)
+    if options["corpus"] is not None:
+        if not Path(options["corpus"]).is_dir():
+            raise UsageError(f"--corpus {options['corpus']} is not a folder of corpus files (e.g. reports/corpus)")
+        extra_corpus = read_corpus(Path(options["corpus"]))
+    out = writable_dir(options["out"])
+    function = _function_candidate(options)
+    functions = [function] if function is not None else []
     try:
-        settings, notes = gate_settings(baseline, args, tuple(c.family for c in functions))
-        pairs = [(f, d) for f in settings.families for d in settings.dtypes]
-        scoped = None
-        if baseline is not None:
-            kept = tuple(s for s in baseline.result.scores if _in_scope(s, settings))
-            if len(kept) < len(baseline.result.scores):
-                notes.append(f"{len(baseline.result.scores) - len(kept)} baseline results outside the chosen families,"
-                             " candidates and dtypes are not compared")
-            scoped = replace(baseline.result, scores=kept)
-        corpus, fresh = replay_corpus(pairs, stored=baseline.stored if baseline else None, baseline=scoped,
-                                      extra=extra_corpus)
-        with _progress(args.progress) as (hooks, reset):
-            current, _ = run_campaign(settings, corpus, hooks, extra=functions)
-            if args.update_baseline and not current.partial:
-                # Fixed point: the stored corpus must hold every worst case of the stored figures.
-                more, added = replay_corpus(pairs, stored=corpus, baseline=current)
-                if any(added.values()):
-                    reset("again with the new worst cases")
-                    current, _ = run_campaign(settings, more, hooks, extra=functions)
-                    fresh = {k: fresh.get(k, 0) + added.get(k, 0) for k in set(fresh) | set(added)}
-                    corpus = more
+        run = _campaign(options, baseline, extra_corpus, functions)
     finally:
         for c in functions:
             c.close()
-    if current.partial:
+    if run.current.partial:
         print("lossfuzz gate: interrupted; nothing written")
         return 130
-    if functions:
-        # As `lossfuzz audit` words them: replay commands that call the function by its spec.
-        from .auditing import replay_words, rewrite_replays
+    current = run.current
+    if function is not None:  # as `lossfuzz audit` words them: replay commands that call the function by its spec
+        from ..auditing import replay_words, rewrite_replays
 
-        for c in functions:
-            current = rewrite_replays(current, c.name, replay_words(c.target, args.takes, args.inputs, args.kwargs))
-    result = compare(scoped if scoped is not None else replace(current, scores=()), current,
-                     max_ulp_regression=args.max_ulp_regression, fail_on_new_nonfinite=args.fail_on_new_nonfinite,
-                     slack=fresh if baseline is not None else 0)
-    exact = baseline is None or (baseline.stored is not None and not any(fresh.values()))
-    result = replace(result, notes=tuple(notes), exact=exact)
+        current = rewrite_replays(current, function.name, replay_words(function.target, options["takes"],
+                                                                         options["inputs"], options["kwargs"]))
+    result = compare(run.scoped if run.scoped is not None else replace(current, scores=()), current,
+                     max_ulp_regression=options["max_ulp_regression"],
+                     fail_on_new_nonfinite=options["fail_on_new_nonfinite"],
+                     slack=run.fresh if baseline is not None else 0)
+    exact = baseline is None or (baseline.stored is not None and not any(run.fresh.values()))
+    result = replace(result, notes=tuple(run.notes), exact=exact)
+    _write(options, baseline_path, out, result, current, run.corpus)
+    return EXIT_PASS if options["update_baseline"] else result.exit_code
+
+
+def _write(options: Mapping[str, Any], baseline_path: Path, out: Path, result, current, corpus: dict) -> None:
+    """Write the baseline (with --update-baseline), report.md, report.json and the JUnit XML; print the summary."""
+    from .._files import write_atomic
+    from ..reports import render
+    from ..reports.gate_markdown import render_gate_markdown
+
     written: list[Path] = []
-    updated = str(baseline_path) if args.update_baseline else None
-    if args.update_baseline:
-        ensure_writable_dir(baseline_path.parent if str(baseline_path.parent) else Path("."))
+    updated = str(baseline_path) if options["update_baseline"] else None
+    if options["update_baseline"]:
+        writable_dir(baseline_path.parent if str(baseline_path.parent) else Path("."))
         written.append(write_atomic(baseline_path, render_baseline(current, corpus)))
     markdown = render_gate_markdown(result, str(baseline_path), updated=updated) + "\n" + render(current, "md")
     written.append(write_atomic(out / "report.md", markdown))
     report_json = out / "report.json"
     if report_json.resolve() != baseline_path.resolve():
         written.append(write_atomic(report_json, render(current, "json")))
-    if args.junit:
-        from .junit import render_junit
+    if options["junit"]:
+        from ..junit import render_junit
 
-        junit = Path(args.junit)
-        ensure_writable_dir(junit.parent if str(junit.parent) else Path("."))
+        junit = Path(options["junit"])
+        writable_dir(junit.parent if str(junit.parent) else Path("."))
         written.append(write_atomic(junit, render_junit(result)))
     _print_summary(result, str(baseline_path), updated)
     print(f"wrote {', '.join(str(p) for p in written)}")
-    return EXIT_PASS if args.update_baseline else result.exit_code
 
 
 def _print_summary(result, baseline: str, updated: str | None) -> None:
-    from .reports._common import fmt_ulp
+    from ..reports._common import fmt_ulp
 
     tally = result.tally()
     threshold = f"max ULP may grow {result.max_ulp_regression:g}x, at least to 1 ULP"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from .options import RUN_OPTIONS, add_options
+from ..options import Settings, add_options, reading_input, resolve, settings
 
-__all__ = ["add_parser", "write_reports", "read_corpus"]
+__all__ = ["add_parser", "write_reports", "read_corpus", "writable_dir"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -18,31 +18,36 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         " catalogue, corpus replay, Hypothesis search with target(), shrinking, timing. Writes report.json,"
         " report.md and report.html into --out, and keeps the worst cases in --out/corpus for the next run.",
     )
-    add_options(p, RUN_OPTIONS)
-    p.add_argument("--no-shrink", dest="shrink", action="store_false", help="skip shrinking the worst cases")
-    p.add_argument("--no-corpus", dest="use_corpus", action="store_false", help="neither replay nor update the corpus")
-    p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bar")
-    p.add_argument("--resume", action="store_true", help="continue an interrupted run with the same options from"
-                   " its journal in --out (finished work is kept, the figures equal an uninterrupted run's)")
+    add_options(p, "run")
     p.set_defaults(handler=_run)
 
 
 def read_corpus(folder: Path) -> dict:
-    from .corpus import corpus_from_json
+    """The corpus files in ``folder`` (none: empty); a damaged file is a one-line :class:`UsageError` naming it."""
+    from ..corpus import corpus_from_json
 
     corpus: dict = {}
     if not folder.is_dir():
         return corpus
     for path in sorted(folder.glob("*.json")):
-        family, dtype, examples = corpus_from_json(path.read_text(encoding="utf-8"), str(path))
+        with reading_input():
+            family, dtype, examples = corpus_from_json(path.read_text(encoding="utf-8"), str(path))
         corpus[(family, dtype)] = examples
     return corpus
 
 
+def writable_dir(path: str | Path) -> Path:
+    """``path`` created if needed and checked writable; a one-line :class:`UsageError` otherwise."""
+    from .._files import ensure_writable_dir
+
+    with reading_input():
+        return ensure_writable_dir(path)
+
+
 def write_reports(result, out: Path) -> list[Path]:
     """Render every report kind and write each atomically into ``out``."""
-    from ._files import write_atomic
-    from .reports import WRITERS, render
+    from .._files import write_atomic
+    from ..reports import WRITERS, render
 
     return [write_atomic(out / name, render(result, kind)) for kind, (name, _path) in WRITERS.items()]
 
@@ -50,33 +55,28 @@ def write_reports(result, out: Path) -> list[Path]:
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from ._files import ensure_writable_dir, write_atomic
-    from .campaign import Settings, run_campaign
-    from .progress import progress_bar, stop_on_signals
-    from .candidates import CANDIDATE_NAMES
-    from .corpus import corpus_file_name, corpus_to_json
-    from .journal import JOURNAL_NAME, Journal, corpus_fingerprint, read_journal
+    from .._files import write_atomic
+    from ..campaign import run_campaign
+    from ..corpus import corpus_file_name, corpus_to_json
+    from ..journal import JOURNAL_NAME, Journal, corpus_fingerprint, read_journal
+    from ..progress import progress_bar, stop_on_signals
 
-    out = ensure_writable_dir(args.out)
+    options = resolve("run", args)
+    out = writable_dir(options["out"])
     corpus_dir = out / "corpus"
-    corpus = read_corpus(corpus_dir) if args.use_corpus else {}
-    settings = Settings(
-        seed=args.seed,
-        examples=args.examples,
-        families=args.families,
-        candidates=args.candidates or CANDIDATE_NAMES,
-        dtypes=args.dtypes,
-        speed_elements=args.speed_elements,
-        shrink=args.shrink,
-    )
+    corpus = read_corpus(corpus_dir) if options["use_corpus"] else {}
+    chosen = settings(Settings, "run", args)
     fingerprint = corpus_fingerprint(corpus)
     journal_path = out / JOURNAL_NAME
-    resume = read_journal(journal_path, settings.to_json(), fingerprint) if args.resume else None
-    journal = Journal(journal_path, settings.to_json(), fingerprint, fresh=resume is None)
+    resume = None
+    if options["resume"]:
+        with reading_input():
+            resume = read_journal(journal_path, chosen.to_json(), fingerprint)
+    journal = Journal(journal_path, chosen.to_json(), fingerprint, fresh=resume is None)
     console = Console(stderr=True)
-    with progress_bar(console, enabled=args.progress) as bar, stop_on_signals() as stop:
+    with progress_bar(console, enabled=options["progress"]) as bar, stop_on_signals() as stop:
         hooks = bar.hooks(scored=journal.scored, swept=journal.swept, stop=stop)
-        result, new_corpus = run_campaign(settings, corpus, hooks, resume=resume)
+        result, new_corpus = run_campaign(chosen, corpus, hooks, resume=resume)
         bar.finish()
     paths = write_reports(result, out)
     if result.partial:
@@ -85,8 +85,8 @@ def _run(args: argparse.Namespace) -> int:
         console.print(f"[bold yellow]interrupted: wrote partial reports {', '.join(str(p) for p in paths)};"
                       f" finish with the same command and --resume[/]")
         return 130
-    if args.use_corpus:  # only a finished run updates the corpus (a resumed run must start from the same one)
-        ensure_writable_dir(corpus_dir)
+    if options["use_corpus"]:  # only a finished run updates the corpus (a resumed run must start from the same one)
+        writable_dir(corpus_dir)
         for (family, dtype), examples in new_corpus.items():
             write_atomic(corpus_dir / corpus_file_name(family, dtype), corpus_to_json(family, dtype, examples))
     journal.close(remove=True)

@@ -14,12 +14,11 @@ import json
 import xml.etree.ElementTree as ET
 from dataclasses import replace
 from pathlib import Path
-from unittest import mock
 
 import pytest
 
 from harness import cli
-from harness.gate_command import load_baseline
+from harness.commands.gate import load_baseline
 from harness.reports.json_report import load_json
 
 SMALL = ["--dtypes", "float32", "--examples", "20", "--no-progress"]
@@ -27,10 +26,9 @@ MINE = ["--family", "sigmoid_ce", "--name", "mine", *SMALL]
 
 
 def gate(*argv: str) -> tuple[int, str, str]:
-    """Run `lossfuzz gate ...` in process (the command registered even before cli._COMMANDS lists it)."""
+    """Run `lossfuzz gate ...` in process."""
     out, err = io.StringIO(), io.StringIO()
-    with mock.patch.dict(cli._COMMANDS, {"gate": "harness.gate_command"}), \
-            contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = cli.main(["gate", *argv])
         except SystemExit as exc:  # argparse's own usage errors
@@ -145,7 +143,7 @@ def test_a_builtin_swapped_for_a_worse_implementation_fails(tmp_path, monkeypatc
 
 def test_a_lossfuzz_run_report_serves_as_a_baseline(tmp_path):
     reports = tmp_path / "reports"
-    with mock.patch.dict(cli._COMMANDS, {"gate": "harness.gate_command"}), contextlib.redirect_stderr(io.StringIO()):
+    with contextlib.redirect_stderr(io.StringIO()):
         assert cli.main(["run", "--families", "sigmoid_ce", "--candidates", "naive", "--dtypes", "float32",
                          "--examples", "20", "--speed-elements", "0", "--out", str(reports), "--no-progress"]) == 0
     code, out, err = gate("--baseline", str(reports / "report.json"), "--out", str(reports), "--no-progress",

@@ -105,7 +105,7 @@ def test_options(request, lossfuzz):
 
 
 def test_importing_the_plugin_does_not_import_tensorflow_keras_or_matplotlib():
-    code = ("import sys, harness.pytest_plugin, harness.gate, harness.gate_command, harness.junit;"
+    code = ("import sys, harness.pytest_plugin, harness.gate, harness.commands.gate, harness.junit;"
             "heavy = {'tensorflow', 'keras', 'matplotlib'} & set(sys.modules); assert not heavy, heavy")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 

@@ -199,9 +199,9 @@ def test_the_score_labels_round_trip_through_json_and_show_in_the_markdown_row()
 def test_the_default_run_covers_the_four_formats_and_upcast_variants_only_the_half_ones():
     assert DEFAULT_DTYPES == ("float16", "bfloat16", "float32", "float64")
     assert Settings().dtypes == DEFAULT_DTYPES
-    from harness.options import RUN_OPTIONS
+    from harness.options import options_for
 
-    assert next(o for o in RUN_OPTIONS if o.flag == "--dtypes").default == DEFAULT_DTYPES
+    assert next(o for o in options_for("run") if o.flag == "--dtypes").default == DEFAULT_DTYPES
     result, _ = run_campaign(Settings(examples=2, families=("sigmoid_ce",), candidates=("numpy_stable", "numpy_stable_upcast"),
                                       dtypes=DEFAULT_DTYPES, speed_elements=0, shrink=False))
     keys = [(s.candidate, s.dtype) for s in result.scores]
