@@ -26,7 +26,7 @@ from typing import Any, Callable, Mapping, Sequence
 import oracles
 
 from ._records import NON_FINITE_MISTAKES, Finding, RunResult, Score, WorstCase, number_from_json, number_to_json
-from .options import DEFAULT_COMPARE, FAIL_ON, AuditSettings, reading_input
+from .options import DEFAULT_COMPARE, FAIL_ON, AuditSettings, Settings, reading_input
 from .options import settings as settings_from
 from .scoring import AUDIT_MAX_CHUNKS
 
@@ -537,7 +537,7 @@ def audit(
     one-line :class:`~harness.options.UsageError`\\ s (``ValueError``); anything the function does wrong
     is in the result, never raised.
     """
-    from .campaign import EARLY_STOP_CALLS, Settings, run_campaign
+    from .campaign import run_campaign
     from .candidates import candidates
 
     if settings is None:
@@ -550,10 +550,7 @@ def audit(
     builtins = [c for c in candidates(family=settings.family, names=settings.compare_with) if c.available()]
     audited, made = _audit_candidates(targets, settings)
     try:
-        campaign = Settings(seed=settings.seed, examples=settings.examples, families=(settings.family,),
-                            candidates=tuple(c.name for c in builtins), dtypes=settings.dtypes,
-                            speed_elements=settings.speed_elements, shrink=settings.shrink, labels=settings.labels,
-                            stop_after=EARLY_STOP_CALLS, max_chunks=AUDIT_MAX_CHUNKS)
+        campaign = _campaign_settings(settings, tuple(c.name for c in builtins))
         if progress is not None:
             result, _corpus = run_campaign(campaign, None, progress, extra=made)
         else:
@@ -574,6 +571,16 @@ def audit(
                                    replay_note=note))
     block = found[0].to_json() if len(found) == 1 else {"verdicts": [v.to_json() for v in found]}
     return replace(result, audit=block)
+
+
+def _campaign_settings(settings: AuditSettings, builtins: tuple[str, ...]):
+    """The campaign of an audit: its family, the built-ins to compare with, probe calls that stop a
+    systematic failure early, and every catalogue batch for a reduced function."""
+    from .campaign import EARLY_STOP_CALLS
+
+    return Settings(seed=settings.seed, examples=settings.examples, families=(settings.family,), candidates=builtins,
+                    dtypes=settings.dtypes, speed_elements=settings.speed_elements, shrink=settings.shrink,
+                    labels=settings.labels, stop_after=EARLY_STOP_CALLS, max_chunks=AUDIT_MAX_CHUNKS)
 
 
 def _check_audit(settings: AuditSettings, targets: list) -> None:

@@ -3,8 +3,8 @@
 Writes report.json (with an ``audit`` block), report.md and report.html into ``--out`` (default
 ``reports/audit``) and prints the verdicts (one per SPEC, scored side by side in one run). Exit code 0
 when the audit completed, whatever it found, unless ``--fail-on problems|failed`` (default ``never``)
-is met by a verdict: then 1, so that an audit can gate CI; 2 for bad input (one line on stderr); 130
-when interrupted (partial reports). Hypothesis keeps its files under ``--out/.hypothesis``, never in the
+is met by a verdict: then 1, so that an audit can gate CI; 2 for bad input (one line on stderr); 3 for
+an internal error (a bug); 130 when interrupted (partial reports). Hypothesis keeps its files under ``--out/.hypothesis``, never in the
 working directory.
 """
 

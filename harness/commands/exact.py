@@ -59,26 +59,28 @@ def _read_inputs(family: str, options: dict[str, Any]) -> tuple[Any, Any, np.nda
 
 def _candidate_values(spec: str, fam: Any, inputs: np.ndarray, labels: np.ndarray, options: dict[str, Any]) -> Any:
     """What ``spec`` (a built-in name, or ``module:function`` called as ``lossfuzz audit`` calls it, in this
-    process) returns on the inputs; None (and a line saying why) when the function itself fails."""
+    process) returns on the inputs; None (and a line saying why) when the candidate itself fails."""
     from ..candidates import get_candidate
-
-    if ":" not in spec:
-        with reading_input():
-            candidate = get_candidate(fam.name, spec)
-        return np.asarray(candidate.load()(inputs, labels))
-    from ..adapters import function_candidate
     from ..scoring import CandidateFailure
 
-    import_from_cwd()
-    with reading_input():
-        function = function_candidate(spec, fam.name, takes=options["takes"], inputs=options["inputs"],
-                                      reduction=options["reduction"], kwargs=options["kwargs"], isolate=False)
+    if ":" in spec:
+        from ..adapters import function_candidate
+
+        import_from_cwd()
+        with reading_input():
+            candidate = function_candidate(spec, fam.name, takes=options["takes"], inputs=options["inputs"],
+                                           reduction=options["reduction"], kwargs=options["kwargs"], isolate=False)
+    else:
+        with reading_input():
+            candidate = get_candidate(fam.name, spec)
+        if not candidate.available():
+            raise UsageError(f"candidate {spec} needs {', '.join(candidate.needs)}: {candidate.install_hint}")
     try:
         with np.errstate(all="ignore"):
-            return np.asarray(function(inputs, labels))
+            return np.asarray(candidate(inputs, labels))
     except CandidateFailure as exc:
         print(f"{spec}: {exc} ({exc.kind})")
-    except Exception as exc:  # noqa: BLE001 - the function's own failure is output, not a usage error
+    except Exception as exc:  # noqa: BLE001 - the candidate's own failure is output, not a usage error
         print(f"{spec}: raised {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
     return None
 

@@ -38,7 +38,8 @@ per family x candidate x dtype). The same code and seed give the same figures: t
 
 _EPILOG = """\
 exit codes: 0 every check passes (or --update-baseline wrote the baseline), 1 at least one regression,
-2 usage or configuration error (missing or malformed baseline, bad option), 130 interrupted.
+2 usage or configuration error (missing or malformed baseline, bad option), 3 internal error (a bug in
+lossfuzz: its traceback is shown), 130 interrupted.
 
 examples:
   lossfuzz gate --update-baseline --baseline reports/baseline.json        # write the first baseline

@@ -104,6 +104,20 @@ def test_options(request, lossfuzz):
     assert bad.ret != 0 and "-3 is negative" in bad.stderr.str()
 
 
+def test_the_ini_file_sets_the_defaults_and_the_command_line_overrides_it(pytester):
+    pytester.makeini("[pytest]\nlossfuzz_examples = 7\nlossfuzz_seed = 3\n")
+    result = run(pytester, '''
+def test_resolved(lossfuzz, monkeypatch):
+    import harness.pytest_plugin as plugin
+
+    monkeypatch.setattr(plugin, "check_settings", lambda fn, chosen: chosen)
+    chosen = lossfuzz.check(stable_loss, family="sigmoid_ce")
+    print("RESOLVED", chosen.examples, chosen.seed, chosen.max_ulp)
+''', "-s", "--lossfuzz-seed", "11")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*RESOLVED 7 11 4.0*"])  # examples from the ini file, seed from the command line
+
+
 def test_importing_the_plugin_does_not_import_tensorflow_keras_or_matplotlib():
     code = ("import sys, harness.pytest_plugin, harness.gate, harness.commands.gate, harness.junit;"
             "heavy = {'tensorflow', 'keras', 'matplotlib'} & set(sys.modules); assert not heavy, heavy")
