@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 import oracles
 
 from ._records import Curve, Finding, RunResult, Score
-from .candidates import CANDIDATE_NAMES, Candidate, Unsupported, candidates
+from .candidates import Candidate, Unsupported, candidates
 from .candidates._registry import UPCAST_SUFFIX
 from .metrics import summarize
 from .options import Settings

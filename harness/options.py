@@ -27,7 +27,7 @@ import json
 import math
 import os
 import sys
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
@@ -45,6 +45,7 @@ __all__ = [
     "FACES",
     "options_for",
     "add_options",
+    "argparse_type",
     "resolve",
     "settings",
     "Settings",
@@ -268,19 +269,7 @@ class Option:
 
     def on(self, face: str) -> Option:
         """This option as ``face`` shows it (its default and help overridden there)."""
-        return _replace(self, **self.faces[face])
-
-    def value(self, given: Any) -> Any:
-        """The checked value of ``given`` (text as typed, or a Python value)."""
-        return self.parse(given)
-
-
-def _replace(option: Option, **changes: Any) -> Option:
-    if not changes:
-        return option
-    values = {f.name: getattr(option, f.name) for f in fields(option)}
-    values.update(changes)
-    return Option(**values)
+        return replace(self, **self.faces[face])
 
 
 _AUDIT_OUT = os.path.join("reports", "audit")
@@ -293,6 +282,7 @@ def _taking(what: str) -> str:
     """The families whose inputs are ``what`` (logits, probs) or whose labels are class indices (index)."""
     fams = [oracles.get_family(f) for f in oracles.FAMILIES]
     return ", ".join(f.name for f in fams if what in (f.input_name, f.label_kind))
+
 
 OPTIONS: tuple[Option, ...] = (
     # -------------------------------------------------------------------------------------------- gate
@@ -419,7 +409,9 @@ def options_for(face: str) -> tuple[Option, ...]:
     return tuple(o.on(face) for o in OPTIONS if face in o.faces)
 
 
-def _argparse_type(parse: Callable[[Any], Any]) -> Callable[[str], Any]:
+def argparse_type(parse: Callable[[Any], Any]) -> Callable[[str], Any]:
+    """``parse`` as an argparse ``type``: its :class:`UsageError` shown as argparse's one-line error."""
+
     def read(text: str) -> Any:
         try:
             return parse(text)
@@ -440,7 +432,7 @@ def add_options(parser: argparse.ArgumentParser | Any, face: str) -> None:
         elif o.choices is not None:
             parser.add_argument(o.flag, dest=o.name, choices=o.choices, default=o.default, help=o.help)
         else:
-            parser.add_argument(o.flag, dest=o.name, type=_argparse_type(o.parse), default=o.default, help=o.help,
+            parser.add_argument(o.flag, dest=o.name, type=argparse_type(o.parse), default=o.default, help=o.help,
                                 metavar=o.metavar, required=o.required)
 
 
@@ -457,7 +449,7 @@ def resolve(face: str, given: Mapping[str, Any] | argparse.Namespace = MappingPr
     out = {}
     for name, o in own.items():
         v = values.get(name)
-        out[name] = o.default if v is None else o.value(v)
+        out[name] = o.default if v is None else o.parse(v)
     return out
 
 

@@ -51,12 +51,12 @@ def _plugin_options() -> tuple:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    from harness.options import _argparse_type
+    from harness.options import argparse_type
 
     group = parser.getgroup("lossfuzz", "lossfuzz: accuracy bounds of loss functions against exact oracles")
     for o in _plugin_options():
         flag = f"--lossfuzz-{o.flag.lstrip('-')}"
-        group.addoption(flag, dest=f"lossfuzz_{o.name}", type=_argparse_type(o.parse), default=None,
+        group.addoption(flag, dest=f"lossfuzz_{o.name}", type=argparse_type(o.parse), default=None,
                         metavar=o.metavar, help=f"default of lossfuzz.check(): {o.help}")
         parser.addini(f"lossfuzz_{o.name}", f"default of lossfuzz.check() ({flag} overrides it): {o.help}", default=None)
 
