@@ -17,8 +17,7 @@ from typing import Callable, Sequence
 import oracles
 
 from ._records import Curve, Finding, RunResult, Score
-from .candidates import CANDIDATE_NAMES, Candidate, Unsupported, candidates
-from .candidates._registry import UPCAST_SUFFIX
+from .candidates import CANDIDATE_NAMES, UPCAST_SUFFIX, Candidate, Unsupported, candidates
 from .metrics import summarize
 from .scoring import MAX_CHUNKS, CandidateFailure, Observations, TruthCache, batches, finding, observe, worst_cases
 from .search import SearchResult, search

@@ -278,7 +278,7 @@ def _gate(args: argparse.Namespace) -> int:
     from ._files import ensure_writable_dir, write_atomic
     from .campaign import run_campaign
     from .cli import UsageError
-    from .gate import compare, replay_corpus
+    from .gate import check_run, replay_corpus
     from .reports import render
     from .reports.gate_markdown import render_gate_markdown
     from .run_command import read_corpus
@@ -335,7 +335,7 @@ def _gate(args: argparse.Namespace) -> int:
 
         for c in functions:
             current = rewrite_replays(current, c.name, replay_words(c.target, args.takes, args.inputs, args.kwargs))
-    result = compare(scoped if scoped is not None else replace(current, scores=()), current,
+    result = check_run(scoped if scoped is not None else replace(current, scores=()), current,
                      max_ulp_regression=args.max_ulp_regression, fail_on_new_nonfinite=args.fail_on_new_nonfinite,
                      slack=fresh if baseline is not None else 0)
     exact = baseline is None or (baseline.stored is not None and not any(fresh.values()))

@@ -18,23 +18,19 @@ from typing import Any, Iterable
 from harness._records import HISTOGRAM_BINS, Curve, RunResult, Score, WorstCase
 
 from ._common import (
-    OTHER_NON_FINITE,
     OUTCOME_WORDS,
     by_family,
     case_error,
-    fmt_bits,
-    fmt_speed,
+    count_verdicts,
     fmt_ulp,
-    labels_note,
-    non_finite,
     ordered_unique,
-    provenance_line,
     provenance_items,
+    provenance_line,
     settings_line,
-    tally,
     upcast_comparisons,
     verdict,
 )
+from .sections import Section, Span, Table, audit_sections, score_table
 
 __all__ = ["render_html"]
 
@@ -256,37 +252,57 @@ def _num(text: str, hot: bool = False) -> str:
     return f'<td class="n{" hot" if hot else ""}">{_e(text)}</td>'
 
 
-_HEAD = (
-    "candidate", "dtype", "examples", "max ULP", "p99 ULP", "mean ULP", "median ULP", "mean bits", "nan", "inf",
-    "finite where inf", "other non-finite", "flushed", "raised", "speed", "verdict",
-)
+def _span(span: Span) -> str:
+    if span.style in ("name", "code"):
+        return f"<code>{_e(span.text)}</code>"
+    if span.style == "strong":
+        return f"<b>{_e(span.text)}</b>"
+    if span.style == "muted":
+        return f'<span class="muted">{_e(span.text)}</span>'
+    if span.style == "values":
+        return _values(span.values)
+    return _e(span.text)
 
 
-def _summary_table(scores: list[Score]) -> str:
-    rows = ["<table><thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in _HEAD) + "</tr></thead><tbody>"]
-    for s in scores:
-        v = verdict(s)
-        c = lambda key: int(s.counts.get(key, 0) or 0)  # noqa: E731
-        notes = [n for n in ("" if s.reduction in ("", "none") else s.reduction, labels_note(s)) if n]
-        reduction = f' <span class="muted">({_e(", ".join(notes))})</span>' if notes else ""
-        title = f' title="{_e(s.source)}"' if s.source else ""
-        cells = [
-            f"<td{title}><code>{_e(s.candidate)}</code>{reduction}</td>",
-            f"<td>{_e(s.dtype)}</td>",
-            _num(str(s.examples)),
-            _num(fmt_ulp(s.max_ulp), s.max_ulp is not None and not s.max_ulp <= 1),
-            _num(fmt_ulp(s.p99_ulp), s.p99_ulp is not None and not s.p99_ulp <= 1),
-            _num(fmt_ulp(s.mean_ulp)),
-            _num(fmt_ulp(s.median_ulp)),
-            _num(fmt_bits(s.mean_bits)),
-        ]
-        for n in (c("nan"), c("inf"), c("finite_where_infinite"), non_finite(s, OTHER_NON_FINITE), c("flushed_subnormal"), c("raised")):
-            cells.append(_num(str(n), n > 0))
-        cells.append(_num(fmt_speed(s.speed)))
-        cells.append(f'<td class="v-{v.level}">{_e(v.text)}</td>')
+def _spans(spans: tuple[Span, ...]) -> str:
+    return "".join(_span(s) for s in spans)
+
+
+def render_table(table: Table) -> str:
+    """A section's table: numeric cells right-aligned, figures that show a problem in red, verdict cells
+    coloured by level, a cell's title as its tooltip."""
+    rows = ["<table><thead><tr>" + "".join(f"<th>{_e(c.name)}</th>" for c in table.columns) + "</tr></thead><tbody>"]
+    for row in table.rows:
+        cells = []
+        for column, cell in zip(table.columns, row):
+            classes = (["n"] if column.numeric else []) + (["hot"] if cell.hot else [])
+            classes += [f"v-{cell.level}"] if cell.level is not None else []
+            attrs = (f' class="{" ".join(classes)}"' if classes else "") + (f' title="{_e(cell.title)}"' if cell.title else "")
+            cells.append(f"<td{attrs}>{_spans(cell.spans)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     rows.append("</tbody></table>")
     return "\n".join(rows)
+
+
+def render_section(section: Section, anchor: str = "") -> str:
+    """A section as HTML: heading, lead paragraph (coloured by level), items as a key-value table, table,
+    code blocks."""
+    where = f' id="{anchor}"' if anchor else ""
+    out = [f"<h2{where}>{_spans(section.title)}</h2>"]
+    if section.lead:
+        style = f' class="v-{section.level}" style="padding:6px 10px;border-radius:6px"' if section.level else ""
+        out.append(f"<p{style}>{_e(section.lead)}</p>")
+    if section.items:
+        rows = "".join(f"<tr><td>{_e(i.label)}</td><td>{'<br>'.join(_spans(line) for line in i.lines)}</td></tr>"
+                       for i in section.items)
+        out.append(f'<table class="kv"><tbody>{rows}</tbody></table>')
+    if section.table is not None:
+        out.append(render_table(section.table))
+    for intro, code in section.code:
+        if intro:
+            out.append(f"<p>{_e(intro)}</p>")
+        out.append(f"<pre>{_e(code)}</pre>")
+    return "\n".join(out)
 
 
 def _values(values: Iterable[str]) -> str:
@@ -347,54 +363,6 @@ def _worst_section(s: Score) -> str:
 # ---------------------------------------------------------------------------------------------- page
 
 
-def _audit_section(result: RunResult) -> str:
-    """The verdict of ``lossfuzz audit`` (the ``audit`` block), first on the page; empty for a plain run."""
-    from harness.auditing import verdicts
-
-    if not result.audit:
-        return ""
-    try:
-        found = verdicts(result.audit)
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return f'<h2 id="verdict">Verdict</h2><p>{_e(result.audit.get("summary", "unreadable audit block"))}</p>'
-    return "\n".join(_verdict_html(v, first=i == 0) for i, v in enumerate(found))
-
-
-def _verdict_html(v: Any, first: bool) -> str:
-    level = {"ok": "ok", "bad": "bad"}.get(v.level, "fail")
-    items = []
-    if v.convention:
-        items.append(("convention", _e(v.convention)))
-    for text in v.systematic:
-        items.append(("systematic failure", _e(text)))
-    if v.per_element is not None:
-        items.append(("per element (batches of one element)", _e(v.per_element["summary"])))
-    if v.sweep:
-        items.append(("along the sweeps", "<br>".join(_e(t) for t in v.sweep)))
-    if v.where:
-        items.append(("worst cases at", "<br>".join(_e(t) for t in v.where)))
-    if v.reproducer is not None:
-        r = v.reproducer
-        items.append((f"minimal reproducer ({_e(v.reproducer_dtype)})",
-                      f"inputs {_values(r.inputs)}, labels {_values(r.labels)}: got <code>{_e(r.got)}</code>, exact"
-                      f" <code>{_e(r.exact)}</code>: <b>{_e(case_error(r))}</b>"
-                      + (f"<br>replay: not available ({_e(v.replay_note)}); the exact value:" if v.replay_note else "")
-                      + f"<pre>{_e(r.replay)}</pre>"))
-    for f in v.first_findings:
-        items.append((_e(f.kind), f"{_e(f.message)} (inputs {_values(f.inputs)}, labels {_values(f.labels)})"))
-    if v.findings_where:
-        items.append(("failed calls at", "<br>".join(_e(t) for t in v.findings_where)))
-    if v.best_builtin is not None:
-        b = v.best_builtin
-        items.append(("best built-in for comparison", f"<code>{_e(b['candidate'])}</code>, max {_e(fmt_ulp(b['max_ulp']))} ULP"
-                      f' <span class="muted">({_e(b.get("source", ""))})</span>'))
-    rows = "".join(f"<tr><td>{k}</td><td>{val}</td></tr>" for k, val in items)
-    anchor = ' id="verdict"' if first else ""
-    return (f'<h2{anchor}>Verdict: <code>{_e(v.name)}</code></h2>\n'
-            f'<p class="v-{level}" style="padding:6px 10px;border-radius:6px">{_e(v.summary)}</p>\n'
-            f'<table class="kv"><tbody>{rows}</tbody></table>')
-
-
 def _mixed_precision_section(result: RunResult) -> list[str]:
     """Each candidate next to its ``_upcast`` variant in float16/bfloat16 (see the Markdown report)."""
     rows = upcast_comparisons(result)
@@ -419,7 +387,7 @@ def render_html(result: RunResult) -> str:
     groups = by_family(result)
     names = ordered_unique([s.candidate for s in result.scores] + [n for c in result.curves for n in c.errors])
     colors = _colors(names)
-    t = tally(result.scores)
+    t = count_verdicts(result.scores)
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -433,9 +401,7 @@ def render_html(result: RunResult) -> str:
             f'<div class="partial">⚠ PARTIAL RESULTS: the run was interrupted; only the {len(result.scores)}'
             " scores finished before it stopped are shown.</div>"
         )
-    audit_html = _audit_section(result)
-    if audit_html:
-        out.append(audit_html)
+    out.extend(render_section(s, "verdict" if i == 0 else "") for i, s in enumerate(audit_sections(result)))
     out.append(f'<p class="prov">{_e(provenance_line(result))}</p>')
     line = settings_line(result)
     if line:
@@ -459,7 +425,7 @@ def render_html(result: RunResult) -> str:
         scores = scores_of.get(family, [])
         out.append(f'<h2 id="family-{i}">{_e(family)}</h2>')
         if scores:
-            out.append(_summary_table(scores))
+            out.append(render_table(score_table(scores)))
         dtypes = ordered_unique([s.dtype for s in scores] + [c.dtype for c in result.curves if c.family == family])
         for dtype in dtypes:
             curves = [c for c in result.curves if c.family == family and c.dtype == dtype]
