@@ -77,7 +77,7 @@ def _cmd_exact(args: argparse.Namespace) -> int:
             import os
 
             from harness.adapters import function_candidate
-            from harness.scoring import CandidateFailure
+            from harness.records import CandidateFailure
 
             if os.getcwd() not in sys.path and "" not in sys.path:
                 sys.path.insert(0, os.getcwd())

@@ -362,7 +362,7 @@ def _gate(args: argparse.Namespace) -> int:
 
 
 def _print_summary(result, baseline: str, updated: str | None) -> None:
-    from .reports._common import fmt_ulp
+    from ._values import fmt_ulp
 
     tally = result.tally()
     threshold = f"max ULP may grow {result.max_ulp_regression:g}x, at least to 1 ULP"

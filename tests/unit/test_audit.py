@@ -17,7 +17,7 @@ from harness.adapters import function_candidate
 from harness.auditing import AuditVerdict, audit, describe_region
 from harness.cli import main
 from harness.isolation import Worker
-from harness.scoring import CandidateFailure
+from harness.records import CandidateFailure
 from tests.conftest import child_processes
 from tests.fixtures import flawed_losses as flawed
 

@@ -17,7 +17,8 @@ from harness.adapters import JAX_X64_HINT, function_candidate
 from harness.auditing import PER_ELEMENT, AuditVerdict, failing, verdicts
 from harness.campaign import EARLY_STOP_CALLS, Settings, score_candidate
 from harness.cli import main
-from harness.scoring import MAX_CHUNKS, CandidateFailure, TruthCache
+from harness.records import CandidateFailure
+from harness.scoring import MAX_CHUNKS, TruthCache
 from tests.fixtures import flawed_losses as flawed
 
 FLAWED = "tests.fixtures.flawed_losses"

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from harness._records import COUNTED_OUTCOMES, HISTOGRAM_BINS, Curve, RunResult, Score, Speed, WorstCase
-from harness.reports import WRITERS, file_name, render
-from harness.reports._common import fmt_speed, fmt_ulp, verdict
+from harness.records import COUNTED_OUTCOMES, HISTOGRAM_BINS, Curve, RunResult, Score, Speed, WorstCase
+from harness.reports import WRITERS, file_name, fmt_speed, fmt_ulp, render, verdict
 from harness.reports.html import render_html
 from harness.reports.json_report import load_json, render_json
 from harness.reports.markdown import md_escape, render_markdown
