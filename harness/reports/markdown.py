@@ -111,7 +111,7 @@ def render_section(section: Section) -> list[str]:
     if section.lead:
         out += [md_escape(section.lead), ""]
     for item in section.items:
-        out.append(f"- **{md_escape(item.label)}**: " + md_escape("; ").join(_spans(line) for line in item.lines))
+        out.append(f"- **{md_escape(item.label)}**: " + "; ".join(_spans(line) for line in item.lines))
     if section.items:
         out.append("")
     if section.table is not None:
