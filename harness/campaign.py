@@ -127,22 +127,7 @@ def score_candidate(
     except Unsupported as exc:
         return _empty_score(candidate, dtype, unsupported=True, failure=str(exc)), []
     except CandidateFailure:
-        # Find the examples (batches, for reduced candidates) it fails on one at a time; keep the rest.
-        units = [[e] for e in base] if candidate.reduction == "none" else batches(base, candidate.reduction, settings.max_chunks)
-        order = _probe_first(len(units), settings.stop_after)
-        failures: list[CandidateFailure] = []
-        for done, i in enumerate(order, 1):
-            batch = units[i]
-            try:
-                obs.extend(observe(candidate, batch, cache, candidate.reduction))
-            except (CandidateFailure, Unsupported) as exc:
-                failed = exc if isinstance(exc, CandidateFailure) else CandidateFailure(str(exc), "wrong_dtype")
-                findings.append(finding(failed, batch))
-                failures.append(failed)
-            if done == settings.stop_after:
-                stopped = systematic_failure(failures, done, len(units))
-                if stopped is not None:
-                    break
+        findings, stopped = _one_at_a_time(candidate, base, cache, settings, obs)
     # An _upcast variant searches with its base's seed: both start from the same drawn inputs, so the
     # report's comparison of the two (harness.reports.upcast_comparisons) is about the arithmetic.
     searched_as = candidate.name.removesuffix(UPCAST_SUFFIX) if getattr(candidate, "upcast", False) else candidate.name
@@ -175,6 +160,29 @@ def score_candidate(
                   failure=failure, worst=worst, speed=speed, source=candidate.source, reproducer=reproducer,
                   findings=tuple(findings[:MAX_FINDINGS]), stopped=stopped, labels=labels, **stats)
     return score, _worst_examples(obs, candidate.reduction)
+
+
+def _one_at_a_time(candidate: Candidate, base: Sequence[Example], cache: TruthCache, settings: Settings,
+                   obs: Observations) -> tuple[list[Finding], str | None]:
+    """After a failed call on all of ``base``: call the examples (batches, for reduced candidates) one at a
+    time, probes first, adding what works to ``obs``; return a finding per failure and, when every probe
+    failed alike, why it stopped there (see :func:`systematic_failure`)."""
+    units = [[e] for e in base] if candidate.reduction == "none" else batches(base, candidate.reduction, settings.max_chunks)
+    findings: list[Finding] = []
+    failures: list[CandidateFailure] = []
+    for done, i in enumerate(_probe_first(len(units), settings.stop_after), 1):
+        batch = units[i]
+        try:
+            obs.extend(observe(candidate, batch, cache, candidate.reduction))
+        except (CandidateFailure, Unsupported) as exc:
+            failed = exc if isinstance(exc, CandidateFailure) else CandidateFailure(str(exc), "wrong_dtype")
+            findings.append(finding(failed, batch))
+            failures.append(failed)
+        if done == settings.stop_after:
+            stopped = systematic_failure(failures, done, len(units))
+            if stopped is not None:
+                return findings, stopped
+    return findings, None
 
 
 MAX_FINDINGS = 20
