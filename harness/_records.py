@@ -1,15 +1,42 @@
-"""Results that outlive a run: frozen, slotted records, and their JSON form (schema in reports/SCHEMA.md)."""
+"""Results that outlive a run: frozen, slotted records, and their JSON form (schema in reports/SCHEMA.md).
+
+**One serialisation for every record.** :class:`JsonRecord` gives a dataclass ``to_json``/``from_json``
+computed from its fields (:func:`record_to_json`, :func:`record_from_json`):
+
+- a field is written under its name (or ``field(metadata={"key": ...})``), in field order; a field with
+  ``metadata={"omit_default": True}`` is left out while it holds its default;
+- floats go through :func:`number_to_json` (``inf`` as the string ``"inf"``, nan as ``null``), tuples as
+  arrays, nested records through their own ``to_json``;
+- reading, the field's type hint says what to rebuild (a float from ``"inf"``, a tuple from an array, a
+  nested record); a value of the wrong type is a one-line ``ValueError`` naming the record and key;
+- **missing keys**: a field with a default takes it; a field without one is a one-line ``ValueError``
+  (``Score record lacks the key 'family'; …``);
+- **unknown keys are ignored** (newer minor additions and derived keys such as ``Score``'s ``nan``
+  shortcut or ``Speed.ratio``), as reports/SCHEMA.md asks of every reader.
+
+``report.json`` carries :data:`SCHEMA_VERSION`; a reader accepts every version from 1 up to its own and
+refuses a newer one (see :meth:`RunResult.from_json`).
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
-from typing import Any
+import types
+import typing
+from dataclasses import MISSING, Field, dataclass, field, fields, is_dataclass
+from functools import cache
+from typing import Any, ClassVar, Mapping, TypeVar, Union
 
 __all__ = [
     "SCHEMA_VERSION",
     "FINDING_KINDS",
     "LABEL_SETS",
+    "JsonRecord",
+    "record_to_json",
+    "record_from_json",
+    "number_to_json",
+    "number_from_json",
+    "CandidateFailure",
     "Finding",
     "WorstCase",
     "Speed",
@@ -21,8 +48,8 @@ __all__ = [
     "NON_FINITE_MISTAKES",
 ]
 
+# The report.json format this code writes; it reads every version from 1 up to this one.
 SCHEMA_VERSION = 1
-
 # Histogram of fractional ULP errors: "exact" is bit-identical to the correctly rounded value; the others
 # are upper bounds (inclusive) in ULP; "more" is everything above 2**10.
 HISTOGRAM_BINS = ("exact", "<=0.5", "<=1", "<=4", "<=1024", "more")
@@ -69,8 +96,129 @@ def number_from_json(value: Any) -> float | None:
     return value
 
 
+# ------------------------------------------------------------------------------- generic serialisation
+
+R = TypeVar("R")
+
+
+def _key(f: Field) -> str:
+    return f.metadata.get("key", f.name)
+
+
+def _encode(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return number_to_json(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return value.to_json() if hasattr(value, "to_json") else record_to_json(value)
+    if isinstance(value, (tuple, list)):
+        return [_encode(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: _encode(v) for k, v in value.items()}
+    return value
+
+
+def record_to_json(record: Any) -> dict[str, Any]:
+    """The JSON object of a dataclass record, from its fields (see the module docstring)."""
+    out: dict[str, Any] = {}
+    for f in fields(record):
+        value = getattr(record, f.name)
+        if f.metadata.get("omit_default") and value == f.default:
+            continue
+        out[_key(f)] = _encode(value)
+    return out
+
+
+@cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _wrong(where: str, want: str, value: Any) -> ValueError:
+    shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:39] + "…"
+    return ValueError(f"{where} is {shown}, not {want}; regenerate the file with this lossfuzz")
+
+
+def _decode(value: Any, hint: Any, where: str) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:  # free-form JSON (settings, provenance, the audit block): kept as read
+        return value
+    if origin in (Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _decode(value, inner, where)
+    if hint is float:
+        number = number_from_json(value)
+        if isinstance(number, bool) or not isinstance(number, (int, float)):
+            raise _wrong(where, "a number", value)
+        return float(number) if isinstance(number, float) else number
+    if hint in (int, str, bool):
+        if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+            raise _wrong(where, f"a JSON {'string' if hint is str else 'boolean' if hint is bool else 'integer'}", value)
+        return value
+    if isinstance(hint, type) and is_dataclass(hint):
+        return hint.from_json(value) if hasattr(hint, "from_json") else record_from_json(hint, value)
+    if origin in (tuple, list):
+        if not isinstance(value, list):
+            raise _wrong(where, "an array", value)
+        items = [_decode(v, args[0], f"{where}[{i}]") for i, v in enumerate(value)]
+        return tuple(items) if origin is tuple else items
+    if origin in (dict, Mapping):
+        if not isinstance(value, dict):
+            raise _wrong(where, "an object", value)
+        return {k: _decode(v, args[1], f"{where}.{k}") for k, v in value.items()}
+    raise TypeError(f"{where}: no JSON form for the type {hint!r}")  # a programming error, not bad input
+
+
+def record_from_json(cls: type[R], data: Any) -> R:
+    """The record of type ``cls`` from its JSON object (see the module docstring for missing and unknown
+    keys); one-line ``ValueError`` when the object does not fit."""
+    name = cls.__name__
+    if not isinstance(data, Mapping):
+        raise _wrong(f"a {name} record", "a JSON object", data)
+    hints = _hints(cls)
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):
+        key = _key(f)
+        if key in data:
+            kwargs[f.name] = _decode(data[key], hints[f.name], f"{name}.{key}")
+        elif f.default is MISSING and f.default_factory is MISSING:
+            raise ValueError(f"{name} record lacks the key {key!r}; regenerate the file with this lossfuzz")
+    return cls(**kwargs)
+
+
+class JsonRecord:
+    """Mixin of the records: ``to_json``/``from_json`` from the dataclass fields (see the module docstring)."""
+
+    __slots__ = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return record_to_json(self)
+
+    @classmethod
+    def from_json(cls: type[R], data: Any) -> R:
+        return record_from_json(cls, data)
+
+
+# ------------------------------------------------------------------------------------------------ records
+
+
+class CandidateFailure(Exception):
+    """The candidate raised, hung, crashed, or returned something that is not an array of the right shape
+    and dtype. ``kind`` is one of :data:`FINDING_KINDS`; the message is one line; ``hint`` (also at the end
+    of the message, or its start) the fix when one is known, e.g. which flag to pass. Raised by scoring,
+    by the adapters of audited functions and by the isolation worker, so it lives here, below them all."""
+
+    def __init__(self, message: str, kind: str = "raised", hint: str = "") -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.hint = hint
+
+
 @dataclass(frozen=True, slots=True)
-class WorstCase:
+class WorstCase(JsonRecord):
     """One reproducer: the example's inputs and labels (hex text), what the candidate returned, the exact
     value (20 significant digits), the correctly rounded value, the error and a command that replays it."""
 
@@ -83,26 +231,6 @@ class WorstCase:
     outcome: str
     replay: str
 
-    def to_json(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["inputs"] = list(self.inputs)
-        data["labels"] = list(self.labels)
-        data["ulp"] = number_to_json(self.ulp)
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "WorstCase":
-        return cls(
-            inputs=tuple(data["inputs"]),
-            labels=tuple(data["labels"]),
-            got=data["got"],
-            exact=data["exact"],
-            rounded=data["rounded"],
-            ulp=number_from_json(data["ulp"]),
-            outcome=data["outcome"],
-            replay=data["replay"],
-        )
-
 
 # Label sets an audit can score on (``--labels``): every label, hard 0/1 labels only, or soft ones.
 LABEL_SETS: tuple[str, ...] = ("all", "hard", "soft")
@@ -110,7 +238,7 @@ FINDING_KINDS = ("raised", "timeout", "crashed", "out_of_memory", "not_an_array"
 
 
 @dataclass(frozen=True, slots=True)
-class Finding:
+class Finding(JsonRecord):
     """The candidate failed to give a usable answer on one input (or batch): ``kind`` is one of
     :data:`FINDING_KINDS`, ``message`` one line of detail (the exception, the signal, the shapes)."""
 
@@ -119,16 +247,9 @@ class Finding:
     inputs: tuple[str, ...]
     labels: tuple[str, ...]
 
-    def to_json(self) -> dict[str, Any]:
-        return {"kind": self.kind, "message": self.message, "inputs": list(self.inputs), "labels": list(self.labels)}
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Finding":
-        return cls(data["kind"], data["message"], tuple(data["inputs"]), tuple(data["labels"]))
-
 
 @dataclass(frozen=True, slots=True)
-class Speed:
+class Speed(JsonRecord):
     """Time per element of the candidate on arrays of ``elements`` values, next to a memory copy of the same
     arrays timed in the same run; ``ratio`` = candidate / copy (the figure to compare across machines)."""
 
@@ -141,18 +262,23 @@ class Speed:
         return self.candidate_ns_per_element / self.copy_ns_per_element if self.copy_ns_per_element else math.inf
 
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "ratio": number_to_json(self.ratio)}
+        return {**record_to_json(self), "ratio": number_to_json(self.ratio)}  # derived; ignored when read
+
+
+# Shortcuts of counts written at the top level of a score since schema 1 (derived; ignored when read).
+_COUNT_SHORTCUTS = ("nan", "inf", "finite_where_infinite")
 
 
 @dataclass(frozen=True, slots=True)
-class Score:
+class Score(JsonRecord):
     """Accuracy of one candidate on one family in one dtype.
 
     ULP statistics are over the examples with a ULP number (finite results for finite exact values, and
     agreeing non-finite ones at 0); ``max_ulp`` is None only when there was none. ``counts`` holds the
-    outcome classes of :data:`COUNTED_OUTCOMES`. ``unsupported`` is True when the candidate rejects the
-    dtype; ``failure`` says why a candidate could not be scored at all (missing library, crash);
-    ``stopped`` why its scoring stopped early (every call of a probe failed the same way; audits only).
+    outcome classes of :data:`COUNTED_OUTCOMES` (tally them with :mod:`harness.outcomes`). ``unsupported``
+    is True when the candidate rejects the dtype; ``failure`` says why a candidate could not be scored at
+    all (missing library, crash); ``stopped`` why its scoring stopped early (every call of a probe failed
+    the same way; audits only).
     """
 
     family: str
@@ -166,16 +292,17 @@ class Score:
     p99_ulp: float | None
     max_bits: float | None
     mean_bits: float | None
-    histogram: dict[str, int]
     counts: dict[str, int]
+    histogram: dict[str, int]
     unsupported: bool = False
     failure: str | None = None
     worst: tuple[WorstCase, ...] = ()
-    speed: Speed | None = None
-    source: str = ""
     reproducer: WorstCase | None = None
     findings: tuple[Finding, ...] = ()
-    stopped: str | None = None  # why scoring stopped early (a systematic failure); None: it ran to the end
+    speed: Speed | None = None
+    source: str = ""
+    # why scoring stopped early (a systematic failure); None: it ran to the end
+    stopped: str | None = field(default=None, metadata={"omit_default": True})
     labels: str = "all"  # the label set scored: "all", or "hard"/"soft" (a hard-labels-only candidate, --labels)
 
     @property
@@ -183,68 +310,16 @@ class Score:
         return (self.family, self.candidate, self.dtype)
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {
-            "family": self.family,
-            "candidate": self.candidate,
-            "dtype": self.dtype,
-            "reduction": self.reduction,
-            "examples": self.examples,
-        }
-        for name in ("max_ulp", "mean_ulp", "median_ulp", "p99_ulp", "max_bits", "mean_bits"):
-            data[name] = number_to_json(getattr(self, name))
-        data["nan"] = self.counts.get("nan", 0)
-        data["inf"] = self.counts.get("inf", 0)
-        data["finite_where_infinite"] = self.counts.get("finite_where_infinite", 0)
-        data["counts"] = dict(self.counts)
-        data["histogram"] = dict(self.histogram)
-        data["unsupported"] = self.unsupported
-        data["failure"] = self.failure
-        data["worst"] = [w.to_json() for w in self.worst]
-        data["reproducer"] = None if self.reproducer is None else self.reproducer.to_json()
-        data["findings"] = [f.to_json() for f in self.findings]
-        data["speed"] = None if self.speed is None else self.speed.to_json()
-        data["source"] = self.source
-        if self.stopped is not None:
-            data["stopped"] = self.stopped
-        data["labels"] = self.labels
-        return data
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Score":
-        def number(name: str) -> float | None:
-            return number_from_json(data[name])
-
-        speed = data.get("speed")
-        return cls(
-            family=data["family"],
-            candidate=data["candidate"],
-            dtype=data["dtype"],
-            reduction=data["reduction"],
-            examples=data["examples"],
-            max_ulp=number("max_ulp"),
-            mean_ulp=number("mean_ulp"),
-            median_ulp=number("median_ulp"),
-            p99_ulp=number("p99_ulp"),
-            max_bits=number("max_bits"),
-            mean_bits=number("mean_bits"),
-            histogram=dict(data["histogram"]),
-            counts=dict(data["counts"]),
-            unsupported=data["unsupported"],
-            failure=data["failure"],
-            worst=tuple(WorstCase.from_json(w) for w in data["worst"]),
-            speed=None
-            if speed is None
-            else Speed(speed["elements"], speed["candidate_ns_per_element"], speed["copy_ns_per_element"]),
-            source=data.get("source", ""),
-            reproducer=None if data.get("reproducer") is None else WorstCase.from_json(data["reproducer"]),
-            findings=tuple(Finding.from_json(f) for f in data.get("findings", [])),
-            stopped=data.get("stopped"),
-            labels=data.get("labels", "all"),
-        )
+        out: dict[str, Any] = {}
+        for key, value in record_to_json(self).items():
+            if key == "counts":
+                out.update((k, int(self.counts.get(k, 0))) for k in _COUNT_SHORTCUTS)
+            out[key] = value
+        return out
 
 
 @dataclass(frozen=True, slots=True)
-class Curve:
+class Curve(JsonRecord):
     """ULP error along a sweep of one input (the research plot): for ``family`` in ``dtype`` with the other
     inputs fixed as ``label`` describes, ``x`` holds the swept values (``x_name``: logit or probability) and
     ``errors[candidate]`` the fractional ULP error at each, None where the candidate returned a non-finite
@@ -257,40 +332,22 @@ class Curve:
     x: tuple[float, ...]
     errors: dict[str, tuple[float | None, ...]]
 
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "family": self.family,
-            "dtype": self.dtype,
-            "label": self.label,
-            "x_name": self.x_name,
-            "x": list(self.x),
-            "errors": {k: [number_to_json(v) for v in vs] for k, vs in self.errors.items()},
-        }
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "Curve":
-        return cls(
-            family=data["family"],
-            dtype=data["dtype"],
-            label=data["label"],
-            x_name=data["x_name"],
-            x=tuple(data["x"]),
-            errors={k: tuple(number_from_json(v) for v in vs) for k, vs in data["errors"].items()},
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class RunResult:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunResult(JsonRecord):
     """Everything one campaign found: settings, provenance, one :class:`Score` per family x candidate x dtype."""
 
+    schema_version: int = SCHEMA_VERSION
+    partial: bool = False
     settings: dict[str, Any]
     provenance: dict[str, Any]
-    scores: tuple[Score, ...]
     wall_seconds: float
-    partial: bool = False
+    scores: tuple[Score, ...] = field(metadata={"key": "results"})
     curves: tuple[Curve, ...] = ()
-    schema_version: int = field(default=SCHEMA_VERSION)
-    audit: dict[str, Any] | None = None  # the verdict of `lossfuzz audit` (harness.auditing.AuditVerdict.to_json())
+    # the verdict of `lossfuzz audit` (harness.auditing.AuditVerdict.to_json()); absent from plain runs
+    audit: dict[str, Any] | None = field(default=None, metadata={"omit_default": True})
+
+    TOOL: ClassVar[str] = "lossfuzz"
 
     def score(self, family: str, candidate: str, dtype: str) -> Score:
         for s in self.scores:
@@ -299,33 +356,17 @@ class RunResult:
         raise KeyError(f"no score for family={family!r} candidate={candidate!r} dtype={dtype!r} in this run")
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "schema_version": self.schema_version,
-            "tool": "lossfuzz",
-            "partial": self.partial,
-            "settings": dict(self.settings),
-            "provenance": dict(self.provenance),
-            "wall_seconds": self.wall_seconds,
-            "results": [s.to_json() for s in self.scores],
-            "curves": [c.to_json() for c in self.curves],
-            **({} if self.audit is None else {"audit": dict(self.audit)}),
-        }
+        data = record_to_json(self)
+        return {"schema_version": data.pop("schema_version"), "tool": self.TOOL, **data}
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> "RunResult":
-        if not isinstance(data, dict) or data.get("tool") != "lossfuzz" or "results" not in data:
+    def from_json(cls, data: Any) -> "RunResult":
+        """A run from its report.json object: versions 1 to :data:`SCHEMA_VERSION` are read (unknown keys,
+        e.g. a baseline's ``gate`` entry, ignored); a newer or missing version is a one-line ``ValueError``."""
+        if not isinstance(data, dict) or data.get("tool") != cls.TOOL or "results" not in data:
             raise ValueError("not a lossfuzz report: expected a JSON object with tool='lossfuzz' and 'results'")
         version = data.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise ValueError(f"report schema_version={version!r} is not {SCHEMA_VERSION}; regenerate it with this lossfuzz")
-        return cls(
-            settings=data["settings"],
-            provenance=data["provenance"],
-            scores=tuple(Score.from_json(s) for s in data["results"]),
-            wall_seconds=data["wall_seconds"],
-            partial=data["partial"],
-            curves=tuple(Curve.from_json(c) for c in data.get("curves", [])),
-            audit=data.get("audit"),
-        )
-
-
+        if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= SCHEMA_VERSION:
+            raise ValueError(f"report schema_version={version!r} is not one this lossfuzz reads (1 to {SCHEMA_VERSION});"
+                             " regenerate it, or read it with the lossfuzz that wrote it")
+        return record_from_json(cls, {**data, "schema_version": SCHEMA_VERSION})

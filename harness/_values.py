@@ -1,4 +1,8 @@
-"""Writing and reading float values as users type them: hex for exactness, decimal for people."""
+"""Writing and reading float values as users type them: hex for exactness, decimal for people.
+
+:func:`parse_value` is the one parser of numbers typed by users or stored as text (reports, corpora,
+baselines); the ``fmt_*`` functions are the one way figures are printed (reports, gate, terminal).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ import numpy as np
 
 from oracles import resolve_format
 
-__all__ = ["float_hex", "parse_value", "parse_values"]
+__all__ = ["float_hex", "parse_value", "parse_values", "fmt_ulp", "fmt_bits", "fmt_seconds"]
 
 
 def float_hex(value: Any) -> str:
@@ -47,3 +51,41 @@ def parse_values(text: str, what: str, dtype: Any) -> np.ndarray:
     array = np.array(rows if len(rows) > 1 else rows[0], dtype=np.float64)
     with np.errstate(over="ignore"):
         return array.astype(fmt.numpy_dtype)
+
+
+def fmt_ulp(value: float | None) -> str:
+    """A ULP figure, compact: ``0``, ``0.5``, ``12.3``, ``4096``, ``1.53e+07``, ``inf``; ``—`` for none."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    value = float(value)
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    if value == 0:
+        return "0"
+    if abs(value) >= 1e5:
+        return f"{value:.3g}"
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    return f"{value:.3g}"
+
+
+def fmt_bits(value: float | None) -> str:
+    """Bits of error, three significant digits; ``—`` for none."""
+    if value is None or math.isnan(value):
+        return "—"
+    if math.isinf(value):
+        return "inf"
+    return "0" if value == 0 else f"{value:.3g}"
+
+
+def fmt_seconds(seconds: float | None) -> str:
+    """A duration for people: ``4.1 s``, ``2 min 5 s``, ``1 h 3 min``; ``—`` for none."""
+    if seconds is None or not math.isfinite(seconds):
+        return "—"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(round(seconds)), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"

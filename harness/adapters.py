@@ -326,7 +326,7 @@ def _to_framework(value: np.ndarray, framework: str) -> Any:
 
 def to_numpy(result: Any) -> np.ndarray:
     """What a loss returned, as numpy without a cast; ``not_an_array`` for lists, None and Python numbers."""
-    from .scoring import CandidateFailure
+    from ._records import CandidateFailure
 
     if isinstance(result, (np.ndarray, np.generic)):
         return result
@@ -370,7 +370,7 @@ def jax_precision_failure(result: Any, dtype: Any) -> Any:
     type is defined in a module of the ``jax`` or ``jaxlib`` package, as ``jaxlib.xla_extension.ArrayImpl``)
     holding float32 for float64 inputs: JAX without x64 turns float64 inputs into float32 silently. None
     otherwise (the ordinary dtype check applies)."""
-    from .scoring import CandidateFailure
+    from ._records import CandidateFailure
 
     top = (getattr(type(result), "__module__", "") or "").split(".")[0]
     if top not in ("jax", "jaxlib") or np.dtype(dtype) != np.float64:
@@ -424,7 +424,7 @@ class _Call:
             self.prepare()
         if not self.per_element:
             return self._once(inputs, labels)
-        from .scoring import CandidateFailure
+        from ._records import CandidateFailure
 
         values = []
         for i in range(inputs.shape[0]):
@@ -469,7 +469,7 @@ class _Invoker:
             self.worker = Worker(call, timeout=timeout, memory_mb=memory_mb, name=call.spec)
 
     def __call__(self, inputs: np.ndarray, labels: np.ndarray) -> np.ndarray:
-        from .scoring import CandidateFailure
+        from ._records import CandidateFailure
 
         if self.worker is not None:
             result = self.worker(inputs, labels)

@@ -17,20 +17,28 @@ the shrunk minimal reproducer with its replay command, and the best built-in of 
 
 from __future__ import annotations
 
+import json
 import math
 import shlex
 from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Mapping, Sequence
 
 import oracles
 
-from ._records import NON_FINITE_MISTAKES, Finding, RunResult, Score, WorstCase, number_from_json, number_to_json
+from ._records import Finding, JsonRecord, RunResult, Score, WorstCase
+from ._values import fmt_ulp as _fmt_ulp
+from ._values import parse_value
+from .adapters import function_candidate, resolve_target
+from .campaign import EARLY_STOP_CALLS, run_campaign
+from .candidates import CANDIDATE_NAMES, candidates
 from .options import DEFAULT_COMPARE, FAIL_ON, AuditSettings, Settings, reading_input
 from .options import settings as settings_from
+from .outcomes import case_error, tally_outcomes
 from .scoring import AUDIT_MAX_CHUNKS
+from .strategies import check_label_set
 
-__all__ = ["DEFAULT_COMPARE", "FAIL_ON", "PER_ELEMENT", "AuditVerdict", "audit", "audit_verdict", "describe_region", "failing",
+__all__ = ["DEFAULT_COMPARE", "FAIL_ON", "PER_ELEMENT", "AuditVerdict", "BestBuiltin", "PerElementView", "audit", "audit_verdict", "describe_region", "failing",
            "replay_unavailable", "rewrite_replays", "rewrite_score_replays", "sweep_regions", "verdicts"]
 
 # Regions and first findings shown in a verdict.
@@ -41,12 +49,7 @@ SHOWN_REGIONS = 3
 
 
 def _value(text: str) -> float:
-    t = text.strip().lower()
-    if t in ("nan", "+nan", "-nan"):
-        return math.nan
-    if t in ("inf", "+inf", "-inf"):
-        return -math.inf if t.startswith("-") else math.inf
-    return float.fromhex(t) if "0x" in t else float(t)
+    return parse_value(text, "a case's input")
 
 
 def _decade(v: float, name: str) -> str:
@@ -171,48 +174,62 @@ def _severity(case: WorstCase) -> float:
     return math.inf if case.ulp is None else float(case.ulp)
 
 
-def _mistakes(s: Score) -> tuple[int, int]:
-    """(non-finite mistakes, those on examples whose inputs are all finite)."""
-    total = sum(int(s.counts.get(k, 0) or 0) for k in NON_FINITE_MISTAKES)
-    return total, max(0, total - int(s.counts.get("on_nonfinite_inputs", 0) or 0))
+@dataclass(frozen=True, slots=True)
+class BestBuiltin(JsonRecord):
+    """The compared built-in with the lowest maximum ULP error (over ``dtypes``) and no non-finite result on
+    finite inputs."""
 
-
-def _fmt_ulp(value: float | None) -> str:
-    from .reports._common import fmt_ulp
-
-    return fmt_ulp(value)
+    candidate: str
+    max_ulp: float | None
+    dtypes: tuple[str, ...]
+    source: str = ""
 
 
 @dataclass(frozen=True, slots=True)
-class AuditVerdict:
+class PerElementView(JsonRecord):
+    """A reduced function's verdict on batches of one element (its candidate ``name``), in brief."""
+
+    name: str
+    worst_ulp: float | None
+    worst_dtype: str | None
+    examples: int
+    non_finite_on_finite_inputs: int
+    failed_calls: int
+    level: str
+    summary: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditVerdict(JsonRecord):
     """What an audit found about one function (see the module docstring). ``level``: ``ok`` (at most 1 ULP,
     no non-finite result on finite inputs, no failed call), ``bad``, or ``failed`` (no example could be
-    scored); ``summary``: the same in one line."""
+    scored); ``summary``: the same in one line. Only ``target``, ``name``, ``family``, ``level`` and ``summary`` are required when read back
+    (the others default, as the reader of earlier versions allowed); the JSON keys are the field names."""
 
     target: str
     name: str
     family: str
-    convention: str
-    reduction: str
-    dtypes: tuple[str, ...]
+    convention: str = ""
+    reduction: str = "none"
+    dtypes: tuple[str, ...] = ()
     level: str
     summary: str
-    examples: int
-    worst_ulp: float | None
-    worst_dtype: str | None
-    non_finite: int
-    non_finite_on_finite_inputs: int
-    failed_calls: int
-    findings: dict[str, int]
-    first_findings: tuple[Finding, ...]
-    where: tuple[str, ...]
-    sweep: tuple[str, ...]
-    findings_where: tuple[str, ...]
-    reproducer: WorstCase | None
-    reproducer_dtype: str | None
-    best_builtin: dict[str, Any] | None
+    examples: int = 0
+    worst_ulp: float | None = None
+    worst_dtype: str | None = None
+    non_finite: int = 0
+    non_finite_on_finite_inputs: int = 0
+    failed_calls: int = 0
+    findings: dict[str, int] = field(default_factory=dict)
+    first_findings: tuple[Finding, ...] = ()
+    where: tuple[str, ...] = ()
+    sweep: tuple[str, ...] = ()
+    findings_where: tuple[str, ...] = ()
+    reproducer: WorstCase | None = None
+    reproducer_dtype: str | None = None
+    best_builtin: BestBuiltin | None = None
     systematic: tuple[str, ...] = ()  # "dtype: reason" of each dtype whose scoring stopped early
-    per_element: dict[str, Any] | None = None  # a reduced function's per-element view (batches of one)
+    per_element: PerElementView | None = None  # a reduced function's per-element view (batches of one)
     replay_note: str = ""  # why the reproducer cannot be replayed with the function ("" when it can)
 
     def lines(self) -> list[str]:
@@ -220,14 +237,12 @@ class AuditVerdict:
         out = [self.summary]
         out += [f"systematic failure ({text})" for text in self.systematic]
         if self.per_element is not None:
-            out.append(f"per element (batches of one element): {self.per_element['summary']}")
+            out.append(f"per element (batches of one element): {self.per_element.summary}")
         if self.sweep:
             out.append("along the sweeps: " + "; ".join(self.sweep))
         if self.where:
             out.append("worst cases at: " + "; ".join(self.where))
         if self.reproducer is not None:
-            from .reports._common import case_error
-
             r = self.reproducer
             out.append(f"minimal reproducer ({self.reproducer_dtype}): inputs {', '.join(r.inputs[:8])}"
                        f"{' …' if len(r.inputs) > 8 else ''}; labels {', '.join(r.labels[:8])}"
@@ -243,89 +258,87 @@ class AuditVerdict:
             out.append("failed calls at: " + "; ".join(self.findings_where))
         if self.best_builtin is not None:
             b = self.best_builtin
-            out.append(f"best built-in for comparison: {b['candidate']} (max {_fmt_ulp(b['max_ulp'])} ULP"
-                       f" over {', '.join(b['dtypes'])}; {b['source']})")
+            out.append(f"best built-in for comparison: {b.candidate} (max {_fmt_ulp(b.max_ulp)} ULP"
+                       f" over {', '.join(b.dtypes)}; {b.source})")
         else:
             out.append("best built-in for comparison: none in this run without non-finite results on finite inputs")
         return out
 
-    def to_json(self) -> dict[str, Any]:
-        best = None if self.best_builtin is None else {**self.best_builtin, "max_ulp": number_to_json(self.best_builtin["max_ulp"])}
-        return {
-            "target": self.target,
-            "name": self.name,
-            "family": self.family,
-            "convention": self.convention,
-            "reduction": self.reduction,
-            "dtypes": list(self.dtypes),
-            "level": self.level,
-            "summary": self.summary,
-            "examples": self.examples,
-            "worst_ulp": number_to_json(self.worst_ulp),
-            "worst_dtype": self.worst_dtype,
-            "non_finite": self.non_finite,
-            "non_finite_on_finite_inputs": self.non_finite_on_finite_inputs,
-            "failed_calls": self.failed_calls,
-            "findings": dict(self.findings),
-            "first_findings": [f.to_json() for f in self.first_findings],
-            "where": list(self.where),
-            "sweep": list(self.sweep),
-            "findings_where": list(self.findings_where),
-            "reproducer": None if self.reproducer is None else self.reproducer.to_json(),
-            "reproducer_dtype": self.reproducer_dtype,
-            "best_builtin": best,
-            "systematic": list(self.systematic),
-            "per_element": None if self.per_element is None else {
-                **self.per_element, "worst_ulp": number_to_json(self.per_element.get("worst_ulp"))},
-            "replay_note": self.replay_note,
-        }
 
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "AuditVerdict":
-        best = data.get("best_builtin")
-        return cls(
-            target=data["target"],
-            name=data["name"],
-            family=data["family"],
-            convention=data.get("convention", ""),
-            reduction=data.get("reduction", "none"),
-            dtypes=tuple(data.get("dtypes", ())),
-            level=data["level"],
-            summary=data["summary"],
-            examples=data.get("examples", 0),
-            worst_ulp=number_from_json(data.get("worst_ulp")),
-            worst_dtype=data.get("worst_dtype"),
-            non_finite=data.get("non_finite", 0),
-            non_finite_on_finite_inputs=data.get("non_finite_on_finite_inputs", 0),
-            failed_calls=data.get("failed_calls", 0),
-            findings=dict(data.get("findings", {})),
-            first_findings=tuple(Finding.from_json(f) for f in data.get("first_findings", [])),
-            where=tuple(data.get("where", ())),
-            sweep=tuple(data.get("sweep", ())),
-            findings_where=tuple(data.get("findings_where", ())),
-            reproducer=None if data.get("reproducer") is None else WorstCase.from_json(data["reproducer"]),
-            reproducer_dtype=data.get("reproducer_dtype"),
-            best_builtin=None if best is None else {**best, "max_ulp": number_from_json(best.get("max_ulp"))},
-            systematic=tuple(data.get("systematic", ())),
-            per_element=None if data.get("per_element") is None else {
-                **data["per_element"], "worst_ulp": number_from_json(data["per_element"].get("worst_ulp"))},
-            replay_note=data.get("replay_note", ""),
-        )
-
-
-def _best_builtin(scores: Sequence[Score]) -> dict[str, Any] | None:
+def _best_builtin(scores: Sequence[Score]) -> BestBuiltin | None:
     by_name: dict[str, list[Score]] = {}
     for s in scores:
         by_name.setdefault(s.candidate, []).append(s)
     ranked = []
     for name, rows in by_name.items():
-        if any(s.unsupported or s.failure or s.examples == 0 or s.max_ulp is None or _mistakes(s)[1] for s in rows):
+        if any(s.unsupported or s.failure or s.examples == 0 or s.max_ulp is None or tally_outcomes(s).on_finite_inputs for s in rows):
             continue
         ranked.append((max(s.max_ulp for s in rows), name, rows))
     if not ranked:
         return None
     worst, name, rows = min(ranked, key=lambda t: t[0])
-    return {"candidate": name, "max_ulp": worst, "dtypes": [s.dtype for s in rows], "source": rows[0].source}
+    return BestBuiltin(name, worst, tuple(s.dtype for s in rows), rows[0].source)
+
+
+def _reproducer(mine: Sequence[Score]) -> tuple[WorstCase | None, str | None]:
+    """The shrunk reproducer of the dtype with the most severe error (non-finite results on finite inputs
+    first, then the largest max ULP), else that dtype's worst case; (None, None) when nothing is over 1 ULP."""
+    ranked = sorted(mine, key=lambda s: (-tally_outcomes(s).on_finite_inputs, -(s.max_ulp if s.max_ulp is not None else -1)))
+    for s in ranked:
+        case = s.reproducer or (s.worst[0] if s.worst else None)
+        if case is not None and _severity(case) > 1:
+            return case, s.dtype
+    return None, None
+
+
+def _per_element_view(result: RunResult, per_element: str | None) -> PerElementView | None:
+    """The verdict's summary of a reduced function's per-element view (its candidate ``per_element``)."""
+    if per_element is None or not any(s.candidate == per_element for s in result.scores):
+        return None
+    sub = audit_verdict(result, per_element, compared=())
+    return PerElementView(per_element, sub.worst_ulp, sub.worst_dtype, sub.examples, sub.non_finite_on_finite_inputs,
+                          sub.failed_calls, sub.level, sub.summary.split("): ", 1)[-1])
+
+
+def _level(v: AuditVerdict) -> str:
+    """``failed`` (nothing scored), ``ok`` (at most 1 ULP, no non-finite result on finite inputs, no failed
+    call, and an ok per-element view if any) or ``bad``."""
+    if v.examples == 0:
+        return "failed"
+    view_ok = v.per_element is None or v.per_element.level == "ok"
+    if (v.worst_ulp is None or v.worst_ulp <= 1) and v.non_finite_on_finite_inputs == 0 and v.failed_calls == 0 and view_ok:
+        return "ok"
+    return "bad"
+
+
+def _summary(v: AuditVerdict) -> str:
+    """The verdict in one line: ``name (family, dtypes): OK|PROBLEMS|FAILED; worst …; …``."""
+    head = f"{v.name} ({v.family}, {', '.join(v.dtypes)}): "
+    head += {"ok": "OK", "bad": "PROBLEMS", "failed": "FAILED (nothing could be scored)"}[v.level]
+    parts = []
+    if v.systematic:
+        parts.append(v.systematic[0].split(" (stopped early", 1)[0])  # the fix first
+    if v.examples:
+        parts.append(f"worst {_fmt_ulp(v.worst_ulp)} ULP" + (f" ({v.worst_dtype})" if v.worst_dtype is not None and len(v.dtypes) > 1 else "")
+                     + f" over {v.examples} examples")
+    else:
+        parts.append("every call failed")
+    if v.non_finite:
+        on_finite = v.non_finite_on_finite_inputs
+        parts.append(f"{on_finite} non-finite results on finite inputs"
+                     + (f" (+{v.non_finite - on_finite} on ±inf/nan inputs)" if v.non_finite > on_finite else ""))
+    if v.failed_calls:
+        kinds = sorted(v.findings, key=lambda k: -v.findings[k])  # most common first, as Counter.most_common
+        parts.append(f"{v.failed_calls} failed calls ({', '.join(kinds)})")
+    if v.sweep:
+        parts.append(f"breaks at {v.sweep[0]}")
+    elif v.where:
+        parts.append(f"breaks at {v.where[0].rsplit(' (', 1)[0]}")
+    if v.per_element is not None and v.per_element.worst_ulp is not None:
+        parts.append(f"per element: worst {_fmt_ulp(v.per_element.worst_ulp)} ULP over {v.per_element.examples} examples")
+    if v.best_builtin is not None:
+        parts.append(f"best built-in: {v.best_builtin.candidate} {_fmt_ulp(v.best_builtin.max_ulp)} ULP")
+    return head + "; " + "; ".join(parts)
 
 
 def audit_verdict(result: RunResult, name: str, *, target: str = "", convention: str = "",
@@ -340,104 +353,51 @@ def audit_verdict(result: RunResult, name: str, *, target: str = "", convention:
     if not mine:
         raise ValueError(f"no score for candidate {name!r} in this run")
     family = mine[0].family
-    examples = sum(s.examples for s in mine)
     measured = [s for s in mine if s.max_ulp is not None]
     worst = max(measured, key=lambda s: s.max_ulp, default=None)
-    non_finite = sum(_mistakes(s)[0] for s in mine)
-    on_finite = sum(_mistakes(s)[1] for s in mine)
-    failed = sum(int(s.counts.get("raised", 0) or 0) for s in mine)
+    tallies = [tally_outcomes(s) for s in mine]
     findings = [f for s in mine for f in s.findings]
-    kinds = Counter(f.kind for f in findings)
     first: dict[str, Finding] = {}
     for f in findings:
         first.setdefault(f.kind, f)
     cases = sorted(((w, s.dtype) for s in mine for w in s.worst), key=lambda t: -_severity(t[0]))[:10]
     bad_cases = [(w.inputs, w.labels) for w, _d in cases if _severity(w) > 1]
-    where = _regions(family, bad_cases, "worst cases") if bad_cases else ()
-    swept = sweep_regions([c for c in result.curves if c.family == family], name)
-    findings_where = _regions(family, [(f.inputs, f.labels) for f in findings], "failed calls kept") if findings else ()
-    # the reproducer: the shrunk one of the dtype with the most severe error, else that dtype's worst case
-    reproducer, reproducer_dtype = None, None
-    ranked = sorted(mine, key=lambda s: (-_mistakes(s)[1], -(s.max_ulp if s.max_ulp is not None else -1)))
-    for s in ranked:
-        case = s.reproducer or (s.worst[0] if s.worst else None)
-        if case is not None and _severity(case) > 1:
-            reproducer, reproducer_dtype = case, s.dtype
-            break
-    best = _best_builtin(others)
-    systematic = tuple(f"{s.dtype}: {s.stopped}" for s in mine if s.stopped)
-    view = None
-    if per_element is not None and any(s.candidate == per_element for s in result.scores):
-        sub = audit_verdict(result, per_element, compared=())
-        view = {"name": per_element, "worst_ulp": sub.worst_ulp, "worst_dtype": sub.worst_dtype,
-                "examples": sub.examples, "non_finite_on_finite_inputs": sub.non_finite_on_finite_inputs,
-                "failed_calls": sub.failed_calls, "level": sub.level,
-                "summary": sub.summary.split("): ", 1)[-1]}
-    if examples == 0:
-        level = "failed"
-    elif (worst is None or worst.max_ulp <= 1) and on_finite == 0 and failed == 0 and (view is None or view["level"] == "ok"):
-        level = "ok"
-    else:
-        level = "bad"
-    parts = [f"{name} ({family}, {', '.join(s.dtype for s in mine)}):"]
-    parts.append({"ok": "OK", "bad": "PROBLEMS", "failed": "FAILED (nothing could be scored)"}[level])
-    if systematic:
-        parts.append(systematic[0].split(" (stopped early", 1)[0])  # the fix first
-    if examples:
-        parts.append(f"worst {_fmt_ulp(None if worst is None else worst.max_ulp)} ULP"
-                     + (f" ({worst.dtype})" if worst is not None and len(mine) > 1 else "")
-                     + f" over {examples} examples")
-    else:
-        parts.append("every call failed")
-    if non_finite:
-        parts.append(f"{on_finite} non-finite results on finite inputs"
-                     + (f" (+{non_finite - on_finite} on ±inf/nan inputs)" if non_finite > on_finite else ""))
-    if failed:
-        parts.append(f"{failed} failed calls ({', '.join(k for k, _n in kinds.most_common())})")
-    if swept:
-        parts.append(f"breaks at {swept[0]}")
-    elif where:
-        parts.append(f"breaks at {where[0].rsplit(' (', 1)[0]}")
-    if view is not None and view["worst_ulp"] is not None:
-        parts.append(f"per element: worst {_fmt_ulp(view['worst_ulp'])} ULP over {view['examples']} examples")
-    if best is not None:
-        parts.append(f"best built-in: {best['candidate']} {_fmt_ulp(best['max_ulp'])} ULP")
-    summary = parts[0] + " " + parts[1] + "; " + "; ".join(parts[2:])
-    return AuditVerdict(
+    reproducer, reproducer_dtype = _reproducer(mine)
+    found = AuditVerdict(
         target=target or name,
         name=name,
         family=family,
         convention=convention,
         reduction=mine[0].reduction,
         dtypes=tuple(s.dtype for s in mine),
-        level=level,
-        summary=summary,
-        examples=examples,
+        level="",
+        summary="",
+        examples=sum(s.examples for s in mine),
         worst_ulp=None if worst is None else worst.max_ulp,
         worst_dtype=None if worst is None else worst.dtype,
-        non_finite=non_finite,
-        non_finite_on_finite_inputs=on_finite,
-        failed_calls=failed,
-        findings=dict(kinds),
+        non_finite=sum(t.non_finite for t in tallies),
+        non_finite_on_finite_inputs=sum(t.on_finite_inputs for t in tallies),
+        failed_calls=sum(t.raised for t in tallies),
+        findings=dict(Counter(f.kind for f in findings)),
         first_findings=tuple(first.values()),
-        where=where,
-        sweep=swept,
-        findings_where=findings_where,
+        where=_regions(family, bad_cases, "worst cases") if bad_cases else (),
+        sweep=sweep_regions([c for c in result.curves if c.family == family], name),
+        findings_where=_regions(family, [(f.inputs, f.labels) for f in findings], "failed calls kept") if findings else (),
         reproducer=reproducer,
         reproducer_dtype=reproducer_dtype,
-        best_builtin=best,
-        systematic=systematic,
-        per_element=view,
+        best_builtin=_best_builtin(others),
+        systematic=tuple(f"{s.dtype}: {s.stopped}" for s in mine if s.stopped),
+        per_element=_per_element_view(result, per_element),
         replay_note=replay_note if reproducer is not None else "",
     )
+    found = replace(found, level=_level(found))
+    return replace(found, summary=_summary(found))
 
 
 # ------------------------------------------------------------------------------------------------ replay
 
 
 def replay_words(target: str, takes: Any, inputs: str | None, kwargs: Mapping[str, Any] | None) -> list[str]:
-    import json
-
     words = ["--candidate", target]
     if takes:
         words += ["--takes", takes if isinstance(takes, str) else ",".join(takes)]
@@ -453,8 +413,6 @@ def replay_unavailable(fn_or_spec: Any, target: str) -> str:
     a lambda or a local function has no importable name, a function of a script lives in ``__main__``."""
     if isinstance(fn_or_spec, str):
         return ""
-    from .adapters import resolve_target
-
     if target.partition(":")[0] in ("__main__", "__mp_main__"):
         return "the function is defined in a script (__main__); move it into a module to replay it"
     try:
@@ -537,9 +495,6 @@ def audit(
     one-line :class:`~harness.options.UsageError`\\ s (``ValueError``); anything the function does wrong
     is in the result, never raised.
     """
-    from .campaign import run_campaign
-    from .candidates import candidates
-
     if settings is None:
         settings = settings_from(AuditSettings, "audit_api", options)
     elif options:
@@ -576,8 +531,6 @@ def audit(
 def _campaign_settings(settings: AuditSettings, builtins: tuple[str, ...]):
     """The campaign of an audit: its family, the built-ins to compare with, probe calls that stop a
     systematic failure early, and every catalogue batch for a reduced function."""
-    from .campaign import EARLY_STOP_CALLS
-
     return Settings(seed=settings.seed, examples=settings.examples, families=(settings.family,), candidates=builtins,
                     dtypes=settings.dtypes, speed_elements=settings.speed_elements, shrink=settings.shrink,
                     labels=settings.labels, stop_after=EARLY_STOP_CALLS, max_chunks=AUDIT_MAX_CHUNKS)
@@ -585,8 +538,6 @@ def _campaign_settings(settings: AuditSettings, builtins: tuple[str, ...]):
 
 def _check_audit(settings: AuditSettings, targets: list) -> None:
     """The settings and targets of an audit checked; a one-line ``ValueError`` for the first fault."""
-    from .strategies import check_label_set
-
     if settings.family is None:
         raise ValueError(f"audit needs family=: the loss family the function computes ({', '.join(oracles.FAMILIES)})")
     oracles.get_family(settings.family)
@@ -604,9 +555,6 @@ def _check_audit(settings: AuditSettings, targets: list) -> None:
 def _audit_candidates(targets: list, settings: AuditSettings) -> tuple[list[tuple[Any, Any, Any]], list[Any]]:
     """(what was given, its candidate, its per-element view or None) per target, and every candidate made
     (to close); a target that cannot be loaded or called as asked is a one-line :class:`UsageError`."""
-    from .adapters import function_candidate
-    from .candidates import CANDIDATE_NAMES
-
     call = settings.call_options()
     audited: list[tuple[Any, Any, Any]] = []
     made: list[Any] = []

@@ -13,17 +13,16 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-
 import oracles
 
-from ._records import Curve, Finding, RunResult, Score
-from .candidates import Candidate, Unsupported, candidates
-from .candidates._registry import UPCAST_SUFFIX
-from .metrics import summarize
+from ._records import CandidateFailure, Curve, Finding, RunResult, Score
+from .candidates import UPCAST_SUFFIX, Candidate, Unsupported, candidates
+from .metrics import severity, summarize
 from .options import Settings
-from .scoring import CandidateFailure, Observations, TruthCache, batches, finding, observe, worst_cases
+from .provenance import provenance
+from .scoring import Observations, TruthCache, batches, finding, observe, worst_cases
 from .search import SearchResult, search
-from .speed import measure, speed_inputs
+from .speed import speed_inputs, time_candidate
 from .strategies import Example, catalogue, has_labels
 from .sweep import sweep
 
@@ -93,24 +92,9 @@ def score_candidate(
     except Unsupported as exc:
         return _empty_score(candidate, dtype, unsupported=True, failure=str(exc)), []
     except CandidateFailure:
-        # Find the examples (batches, for reduced candidates) it fails on one at a time; keep the rest.
-        units = [[e] for e in base] if candidate.reduction == "none" else batches(base, candidate.reduction, settings.max_chunks)
-        order = _probe_first(len(units), settings.stop_after)
-        failures: list[CandidateFailure] = []
-        for done, i in enumerate(order, 1):
-            batch = units[i]
-            try:
-                obs.extend(observe(candidate, batch, cache, candidate.reduction))
-            except (CandidateFailure, Unsupported) as exc:
-                failed = exc if isinstance(exc, CandidateFailure) else CandidateFailure(str(exc), "wrong_dtype")
-                findings.append(finding(failed, batch))
-                failures.append(failed)
-            if done == settings.stop_after:
-                stopped = systematic_failure(failures, done, len(units))
-                if stopped is not None:
-                    break
+        findings, stopped = _one_at_a_time(candidate, base, cache, settings, obs)
     # An _upcast variant searches with its base's seed: both start from the same drawn inputs, so the
-    # report's comparison of the two (harness.reports._common.upcast_comparisons) is about the arithmetic.
+    # report's comparison of the two (harness.reports.upcast_comparisons) is about the arithmetic.
     searched_as = candidate.name.removesuffix(UPCAST_SUFFIX) if getattr(candidate, "upcast", False) else candidate.name
     seed = _seed_for(settings.seed, candidate.family, searched_as, dtype)
     if stopped is None:
@@ -134,13 +118,36 @@ def score_candidate(
     if settings.speed_elements:
         x, z = speed_inputs(candidate.family, dtype, settings.speed_elements, seed=settings.seed, labels=labels)
         try:
-            speed = measure(candidate, x, z)
+            speed = time_candidate(candidate, x, z)
         except Exception as exc:  # a candidate that fails on big arrays: a finding, not a crash
             failure = failure or f"speed run raised {type(exc).__name__}: {str(exc)[:200]}"
     score = Score(family=candidate.family, candidate=candidate.name, dtype=dtype, reduction=candidate.reduction,
                   failure=failure, worst=worst, speed=speed, source=candidate.source, reproducer=reproducer,
                   findings=tuple(findings[:MAX_FINDINGS]), stopped=stopped, labels=labels, **stats)
     return score, _worst_examples(obs, candidate.reduction)
+
+
+def _one_at_a_time(candidate: Candidate, base: Sequence[Example], cache: TruthCache, settings: Settings,
+                   obs: Observations) -> tuple[list[Finding], str | None]:
+    """After a failed call on all of ``base``: call the examples (batches, for reduced candidates) one at a
+    time, probes first, adding what works to ``obs``; return a finding per failure and, when every probe
+    failed alike, why it stopped there (see :func:`systematic_failure`)."""
+    units = [[e] for e in base] if candidate.reduction == "none" else batches(base, candidate.reduction, settings.max_chunks)
+    findings: list[Finding] = []
+    failures: list[CandidateFailure] = []
+    for done, i in enumerate(_probe_first(len(units), settings.stop_after), 1):
+        batch = units[i]
+        try:
+            obs.extend(observe(candidate, batch, cache, candidate.reduction))
+        except (CandidateFailure, Unsupported) as exc:
+            failed = exc if isinstance(exc, CandidateFailure) else CandidateFailure(str(exc), "wrong_dtype")
+            findings.append(finding(failed, batch))
+            failures.append(failed)
+        if done == settings.stop_after:
+            stopped = systematic_failure(failures, done, len(units))
+            if stopped is not None:
+                return findings, stopped
+    return findings, None
 
 
 MAX_FINDINGS = 20
@@ -188,8 +195,6 @@ def _failure_summary(findings: list[Finding]) -> str | None:
 
 
 def _worst_examples(obs: Observations, reduction: str, count: int = 10) -> list[Example]:
-    from .metrics import severity
-
     ranked = []
     for group, comparison in zip(obs.groups, obs.comparisons):
         sev = severity(comparison)
@@ -220,6 +225,62 @@ def _declared(candidates_: list[Candidate], dtype: str) -> list[Candidate]:
     return [c for c in candidates_ if dtype in c.dtypes]
 
 
+def _plan(settings: Settings, extra: Sequence[Candidate]) -> list[tuple[str, str, Candidate]]:
+    """Every (family, dtype, candidate) to score, in run order; bad family or dtype names raise here."""
+    plan: list[tuple[str, str, Candidate]] = []
+    for family in settings.families:
+        oracles.get_family(family)
+        for dtype in settings.dtypes:
+            oracles.resolve_format(dtype)
+            plan.extend((family, dtype, c) for c in _declared(_chosen(settings, family, extra), dtype))
+    return plan
+
+
+@dataclass
+class _Work:
+    """What a campaign has done so far: scores and curves in run order, the new corpus, and per (family,
+    dtype) the shared ground truth and the examples every candidate is scored on."""
+
+    settings: Settings
+    corpus: dict[tuple[str, str], list[Example]]
+    progress: Progress
+    resume: Resume
+    extra: Sequence[Candidate]
+    scores: list[Score] = field(default_factory=list)
+    curves: list[Curve] = field(default_factory=list)
+    new_corpus: dict[tuple[str, str], list[Example]] = field(default_factory=dict)
+    caches: dict[tuple[str, str], tuple[TruthCache, list[Example]]] = field(default_factory=dict)
+
+    def base(self, family: str, dtype: str) -> tuple[TruthCache, list[Example]]:
+        if (family, dtype) not in self.caches:
+            replay = list(self.corpus.get((family, dtype), []))
+            base = [e for e in replay + catalogue(family, dtype) if has_labels(e, self.settings.labels)]
+            self.caches[(family, dtype)] = (TruthCache(family, dtype), base)
+        return self.caches[(family, dtype)]
+
+    def score(self, family: str, dtype: str, candidate: Candidate) -> None:
+        """Score one candidate (or take its finished score from ``resume``) and keep its worst examples."""
+        done = self.resume.scores.get((family, candidate.name, dtype))
+        if done is not None:
+            score, worst = done
+        else:
+            cache, base = self.base(family, dtype)
+            score, worst = score_candidate(candidate, dtype, base, cache, self.settings)
+            self.progress.scored(score, worst)
+        self.scores.append(score)
+        kept = self.new_corpus.setdefault((family, dtype), list(self.corpus.get((family, dtype), [])))
+        known = {e.key for e in kept}
+        kept.extend(e for e in worst if e.key not in known and not known.add(e.key))
+
+    def sweep(self, family: str, dtype: str) -> None:
+        """Sweep one family x dtype (or take its finished curves from ``resume``)."""
+        swept = self.resume.curves.get((family, dtype))
+        if swept is None:
+            swept = sweep(family, dtype, _chosen(self.settings, family, self.extra), self.settings.labels)
+            self.progress.swept(family, dtype, swept)
+        self.curves.extend(swept)
+
+
 def run_campaign(
     settings: Settings = Settings(),
     corpus: dict[tuple[str, str], list[Example]] | None = None,
@@ -237,62 +298,32 @@ def run_campaign(
     CLI journals them). A KeyboardInterrupt ends the campaign early with ``partial=True`` and every
     finished score kept.
     """
-    from .provenance import provenance
-
     progress = progress or Progress()
-    corpus = corpus or {}
-    resume = resume or Resume()
+    work = _Work(settings, corpus or {}, progress, resume or Resume(), extra)
     started = time.perf_counter()
-    plan: list[tuple[str, str, Candidate]] = []
-    for family in settings.families:
-        oracles.get_family(family)
-        for dtype in settings.dtypes:
-            oracles.resolve_format(dtype)
-            plan.extend((family, dtype, c) for c in _declared(_chosen(settings, family, extra), dtype))
+    plan = _plan(settings, extra)
     progress.total(len(plan) + len(settings.families) * len(settings.dtypes))
-    scores: list[Score] = []
-    curves: list[Curve] = []
-    new_corpus: dict[tuple[str, str], list[Example]] = {}
     partial = False
-    caches: dict[tuple[str, str], tuple[TruthCache, list[Example]]] = {}
     try:
         for family, dtype, candidate in plan:
             if progress.stop():
                 raise KeyboardInterrupt
             progress.step(f"{family} {candidate.name} {dtype}")
-            done = resume.scores.get((family, candidate.name, dtype))
-            if done is not None:
-                score, worst = done
-            else:
-                if (family, dtype) not in caches:
-                    replay = list(corpus.get((family, dtype), []))
-                    base = [e for e in replay + catalogue(family, dtype) if has_labels(e, settings.labels)]
-                    caches[(family, dtype)] = (TruthCache(family, dtype), base)
-                cache, base = caches[(family, dtype)]
-                score, worst = score_candidate(candidate, dtype, base, cache, settings)
-                progress.scored(score, worst)
-            scores.append(score)
-            kept = new_corpus.setdefault((family, dtype), list(corpus.get((family, dtype), [])))
-            known = {e.key for e in kept}
-            kept.extend(e for e in worst if e.key not in known and not known.add(e.key))
+            work.score(family, dtype, candidate)
         for family in settings.families:
             for dtype in settings.dtypes:
                 if progress.stop():
                     raise KeyboardInterrupt
                 progress.step(f"{family} {dtype} sweep")
-                swept = resume.curves.get((family, dtype))
-                if swept is None:
-                    swept = sweep(family, dtype, _chosen(settings, family, extra), settings.labels)
-                    progress.swept(family, dtype, swept)
-                curves.extend(swept)
+                work.sweep(family, dtype)
     except KeyboardInterrupt:
         partial = True
     result = RunResult(
         settings=settings.to_json(),
         provenance=provenance(settings.seed),
-        scores=tuple(scores),
+        scores=tuple(work.scores),
         wall_seconds=time.perf_counter() - started,
         partial=partial,
-        curves=tuple(curves),
+        curves=tuple(work.curves),
     )
-    return result, new_corpus
+    return result, work.new_corpus

@@ -44,6 +44,7 @@ Speed is never compared: timings are not deterministic.
 
 from __future__ import annotations
 
+import json
 import math
 import shlex
 from dataclasses import dataclass
@@ -55,9 +56,12 @@ import numpy as np
 import oracles
 
 from ._records import NON_FINITE_MISTAKES, RunResult, Score, WorstCase
+from ._values import fmt_ulp as _fmt
 from ._values import parse_value
 from .candidates import CANDIDATE_NAMES
-from .strategies import Example
+from .corpus import corpus_from_json, corpus_to_json
+from .outcomes import shown_case, tally_outcomes
+from .strategies import Example, catalogue
 
 __all__ = [
     "DEFAULT_FACTOR",
@@ -66,7 +70,7 @@ __all__ = [
     "GATE_VERSION",
     "Check",
     "GateResult",
-    "compare",
+    "check_run",
     "parse_factor",
     "ulp_limit",
     "nonfinite_on_finite_inputs",
@@ -84,8 +88,6 @@ ULP_FLOOR = 1.0
 STATUSES = ("pass", "new", "new_nonfinite", "regression", "missing")
 GATE_VERSION = 1
 
-_RAISED = "raised"
-
 
 def ulp_limit(old: float | None, factor: float) -> float | None:
     """The largest max-ULP figure that still passes against a baseline of ``old``: ``max(factor * old, 1)``;
@@ -97,16 +99,13 @@ def ulp_limit(old: float | None, factor: float) -> float | None:
 
 def nonfinite_on_finite_inputs(score: Score) -> int:
     """Non-finite mistakes on examples whose inputs are all finite (those on ±inf/nan inputs excluded)."""
-    counts = score.counts
-    total = sum(int(counts.get(name, 0) or 0) for name in NON_FINITE_MISTAKES)
-    return max(0, total - int(counts.get("on_nonfinite_inputs", 0) or 0))
+    return tally_outcomes(score).on_finite_inputs
 
 
 def case_of(score: Score | None) -> WorstCase | None:
     """The case that shows a score's worst: its shrunk reproducer, else its worst case."""
-    if score is None:
-        return None
-    return score.reproducer if score.reproducer is not None else (score.worst[0] if score.worst else None)
+    shown = None if score is None else shown_case(score)
+    return None if shown is None else shown[1]
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,12 +177,6 @@ class GateResult:
         return out
 
 
-def _fmt(value: float | None) -> str:
-    from .reports._common import fmt_ulp
-
-    return fmt_ulp(value)
-
-
 def _scored(score: Score) -> bool:
     return not score.unsupported and score.examples > 0
 
@@ -212,7 +205,7 @@ def _check(old: Score, new: Score, factor: float, fail_nonfinite: bool, slack: i
             regressions.append(f"max ULP {_fmt(old.max_ulp)} → {_fmt(new.max_ulp)} (limit {_fmt(limit)})")
         elif new.max_ulp != old.max_ulp:
             notes.append(f"max ULP {_fmt(old.max_ulp)} → {_fmt(new.max_ulp)} (limit {_fmt(limit)})")
-        raised_old, raised_new = (int(s.counts.get(_RAISED, 0) or 0) for s in (old, new))
+        raised_old, raised_new = (tally_outcomes(s).raised for s in (old, new))
         if raised_new > raised_old + slack or (raised_old == 0 and raised_new > 0):
             first = new.findings[0].message if new.findings else (new.failure or "")
             regressions.append(f"raised on {raised_new} examples (baseline {raised_old})" + (f": {first}" if first else ""))
@@ -240,7 +233,10 @@ def _label(score: Score | None, case: WorstCase | None, prefix: str = "") -> str
 
 
 def _finite_inputs(case: WorstCase) -> bool:
-    return not any(v.strip().lstrip("+-").lower() in ("inf", "nan") for v in case.inputs + case.labels)
+    try:
+        return all(math.isfinite(parse_value(v)) for v in case.inputs + case.labels)
+    except ValueError:  # not a number: not a case on finite inputs
+        return False
 
 
 def relevant_case(score: Score, ulp_limit_crossed: float | None, nonfinite: bool) -> WorstCase | None:
@@ -259,7 +255,7 @@ def relevant_case(score: Score, ulp_limit_crossed: float | None, nonfinite: bool
     return case_of(score)
 
 
-def compare(
+def check_run(
     baseline: RunResult,
     current: RunResult,
     *,
@@ -374,9 +370,7 @@ def replay_corpus(
     """The corpus the gate replays for each (family, dtype) of ``pairs``: the ``stored`` replay corpus, then
     the baseline's worst cases and reproducers, then ``extra`` (a corpus folder), without duplicates and
     without examples of the boundary catalogue. Also returns, per pair, how many examples are not from
-    ``stored`` (the slack of :func:`compare`)."""
-    from .strategies import catalogue
-
+    ``stored`` (the slack of :func:`check_run`)."""
     stored = stored or {}
     extra = extra or {}
     corpus: dict[tuple[str, str], list[Example]] = {}
@@ -407,10 +401,6 @@ def replay_corpus(
 
 def gate_entry(corpus: Mapping[tuple[str, str], list[Example]]) -> dict[str, Any]:
     """The ``"gate"`` entry a baseline written by the gate carries: its replay corpus (corpus-file objects)."""
-    import json
-
-    from .corpus import corpus_to_json
-
     return {
         "version": GATE_VERSION,
         "replayed": [json.loads(corpus_to_json(f, d, examples)) for (f, d), examples in corpus.items()],
@@ -419,10 +409,6 @@ def gate_entry(corpus: Mapping[tuple[str, str], list[Example]]) -> dict[str, Any
 
 def read_gate_entry(entry: Any, name: str) -> dict[tuple[str, str], list[Example]]:
     """The replay corpus of a baseline's ``"gate"`` entry; one-line ``ValueError`` naming ``name`` if malformed."""
-    import json
-
-    from .corpus import corpus_from_json
-
     if not isinstance(entry, dict) or entry.get("version") != GATE_VERSION or not isinstance(entry.get("replayed"), list):
         raise ValueError(f"{name}: its 'gate' entry is not a version {GATE_VERSION} replay corpus; regenerate the"
                          " baseline with lossfuzz gate --update-baseline")

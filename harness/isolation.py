@@ -270,7 +270,7 @@ class Worker:
         return self._process is not None and self._process.is_alive()
 
     def _start(self) -> None:
-        from .scoring import CandidateFailure
+        from ._records import CandidateFailure
 
         method = self.method or start_method(self.call)
         if method == "fork":
@@ -330,7 +330,7 @@ class Worker:
         return code
 
     def _died(self, when: str):
-        from .scoring import CandidateFailure
+        from ._records import CandidateFailure
 
         code = self._stop(kill=True)  # reap it, and anything left in its group
         if code is not None and code < 0:
@@ -360,7 +360,7 @@ class Worker:
     # ------------------------------------------------------------------------------------------------ calls
 
     def __call__(self, inputs: Any, labels: Any) -> Any:
-        from .scoring import CandidateFailure
+        from ._records import CandidateFailure
 
         with self._lock:
             if self.trip_after and len(self._streak) >= self.trip_after:
@@ -391,7 +391,7 @@ class Worker:
         self._gap = PROBE_GAP
 
     def _call(self, inputs: Any, labels: Any) -> Any:
-        from .scoring import CandidateFailure
+        from ._records import CandidateFailure
 
         if self._process is None or not self._process.is_alive():
             if self._process is not None:

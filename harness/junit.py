@@ -12,7 +12,9 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 
+from ._values import fmt_ulp
 from .gate import Check, GateResult
+from .outcomes import case_error
 
 __all__ = ["render_junit", "SUITE_NAME"]
 
@@ -28,8 +30,6 @@ def _clean(text: object) -> str:
 
 
 def _details(check: Check, result: GateResult) -> str:
-    from .reports._common import case_error, fmt_ulp
-
     lines = [
         f"{check.family} / {check.candidate} / {check.dtype}: {check.status}",
         *(f"- {r}" for r in check.reasons),

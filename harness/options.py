@@ -34,6 +34,7 @@ from typing import Any, Callable, Iterator, Mapping, TypeVar
 import oracles
 
 from ._records import LABEL_SETS
+from ._values import parse_value
 from .candidates import CANDIDATE_NAMES
 
 __all__ = [
@@ -224,7 +225,7 @@ def parse_factor(text: str | float) -> float:
     raw = str(text).strip()
     body = raw[:-1].strip() if raw[-1:] in ("x", "X") else raw
     try:
-        value = float(body)
+        value = parse_value(body, "--max-ulp-regression")
     except ValueError:
         raise UsageError(f"--max-ulp-regression {raw!r} is not a factor; write e.g. 1.5x (the max ULP error may grow"
                          " by 50%)") from None

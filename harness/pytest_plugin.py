@@ -88,7 +88,7 @@ def plugin_defaults(config: pytest.Config | None) -> dict[str, Any]:
 def bound_problems(score: Any, max_ulp: float | None, allow_nonfinite: bool) -> list[str]:
     """What breaks the bound, one line each (empty: the score is within it)."""
     from harness.gate import nonfinite_on_finite_inputs
-    from harness.reports._common import fmt_ulp
+    from harness._values import fmt_ulp
 
     if score.unsupported:
         return [f"rejects {score.dtype} inputs (unsupported){': ' + score.failure if score.failure else ''}"]
@@ -133,7 +133,7 @@ def _exact_command(replay: str) -> str:
 
 
 def _case_lines(label: str, case: Any, input_name: str, replay_note: str = "") -> list[str]:
-    from harness.reports._common import case_error
+    from harness.outcomes import case_error
 
     if replay_note:
         replay = f"  replay: not available ({replay_note}); the exact value: {_exact_command(case.replay)}"

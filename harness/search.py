@@ -14,6 +14,7 @@ Both runs are deterministic for a given seed and candidate (no deadline, no data
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
@@ -23,8 +24,9 @@ from hypothesis import target
 from hypothesis.errors import HypothesisException
 
 from . import strategies
+from ._records import CandidateFailure, Finding
 from .metrics import severity
-from .scoring import CHUNK, CandidateFailure, Observations, TruthCache, finding, observe
+from .scoring import CHUNK, Observations, TruthCache, finding, observe
 
 __all__ = ["SearchResult", "search"]
 
@@ -36,7 +38,7 @@ _MAX_CLASSES = 16  # XLA compiles once per shape: keep the searched class counts
 class SearchResult:
     observations: Observations
     minimal: Observations | None  # the shrunk reproducer's observation (one group), if one was found
-    findings: list  # Finding per example on which the candidate raised, hung, crashed or returned garbage
+    findings: list[Finding]  # per example on which the candidate raised, hung, crashed or returned garbage
 
 
 class _Found(Exception):
@@ -70,6 +72,66 @@ def _settings(max_examples: int, phases: list[Phase]) -> settings:
     )
 
 
+def _evaluate(fn: Callable[..., Any], cache: TruthCache, reduction: str, findings: dict[tuple, Finding],
+              batch: list) -> tuple[float, Observations | None]:
+    """The severity of one drawn batch (the worst value's) and its observation; a failed call is a finding
+    (kept once per batch) and the most severe score (2**80), with no observation."""
+    try:
+        obs = observe(fn, batch, cache, reduction)
+    except CandidateFailure as exc:
+        findings.setdefault(tuple(e.key for e in batch), finding(exc, batch))
+        return 2.0**80, None
+    return float(max(severity(c).max(initial=0.0) for c in obs.comparisons)), obs
+
+
+def _explore(evaluate: Callable[[list], tuple[float, Observations | None]], strategy: st.SearchStrategy[Any],
+             seed: int, max_examples: int) -> tuple[Observations, float]:
+    """The explore run: every observation, and the largest severity seen."""
+    found = Observations()
+    worst = [0.0]
+
+    @hypothesis_seed(seed)
+    @_settings(max_examples, [Phase.generate, Phase.target])
+    @given(strategy)
+    def explore(batch: list) -> None:
+        score, obs = evaluate(batch)
+        if obs is not None:
+            found.extend(obs)
+        worst[0] = max(worst[0], score)
+        target(score, label="severity")
+
+    explore()
+    return found, worst[0]
+
+
+def _shrink(evaluate: Callable[[list], tuple[float, Observations | None]], strategy: st.SearchStrategy[Any],
+            seed: int, max_examples: int, threshold: float) -> Observations | None:
+    """The shrink run: the minimal example at least ``threshold`` severe (its observation), or None."""
+    failing: set = set()
+    calls = [0]
+
+    @hypothesis_seed(seed)
+    @_settings(max_examples, [Phase.generate, Phase.target, Phase.shrink])
+    @given(strategy)
+    def shrink_run(batch: list) -> None:
+        key = tuple(e.key for e in batch)
+        calls[0] += 1
+        if key not in failing and calls[0] > max_examples + _SHRINK_CALLS:
+            return
+        score, obs = evaluate(batch)
+        if score >= threshold and obs is not None:
+            failing.add(key)
+            raise _Found(obs)
+
+    try:
+        shrink_run()
+    except _Found as exc:
+        return exc.obs
+    except (HypothesisException, ExceptionGroup):  # e.g. a flaky replay: no reproducer rather than a wrong one
+        return None
+    return None
+
+
 def search(
     fn: Callable[..., Any],
     family: str,
@@ -84,53 +146,9 @@ def search(
 ) -> SearchResult:
     """Explore with ``max_examples`` Hypothesis examples, then shrink the worst (see the module docstring).
     ``labels``: the label set drawn from (:data:`harness.strategies.LABEL_SETS`)."""
-    found = Observations()
-    state: dict[str, Any] = {"worst": 0.0}
-    findings: dict[tuple, Any] = {}
+    findings: dict[tuple, Finding] = {}
     strategy = _strategy(family, dtype, reduction, labels)
-
-    def evaluate(batch: list) -> tuple[float, Observations | None]:
-        try:
-            obs = observe(fn, batch, cache, reduction)
-        except CandidateFailure as exc:
-            findings.setdefault(tuple(e.key for e in batch), finding(exc, batch))
-            return 2.0**80, None
-        return float(max(severity(c).max(initial=0.0) for c in obs.comparisons)), obs
-
-    @hypothesis_seed(seed)
-    @_settings(max_examples, [Phase.generate, Phase.target])
-    @given(strategy)
-    def explore(batch: list) -> None:
-        score, obs = evaluate(batch)
-        if obs is not None:
-            found.extend(obs)
-        state["worst"] = max(state["worst"], score)
-        target(score, label="severity")
-
-    explore()
-    minimal = None
-    threshold = state["worst"] / 2
-    if shrink and state["worst"] > 1.0:
-        failing: set = set()
-        calls = {"n": 0}
-
-        @hypothesis_seed(seed)
-        @_settings(max_examples, [Phase.generate, Phase.target, Phase.shrink])
-        @given(strategy)
-        def shrink_run(batch: list) -> None:
-            key = tuple(e.key for e in batch)
-            calls["n"] += 1
-            if key not in failing and calls["n"] > max_examples + _SHRINK_CALLS:
-                return
-            score, obs = evaluate(batch)
-            if score >= threshold and obs is not None:
-                failing.add(key)
-                raise _Found(obs)
-
-        try:
-            shrink_run()
-        except _Found as exc:
-            minimal = exc.obs
-        except (HypothesisException, ExceptionGroup):  # e.g. a flaky replay: no reproducer rather than a wrong one
-            minimal = None
+    evaluate = partial(_evaluate, fn, cache, reduction, findings)
+    found, worst = _explore(evaluate, strategy, seed, max_examples)
+    minimal = _shrink(evaluate, strategy, seed, max_examples, worst / 2) if shrink and worst > 1.0 else None
     return SearchResult(found, minimal, list(findings.values()))

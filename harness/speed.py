@@ -14,7 +14,7 @@ import oracles
 
 from ._records import Speed
 
-__all__ = ["speed_inputs", "measure"]
+__all__ = ["speed_inputs", "time_candidate"]
 
 _CLASSES = 10
 
@@ -54,7 +54,7 @@ def _best_of(repeats: int, call: Callable[[], Any]) -> float:
     return best
 
 
-def measure(fn: Callable[[np.ndarray, np.ndarray], Any], x: np.ndarray, z: np.ndarray, repeats: int = 3) -> Speed:
+def time_candidate(fn: Callable[[np.ndarray, np.ndarray], Any], x: np.ndarray, z: np.ndarray, repeats: int = 3) -> Speed:
     """Best-of-``repeats`` time of ``fn(x, z)`` and of copying ``x`` and ``z``, per input element."""
     with np.errstate(all="ignore"):
         fn(x, z)  # warm up: imports, tracing, XLA compilation

@@ -61,7 +61,7 @@ def _candidate_values(spec: str, fam: Any, inputs: np.ndarray, labels: np.ndarra
     """What ``spec`` (a built-in name, or ``module:function`` called as ``lossfuzz audit`` calls it, in this
     process) returns on the inputs; None (and a line saying why) when the candidate itself fails."""
     from ..candidates import get_candidate
-    from ..scoring import CandidateFailure
+    from ..records import CandidateFailure
 
     if ":" in spec:
         from ..adapters import function_candidate

@@ -280,7 +280,7 @@ def _campaign(options: Mapping[str, Any], baseline: Baseline | None, extra_corpu
 
 
 def _gate(args: argparse.Namespace) -> int:
-    from ..gate import compare
+    from ..gate import check_run
 
     options = resolve("gate", args)
     baseline_path = Path(options["baseline"])
@@ -307,7 +307,7 @@ def _gate(args: argparse.Namespace) -> int:
 
         current = rewrite_replays(current, function.name, replay_words(function.target, options["takes"],
                                                                          options["inputs"], options["kwargs"]))
-    result = compare(run.scoped if run.scoped is not None else replace(current, scores=()), current,
+    result = check_run(run.scoped if run.scoped is not None else replace(current, scores=()), current,
                      max_ulp_regression=options["max_ulp_regression"],
                      fail_on_new_nonfinite=options["fail_on_new_nonfinite"],
                      slack=run.fresh if baseline is not None else 0)
@@ -344,7 +344,7 @@ def _write(options: Mapping[str, Any], baseline_path: Path, out: Path, result, c
 
 
 def _print_summary(result, baseline: str, updated: str | None) -> None:
-    from ..reports._common import fmt_ulp
+    from .._values import fmt_ulp
 
     tally = result.tally()
     threshold = f"max ULP may grow {result.max_ulp_regression:g}x, at least to 1 ULP"

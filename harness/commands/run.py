@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..options import Settings, add_options, reading_input, resolve, settings
+from ..outcomes import tally_outcomes
 
 __all__ = ["add_parser", "write_reports", "read_corpus", "writable_dir"]
 
@@ -124,7 +125,7 @@ def _cell(s) -> str:
     if s.failure and s.max_ulp is None:
         return "failed"
     text = "-" if s.max_ulp is None else f"{s.max_ulp:.3g}"
-    bad = s.counts.get("nan", 0) + s.counts.get("inf", 0) + s.counts.get("finite_where_infinite", 0)
+    bad = tally_outcomes(s).non_finite  # all six non-finite mistakes (it once counted three)
     return f"{text} ({bad} nan/inf)" if bad else text
 
 

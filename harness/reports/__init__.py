@@ -1,8 +1,10 @@
 """Report writers: each turns a :class:`harness.RunResult` into the text of one file and touches no file.
 
 ``WRITERS`` maps a report kind to its file name and the dotted ``"module:function"`` path of its renderer,
-imported on first use, so importing this package imports neither matplotlib nor any renderer (the CLI
-writes the texts, atomically). Schema of ``report.json``: ``reports/SCHEMA.md``.
+imported on first use (a deliberate lazy load: the HTML writer needs matplotlib, which only the run and
+audit commands use), so importing this package imports neither matplotlib nor any renderer (the CLI
+writes the texts, atomically). Schema of ``report.json``: ``reports/SCHEMA.md``. Also the judgements the
+writers share and others read (a score's verdict, the mixed-precision comparison, the speed in words).
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ from typing import TYPE_CHECKING, Callable
 if TYPE_CHECKING:  # pragma: no cover
     from harness._records import RunResult
 
-__all__ = ["WRITERS", "KINDS", "file_name", "renderer", "render"]
+from ._common import UpcastComparison, Verdict, fmt_speed, fmt_ulp, upcast_comparisons, verdict
+
+__all__ = ["WRITERS", "KINDS", "file_name", "renderer", "render", "Verdict", "verdict", "UpcastComparison",
+           "upcast_comparisons", "fmt_speed", "fmt_ulp"]
 
 # kind -> (file name, "module:function" of the renderer)
 WRITERS: dict[str, tuple[str, str]] = {

@@ -1,6 +1,8 @@
-"""What the Markdown and HTML reports share: number formats, verdicts, grouping, provenance in words.
+"""What the report writers share: verdicts, grouping, provenance in words (private to harness.reports).
 
-Everything here returns plain (unescaped) text; each writer escapes for its own format.
+Everything here returns plain (unescaped) text; each writer escapes for its own format. Number formats
+live in :mod:`harness._values` and outcome counting in :mod:`harness.outcomes` (the gate and the audit use
+them too); they are imported here for the writers.
 """
 
 from __future__ import annotations
@@ -9,10 +11,12 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from harness._records import NON_FINITE_MISTAKES, RunResult, Score, Speed, WorstCase
+from harness._records import RunResult, Score, Speed
+from harness._values import fmt_bits, fmt_seconds, fmt_ulp
+from harness.candidates import UPCAST_SUFFIX
+from harness.outcomes import OTHER_NON_FINITE, OUTCOME_WORDS, case_error, count, shown_case, tally_outcomes
 
 __all__ = [
-    "NON_FINITE",
     "OTHER_NON_FINITE",
     "OUTCOME_WORDS",
     "Verdict",
@@ -22,12 +26,12 @@ __all__ = [
     "fmt_speed",
     "fmt_seconds",
     "first_line",
-    "non_finite",
+    "count",
     "by_family",
     "provenance_line",
     "provenance_items",
     "settings_line",
-    "tally",
+    "count_verdicts",
     "shown_case",
     "case_error",
     "ordered_unique",
@@ -37,26 +41,8 @@ __all__ = [
     "labels_note",
 ]
 
-# Outcomes that are mistakes about non-finite values (no ULP number applies).
-NON_FINITE = NON_FINITE_MISTAKES
-# Those without a column of their own in the summary tables.
-OTHER_NON_FINITE = ("nan_where_infinite", "wrong_infinity", "number_where_nan")
 # At most this many ULP (and no non-finite mistake) is "ok".
 OK_ULP = 1.0
-
-OUTCOME_WORDS = {
-    "finite": "finite result",
-    "agree": "agrees with the exact non-finite value",
-    "nan": "nan where the exact value is finite",
-    "inf": "an infinity where the exact value is finite (and does not round to it)",
-    "finite_where_infinite": "a finite value where the exact value is infinite",
-    "nan_where_infinite": "nan where the exact value is infinite",
-    "wrong_infinity": "the opposite infinity",
-    "number_where_nan": "a number where the exact value is undefined (nan)",
-    "flushed_subnormal": "zero where the correctly rounded value is a nonzero subnormal",
-    "raised": "the candidate raised",
-    "unconverged": "the oracle did not converge (nothing claimed)",
-}
 
 
 def first_line(text: str | None, limit: int = 120) -> str:
@@ -64,30 +50,6 @@ def first_line(text: str | None, limit: int = 120) -> str:
     lines = [line.strip() for line in str(text or "").splitlines() if line.strip()]
     line = lines[0] if lines else ""
     return line if len(line) <= limit else line[: limit - 1] + "…"
-
-
-def fmt_ulp(value: float | None) -> str:
-    """A ULP figure, compact: ``0``, ``0.5``, ``12.3``, ``4096``, ``1.53e+07``, ``inf``; ``—`` for none."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "—"
-    value = float(value)
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    if value == 0:
-        return "0"
-    if abs(value) >= 1e5:
-        return f"{value:.3g}"
-    if abs(value) >= 100:
-        return f"{value:.0f}"
-    return f"{value:.3g}"
-
-
-def fmt_bits(value: float | None) -> str:
-    if value is None or math.isnan(value):
-        return "—"
-    if math.isinf(value):
-        return "inf"
-    return "0" if value == 0 else f"{value:.3g}"
 
 
 def fmt_speed(speed: Speed | None) -> str:
@@ -98,22 +60,6 @@ def fmt_speed(speed: Speed | None) -> str:
     if not math.isfinite(ratio):
         return "—"
     return f"{ratio:.1f}x copy" if ratio < 100 else f"{ratio:.0f}x copy"
-
-
-def fmt_seconds(seconds: float | None) -> str:
-    if seconds is None or not math.isfinite(seconds):
-        return "—"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, rest = divmod(int(round(seconds)), 60)
-    if minutes < 60:
-        return f"{minutes} min {rest} s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min"
-
-
-def non_finite(score: Score, names: Iterable[str] = NON_FINITE) -> int:
-    return sum(int(score.counts.get(name, 0) or 0) for name in names)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,28 +78,26 @@ def verdict(score: Score) -> Verdict:
     if score.examples == 0 and score.failure:
         return Verdict("fail", f"failed: {first_line(score.failure, 100)}")
     problems = []
-    mistakes = non_finite(score)
-    on_limits = int(score.counts.get("on_nonfinite_inputs", 0) or 0)
-    if mistakes and mistakes == on_limits:
+    outcomes = tally_outcomes(score)
+    if outcomes.non_finite and outcomes.non_finite == outcomes.on_nonfinite_inputs:
         problems.append("non-finite results on ±inf/nan inputs only")
-    elif mistakes:
+    elif outcomes.non_finite:
         problems.append("non-finite results")
     if score.max_ulp is not None and not score.max_ulp <= OK_ULP:
         problems.append("inaccurate")
-    raised = int(score.counts.get("raised", 0) or 0)
-    if raised:
-        problems.append(f"raised on {raised}")
+    if outcomes.raised:
+        problems.append(f"raised on {outcomes.raised}")
     if score.failure:
         problems.append(f"failed: {first_line(score.failure, 100)}")
     if problems:
         return Verdict("bad", ", ".join(problems))
     if score.examples == 0 or score.max_ulp is None:
         return Verdict("skip", "no comparison")
-    unconverged = int(score.counts.get("unconverged", 0) or 0)
+    unconverged = outcomes.unconverged
     return Verdict("ok", f"ok ({unconverged} unconverged)" if unconverged else "ok")
 
 
-def tally(scores: Iterable[Score]) -> dict[str, int]:
+def count_verdicts(scores: Iterable[Score]) -> dict[str, int]:
     """How many scores per verdict level."""
     out = dict.fromkeys(("ok", "bad", "fail", "skip"), 0)
     for s in scores:
@@ -189,7 +133,7 @@ def share_over_one_ulp(score: Score) -> float | None:
 UPCAST_MISSING_MARGIN = 0.002
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UpcastComparison:
     """A candidate next to its ``<name>_upcast`` variant (float32 inside, one cast back) in one family and
     half-precision dtype. ``missing``: the plain candidate's share of examples above 1 ULP exceeds the
@@ -218,8 +162,6 @@ class UpcastComparison:
 
 def upcast_comparisons(result: RunResult) -> list[UpcastComparison]:
     """Every (family, dtype, candidate) of the run that has an ``_upcast`` variant scored beside it, in run order."""
-    from harness.candidates._registry import UPCAST_SUFFIX
-
     scores = {s.key: s for s in result.scores}
     out = []
     for s in result.scores:
@@ -301,23 +243,3 @@ def settings_line(result: RunResult) -> str:
     if "shrink" in s:
         parts.append("reproducers shrunk" if s["shrink"] else "no shrinking")
     return " · ".join(parts)
-
-
-def shown_case(score: Score) -> tuple[str, WorstCase] | None:
-    """The case to show for a score: its shrunk reproducer, else its worst case; None if it has neither."""
-    if score.reproducer is not None:
-        return "shrunk reproducer", score.reproducer
-    if score.worst:
-        return "worst case", score.worst[0]
-    return None
-
-
-def case_error(case: WorstCase) -> str:
-    """The error of one case in words: ``1.53e+07 ULP`` or what went wrong when there is no ULP number."""
-    if case.outcome == "flushed_subnormal":
-        return f"{fmt_ulp(case.ulp)} ULP ({OUTCOME_WORDS['flushed_subnormal']})"
-    if case.ulp is not None and case.outcome in ("finite", "agree"):
-        return f"{fmt_ulp(case.ulp)} ULP"
-    if case.ulp is not None:
-        return f"{fmt_ulp(case.ulp)} ULP ({OUTCOME_WORDS.get(case.outcome, case.outcome)})"
-    return f"no ULP number: {OUTCOME_WORDS.get(case.outcome, case.outcome)}"

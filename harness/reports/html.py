@@ -4,7 +4,8 @@ Header and provenance, the summary table of each family, and per family x dtype 
 error of each candidate along a swept logit or probability, from the run's :class:`Curve` records) and a
 histogram of the errors; then every score's worst cases with their replay commands. Every string that
 comes from a user or from audited code goes through :func:`html.escape`. matplotlib is imported here only,
-through :class:`matplotlib.figure.Figure` (no pyplot, no GUI backend).
+through :class:`matplotlib.figure.Figure` (no pyplot, no GUI backend); this module itself is imported only
+when a report is rendered (:data:`harness.reports.WRITERS`), so ``import harness`` never loads matplotlib.
 """
 
 from __future__ import annotations
@@ -15,26 +16,28 @@ import io
 import math
 from typing import Any, Iterable
 
+import numpy as np
+from matplotlib import colormaps
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import NullFormatter, NullLocator
+
 from harness._records import HISTOGRAM_BINS, Curve, RunResult, Score, WorstCase
 
 from ._common import (
-    OTHER_NON_FINITE,
     OUTCOME_WORDS,
     by_family,
     case_error,
-    fmt_bits,
-    fmt_speed,
+    count_verdicts,
     fmt_ulp,
-    labels_note,
-    non_finite,
     ordered_unique,
-    provenance_line,
     provenance_items,
+    provenance_line,
     settings_line,
-    tally,
     upcast_comparisons,
     verdict,
 )
+from .sections import Section, Span, Table, audit_sections, score_table
 
 __all__ = ["render_html"]
 
@@ -90,8 +93,6 @@ def _png(fig: Any) -> str:
 
 
 def _colors(names: list[str]) -> dict[str, Any]:
-    from matplotlib import colormaps
-
     palette = colormaps["tab10"].colors if len(names) <= 10 else colormaps["tab20"].colors
     return {name: palette[i % len(palette)] for i, name in enumerate(names)}
 
@@ -99,13 +100,55 @@ def _colors(names: list[str]) -> dict[str, Any]:
 _STYLES = ("-", "--", "-.", ":")
 
 
+def _x_axis(ax: Any, curve: Curve, x: np.ndarray) -> None:
+    """A logit axis for probabilities strictly inside (0, 1), else a symmetric-log axis over ``x``."""
+    if curve.x_name == "probability" and x.size and x.min() > 0 and x.max() < 1:
+        ax.set_xscale("logit")
+        ticks, labels = _logit_ticks(x)
+        ax.set_xticks(ticks, labels)
+        ax.xaxis.set_minor_locator(NullLocator())
+    else:
+        positive = np.abs(x[np.isfinite(x) & (x != 0)])
+        ax.set_xscale("symlog", linthresh=float(positive.min()) if positive.size else 1.0, linscale=0.25)
+        ax.set_xticks(_symlog_ticks(x))
+        ax.set_xlim(-float(positive.max()) * 1.5 if positive.size else -1, float(positive.max()) * 1.5 if positive.size else 1)
+
+
+def _plot_errors(ax: Any, x: np.ndarray, errs: tuple[float | None, ...], i: int, name: str, count: int, color: Any) -> bool:
+    """One candidate's errors (``i`` of ``count``) on ``ax``: a line, dots where no line passes, and × at the
+    top of the axis where the result has no ULP number. True when there was such a point."""
+    y = np.array([np.nan if e is None else e for e in errs], dtype=float)
+    missing = ~np.isfinite(y)
+    shown = np.where(missing, np.nan, np.maximum(y, FLOOR))
+    ax.plot(x, shown, _STYLES[i % len(_STYLES)], color=color, lw=1.6, label=_mpl(name), zorder=3 + count - i)
+    ok = ~np.isnan(shown)
+    alone = ok & ~np.r_[False, ok[:-1]] & ~np.r_[ok[1:], False]  # no line through it: a dot
+    if alone.any():
+        ax.plot(x[alone], shown[alone], "o", color=color, ms=3, zorder=3 + count - i)
+    if missing.any():
+        # Non-finite mistakes have no ULP number: marked at the top of the axis.
+        ax.plot(x[missing], np.full(missing.sum(), 0.985 - 0.02 * (i % 3)), "x", color=color,
+                ms=5, mew=1.3, transform=ax.get_xaxis_transform(), clip_on=False, zorder=10)
+    return bool(missing.any())
+
+
+def _y_axis_and_labels(ax: Any, curve: Curve, top: float) -> None:
+    """Decade ticks, the 0.5 ULP line, the exact floor, grid, axis label and panel title."""
+    ax.set_yticks(_decade_ticks(FLOOR, top))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.axhline(0.5, color="0.35", lw=0.8, ls=(0, (1, 2)), zorder=1)
+    ax.text(0.99, 0.5, "0.5 ULP ", transform=ax.get_yaxis_transform(), va="bottom", ha="right",
+            fontsize=7, color="0.35")
+    ax.text(0.01, FLOOR, " exact (0 ULP)", transform=ax.get_yaxis_transform(), va="bottom", ha="left",
+            fontsize=7, color="0.35")
+    ax.grid(True, which="major", lw=0.4, alpha=0.5)
+    ax.set_xlabel(_mpl(curve.x_name) + (" (logit scale)" if ax.get_xscale() == "logit" else " (symmetric log scale)"))
+    ax.set_title(_mpl(f"{curve.family} · {curve.dtype} · {curve.label}"), fontsize=10)
+
+
 def _curve_figure(curves: list[Curve], colors: dict[str, Any]) -> str | None:
     """One panel per label setting: ULP error (log) against the swept input; None if nothing to draw."""
-    import numpy as np
-    from matplotlib.figure import Figure
-    from matplotlib.lines import Line2D
-    from matplotlib.ticker import NullFormatter, NullLocator
-
     curves = [c for c in curves if c.x and c.errors]
     if not curves:
         return None
@@ -121,46 +164,12 @@ def _curve_figure(curves: list[Curve], colors: dict[str, Any]) -> str | None:
         ax.set_yscale("log")
         ax.set_ylim(FLOOR / 2, top)
         ax.set_autoscaley_on(False)  # fixed limits: no margins computed past the float64 range
-        if curve.x_name == "probability" and x.size and x.min() > 0 and x.max() < 1:
-            ax.set_xscale("logit")
-            ticks, labels = _logit_ticks(x)
-            ax.set_xticks(ticks, labels)
-            ax.xaxis.set_minor_locator(NullLocator())
-        else:
-            positive = np.abs(x[np.isfinite(x) & (x != 0)])
-            ax.set_xscale("symlog", linthresh=float(positive.min()) if positive.size else 1.0, linscale=0.25)
-            ax.set_xticks(_symlog_ticks(x))
-            ax.set_xlim(-float(positive.max()) * 1.5 if positive.size else -1, float(positive.max()) * 1.5 if positive.size else 1)
-        trans = ax.get_xaxis_transform()
+        _x_axis(ax, curve, x)
         for i, name in enumerate(names):
             errs = curve.errors.get(name)
-            if errs is None or len(errs) != x.size:
-                continue
-            y = np.array([np.nan if e is None else e for e in errs], dtype=float)
-            missing = ~np.isfinite(y)
-            shown = np.where(missing, np.nan, np.maximum(y, FLOOR))
-            style = _STYLES[i % len(_STYLES)]
-            ax.plot(x, shown, style, color=colors.get(name, "0.5"), lw=1.6, label=_mpl(name), zorder=3 + len(names) - i)
-            ok = ~np.isnan(shown)
-            alone = ok & ~np.r_[False, ok[:-1]] & ~np.r_[ok[1:], False]  # no line through it: a dot
-            if alone.any():
-                ax.plot(x[alone], shown[alone], "o", color=colors.get(name, "0.5"), ms=3, zorder=3 + len(names) - i)
-            if missing.any():
-                any_missing = True
-                # Non-finite mistakes have no ULP number: marked at the top of the axis.
-                ax.plot(x[missing], np.full(missing.sum(), 0.985 - 0.02 * (i % 3)), "x", color=colors.get(name, "0.5"),
-                        ms=5, mew=1.3, transform=trans, clip_on=False, zorder=10)
-        ax.set_yticks(_decade_ticks(FLOOR, top))
-        ax.yaxis.set_minor_locator(NullLocator())
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.axhline(0.5, color="0.35", lw=0.8, ls=(0, (1, 2)), zorder=1)
-        ax.text(0.99, 0.5, "0.5 ULP ", transform=ax.get_yaxis_transform(), va="bottom", ha="right",
-                fontsize=7, color="0.35")
-        ax.text(0.01, FLOOR, " exact (0 ULP)", transform=ax.get_yaxis_transform(), va="bottom", ha="left",
-                fontsize=7, color="0.35")
-        ax.grid(True, which="major", lw=0.4, alpha=0.5)
-        ax.set_xlabel(_mpl(curve.x_name) + (" (logit scale)" if ax.get_xscale() == "logit" else " (symmetric log scale)"))
-        ax.set_title(_mpl(f"{curve.family} · {curve.dtype} · {curve.label}"), fontsize=10)
+            if errs is not None and len(errs) == x.size:
+                any_missing |= _plot_errors(ax, x, errs, i, name, len(names), colors.get(name, "0.5"))
+        _y_axis_and_labels(ax, curve, top)
     axes[0].set_ylabel("error (ULP of the exact value)")
     handles = [Line2D([], [], color=colors.get(n, "0.5"), ls=_STYLES[i % len(_STYLES)], lw=1.6, label=_mpl(n)) for i, n in enumerate(names)]
     if any_missing:
@@ -183,8 +192,6 @@ def _decade_ticks(low: float, high: float, most: int = 9) -> list[float]:
 def _symlog_ticks(x: Any) -> list[float]:
     """Major ticks of a symmetric-log axis over ``x``: 0 and powers of ten on both sides (every other one
     when the range spans many decades)."""
-    import numpy as np
-
     mags = np.abs(np.asarray(x, dtype=float))
     mags = mags[(mags > 0) & np.isfinite(mags)]
     if not mags.size:
@@ -198,8 +205,6 @@ def _symlog_ticks(x: Any) -> list[float]:
 def _logit_ticks(x: Any) -> tuple[list[float], list[str]]:
     """Ticks of a logit (probability) axis over ``x``: ``10**-k`` below one half, ``1 - 10**-k`` above, and
     0.5; chosen outwards from 0.5 at least a ninth of the axis apart (in logit units) so labels never collide."""
-    import numpy as np
-
     x = np.asarray(x, dtype=float)
     lo, hi = float(x.min()), float(x.max())
     logit = lambda p: math.log(p) - math.log1p(-p)  # noqa: E731
@@ -219,9 +224,6 @@ def _logit_ticks(x: Any) -> tuple[list[float], list[str]]:
 
 def _histogram_figure(scores: list[Score], colors: dict[str, Any]) -> str | None:
     """Grouped bars: share of examples per error bin, one bar per candidate; None if nothing was compared."""
-    import numpy as np
-    from matplotlib.figure import Figure
-
     scores = [s for s in scores if s.examples > 0]
     if not scores:
         return None
@@ -256,37 +258,57 @@ def _num(text: str, hot: bool = False) -> str:
     return f'<td class="n{" hot" if hot else ""}">{_e(text)}</td>'
 
 
-_HEAD = (
-    "candidate", "dtype", "examples", "max ULP", "p99 ULP", "mean ULP", "median ULP", "mean bits", "nan", "inf",
-    "finite where inf", "other non-finite", "flushed", "raised", "speed", "verdict",
-)
+def _span(span: Span) -> str:
+    if span.style in ("name", "code"):
+        return f"<code>{_e(span.text)}</code>"
+    if span.style == "strong":
+        return f"<b>{_e(span.text)}</b>"
+    if span.style == "muted":
+        return f'<span class="muted">{_e(span.text)}</span>'
+    if span.style == "values":
+        return _values(span.values)
+    return _e(span.text)
 
 
-def _summary_table(scores: list[Score]) -> str:
-    rows = ["<table><thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in _HEAD) + "</tr></thead><tbody>"]
-    for s in scores:
-        v = verdict(s)
-        c = lambda key: int(s.counts.get(key, 0) or 0)  # noqa: E731
-        notes = [n for n in ("" if s.reduction in ("", "none") else s.reduction, labels_note(s)) if n]
-        reduction = f' <span class="muted">({_e(", ".join(notes))})</span>' if notes else ""
-        title = f' title="{_e(s.source)}"' if s.source else ""
-        cells = [
-            f"<td{title}><code>{_e(s.candidate)}</code>{reduction}</td>",
-            f"<td>{_e(s.dtype)}</td>",
-            _num(str(s.examples)),
-            _num(fmt_ulp(s.max_ulp), s.max_ulp is not None and not s.max_ulp <= 1),
-            _num(fmt_ulp(s.p99_ulp), s.p99_ulp is not None and not s.p99_ulp <= 1),
-            _num(fmt_ulp(s.mean_ulp)),
-            _num(fmt_ulp(s.median_ulp)),
-            _num(fmt_bits(s.mean_bits)),
-        ]
-        for n in (c("nan"), c("inf"), c("finite_where_infinite"), non_finite(s, OTHER_NON_FINITE), c("flushed_subnormal"), c("raised")):
-            cells.append(_num(str(n), n > 0))
-        cells.append(_num(fmt_speed(s.speed)))
-        cells.append(f'<td class="v-{v.level}">{_e(v.text)}</td>')
+def _spans(spans: tuple[Span, ...]) -> str:
+    return "".join(_span(s) for s in spans)
+
+
+def render_table(table: Table) -> str:
+    """A section's table: numeric cells right-aligned, figures that show a problem in red, verdict cells
+    coloured by level, a cell's title as its tooltip."""
+    rows = ["<table><thead><tr>" + "".join(f"<th>{_e(c.name)}</th>" for c in table.columns) + "</tr></thead><tbody>"]
+    for row in table.rows:
+        cells = []
+        for column, cell in zip(table.columns, row):
+            classes = (["n"] if column.numeric else []) + (["hot"] if cell.hot else [])
+            classes += [f"v-{cell.level}"] if cell.level is not None else []
+            attrs = (f' class="{" ".join(classes)}"' if classes else "") + (f' title="{_e(cell.title)}"' if cell.title else "")
+            cells.append(f"<td{attrs}>{_spans(cell.spans)}</td>")
         rows.append("<tr>" + "".join(cells) + "</tr>")
     rows.append("</tbody></table>")
     return "\n".join(rows)
+
+
+def render_section(section: Section, anchor: str = "") -> str:
+    """A section as HTML: heading, lead paragraph (coloured by level), items as a key-value table, table,
+    code blocks."""
+    where = f' id="{anchor}"' if anchor else ""
+    out = [f"<h2{where}>{_spans(section.title)}</h2>"]
+    if section.lead:
+        style = f' class="v-{section.level}" style="padding:6px 10px;border-radius:6px"' if section.level else ""
+        out.append(f"<p{style}>{_e(section.lead)}</p>")
+    if section.items:
+        rows = "".join(f"<tr><td>{_e(i.label)}</td><td>{'<br>'.join(_spans(line) for line in i.lines)}</td></tr>"
+                       for i in section.items)
+        out.append(f'<table class="kv"><tbody>{rows}</tbody></table>')
+    if section.table is not None:
+        out.append(render_table(section.table))
+    for intro, code in section.code:
+        if intro:
+            out.append(f"<p>{_e(intro)}</p>")
+        out.append(f"<pre>{_e(code)}</pre>")
+    return "\n".join(out)
 
 
 def _values(values: Iterable[str]) -> str:
@@ -347,54 +369,6 @@ def _worst_section(s: Score) -> str:
 # ---------------------------------------------------------------------------------------------- page
 
 
-def _audit_section(result: RunResult) -> str:
-    """The verdict of ``lossfuzz audit`` (the ``audit`` block), first on the page; empty for a plain run."""
-    from harness.auditing import verdicts
-
-    if not result.audit:
-        return ""
-    try:
-        found = verdicts(result.audit)
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return f'<h2 id="verdict">Verdict</h2><p>{_e(result.audit.get("summary", "unreadable audit block"))}</p>'
-    return "\n".join(_verdict_html(v, first=i == 0) for i, v in enumerate(found))
-
-
-def _verdict_html(v: Any, first: bool) -> str:
-    level = {"ok": "ok", "bad": "bad"}.get(v.level, "fail")
-    items = []
-    if v.convention:
-        items.append(("convention", _e(v.convention)))
-    for text in v.systematic:
-        items.append(("systematic failure", _e(text)))
-    if v.per_element is not None:
-        items.append(("per element (batches of one element)", _e(v.per_element["summary"])))
-    if v.sweep:
-        items.append(("along the sweeps", "<br>".join(_e(t) for t in v.sweep)))
-    if v.where:
-        items.append(("worst cases at", "<br>".join(_e(t) for t in v.where)))
-    if v.reproducer is not None:
-        r = v.reproducer
-        items.append((f"minimal reproducer ({_e(v.reproducer_dtype)})",
-                      f"inputs {_values(r.inputs)}, labels {_values(r.labels)}: got <code>{_e(r.got)}</code>, exact"
-                      f" <code>{_e(r.exact)}</code>: <b>{_e(case_error(r))}</b>"
-                      + (f"<br>replay: not available ({_e(v.replay_note)}); the exact value:" if v.replay_note else "")
-                      + f"<pre>{_e(r.replay)}</pre>"))
-    for f in v.first_findings:
-        items.append((_e(f.kind), f"{_e(f.message)} (inputs {_values(f.inputs)}, labels {_values(f.labels)})"))
-    if v.findings_where:
-        items.append(("failed calls at", "<br>".join(_e(t) for t in v.findings_where)))
-    if v.best_builtin is not None:
-        b = v.best_builtin
-        items.append(("best built-in for comparison", f"<code>{_e(b['candidate'])}</code>, max {_e(fmt_ulp(b['max_ulp']))} ULP"
-                      f' <span class="muted">({_e(b.get("source", ""))})</span>'))
-    rows = "".join(f"<tr><td>{k}</td><td>{val}</td></tr>" for k, val in items)
-    anchor = ' id="verdict"' if first else ""
-    return (f'<h2{anchor}>Verdict: <code>{_e(v.name)}</code></h2>\n'
-            f'<p class="v-{level}" style="padding:6px 10px;border-radius:6px">{_e(v.summary)}</p>\n'
-            f'<table class="kv"><tbody>{rows}</tbody></table>')
-
-
 def _mixed_precision_section(result: RunResult) -> list[str]:
     """Each candidate next to its ``_upcast`` variant in float16/bfloat16 (see the Markdown report)."""
     rows = upcast_comparisons(result)
@@ -414,12 +388,8 @@ def _mixed_precision_section(result: RunResult) -> list[str]:
     return out + ["</tbody></table>"]
 
 
-def render_html(result: RunResult) -> str:
-    """The self-contained HTML page of ``result``."""
-    groups = by_family(result)
-    names = ordered_unique([s.candidate for s in result.scores] + [n for c in result.curves for n in c.errors])
-    colors = _colors(names)
-    t = tally(result.scores)
+def _head(result: RunResult) -> list[str]:
+    """From the doctype to the PARTIAL warning."""
     out = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -433,10 +403,13 @@ def render_html(result: RunResult) -> str:
             f'<div class="partial">⚠ PARTIAL RESULTS: the run was interrupted; only the {len(result.scores)}'
             " scores finished before it stopped are shown.</div>"
         )
-    audit_html = _audit_section(result)
-    if audit_html:
-        out.append(audit_html)
-    out.append(f'<p class="prov">{_e(provenance_line(result))}</p>')
+    return out
+
+
+def _overview(result: RunResult) -> list[str]:
+    """Provenance and settings in a line each, the tally of verdicts with the legend, every provenance entry."""
+    t = count_verdicts(result.scores)
+    out = [f'<p class="prov">{_e(provenance_line(result))}</p>']
     line = settings_line(result)
     if line:
         out.append(f'<p class="prov">{_e(line)}</p>')
@@ -450,7 +423,36 @@ def render_html(result: RunResult) -> str:
     out.append("<details><summary>Provenance and settings</summary><table class=\"kv\"><tbody>")
     out.extend(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in provenance_items(result))
     out.append("</tbody></table></details>")
+    return out
+
+
+def _plots(result: RunResult, family: str, dtype: str, scores: list[Score], colors: dict[str, Any]) -> list[str]:
+    """The research plot and the histogram of one family x dtype, with their caption; nothing to draw: []."""
+    curves = [c for c in result.curves if c.family == family and c.dtype == dtype]
+    curve_png = _curve_figure(curves, colors)
+    hist_png = _histogram_figure([s for s in scores if s.dtype == dtype], colors)
+    if not curve_png and not hist_png:
+        return []
+    out = [f"<h3>{_e(family)} · {_e(dtype)}</h3>"]
+    if curves:
+        labels = "; ".join(c.label for c in curves)
+        out.append(
+            f'<p class="muted">ULP error along the swept {_e(curves[0].x_name)} ({_e(labels)}); exact results'
+            f" are drawn at {FLOOR:g} ULP, and non-finite results (no ULP number) as × at the top.</p>"
+        )
+    out.append('<div class="plots">')
+    if curve_png:
+        out.append(f'<img src="{curve_png}" alt="{_e(f"ULP error along the swept input, {family} in {dtype}")}">')
+    if hist_png:
+        out.append(f'<img src="{hist_png}" alt="{_e(f"Error histogram, {family} in {dtype}")}">')
+    out.append("</div>")
+    return out
+
+
+def _families(result: RunResult, groups: list[tuple[str, list[Score]]], colors: dict[str, Any]) -> list[str]:
+    """The navigation, then per family its score table and the plots of each dtype."""
     families = ordered_unique([f for f, _ in groups] + [c.family for c in result.curves])
+    out = []
     if families:
         out.append("<nav>" + "".join(f'<a href="#family-{i}">{_e(f)}</a>' for i, f in enumerate(families))
                    + '<a href="#worst">worst cases</a></nav>')
@@ -459,27 +461,21 @@ def render_html(result: RunResult) -> str:
         scores = scores_of.get(family, [])
         out.append(f'<h2 id="family-{i}">{_e(family)}</h2>')
         if scores:
-            out.append(_summary_table(scores))
+            out.append(render_table(score_table(scores)))
         dtypes = ordered_unique([s.dtype for s in scores] + [c.dtype for c in result.curves if c.family == family])
         for dtype in dtypes:
-            curves = [c for c in result.curves if c.family == family and c.dtype == dtype]
-            curve_png = _curve_figure(curves, colors)
-            hist_png = _histogram_figure([s for s in scores if s.dtype == dtype], colors)
-            if not curve_png and not hist_png:
-                continue
-            out.append(f"<h3>{_e(family)} · {_e(dtype)}</h3>")
-            if curves:
-                labels = "; ".join(c.label for c in curves)
-                out.append(
-                    f'<p class="muted">ULP error along the swept {_e(curves[0].x_name)} ({_e(labels)}); exact results'
-                    f" are drawn at {FLOOR:g} ULP, and non-finite results (no ULP number) as × at the top.</p>"
-                )
-            out.append('<div class="plots">')
-            if curve_png:
-                out.append(f'<img src="{curve_png}" alt="{_e(f"ULP error along the swept input, {family} in {dtype}")}">')
-            if hist_png:
-                out.append(f'<img src="{hist_png}" alt="{_e(f"Error histogram, {family} in {dtype}")}">')
-            out.append("</div>")
+            out += _plots(result, family, dtype, scores, colors)
+    return out
+
+
+def render_html(result: RunResult) -> str:
+    """The self-contained HTML page of ``result``."""
+    groups = by_family(result)
+    names = ordered_unique([s.candidate for s in result.scores] + [n for c in result.curves for n in c.errors])
+    out = _head(result)
+    out.extend(render_section(s, "verdict" if i == 0 else "") for i, s in enumerate(audit_sections(result)))
+    out += _overview(result)
+    out += _families(result, groups, _colors(names))
     out.extend(_mixed_precision_section(result))
     out.append('<h2 id="worst">Worst cases</h2>')
     out.append(

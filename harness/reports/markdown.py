@@ -9,26 +9,21 @@ at a size budget so the page stays well under GitHub's limit.
 from __future__ import annotations
 
 import re
-from typing import Any
 
 from harness._records import RunResult, Score, WorstCase
 
 from ._common import (
-    OTHER_NON_FINITE,
     by_family,
     case_error,
-    fmt_bits,
-    fmt_speed,
+    count_verdicts,
     fmt_ulp,
-    non_finite,
     provenance_line,
     settings_line,
     shown_case,
-    labels_note,
-    tally,
     upcast_comparisons,
     verdict,
 )
+from .sections import Section, Span, Table, audit_sections, score_table
 
 __all__ = ["render_markdown", "md_escape"]
 
@@ -39,24 +34,6 @@ SHOWN_VALUES = 8
 
 _ICONS = {"ok": "✅", "bad": "❌", "fail": "⚠️", "skip": "➖"}
 _SPECIAL = re.compile(r"([\\`*_\[\]<>|~#!])")
-
-COLUMNS = (
-    ("candidate", "---"),
-    ("dtype", "---"),
-    ("examples", "--:"),
-    ("max ULP", "--:"),
-    ("p99 ULP", "--:"),
-    ("mean bits", "--:"),
-    ("nan", "--:"),
-    ("inf", "--:"),
-    ("finite where inf", "--:"),
-    ("other non-finite", "--:"),
-    ("flushed", "--:"),
-    ("raised", "--:"),
-    ("speed", "--:"),
-    ("verdict", "---"),
-)
-
 
 def md_escape(text: object) -> str:
     """Text safe inside a Markdown table cell or paragraph: one line, Markdown and HTML characters escaped
@@ -87,32 +64,63 @@ def _code_block(text: str, info: str = "sh") -> str:
     return f"{fence}{info}\n{text.rstrip()}\n{fence}"
 
 
-def _count(n: int) -> str:
-    return f"**{n}**" if n else "0"
+def _keep_spaces(text: str, escaped: str) -> str:
+    """``escaped`` with the leading and trailing space of ``text`` kept (spans are joined as they are)."""
+    if not text.strip():
+        return " " if text else ""
+    return (" " if text[0].isspace() else "") + escaped + (" " if text[-1].isspace() else "")
 
 
-def _row(s: Score) -> str:
-    v = verdict(s)
-    notes = [n for n in ("" if s.reduction in ("", "none") else s.reduction, labels_note(s)) if n]
-    name = _md_name(s.candidate) + (f" ({_md_name(', '.join(notes))})" if notes else "")
-    c = lambda key: int(s.counts.get(key, 0) or 0)  # noqa: E731
-    cells = [
-        name,
-        _md_name(s.dtype),
-        str(s.examples),
-        fmt_ulp(s.max_ulp),
-        fmt_ulp(s.p99_ulp),
-        fmt_bits(s.mean_bits),
-        _count(c("nan")),
-        _count(c("inf")),
-        _count(c("finite_where_infinite")),
-        _count(non_finite(s, OTHER_NON_FINITE)),
-        _count(c("flushed_subnormal")),
-        _count(c("raised")),
-        fmt_speed(s.speed),
-        f"{_ICONS[v.level]} {md_escape(v.text)}",
-    ]
-    return "| " + " | ".join(cells) + " |"
+def _span(span: Span) -> str:
+    if span.style == "name":
+        return _keep_spaces(span.text, _md_name(span.text))
+    if span.style == "code":
+        return _code_span(span.text)
+    if span.style == "strong":
+        return f"**{md_escape(span.text)}**"
+    if span.style == "values":
+        return _values(span.values)
+    return _keep_spaces(span.text, md_escape(span.text))
+
+
+def _spans(spans: tuple[Span, ...]) -> str:
+    return "".join(_span(s) for s in spans)
+
+
+def render_table(table: Table) -> list[str]:
+    """A section's table as Markdown lines: numeric columns right-aligned, figures that show a problem in
+    bold, verdict cells with their icon."""
+    out = ["| " + " | ".join(c.name for c in table.columns) + " |",
+           "|" + "|".join("--:" if c.numeric else "---" for c in table.columns) + "|"]
+    for row in table.rows:
+        cells = []
+        for cell in row:
+            body = _spans(cell.spans)
+            if cell.level is not None:
+                body = f"{_ICONS[cell.level]} {body}"
+            cells.append(f"**{body}**" if cell.hot else body)
+        out.append("| " + " | ".join(cells) + " |")
+    return out
+
+
+def render_section(section: Section) -> list[str]:
+    """A section as Markdown lines: heading, lead paragraph, bullets for items, table, code blocks."""
+    title = section.title
+    icon = f"{_ICONS[section.level]} " if section.level is not None else ""  # before the subject: "Verdict: ✅ name"
+    out = ["## " + _spans(title[:-1]) + icon + _span(title[-1]), ""]
+    if section.lead:
+        out += [md_escape(section.lead), ""]
+    for item in section.items:
+        out.append(f"- **{md_escape(item.label)}**: " + "; ".join(_spans(line) for line in item.lines))
+    if section.items:
+        out.append("")
+    if section.table is not None:
+        out += render_table(section.table) + [""]
+    for intro, code in section.code:
+        if intro:
+            out += [md_escape(intro), ""]
+        out += [_code_block(code), ""]
+    return out
 
 
 def _values(values: tuple[str, ...]) -> str:
@@ -134,55 +142,6 @@ def _case(s: Score, what: str, case: WorstCase) -> str:
         lines.append(f"- worst error seen: {md_escape(case_error(s.worst[0]))}")
     lines += ["", _code_block(case.replay), ""]
     return "\n".join(lines)
-
-
-def _audit_section(result: RunResult) -> list[str]:
-    """The verdict of ``lossfuzz audit`` (the ``audit`` block), first on the page; nothing for a plain run."""
-    from harness.auditing import verdicts
-
-    if not result.audit:
-        return []
-    try:
-        found = verdicts(result.audit)
-    except (KeyError, TypeError, ValueError, AttributeError):
-        return ["## Verdict", "", md_escape(result.audit.get("summary", "unreadable audit block")), ""]
-    out: list[str] = []
-    for v in found:
-        out += _verdict_lines(v)
-    return out
-
-
-def _verdict_lines(v: Any) -> list[str]:
-    icon = {"ok": "✅", "bad": "❌"}.get(v.level, "⚠️")
-    out = [f"## Verdict: {icon} {_md_name(v.name)}", "", md_escape(v.summary), ""]
-    if v.convention:
-        out.append(f"- **convention**: {md_escape(v.convention)}")
-    for text in v.systematic:
-        out.append(f"- **systematic failure**: {md_escape(text)}")
-    if v.per_element is not None:
-        out.append(f"- **per element** (batches of one element): {md_escape(v.per_element['summary'])}")
-    if v.sweep:
-        out.append("- **along the sweeps**: " + md_escape("; ".join(v.sweep)))
-    if v.where:
-        out.append("- **worst cases at**: " + md_escape("; ".join(v.where)))
-    if v.reproducer is not None:
-        r = v.reproducer
-        out.append(f"- **minimal reproducer** ({_md_name(v.reproducer_dtype)}): inputs {_values(r.inputs)}, labels"
-                   f" {_values(r.labels)}: got {_code_span(r.got)}, exact {_code_span(r.exact)}: **{md_escape(case_error(r))}**")
-    for f in v.first_findings:
-        out.append(f"- **{_md_name(f.kind)}**: {md_escape(f.message)} (inputs {_values(f.inputs)}, labels {_values(f.labels)})")
-    if v.findings_where:
-        out.append("- **failed calls at**: " + md_escape("; ".join(v.findings_where)))
-    if v.best_builtin is not None:
-        b = v.best_builtin
-        out.append(f"- **best built-in for comparison**: {_md_name(b['candidate'])}, max {fmt_ulp(b['max_ulp'])} ULP"
-                   f" ({md_escape(b.get('source', ''))})")
-    out.append("")
-    if v.reproducer is not None:
-        if v.replay_note:
-            out += [f"Replay: not available ({md_escape(v.replay_note)}); the exact value:", ""]
-        out += [_code_block(v.reproducer.replay), ""]
-    return out
 
 
 def _share(value: float | None) -> str:
@@ -217,12 +176,13 @@ def render_markdown(result: RunResult) -> str:
             " before it stopped are shown.",
             "",
         ]
-    out += _audit_section(result)
+    for section in audit_sections(result):
+        out += render_section(section)
     out += [md_escape(provenance_line(result)), ""]
     line = settings_line(result)
     if line:
         out += [md_escape(line), ""]
-    t = tally(result.scores)
+    t = count_verdicts(result.scores)
     out += [
         f"**{len(result.scores)} scores: {t['ok']} ok, {t['bad']} with problems, {t['fail']} failed,"
         f" {t['skip']} unsupported or not compared.** Errors are in ULP of the exact value in the target format"
@@ -233,13 +193,9 @@ def render_markdown(result: RunResult) -> str:
     ]
     if not result.scores:
         out += ["_No scores: nothing was run._", ""]
-    header = "| " + " | ".join(name for name, _ in COLUMNS) + " |"
-    rule = "|" + "|".join(align for _, align in COLUMNS) + "|"
     problems: list[tuple[Score, str, WorstCase]] = []
     for family, scores in by_family(result):
-        out += [f"## {_md_name(family)}", "", header, rule]
-        out += [_row(s) for s in scores]
-        out.append("")
+        out += render_section(Section((Span(family, "name"),), table=score_table(scores)))
         for s in scores:
             shown = shown_case(s)
             if shown is not None and verdict(s).level in ("bad", "fail"):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from harness.campaign import Settings, run_campaign
-from harness._records import NON_FINITE_MISTAKES
+from harness.records import NON_FINITE_MISTAKES
 from harness.cli import main
 from harness.corpus import corpus_from_json, corpus_to_json
 from harness.strategies import catalogue

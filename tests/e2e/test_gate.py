@@ -78,6 +78,15 @@ def test_unchanged_code_passes_with_identical_figures(mine, tmp_path):
     assert "✅ passed" in (tmp_path / "report.md").read_text()
 
 
+def test_a_baseline_written_by_the_previous_version_gates_unchanged_code_with_identical_figures(tmp_path):
+    """tests/fixtures/v1/baseline.json: written by `lossfuzz gate --update-baseline` before the records were
+    serialised generically (tests.gate_fixtures:worse under --name mine)."""
+    old = Path(__file__).resolve().parents[1] / "fixtures" / "v1" / "baseline.json"
+    code, out, err = gate("--baseline", str(old), "--out", str(tmp_path), "--function", "tests.gate_fixtures:worse", *MINE)
+    assert code == 0, out + err
+    assert accuracy(tmp_path / "report.json") == accuracy(old)
+
+
 def test_a_worse_function_under_the_same_name_fails_naming_family_candidate_and_dtype(mine, tmp_path):
     junit = tmp_path / "junit.xml"
     code, out, err = gate("--baseline", str(mine), "--out", str(tmp_path), "--junit", str(junit),

@@ -16,7 +16,7 @@ import pytest
 import oracles
 from harness.candidates import get_candidate
 from harness.cli import main
-from harness.reports._common import upcast_comparisons
+from harness.reports import upcast_comparisons
 from harness.scoring import replay_command
 from harness.strategies import Example, catalogue
 

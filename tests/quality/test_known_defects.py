@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import oracles
-from harness._records import NON_FINITE_MISTAKES
+from harness.records import NON_FINITE_MISTAKES
 from harness.candidates import get_candidate
 from harness.metrics import compare
 from harness.scoring import TruthCache, observe

@@ -17,7 +17,7 @@ from harness.adapters import function_candidate
 from harness.auditing import AuditVerdict, audit, describe_region
 from harness.cli import main
 from harness.isolation import Worker
-from harness.scoring import CandidateFailure
+from harness.records import CandidateFailure
 from tests.conftest import child_processes
 from tests.fixtures import flawed_losses as flawed
 
@@ -62,7 +62,7 @@ def test_log_of_sigmoid_is_found_with_a_shrunk_reproducer_and_where_it_breaks():
     assert f"--candidate {MOD}:log_sigmoid_ce" in v.reproducer.replay
     assert any("non-finite" in s for s in v.sweep)  # e.g. logit from -1e+04 to -91.6 (z = 1): non-finite
     assert any(s.startswith("logit from -1e+04") and s.endswith("non-finite") for s in v.sweep)
-    assert v.best_builtin is not None and v.best_builtin["candidate"] == "numpy_stable"
+    assert v.best_builtin is not None and v.best_builtin.candidate == "numpy_stable"
     assert "PROBLEMS" in v.summary and "best built-in: numpy_stable" in v.summary
     assert "numpy_stable" in {s.candidate for s in result.scores}
 
@@ -75,7 +75,7 @@ def test_clipping_with_eps_1e_15_in_float32_is_found():
     assert v.non_finite_on_finite_inputs > 0
     assert v.worst_ulp > 1e6
     assert any(s.startswith("probability from 1e-30") for s in v.sweep)
-    assert v.best_builtin["candidate"] == "numpy_stable" and v.best_builtin["max_ulp"] <= 4
+    assert v.best_builtin.candidate == "numpy_stable" and v.best_builtin.max_ulp <= 4
 
 
 def test_a_function_that_sleeps_forever_is_cut_by_the_timeout_and_the_audit_completes():

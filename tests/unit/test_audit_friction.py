@@ -17,7 +17,8 @@ from harness.adapters import JAX_X64_HINT, function_candidate
 from harness.auditing import PER_ELEMENT, AuditVerdict, failing, verdicts
 from harness.campaign import EARLY_STOP_CALLS, Settings, score_candidate
 from harness.cli import main
-from harness.scoring import MAX_CHUNKS, CandidateFailure, TruthCache
+from harness.records import CandidateFailure
+from harness.scoring import MAX_CHUNKS, TruthCache
 from tests.fixtures import flawed_losses as flawed
 
 FLAWED = "tests.fixtures.flawed_losses"
@@ -243,8 +244,8 @@ def test_several_functions_in_one_audit_each_with_its_verdict(tmp_path, capsys):
     found = verdicts(data["audit"])
     assert [v.name for v in found] == [f"{FLAWED}:log_sigmoid_ce", f"{MOD}:precise_ce"]
     # precise_ce beats numpy_stable, but it is audited, not a built-in to compare with
-    assert found[1].worst_ulp < found[0].best_builtin["max_ulp"]
-    assert all(v.best_builtin["candidate"] == "numpy_stable" for v in found)
+    assert found[1].worst_ulp < found[0].best_builtin.max_ulp
+    assert all(v.best_builtin.candidate == "numpy_stable" for v in found)
     assert found[0].non_finite_on_finite_inputs > 0 and found[1].non_finite_on_finite_inputs == 0
     assert {r["candidate"] for r in data["results"]} == {"numpy_stable", f"{FLAWED}:log_sigmoid_ce", f"{MOD}:precise_ce"}
     md = (out / "report.md").read_text()
@@ -272,7 +273,7 @@ def test_a_reduced_function_is_scored_on_every_catalogue_chunk_and_per_element()
     assert reduced.examples >= 704 > MAX_CHUNKS  # 5628 catalogue examples in chunks of 8, each scored
     assert view.reduction == "none" and view.examples > 5000  # one value per element
     v = one(result)
-    assert v.per_element is not None and v.per_element["examples"] == view.examples
+    assert v.per_element is not None and v.per_element.examples == view.examples
     assert "per element: worst" in v.summary
     if view.reproducer is not None:  # its replay calls the reduced function on that element
         assert view.reproducer.replay.endswith(f"--reduction mean --candidate {spec}")
@@ -287,7 +288,7 @@ def test_the_per_element_view_finds_what_a_mean_hides():
     result = harness.audit(log_sigmoid_mean, family="sigmoid_ce", reduction="mean", examples=5, compare_with=(),
                            isolate=False, name="lsm")
     v = one(result)
-    assert v.per_element["non_finite_on_finite_inputs"] > 0
+    assert v.per_element.non_finite_on_finite_inputs > 0
     assert v.level == "bad"
 
 

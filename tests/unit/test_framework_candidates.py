@@ -14,11 +14,11 @@ import numpy as np
 import pytest
 
 import oracles
-from harness._records import RunResult, Score
+from harness.records import RunResult, Score
 from harness.campaign import DEFAULT_DTYPES, Settings, labels_scored, run_campaign, score_candidate
 from harness.candidates import Unsupported, get_candidate
 from harness.candidates._upcast import computed_in_float32
-from harness.reports._common import upcast_comparisons
+from harness.reports import upcast_comparisons
 from harness.reports.markdown import render_markdown
 from harness.scoring import TruthCache
 from harness.strategies import Example, catalogue, has_labels

@@ -12,9 +12,8 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from harness._records import RunResult, Score, WorstCase
 from harness.gate import (
-    compare,
+    check_run,
     examples_from_case,
     gate_entry,
     nonfinite_on_finite_inputs,
@@ -24,6 +23,7 @@ from harness.gate import (
     ulp_limit,
 )
 from harness.junit import render_junit
+from harness.records import RunResult, Score, WorstCase
 from harness.reports.gate_markdown import render_gate_markdown
 from harness.scoring import replay_command
 from harness.strategies import Example
@@ -44,7 +44,7 @@ def _run(*scores: Score) -> RunResult:
 
 
 def _verdict(old: Score, new: Score, **kw):
-    (check,) = compare(_run(old), _run(new), **kw).checks
+    (check,) = check_run(_run(old), _run(new), **kw).checks
     return check
 
 
@@ -102,7 +102,7 @@ def test_slack_absorbs_double_counted_replays_but_zero_must_stay_zero():
 
 
 def test_missing_new_unsupported_and_unscorable_keys():
-    result = compare(_run(_score(candidate="mine"), _score(candidate="naive")), _run(_score(candidate="naive"),
+    result = check_run(_run(_score(candidate="mine"), _score(candidate="naive")), _run(_score(candidate="naive"),
                                                                                     _score(candidate="tf")))
     status = {c.candidate: (c.status, c.failed) for c in result.checks}
     assert status == {"mine": ("missing", True), "naive": ("pass", False), "tf": ("new", False)}
@@ -162,7 +162,7 @@ def test_replay_corpus_dedupes_skips_the_catalogue_and_counts_what_is_not_stored
 
 def test_junit_escapes_names_and_has_one_testcase_per_key():
     odd = 'a<b>&"c"\x01'
-    result = compare(_run(_score(1.0, candidate=odd), _score(1.0, candidate="x", dtype="float64")),
+    result = check_run(_run(_score(1.0, candidate=odd), _score(1.0, candidate="x", dtype="float64")),
                      _run(_score(99.0, candidate=odd), _score(1.0, candidate="x", dtype="float64")))
     root = ET.fromstring(render_junit(result).encode())
     cases = list(root.iter("testcase"))
@@ -177,7 +177,7 @@ def test_junit_escapes_names_and_has_one_testcase_per_key():
 
 def test_junit_has_no_timings_so_equal_results_give_equal_bytes():
     def result():  # built twice from scratch: equal inputs, not the same object
-        return compare(_run(_score(1.0), _score(2.0, dtype="float64")), _run(_score(99.0), _score(2.0, dtype="float64")))
+        return check_run(_run(_score(1.0), _score(2.0, dtype="float64")), _run(_score(99.0), _score(2.0, dtype="float64")))
 
     first, second = render_junit(result()), render_junit(result())
     assert first == second
@@ -187,7 +187,7 @@ def test_junit_has_no_timings_so_equal_results_give_equal_bytes():
 def test_the_markdown_gate_section_escapes_and_shows_the_replay_command():
     case = WorstCase(("0x1p+0",), ("0x1p-1",), "0x1p+1", "1.5", "0x1.8p+0", 1e6, "finite",
                      "lossfuzz exact sigmoid_ce --logits=0x1p+0 --labels=0x1p-1 --dtype float32 --candidate x")
-    result = compare(_run(_score(1.0, candidate="x|y")), _run(_score(1e6, candidate="x|y", worst=(case,))))
+    result = check_run(_run(_score(1.0, candidate="x|y")), _run(_score(1e6, candidate="x|y", worst=(case,))))
     text = render_gate_markdown(result, "reports/baseline.json")
     assert "x\\|y" in text and "```sh\nlossfuzz exact sigmoid_ce" in text
     assert text.startswith("# lossfuzz gate: ❌ 1 of 1 checks got worse")

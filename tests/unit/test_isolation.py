@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from harness.isolation import Worker
-from harness.scoring import CandidateFailure
+from harness.records import CandidateFailure
 from tests.fixtures import flawed_losses as flawed
 
 X = np.float32([-3.0, 0.0, 2.5])

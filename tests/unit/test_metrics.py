@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import oracles
-from harness._records import COUNTED_OUTCOMES, HISTOGRAM_BINS
+from harness.records import COUNTED_OUTCOMES, HISTOGRAM_BINS
 from harness.metrics import Comparison, compare, severity, summarize
 from harness.scoring import TruthCache
 from harness.strategies import Example

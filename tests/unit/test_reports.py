@@ -14,9 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from harness._records import COUNTED_OUTCOMES, HISTOGRAM_BINS, Curve, RunResult, Score, Speed, WorstCase
-from harness.reports import WRITERS, file_name, render
-from harness.reports._common import fmt_speed, fmt_ulp, verdict
+from harness.records import COUNTED_OUTCOMES, HISTOGRAM_BINS, Curve, RunResult, Score, Speed, WorstCase
+from harness.reports import WRITERS, file_name, fmt_speed, fmt_ulp, render, verdict
 from harness.reports.html import render_html
 from harness.reports.json_report import load_json, render_json
 from harness.reports.markdown import md_escape, render_markdown
@@ -228,7 +227,7 @@ def test_an_empty_or_nan_laden_report_is_refused_in_one_line():
 
 def test_a_report_from_another_schema_version_or_missing_keys_is_refused_in_one_line():
     data = json.loads(render_json(_result()))
-    with pytest.raises(ValueError, match="schema_version=2 is not 1") as info:
+    with pytest.raises(ValueError, match="schema_version=2 is not one this lossfuzz reads") as info:
         load_json(json.dumps({**data, "schema_version": 2}))
     assert "\n" not in str(info.value)
     del data["results"][0]["counts"]
@@ -262,9 +261,10 @@ def test_the_verdict_names_the_problem():
 
 def test_the_markdown_has_a_table_row_per_candidate_and_dtype_with_its_max_ulp():
     md = render_markdown(_result())
-    assert "| naive | float32 | 5658 | 1.53e+07 | 1.38e+07 | 3.71 | **151** | **2878** | 0 | 0 | **6** | 0 | 3.2x copy |" in md
+    # the same 16 columns as the HTML table; figures above 1 ULP and non-zero counts in bold
+    assert "| naive | float32 | 5658 | **1.53e+07** | **1.38e+07** | 71234 | 0.719 | 3.71 | **151** | **2878** | 0 | 0 | **6** | 0 | 3.2x copy |" in md
     assert "| numpy_stable | float64 | 100 | 0.5 |" in md
-    assert "| keras_clipped | float32 | 100 | inf | 8.5e+37 |" in md
+    assert "| keras_clipped | float32 | 100 | **inf** | **8.5e+37** |" in md
     assert re.search(r"^\| tf \| bfloat16 \| 0 \| — \|.*unsupported \|$", md, re.M)
     assert md.index("## sigmoid_ce") < md.index("## softmax_ce")
 
@@ -286,7 +286,7 @@ def test_pipes_and_markup_in_markdown_cells_are_escaped():
     md = render_markdown(_result())
     row = next(line for line in md.splitlines() if line.startswith("| pipe"))
     assert row.startswith("| pipe\\|name | float32 |")
-    assert len(re.split(r"(?<!\\)\|", row)) == 14 + 2  # 14 cells, no extra column
+    assert len(re.split(r"(?<!\\)\|", row)) == 16 + 2  # 16 cells, no extra column
     outside_code = re.sub(r"```.*?```", "", md, flags=re.S)
     assert EVIL not in outside_code and "\\<script\\>alert(1)\\</script\\>" in outside_code
     assert md_escape("a|b <i>") == "a\\|b \\<i\\>"
@@ -403,5 +403,5 @@ def test_reports_show_the_statistics_summarize_computes_from_a_real_comparison()
     result = _result(scores=(score,), curves=())
     assert load_json(render_json(result), "report.json").scores == (score,)
     row = next(line for line in render_markdown(result).splitlines() if line.startswith("| numpy_stable"))
-    assert f"| {fmt_ulp(score.max_ulp)} |" in row and f"| {fmt_ulp(score.p99_ulp)} |" in row
+    assert f"| **{fmt_ulp(score.max_ulp)}** |" in row and f"| **{fmt_ulp(score.p99_ulp)}** |" in row
     assert f">{fmt_ulp(score.max_ulp)}</td>" in render_html(result)

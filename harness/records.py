@@ -1,0 +1,38 @@
+"""The records a run produces and reports read: the public names of :mod:`harness._records`.
+
+Every record is a frozen, slotted dataclass with ``to_json``/``from_json`` derived from its fields (the
+policy for missing and unknown keys is in :mod:`harness._records`); ``report.json`` is documented in
+reports/SCHEMA.md.
+"""
+
+from ._records import (
+    COUNTED_OUTCOMES,
+    FINDING_KINDS,
+    HISTOGRAM_BINS,
+    LABEL_SETS,
+    NON_FINITE_MISTAKES,
+    SCHEMA_VERSION,
+    CandidateFailure,
+    Curve,
+    Finding,
+    RunResult,
+    Score,
+    Speed,
+    WorstCase,
+)
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "COUNTED_OUTCOMES",
+    "FINDING_KINDS",
+    "HISTOGRAM_BINS",
+    "LABEL_SETS",
+    "NON_FINITE_MISTAKES",
+    "CandidateFailure",
+    "Curve",
+    "Finding",
+    "RunResult",
+    "Score",
+    "Speed",
+    "WorstCase",
+]
