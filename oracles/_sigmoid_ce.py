@@ -44,6 +44,7 @@ class SigmoidCE(Family):
     name = "sigmoid_ce"
     input_name = "logits"
     definition = "z*-log(sigmoid(x)) + (1-z)*-log(1-sigmoid(x)), elementwise"
+    input_domain = "real"  # logits, ±inf and nan included; regimes: the elementwise ones (oracles._family)
 
     def prepare(self, inputs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
         x = as_float_array(self.name, "logits", inputs)
