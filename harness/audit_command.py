@@ -82,8 +82,7 @@ def _audit(args: argparse.Namespace) -> int:
     from .run_command import write_reports
 
     if not args.family:
-        raise UsageError("pass --family: the loss family the function computes (sigmoid_ce, binary_ce, softmax_ce,"
-                         " sparse_softmax_ce)")
+        raise UsageError(f"pass --family: the loss family the function computes ({__import__('oracles').family_names()})")
     if len(args.family) != 1:
         raise UsageError(f"--family {','.join(args.family)}: audit one family at a time")
     if os.getcwd() not in sys.path and "" not in sys.path:

@@ -32,13 +32,14 @@ def _add_exact(sub: argparse._SubParsersAction) -> None:
         " Inputs are comma-separated decimal or hex numbers (rows separated by ';'), rounded to --dtype first,"
         " as a candidate computing in that dtype receives them. Negative first values need '=': --logits=-3,1.",
     )
-    p.add_argument("family", help="sigmoid_ce, binary_ce, softmax_ce or sparse_softmax_ce")
-    p.add_argument("--logits", help="logits (sigmoid_ce, softmax_ce, sparse_softmax_ce)")
-    p.add_argument("--probs", help="probabilities (binary_ce)")
-    p.add_argument("--labels", required=True, help="labels: soft labels in [0, 1], or class indices for sparse_softmax_ce")
+    p.add_argument("family", help=f"one of: {importlib.import_module('oracles').family_names()}")
+    p.add_argument("--logits", help=f"logits ({importlib.import_module('oracles').family_names(input_name='logits')})")
+    p.add_argument("--probs", help=f"probabilities ({importlib.import_module('oracles').family_names(input_name='probs')})")
+    p.add_argument("--labels", required=True, help=f"labels: soft labels in [0, 1], or class indices for {importlib.import_module('oracles').family_names(label_kind='index')}")
     p.add_argument("--dtype", default="float32", help="float16, bfloat16, float32 or float64 (default float32)")
     p.add_argument("--reduction", default="none", help="none, sum or mean (default none)")
     p.add_argument("--gradient", action="store_true", help="the gradient with respect to the inputs instead of the loss")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="a parameter of the family (repeatable), e.g. --param gamma=2 for focal; default: the family's")
     p.add_argument("--candidate", help="also run this candidate on the inputs and show its error: a built-in name, or a"
                    " function as package.module:function (as `lossfuzz audit` takes it, with --takes/--inputs/--kwargs)")
     from harness.options import FUNCTION_OPTIONS, add_options
@@ -63,12 +64,13 @@ def _cmd_exact(args: argparse.Namespace) -> int:
         try:
             labels = np.array([int(v) for v in args.labels.replace(";", ",").split(",") if v.strip()], dtype=np.int64)
         except ValueError:
-            raise UsageError(f"labels {args.labels!r}: sparse_softmax_ce takes integer class indices, e.g. --labels 2") from None
+            raise UsageError(f"labels {args.labels!r}: {fam.name} takes integer class indices, e.g. --labels 2") from None
         labels = labels.reshape(inputs.shape[:-1])
     else:
         labels = parse_values(args.labels, "labels", fmt)
     what = "gradient" if args.gradient else "loss"
-    truth = oracles.evaluate(fam.name, **{fam.input_name: inputs}, labels=labels, dtype=fmt, reduction=args.reduction, what=what)
+    params = fam.check_params(dict(item.partition("=")[::2] for item in args.param))  # one-line errors: unknown name, bad value
+    truth = oracles.evaluate(fam.name, **{fam.input_name: inputs}, labels=labels, dtype=fmt, reduction=args.reduction, what=what, params=params)
     got = None
     if args.candidate:
         from harness.candidates import get_candidate
@@ -94,8 +96,8 @@ def _cmd_exact(args: argparse.Namespace) -> int:
                 got = None
         else:
             candidate = get_candidate(fam.name, args.candidate)
-            got = np.asarray(candidate.load()(inputs, labels))
-    print(f"{fam.name} {what} ({fam.definition}), reduction={args.reduction}, dtype={fmt.name}")
+            got = np.asarray(candidate.load()(inputs, labels, **params))
+    print(f"{fam.name} {what} ({fam.definition}), reduction={args.reduction}, dtype={fmt.name}" + "".join(f", {k}={v:g}" for k, v in params.items()))
     print(f"  {fam.input_name}: {', '.join(float_hex(v) for v in np.ravel(inputs))}")
     print(f"  labels: {', '.join(str(int(v)) if fam.label_kind == 'index' else float_hex(v) for v in np.ravel(labels))}")
     errors = oracles.ulp_error(got, truth, fmt) if got is not None and got.shape == truth.rounded.shape else None

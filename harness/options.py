@@ -97,13 +97,13 @@ RUN_OPTIONS: tuple[Option, ...] = (
 # How a user's function is called (audit, gate): everything but the MODULE:FUNCTION spec itself.
 FUNCTION_OPTIONS: tuple[Option, ...] = (
     Option("--family", "family", comma_list("family", tuple(oracles.FAMILIES)), None,
-           "the loss family the function computes (sigmoid_ce, binary_ce, softmax_ce, sparse_softmax_ce)", "FAMILY"),
+           f"the loss family the function computes ({oracles.family_names()})", "FAMILY"),
     Option("--takes", "takes", str, None, "argument names in call order: labels,logits (TF), y_true,y_pred (Keras),"
            " input,target (PyTorch), one known name and any other (y_true,y_proba), or any two names with their"
            " roles: target_z=labels,score_x=inputs (passed by position in that order); inferred from the"
            " signature when possible", "A,B"),
     Option("--inputs", "inputs", str, None, "what the function's prediction argument is: logits or probs"
-           " (default: the family's own: probs for binary_ce, logits otherwise)", "KIND"),
+           f" (default: the family's own: probs for {oracles.family_names(input_name='probs')}, logits otherwise)", "KIND"),
     Option("--reduction", "reduction", str, "none", "what the function returns: none (per example), mean or sum", "R"),
     Option("--kwargs", "kwargs", json_object, None, "extra keyword arguments as a JSON object, e.g. '{\"from_logits\": true}'", "JSON"),
     Option("--name", "name", str, None, "the name of the function in reports (default: MODULE:FUNCTION)", "NAME"),

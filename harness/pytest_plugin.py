@@ -209,7 +209,7 @@ def check(
     from harness.strategies import catalogue
 
     if family is None:
-        raise ValueError("lossfuzz.check needs family=: sigmoid_ce, binary_ce, softmax_ce or sparse_softmax_ce"
+        raise ValueError(f"lossfuzz.check needs family=: one of {__import__('oracles').family_names()}"
                          " (as an argument or in @pytest.mark.lossfuzz(family=...))")
     what = name or _describe(fn)
     candidate = function_candidate(fn, family, takes=takes, inputs=inputs, reduction=reduction, kwargs=kwargs,

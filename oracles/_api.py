@@ -19,7 +19,7 @@ from ._family import Evaluator, Family
 from ._formats import Format, resolve_format
 from ._ziv import UNCONVERGED, Settled, settle
 
-__all__ = ["FAMILIES", "REDUCTIONS", "Truth", "OracleUnconverged", "get_family", "evaluate", "loss", "gradient", "exact", "format_exact"]
+__all__ = ["FAMILIES", "REDUCTIONS", "Truth", "OracleUnconverged", "get_family", "family_names", "evaluate", "loss", "gradient", "exact", "format_exact"]
 
 # Registry: family name -> "module:attribute" of its definition (a :class:`oracles._family.Family`), imported
 # on first use. One line per family; every list of family names in lossfuzz (help and error texts, defaults,
@@ -49,6 +49,12 @@ def get_family(name: str, params: Any = None) -> Family:
     module, attribute = path.split(":")
     family = getattr(importlib.import_module(module), attribute)
     return family if params is None else family.bind(params)
+
+
+def family_names(**declared: Any) -> str:
+    """The registered family names as text for help and error messages (``"a, b, c"``), in registry order;
+    with ``declared`` (e.g. ``input_name="logits"``), only the families whose declaration has those values."""
+    return ", ".join(n for n in FAMILIES if all(getattr(get_family(n), k) == v for k, v in declared.items()))
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -18,7 +18,9 @@ declares everything the rest of lossfuzz asks of it, so that nothing outside its
 - its parameters (:attr:`Family.params`, :class:`Param`): name, type, default, valid range; a family bound to
   values (:meth:`Family.bind`) evaluates with them; :meth:`Family.check_params` gives the one-line error;
   candidates of a parameterised family are called ``fn(inputs, labels, **params)``;
-- :attr:`Family.catalogue_params`: the parameter settings the boundary catalogue covers besides the default.
+- :attr:`Family.catalogue_params`: the parameter settings the boundary catalogue covers besides the default;
+- :attr:`Family.candidates_module`: where its built-in candidates are declared (a dotted name, never
+  imported here: oracles knows nothing of harness).
 """
 
 from __future__ import annotations
@@ -124,6 +126,10 @@ class Family:
     values: Mapping[str, float] = {}
     # Gradient provided by the oracle (False: gradient requests are a one-line ValueError).
     has_gradient: bool = True
+    # Dotted name of the module declaring the family's built-in candidates (its CANDIDATES tuple), read by
+    # harness.candidates; a name only: oracles never imports it. "" for the families whose candidates are
+    # declared in harness.candidates._registry itself.
+    candidates_module: str = ""
 
     def __init__(self) -> None:
         self.values = {p.name: p.default for p in self.params}

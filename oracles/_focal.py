@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 
 from ._family import Evaluator, Family, Param, as_float_array, check_same_shape, check_unit_interval, exp, log1p
+from ._ziv import workprec
 from ._sigmoid_ce import FAMILY as _SIGMOID_CE
 
 _HALF = Fraction(1, 2)
@@ -67,6 +68,7 @@ class Focal(Family):
     definition = "-[z*(1-p)**gamma*log(p) + (1-z)*p**gamma*log(1-p)], p = sigmoid(x), elementwise"
     params = (Param("gamma", 2.0, 0.0, math.inf, "focusing exponent: (1-p)**gamma weights -log p; 0 gives sigmoid_ce"),)
     catalogue_params = ({"gamma": 0.5},)
+    candidates_module = "harness.candidates._focal"
 
     def prepare(self, inputs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
         x = as_float_array(self.name, "logits", inputs)
@@ -84,15 +86,21 @@ class Focal(Family):
         if gamma == 0.0 or math.isnan(x) or math.isnan(z) or math.isinf(x):
             return _SIGMOID_CE.loss(x, z)  # nan, the limits at ±inf, and gamma = 0: sigmoid_ce's values
         first, second = z > 0.0, z < 1.0  # which label coefficients are non-zero
+        a = abs(x)
+        big_weight = first if x < 0 else second  # the coefficient of the term holding |x|
 
         def evaluate(ctx: Any) -> list:
+            if a > _SHIFT_FROM and big_weight:
+                shifted = _shifted_loss(ctx, gamma, a, z if x < 0 else 1.0 - z, x < 0)
+                if shifted is not None:
+                    return [shifted]
             sp_x, sp_neg_x = _softplus_pair(ctx, x)
             total = ctx.mpf(0)
             g = ctx.mpf(gamma)
             if first:  # z * q**gamma * -log p
-                total = total + ctx.mpf(z) * exp(ctx, -g * sp_x) * sp_neg_x
+                total = total + ctx.mpf(z) * _weight(ctx, g * sp_x) * sp_neg_x
             if second:  # (1 - z) * p**gamma * -log(1 - p)
-                total = total + (1 - ctx.mpf(z)) * exp(ctx, -g * sp_neg_x) * sp_x
+                total = total + (1 - ctx.mpf(z)) * _weight(ctx, g * sp_neg_x) * sp_x
             return [total]
 
         return evaluate
@@ -104,17 +112,95 @@ class Focal(Family):
         if x == 0.0 and z == 0.5:
             return lambda ctx: [Fraction(0)]
 
+        a = abs(x)
+        big_weight = z if x < 0 else 1.0 - z  # the label coefficient of the term that tends to +-1
+
         def evaluate(ctx: Any) -> list:
+            if a > _SHIFT_FROM and big_weight > 0.0:
+                shifted = _shifted_gradient(ctx, gamma, a, big_weight)
+                if shifted is not None:
+                    return [-shifted if x < 0 else shifted]
             e = exp(ctx, -ctx.mpf(abs(x)))
             small, big = e / (1 + e), 1 / (1 + e)  # sigmoid(-|x|), sigmoid(|x|): no cancellation
             p, q = (big, small) if x > 0 else (small, big)
             sp_x, sp_neg_x = _softplus_pair(ctx, x)
             g = ctx.mpf(gamma)
-            up = (1 - ctx.mpf(z)) * exp(ctx, -g * sp_neg_x) * (p + g * q * sp_x) if z < 1.0 else ctx.mpf(0)
-            down = ctx.mpf(z) * exp(ctx, -g * sp_x) * (q + g * p * sp_neg_x) if z > 0.0 else ctx.mpf(0)
+            up = (1 - ctx.mpf(z)) * _weight(ctx, g * sp_neg_x) * (p + g * q * sp_x) if z < 1.0 else ctx.mpf(0)
+            down = ctx.mpf(z) * _weight(ctx, g * sp_x) * (q + g * p * sp_neg_x) if z > 0.0 else ctx.mpf(0)
             return [up - down]
 
         return evaluate
+
+
+_SHIFT_FROM = 64.0  # |x| above which the loss is evaluated as c*|x| - D (exp(-|x|) < 2**-92)
+
+
+def _weight(ctx: Any, t: Any) -> Any:
+    """Enclosure of ``exp(-t)`` for ``t >= 0``, its upper end clamped to 1 (an exact bound: the weight
+    ``p**gamma`` or ``(1 - p)**gamma`` never exceeds 1), so that it cannot push an enclosure across a
+    rounding boundary the exact value only touches."""
+    w = exp(ctx, -t)
+    return ctx.mpf([w.a, min(w.b, ctx.mpf(1).b)])
+
+
+def _shifted_loss(ctx: Any, gamma: float, a: float, c: float, negative: bool) -> Any:
+    """The loss at ``|x| = a > 64`` as ``c*a - D``, ``c`` the coefficient of the term holding ``a`` (``z`` for
+    ``x < 0``, ``1 - z`` for ``x > 0``), ``c'`` the other one, ``l = log1p(exp(-a))``, ``W = exp(-gamma*l)``,
+    ``V = exp(-gamma*(a + l))``::
+
+        L = c*W*(a + l) + c'*V*l = c*a - D,    D = c*a*(1 - W) - l*(c*W + c'*V)
+
+    There ``L`` differs from the dyadic ``c*a`` by about ``c*gamma*a*exp(-a)``: far below any working
+    precision, so a direct enclosure straddles ``c*a`` when that is a power of two or a rounding midpoint
+    (``x = -2**127``, ``z = 1``) and never settles. ``D`` is enclosed with relative accuracy (``1 - W`` from
+    ``gamma*l - (gamma*l)**2/2 <= 1 - exp(-gamma*l) <= gamma*l``), and ``c*a`` is exact, so the enclosure's upper
+    end is ``c*a`` rounded down at most: the exact value is strictly inside. ``None`` when the enclosure of
+    ``D`` is not positive (the direct form is used then)."""
+    g = ctx.mpf(gamma)
+    with workprec(ctx, ctx.prec + 128):  # a product of two doubles: exact
+        ca = ctx.mpf(c) * ctx.mpf(a)
+    l = log1p(ctx, exp(ctx, -ctx.mpf(a)))
+    t = g * l
+    one_minus_w = _one_minus_exp(ctx, t)
+    w = _weight(ctx, t)
+    v = _weight(ctx, g * (ctx.mpf(a) + l))
+    other = (1 - ctx.mpf(c)) if c < 1.0 else ctx.mpf(0)
+    d = ca * one_minus_w - l * (ctx.mpf(c) * w + other * v)
+    if not d.a > 0:
+        return None
+    return ca - d
+
+
+def _one_minus_exp(ctx: Any, t: Any) -> Any:
+    """Enclosure of ``1 - exp(-t)`` for ``t >= 0`` with relative accuracy: ``t - t**2/2 <= . <= t`` for tiny ``t``."""
+    if t.b < ctx.mpf(2) ** -ctx.prec:
+        return ctx.mpf([(t - t * t / 2).a, t.b])
+    return 1 - _weight(ctx, t)
+
+
+def _shifted_gradient(ctx: Any, gamma: float, a: float, c: float) -> Any:
+    """``|dL/dx|`` at ``|x| = a > 64`` as ``c + E`` (``c`` as in :func:`_shifted_loss`; the gradient is
+    ``-(c + E)`` for ``x < 0``, ``c + E`` for ``x > 0``), with ``s = sigmoid(-a)``, ``l = log1p(exp(-a))``::
+
+        E = c*(gamma*s*(a + l)*W - M) - c'*V*(s + gamma*(1 - s)*l),
+        W = exp(-gamma*l),  M = 1 - exp(-(gamma + 1)*l),  V = exp(-gamma*(a + l))
+
+    (the gradient formula of the module docstring with ``1 - s = exp(-l)``). ``E`` is of the order of
+    ``exp(-a)``, so a direct enclosure straddles ``c`` (a power of two for ``z = 1/2``...) forever; here
+    ``c`` is exact and ``E`` has relative accuracy. ``None`` when the enclosure of ``E`` contains 0."""
+    g = ctx.mpf(gamma)
+    big = ctx.mpf(a)
+    e = exp(ctx, -big)
+    s = e / (1 + e)
+    l = log1p(ctx, e)
+    w = _weight(ctx, g * l)
+    m = _one_minus_exp(ctx, (g + 1) * l)
+    v = _weight(ctx, g * (big + l))
+    other = 1 - ctx.mpf(c)
+    err = ctx.mpf(c) * (g * s * (big + l) * w - m) - other * v * (s + g * (1 - s) * l)
+    if not (err.a > 0 or err.b < 0):
+        return None
+    return ctx.mpf(c) + err
 
 
 def _softplus_pair(ctx: Any, x: float) -> tuple[Any, Any]:
