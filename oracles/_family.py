@@ -124,6 +124,9 @@ class Family:
     catalogue_params: tuple[Mapping[str, float], ...] = ()
     # The values this instance evaluates with (the defaults, unless bound by bind()).
     values: Mapping[str, float] = {}
+    # A small batch of ordinary (inputs, labels), as nested tuples: losses of order 0.001 to 3, no extreme or
+    # special values, on which any sound implementation is within a few ULP (candidates' smoke tests).
+    benign: tuple[tuple, tuple] = ((), ())
     # Gradient provided by the oracle (False: gradient requests are a one-line ValueError).
     has_gradient: bool = True
     # Dotted name of the module declaring the family's built-in candidates (its CANDIDATES tuple), read by

@@ -68,6 +68,7 @@ class Focal(Family):
     definition = "-[z*(1-p)**gamma*log(p) + (1-z)*p**gamma*log(1-p)], p = sigmoid(x), elementwise"
     params = (Param("gamma", 2.0, 0.0, math.inf, "focusing exponent: (1-p)**gamma weights -log p; 0 gives sigmoid_ce"),)
     catalogue_params = ({"gamma": 0.5},)
+    benign = (((-1.5, -0.75, 0.0), (0.5, 1.25, 2.0)), ((0.5, 0.25, 0.5), (1.0, 0.75, 0.25)))
     candidates_module = "harness.candidates._focal"
 
     def prepare(self, inputs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:

@@ -33,6 +33,7 @@ class SparseSoftmaxCE(Family):
     label_kind = "index"
     definition = "logsumexp(x) - x[c] over the last axis, c an integer class index"
     regimes = ROW_REGIMES[:-1]  # special, tiny, confident (confident-correct rows), hard (no soft: a class index)
+    benign = (((-1.0, 0.5, 2.0, 0.25), (0.0, 1.5, -0.5, 1.0), (1.75, -2.0, 0.75, 0.0)), (1, 2, 3))
 
     def prepare(self, inputs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
         x = as_float_array(self.name, "logits", inputs)
