@@ -38,7 +38,7 @@ class Settings:
 
     seed: int = 0
     examples: int = 80
-    families: tuple[str, ...] = tuple(oracles.FAMILIES)
+    families: tuple[str, ...] = oracles.default_families()
     candidates: tuple[str, ...] = CANDIDATE_NAMES
     dtypes: tuple[str, ...] = DEFAULT_DTYPES
     speed_elements: int = 1_000_000

@@ -83,8 +83,8 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("--seed", "seed", int, 0, "seed of every random choice; the same seed and code give the same figures"),
     Option("--examples", "examples", _positive, 80, "Hypothesis examples per family x candidate x dtype, on top of the"
            " boundary catalogue and the corpus (default 80)", "N"),
-    Option("--families", "families", comma_list("family", tuple(oracles.FAMILIES)), tuple(oracles.FAMILIES),
-           "comma list of loss families, or all (default all)", "LIST"),
+    Option("--families", "families", comma_list("family", tuple(oracles.FAMILIES)), oracles.default_families(),
+           f"comma list of loss families ({oracles.family_names()}), or all (default: {', '.join(oracles.default_families())})", "LIST"),
     Option("--candidates", "candidates", candidate_list, None, "comma list of candidate names, or all (default all)", "LIST"),
     Option("--dtypes", "dtypes", comma_list("dtype", tuple(oracles.FORMATS)), tuple(oracles.FORMATS),
            "comma list of float16, bfloat16, float32, float64, or all (default all)", "LIST"),

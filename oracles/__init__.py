@@ -19,7 +19,7 @@ Public API::
     ulp_error(computed, exact, dtype), bits_of_error(...), classify(...)
 """
 
-from ._api import FAMILIES, REDUCTIONS, OracleUnconverged, Truth, evaluate, exact, family_names, format_exact, get_family, gradient, loss
+from ._api import FAMILIES, REDUCTIONS, OracleUnconverged, Truth, default_families, evaluate, exact, family_names, format_exact, get_family, gradient, loss
 from ._formats import FORMATS, Format, resolve_format
 from ._rounding import round_mpf, round_rational
 from ._ulp import OUTCOMES, bits_of_error, classify, measure, ordinal, ulp_error, ulp_exponent
@@ -34,6 +34,7 @@ __all__ = [
     "Truth",
     "bits_of_error",
     "classify",
+    "default_families",
     "evaluate",
     "exact",
     "family_names",

@@ -19,7 +19,7 @@ from ._family import Evaluator, Family
 from ._formats import Format, resolve_format
 from ._ziv import UNCONVERGED, Settled, settle
 
-__all__ = ["FAMILIES", "REDUCTIONS", "Truth", "OracleUnconverged", "get_family", "family_names", "evaluate", "loss", "gradient", "exact", "format_exact"]
+__all__ = ["FAMILIES", "REDUCTIONS", "Truth", "OracleUnconverged", "get_family", "family_names", "default_families", "evaluate", "loss", "gradient", "exact", "format_exact"]
 
 # Registry: family name -> "module:attribute" of its definition (a :class:`oracles._family.Family`), imported
 # on first use. One line per family; every list of family names in lossfuzz (help and error texts, defaults,
@@ -49,6 +49,11 @@ def get_family(name: str, params: Any = None) -> Family:
     module, attribute = path.split(":")
     family = getattr(importlib.import_module(module), attribute)
     return family if params is None else family.bind(params)
+
+
+def default_families() -> tuple[str, ...]:
+    """The families a run covers unless told otherwise (``Family.in_default_run``), in registry order."""
+    return tuple(n for n in FAMILIES if get_family(n).in_default_run)
 
 
 def family_names(**declared: Any) -> str:

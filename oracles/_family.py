@@ -127,6 +127,9 @@ class Family:
     # A small batch of ordinary (inputs, labels), as nested tuples: losses of order 0.001 to 3, no extreme or
     # special values, on which any sound implementation is within a few ULP (candidates' smoke tests).
     benign: tuple[tuple, tuple] = ((), ())
+    # Whether `lossfuzz run` without --families includes it (False: only when asked for, e.g. a family whose
+    # values all take the Ziv path and would lengthen the default run by more than it costs to ask).
+    in_default_run: bool = True
     # Gradient provided by the oracle (False: gradient requests are a one-line ValueError).
     has_gradient: bool = True
     # Dotted name of the module declaring the family's built-in candidates (its CANDIDATES tuple), read by
