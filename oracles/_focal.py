@@ -95,7 +95,7 @@ class Focal(Family):
 
         def evaluate(ctx: Any) -> list:
             if a > _SHIFT_FROM and big_weight:
-                shifted = _shifted_loss(ctx, gamma, a, z if x < 0 else 1.0 - z, x < 0)
+                shifted = _shifted_loss(ctx, gamma, a, _coefficient(z, x < 0))
                 if shifted is not None:
                     return [shifted]
             sp_x, sp_neg_x = _softplus_pair(ctx, x)
@@ -117,10 +117,10 @@ class Focal(Family):
             return lambda ctx: [Fraction(0)]
 
         a = abs(x)
-        big_weight = z if x < 0 else 1.0 - z  # the label coefficient of the term that tends to +-1
+        big_weight = _coefficient(z, x < 0)  # the label coefficient of the term that tends to +-1
 
         def evaluate(ctx: Any) -> list:
-            if a > _SHIFT_FROM and big_weight > 0.0:
+            if a > _SHIFT_FROM and big_weight > 0:
                 shifted = _shifted_gradient(ctx, gamma, a, big_weight)
                 if shifted is not None:
                     return [-shifted if x < 0 else shifted]
@@ -139,6 +139,20 @@ class Focal(Family):
 _SHIFT_FROM = 64.0  # |x| above which the loss is evaluated as c*|x| - D (exp(-|x|) < 2**-92)
 
 
+def _coefficient(z: float, negative: bool) -> Fraction:
+    """The label coefficient of the term holding ``|x|``, exactly: ``z`` for ``x < 0``, ``1 - z`` otherwise
+    (``1 - z`` in float64 would round: z = 0x1.ffc439221f303p-2 needs one more bit)."""
+    return Fraction(z) if negative else 1 - Fraction(z)
+
+
+def _exactly(ctx: Any, q: Fraction, extra: int = 0) -> tuple[Any, int]:
+    """The dyadic ``q`` as a point interval (exact), and the bits it needs."""
+    bits = max(q.numerator.bit_length(), 1) + extra
+    with workprec(ctx, bits + 8):
+        value = ctx.mpf(q.numerator) / q.denominator  # a power of two: exact
+    return value, bits
+
+
 def _weight(ctx: Any, t: Any) -> Any:
     """Enclosure of ``exp(-t)`` for ``t >= 0``, its upper end clamped to 1 (an exact bound: the weight
     ``p**gamma`` or ``(1 - p)**gamma`` never exceeds 1), so that it cannot push an enclosure across a
@@ -147,7 +161,7 @@ def _weight(ctx: Any, t: Any) -> Any:
     return ctx.mpf([w.a, min(w.b, ctx.mpf(1).b)])
 
 
-def _shifted_loss(ctx: Any, gamma: float, a: float, c: float, negative: bool) -> Any:
+def _shifted_loss(ctx: Any, gamma: float, a: float, c: Fraction) -> Any:
     """The loss at ``|x| = a > 64`` as ``c*a - D``, ``c`` the coefficient of the term holding ``a`` (``z`` for
     ``x < 0``, ``1 - z`` for ``x > 0``), ``c'`` the other one, ``l = log1p(exp(-a))``, ``W = exp(-gamma*l)``,
     ``V = exp(-gamma*(a + l))``::
@@ -158,21 +172,23 @@ def _shifted_loss(ctx: Any, gamma: float, a: float, c: float, negative: bool) ->
     precision, so a direct enclosure straddles ``c*a`` when that is a power of two or a rounding midpoint
     (``x = -2**127``, ``z = 1``) and never settles. ``D`` is enclosed with relative accuracy (``1 - W`` from
     ``gamma*l - (gamma*l)**2/2 <= 1 - exp(-gamma*l) <= gamma*l``), and ``c*a`` is exact, so the enclosure's upper
-    end is ``c*a`` rounded down at most: the exact value is strictly inside. ``None`` when the enclosure of
-    ``D`` is not positive (the direct form is used then)."""
+    end is ``c*a`` rounded down at most (the subtraction is done with the bits ``c*a`` needs): the exact
+    value is strictly inside. ``None`` when the enclosure of ``D`` is not positive (the direct form is used
+    then)."""
     g = ctx.mpf(gamma)
-    with workprec(ctx, ctx.prec + 128):  # a product of two doubles: exact
-        ca = ctx.mpf(c) * ctx.mpf(a)
+    ca, bits = _exactly(ctx, c * Fraction(a))
+    cc, _ = _exactly(ctx, c)
     l = log1p(ctx, exp(ctx, -ctx.mpf(a)))
     t = g * l
     one_minus_w = _one_minus_exp(ctx, t)
     w = _weight(ctx, t)
     v = _weight(ctx, g * (ctx.mpf(a) + l))
-    other = (1 - ctx.mpf(c)) if c < 1.0 else ctx.mpf(0)
-    d = ca * one_minus_w - l * (ctx.mpf(c) * w + other * v)
+    other, _ = _exactly(ctx, 1 - c)
+    d = ca * one_minus_w - l * (cc * w + other * v)
     if not d.a > 0:
         return None
-    return ca - d
+    with workprec(ctx, max(ctx.prec, bits) + 16):
+        return ca - d
 
 
 def _one_minus_exp(ctx: Any, t: Any) -> Any:
@@ -182,7 +198,7 @@ def _one_minus_exp(ctx: Any, t: Any) -> Any:
     return 1 - _weight(ctx, t)
 
 
-def _shifted_gradient(ctx: Any, gamma: float, a: float, c: float) -> Any:
+def _shifted_gradient(ctx: Any, gamma: float, a: float, c: Fraction) -> Any:
     """``|dL/dx|`` at ``|x| = a > 64`` as ``c + E`` (``c`` as in :func:`_shifted_loss`; the gradient is
     ``-(c + E)`` for ``x < 0``, ``c + E`` for ``x > 0``), with ``s = sigmoid(-a)``, ``l = log1p(exp(-a))``::
 
@@ -200,11 +216,13 @@ def _shifted_gradient(ctx: Any, gamma: float, a: float, c: float) -> Any:
     w = _weight(ctx, g * l)
     m = _one_minus_exp(ctx, (g + 1) * l)
     v = _weight(ctx, g * (big + l))
-    other = 1 - ctx.mpf(c)
-    err = ctx.mpf(c) * (g * s * (big + l) * w - m) - other * v * (s + g * (1 - s) * l)
+    cc, bits = _exactly(ctx, c)
+    other, _ = _exactly(ctx, 1 - c)
+    err = cc * (g * s * (big + l) * w - m) - other * v * (s + g * (1 - s) * l)
     if not (err.a > 0 or err.b < 0):
         return None
-    return ctx.mpf(c) + err
+    with workprec(ctx, max(ctx.prec, bits) + 16):  # c exact: the end on c's side stays on it
+        return cc + err
 
 
 def _softplus_pair(ctx: Any, x: float) -> tuple[Any, Any]:
