@@ -108,7 +108,7 @@ def describe_region(family: str, inputs: Sequence[str], labels: Sequence[str]) -
                 return v
         return max(values, key=lambda v: (math.isinf(v), abs(v)))
 
-    if fam.input_name == "probs":
+    if fam.input_domain == "unit":  # probabilities
         ps = xs
         p = next((v for v in ps if math.isnan(v)), min(ps, key=lambda v: min(v, 1 - v) if math.isfinite(v) else -1))
         where = _probability(p)

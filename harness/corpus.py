@@ -1,8 +1,10 @@
 """The corpus: worst examples of earlier runs, per family and dtype, replayed first by the next run.
 
 Stored as JSON (never pickle): ``{"lossfuzz_corpus": 1, "family": ..., "dtype": ..., "examples":
-[{"inputs": [hex, ...], "labels": [hex or int, ...], "shape": [...]}, ...]}``. Conversion only; the CLI
-reads and writes the files.
+[{"inputs": [hex, ...], "labels": [hex or int, ...], "shape": [...]}, ...]}``; an example of a family with
+parameters at other than their defaults also has ``"params": {"gamma": 0.5}`` (an example without the key
+is at the defaults, so corpora written before parameters existed load unchanged). Conversion only; the
+CLI reads and writes the files.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 import oracles
 
 from ._values import float_hex, parse_value
-from .strategies import Example
+from .strategies import Example, param_pairs
 
 __all__ = ["CORPUS_VERSION", "corpus_file_name", "corpus_to_json", "corpus_from_json", "example_to_json", "example_from_json"]
 
@@ -31,7 +33,10 @@ def example_to_json(e: Example) -> dict[str, Any]:
     labels: list[Any] = (
         [int(v) for v in np.ravel(e.labels)] if e.labels.dtype.kind in "iu" else [float_hex(v) for v in np.ravel(e.labels)]
     )
-    return {"inputs": [float_hex(v) for v in np.ravel(e.inputs)], "labels": labels, "shape": list(e.inputs.shape)}
+    item: dict[str, Any] = {"inputs": [float_hex(v) for v in np.ravel(e.inputs)], "labels": labels, "shape": list(e.inputs.shape)}
+    if e.params:
+        item["params"] = dict(e.params)
+    return item
 
 
 def example_from_json(item: dict[str, Any], family: str, dtype: str) -> Example:
@@ -45,7 +50,11 @@ def example_from_json(item: dict[str, Any], family: str, dtype: str) -> Example:
     else:
         z = np.array([parse_value(v, "corpus label") for v in item["labels"]], dtype=np.float64).reshape(shape)
         z = z.astype(fmt.numpy_dtype)
-    return Example(x.astype(fmt.numpy_dtype), z)
+    params = item.get("params", {})
+    if not isinstance(params, dict):
+        raise ValueError(f"params {params!r} is not a mapping of parameter names to numbers")
+    fam.check_params(params)  # a one-line ValueError for an unknown name or a value out of range
+    return Example(x.astype(fmt.numpy_dtype), z, param_pairs(params))
 
 
 def corpus_to_json(family: str, dtype: str, examples: list[Example]) -> str:

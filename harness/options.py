@@ -132,6 +132,21 @@ def one_of(kind: str, choices: tuple[str, ...] | Callable[[], tuple[str, ...]]) 
     return parse
 
 
+def param_pairs(value: Any) -> dict[str, str]:
+    """A family's parameters from repeated ``--param NAME=VALUE`` (a list of such texts) or a mapping; the
+    family checks the names and values (:meth:`oracles.Family.check_params`)."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    items = [value] if isinstance(value, str) else list(value)
+    out = {}
+    for item in items:
+        name, eq, text = str(item).partition("=")
+        if not eq or not name.strip():
+            raise UsageError(f"--param {item!r} is not NAME=VALUE; pass e.g. --param gamma=2")
+        out[name.strip()] = text.strip()
+    return out
+
+
 def _families() -> tuple[str, ...]:
     return tuple(oracles.FAMILIES)
 
@@ -309,8 +324,9 @@ OPTIONS: tuple[Option, ...] = (
            faces={"run": {}, "audit": {}, "audit_api": {"default": 60}, "check": {"default": 60}, "plugin": {"default": 60},
                   "gate": {**_BASELINE, "help": "Hypothesis examples per family x candidate x dtype, on top of the"
                            " boundary catalogue and the corpus (default: the baseline's)"}}),
-    Option("families", comma_list("family", _families), tuple(oracles.FAMILIES),
-           "comma list of loss families, or all (default all)", "LIST",
+    Option("families", comma_list("family", _families), oracles.default_families(),
+           f"comma list of loss families ({oracles.family_names()}), or all (default:"
+           f" {', '.join(oracles.default_families())})", "LIST",
            faces={"run": {}, "gate": {**_BASELINE, "help": "comma list of loss families, or all (default: the baseline's)"}}),
     Option("candidates", comma_list("candidate", CANDIDATE_NAMES), CANDIDATE_NAMES,
            "comma list of candidate names, or all (default all)", "LIST",
@@ -346,6 +362,8 @@ OPTIONS: tuple[Option, ...] = (
            faces={"exact": {}, "check": {}}),
     Option("gradient", boolean, False, "the gradient with respect to the inputs instead of the loss", kind="on",
            faces={"exact": {}}),
+    Option("params", param_pairs, None, "a parameter of the family (repeatable), e.g. --param gamma=2 for focal;"
+           " default: the family's", "NAME=VALUE", flag="--param", kind="append", faces={"exact": {}}),
     Option("candidate", str, None, "also run this candidate on the inputs and show its error: a built-in name, or a"
            " function as package.module:function (as `lossfuzz audit` takes it, with --takes/--inputs/--kwargs)",
            faces={"exact": {}}),
@@ -430,6 +448,8 @@ def add_options(parser: argparse.ArgumentParser | Any, face: str) -> None:
             parser.add_argument(o.flag, dest=o.name, action="store_false", help=o.help)
         elif o.kind == "on":
             parser.add_argument(o.flag, dest=o.name, action="store_true", help=o.help)
+        elif o.kind == "append":  # repeatable; resolve() parses the list as a whole
+            parser.add_argument(o.flag, dest=o.name, action="append", default=None, metavar=o.metavar, help=o.help)
         elif o.choices is not None:
             parser.add_argument(o.flag, dest=o.name, choices=o.choices, default=o.default, help=o.help)
         else:

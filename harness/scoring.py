@@ -49,7 +49,8 @@ class TruthCache:
             fam = oracles.get_family(self.family)
             x = np.stack([e.inputs for e in examples])
             z = np.stack([e.labels for e in examples])
-            hit = oracles.evaluate(self.family, **{fam.input_name: x}, labels=z, dtype=self.dtype, reduction=reduction)
+            hit = oracles.evaluate(self.family, **{fam.input_name: x}, labels=z, dtype=self.dtype, reduction=reduction,
+                                   params=examples[0].param_values)  # a group shares its parameters (batches)
             self._store[key] = hit
         return hit
 
@@ -88,7 +89,7 @@ def batches(examples: Sequence[Example], reduction: str, max_chunks: int = MAX_C
     evaluation; an audit passes :data:`AUDIT_MAX_CHUNKS`)."""
     by_shape: dict[tuple, list[Example]] = {}
     for e in examples:
-        by_shape.setdefault((e.inputs.shape, e.labels.shape), []).append(e)
+        by_shape.setdefault((e.inputs.shape, e.labels.shape, e.params), []).append(e)
     out: list[tuple[Example, ...]] = []
     for same in by_shape.values():
         if reduction == "none":
@@ -101,11 +102,12 @@ def batches(examples: Sequence[Example], reduction: str, max_chunks: int = MAX_C
     return out
 
 
-def call_candidate(fn: Callable[[np.ndarray, np.ndarray], Any], x: np.ndarray, z: np.ndarray, expected: tuple, dtype: str) -> np.ndarray:
+def call_candidate(fn: Callable[..., Any], x: np.ndarray, z: np.ndarray, expected: tuple, dtype: str,
+                   params: dict | None = None) -> np.ndarray:
     try:
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # libraries' warnings about the inputs are not the harness's output
-            result = fn(x, z)
+            result = fn(x, z, **params) if params else fn(x, z)
     except (Unsupported, CandidateFailure):
         raise
     except Exception as exc:  # the candidate's own failure is a finding, never the harness's
@@ -136,11 +138,14 @@ def observe(
     Raises :class:`harness.candidates.Unsupported` (dtype rejected) or :class:`~harness.records.CandidateFailure`.
     """
     obs = Observations()
+    takes_params = getattr(fn, "takes_params", False)
     for group in batches(examples, reduction, max_chunks):
+        if group[0].params and not takes_params:
+            continue  # examples at other parameter values: only for candidates that take the parameters
         truth = cache.truth(group, reduction)
         x = np.stack([e.inputs for e in group])
         z = np.stack([e.labels for e in group])
-        got = call_candidate(fn, x, z, truth.rounded.shape, cache.dtype)
+        got = call_candidate(fn, x, z, truth.rounded.shape, cache.dtype, group[0].param_values)
         obs.groups.append(group)
         obs.got.append(got)
         obs.truths.append(truth)
@@ -161,14 +166,18 @@ def _labels_text(labels: np.ndarray) -> tuple[str, ...]:
     return tuple(float_hex(v) for v in np.ravel(labels))
 
 
-def replay_command(family: str, candidate: str, dtype: str, inputs: np.ndarray, labels: np.ndarray, reduction: str = "none") -> str:
-    """One command that recomputes the candidate and the exact value on these inputs."""
+def replay_command(family: str, candidate: str, dtype: str, inputs: np.ndarray, labels: np.ndarray, reduction: str = "none",
+                   params: dict | None = None) -> str:
+    """One command that recomputes the candidate and the exact value on these inputs (with ``--param
+    name=value`` for each of the family's parameters: ``params``, defaults for the rest)."""
     fam = oracles.get_family(family)
     rows = ";".join(",".join(float_hex(v) for v in row) for row in np.atleast_2d(inputs)) if inputs.ndim > 1 else ",".join(float_hex(v) for v in np.ravel(inputs))
     label_rows = ";".join(",".join(_labels_text(row)) for row in np.atleast_2d(labels)) if labels.ndim > 1 else ",".join(_labels_text(labels))
     words = ["lossfuzz", "exact", family, f"--{fam.input_name}={rows}", f"--labels={label_rows}", "--dtype", dtype]
     if reduction != "none":
         words += ["--reduction", reduction]
+    for name, value in fam.check_params(params).items():
+        words += ["--param", f"{name}={value:g}" if float(f"{value:g}") == value else f"{name}={value!r}"]
     words += ["--candidate", candidate]
     return shlex.join(words)
 
@@ -191,7 +200,7 @@ def worst_cases(obs: Observations, family: str, candidate: str, dtype: str, redu
             inputs, labels = group[i].inputs, group[i].labels
         else:
             inputs, labels = np.stack([e.inputs for e in group]), np.stack([e.labels for e in group])
-        key = (inputs.tobytes(), labels.tobytes())
+        key = (inputs.tobytes(), labels.tobytes(), group[i if reduction == "none" else 0].params)
         if key in seen:
             continue
         seen.add(key)
@@ -205,7 +214,7 @@ def worst_cases(obs: Observations, family: str, candidate: str, dtype: str, redu
                 rounded=float_hex(np.ravel(truth.rounded)[i]),
                 ulp=None if math.isnan(ulp) else ulp,
                 outcome=str(comparison.outcome[i]) if not comparison.flushed[i] else "flushed_subnormal",
-                replay=replay_command(family, candidate, dtype, inputs, labels, reduction),
+                replay=replay_command(family, candidate, dtype, inputs, labels, reduction, group[i if reduction == "none" else 0].param_values),
             )
         )
     return tuple(out)

@@ -29,7 +29,7 @@ def speed_inputs(family: str, dtype: str, elements: int, seed: int = 0, labels: 
         shape = (max(1, elements // _CLASSES), _CLASSES)
     else:
         shape = (elements,)
-    if fam.input_name == "probs":
+    if fam.input_domain == "unit":  # probabilities
         x = rng.random(shape)
     else:
         x = rng.standard_normal(shape) * 8

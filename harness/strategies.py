@@ -45,20 +45,35 @@ __all__ = [
     "catalogue",
     "LABEL_SETS",
     "has_labels",
+    "param_pairs",
+    "inputs_of",
 ]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Example:
     """One example of a family: ``inputs`` (a 0-d array for elementwise families, a row of K values for
-    softmax families) in the dtype, and ``labels`` (same shape, or a 0-d int64 class index)."""
+    softmax families) in the dtype, ``labels`` (same shape, or a 0-d int64 class index), and ``params``:
+    the family's parameters as sorted ``(name, value)`` pairs, empty for the family's defaults (and for a
+    family without parameters)."""
 
     inputs: np.ndarray
     labels: np.ndarray
+    params: tuple[tuple[str, float], ...] = ()
 
     @property
     def key(self) -> tuple:
-        return (self.inputs.dtype.str, self.inputs.shape, self.inputs.tobytes(), self.labels.tobytes())
+        return (self.inputs.dtype.str, self.inputs.shape, self.inputs.tobytes(), self.labels.tobytes(), self.params)
+
+    @property
+    def param_values(self) -> dict[str, float]:
+        """``params`` as a mapping (empty: the family's defaults)."""
+        return dict(self.params)
+
+
+def param_pairs(params: Any) -> tuple[tuple[str, float], ...]:
+    """A mapping of parameter values as :attr:`Example.params` pairs (sorted by name)."""
+    return tuple(sorted((str(k), float(v)) for k, v in dict(params or {}).items()))
 
 
 def _cast(values: Any, fmt: Format) -> np.ndarray:
@@ -173,6 +188,23 @@ def probabilities(dtype: Any) -> st.SearchStrategy[float]:
     return st.one_of(st.sampled_from(special_probs(fmt)), uniform)
 
 
+# Inputs of each input domain (oracles._family.INPUT_DOMAINS): the strategy and the boundary values.
+_DOMAIN_STRATEGIES = {
+    "real": lambda fmt, inf, nan: logits(fmt, allow_infinity=inf, allow_nan=nan),
+    "unit": lambda fmt, inf, nan: probabilities(fmt),
+}
+_DOMAIN_SPECIALS = {
+    "real": lambda fmt: special_logits(fmt, allow_infinity=True, allow_nan=True),
+    "unit": lambda fmt: special_probs(fmt),
+}
+
+
+def inputs_of(family: str, dtype: Any, *, allow_infinity: bool = False, allow_nan: bool = False) -> st.SearchStrategy[float]:
+    """Input values of ``family``'s input domain in ``dtype`` (logits, or probabilities in [0, 1])."""
+    fam = oracles.get_family(family)
+    return _DOMAIN_STRATEGIES[fam.input_domain](resolve_format(dtype), allow_infinity, allow_nan)
+
+
 def class_counts(min_value: int = 2, max_value: int = 10_000) -> st.SearchStrategy[int]:
     """Numbers of classes K, mostly small, sometimes up to ``max_value``."""
     return st.one_of(st.integers(min_value, min(8, max_value)), st.integers(min_value, max_value))
@@ -191,10 +223,8 @@ def examples(
     """One example of ``family`` in ``dtype`` (see :class:`Example`); ``classes`` fixes K for row families."""
     fam = oracles.get_family(family)
     fmt = resolve_format(dtype)
-    x = logits(fmt, allow_infinity=allow_infinity, allow_nan=allow_nan)
+    x = inputs_of(family, fmt, allow_infinity=allow_infinity, allow_nan=allow_nan)
     z = labels(fmt, soft=soft)
-    if fam.name == "binary_ce":
-        return st.builds(lambda p, y: Example(_cast(p, fmt), _cast(y, fmt)), probabilities(fmt), z)
     if not fam.row_wise:
         return st.builds(lambda a, y: Example(_cast(a, fmt), _cast(y, fmt)), x, z)
 
@@ -240,10 +270,18 @@ def catalogue(family: str, dtype: Any) -> list[Example]:
     """The deterministic boundary catalogue of ``family`` in ``dtype``, always run before random search."""
     fam = oracles.get_family(family)
     fmt = resolve_format(dtype)
-    xs = special_logits(fmt, allow_infinity=True, allow_nan=True)
+    defaults = _catalogue(fam, fmt)
+    out = list(defaults)
+    # the same boundary inputs again for each other parameter setting the family asks to be covered
+    for setting in fam.catalogue_params:
+        pairs = param_pairs(fam.check_params(setting))
+        out += [Example(e.inputs, e.labels, pairs) for e in defaults]
+    return out
+
+
+def _catalogue(fam: Any, fmt: Format) -> list[Example]:
+    xs = _DOMAIN_SPECIALS[fam.input_domain](fmt)
     zs = special_labels(fmt)
-    if fam.name == "binary_ce":
-        return [Example(_cast(p, fmt), _cast(z, fmt)) for p in special_probs(fmt) for z in zs]
     if not fam.row_wise:
         return [Example(_cast(x, fmt), _cast(z, fmt)) for x in xs for z in zs]
     rows: list[Example] = []

@@ -1,14 +1,17 @@
 """Sweeps: the ULP error of each candidate along one swept input, for the research plots.
 
-For the logit families the logit runs over ``±10**-3 .. ±10**4`` (log-spaced, both signs) with a hard label
-(``z = 1``: negative logits are confidently wrong) and a soft label near 1 (``z = 0.9999``), as in the
-naive-vs-Keras-vs-TensorFlow comparison figure of the seeds; softmax rows are ``[x, 0]``. For
-``binary_ce`` the probability runs over ``10**-30 .. 1 - 10**-7`` with ``z = 1`` and ``z = 0.9999``.
+For a family whose inputs are logits (``Family.input_domain == "real"``) the logit runs over
+``±10**-3 .. ±10**4`` (log-spaced, both signs); for probabilities (``"unit"``, e.g. ``binary_ce``) the
+probability runs over ``10**-30 .. 1 - 10**-7``. The label settings are the family's
+(``Family.sweep_labels``): a hard label (``z = 1``: negative logits are confidently wrong) and a soft label
+near 1 (``z = 0.9999``), as in the naive-vs-Keras-vs-TensorFlow comparison figure of the seeds, or class 0
+for class-index labels; rows are ``[x, 0]``. Candidates of a family with parameters run at its defaults.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +29,7 @@ __all__ = ["sweep_points", "sweep"]
 def sweep_points(family: str, dtype: str, points: int = 161) -> tuple[str, np.ndarray]:
     """The swept input values, rounded to ``dtype`` and de-duplicated, and their name."""
     fmt = oracles.resolve_format(dtype)
-    if family == "binary_ce":
+    if oracles.get_family(family).input_domain == "unit":
         p = np.concatenate([np.logspace(-30, -1, points // 2), 1 - np.logspace(-1, -7, points // 2)])
         values = np.unique(p.astype(fmt.numpy_dtype).astype(np.float64))
         return "probability", values[(values > 0) & (values < 1)]
@@ -35,14 +38,14 @@ def sweep_points(family: str, dtype: str, points: int = 161) -> tuple[str, np.nd
     return "logit", values[np.isfinite(values)]
 
 
-def _examples(family: str, dtype: str, x: np.ndarray, z: float) -> list[Example]:
+def _examples(family: str, dtype: str, x: np.ndarray, z: Any) -> list[Example]:
     fam = oracles.get_family(family)
     fmt = oracles.resolve_format(dtype)
     cast = lambda v: np.asarray(v, dtype=np.float64).astype(fmt.numpy_dtype)  # noqa: E731
     if not fam.row_wise:
         return [Example(cast(v), cast(z)) for v in x]
     if fam.label_kind == "index":
-        return [Example(cast([v, 0.0]), np.array(0 if z >= 0.5 else 1, dtype=np.int64)) for v in x]
+        return [Example(cast([v, 0.0]), np.array(int(z), dtype=np.int64)) for v in x]
     return [Example(cast([v, 0.0]), cast([z, 1 - z])) for v in x]
 
 
@@ -51,10 +54,11 @@ def sweep(family: str, dtype: str, chosen: list[Candidate], label_set: str = "al
     ``label_set`` (:data:`harness._records.LABEL_SETS`) keeps the hard (z = 1) or the soft curve only."""
     x_name, x = sweep_points(family, dtype)
     curves = []
-    labels = (1.0,) if family == "sparse_softmax_ce" else (1.0, 0.9999)
-    if label_set != "all":
-        labels = tuple(z for z in labels if (z == 1.0) == (label_set == "hard"))
-    for z in labels:
+    fam = oracles.get_family(family)
+    settings = fam.sweep_labels()
+    if label_set != "all":  # a class index is a hard label
+        settings = tuple((c, z) for c, z in settings if (fam.label_kind == "index" or z in (0.0, 1.0)) == (label_set == "hard"))
+    for label, z in settings:
         examples = _examples(family, dtype, x, z)
         cache = TruthCache(family, dtype)
         truth = cache.truth(examples, "none")
@@ -70,6 +74,5 @@ def sweep(family: str, dtype: str, chosen: list[Candidate], label_set: str = "al
                 continue
             ulp = compare(truth, got).ulp
             errors[candidate.name] = tuple(None if math.isnan(u) else float(u) for u in ulp)
-        label = f"z = {z:g}" if family != "sparse_softmax_ce" else "class 0 of [x, 0]"
         curves.append(Curve(family, dtype, label, x_name, tuple(float(v) for v in x), errors))
     return curves

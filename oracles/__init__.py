@@ -1,6 +1,8 @@
 """Exact, correctly rounded oracles for machine-learning cross-entropy losses.
 
-For every loss family (``sigmoid_ce``, ``binary_ce``, ``softmax_ce``, ``sparse_softmax_ce``) the oracle
+For every loss family (``sigmoid_ce``, ``binary_ce``, ``softmax_ce``, ``sparse_softmax_ce``, ``focal``; the
+registry is :data:`FAMILIES`, each family a :class:`oracles._family.Family` declaring its domains, regimes and
+parameters) the oracle
 evaluates the real-number formula on the inputs exactly as given, encloses it with mpmath interval
 arithmetic in a private context, and raises the precision (Ziv's strategy) until the round-to-nearest-even
 value in the target format (float16, bfloat16, float32, float64) is decided. A certified fast path
@@ -10,14 +12,14 @@ This package knows nothing of candidates or reports.
 
 Public API::
 
-    loss(family, *, logits|probs, labels, dtype, reduction="none")     -> ndarray in dtype
+    loss(family, *, logits|probs, labels, dtype, reduction="none", params=None) -> ndarray in dtype
     gradient(family, *, logits|probs, labels, dtype, reduction="none") -> ndarray in dtype
     exact(family, *, logits|probs, labels, dtype="float64", ...)       -> ndarray of mpmath.mpf
     evaluate(...)                                                      -> Truth (values + status per point)
     ulp_error(computed, exact, dtype), bits_of_error(...), classify(...)
 """
 
-from ._api import FAMILIES, REDUCTIONS, OracleUnconverged, Truth, evaluate, exact, format_exact, get_family, gradient, loss
+from ._api import FAMILIES, REDUCTIONS, OracleUnconverged, Truth, default_families, evaluate, exact, family_names, format_exact, get_family, gradient, loss
 from ._formats import FORMATS, Format, resolve_format
 from ._rounding import round_mpf, round_rational
 from ._ulp import OUTCOMES, bits_of_error, classify, measure, ordinal, ulp_error, ulp_exponent
@@ -32,8 +34,10 @@ __all__ = [
     "Truth",
     "bits_of_error",
     "classify",
+    "default_families",
     "evaluate",
     "exact",
+    "family_names",
     "format_exact",
     "get_family",
     "gradient",

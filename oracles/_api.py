@@ -19,14 +19,17 @@ from ._family import Evaluator, Family
 from ._formats import Format, resolve_format
 from ._ziv import UNCONVERGED, Settled, settle
 
-__all__ = ["FAMILIES", "REDUCTIONS", "Truth", "OracleUnconverged", "get_family", "evaluate", "loss", "gradient", "exact", "format_exact"]
+__all__ = ["FAMILIES", "REDUCTIONS", "Truth", "OracleUnconverged", "get_family", "family_names", "default_families", "evaluate", "loss", "gradient", "exact", "format_exact"]
 
-# Registry: family name -> "module:attribute" of its definition, imported on first use.
+# Registry: family name -> "module:attribute" of its definition (a :class:`oracles._family.Family`), imported
+# on first use. One line per family; every list of family names in lossfuzz (help and error texts, defaults,
+# the candidate registry's order) comes from here.
 FAMILIES: dict[str, str] = {
     "sigmoid_ce": "oracles._sigmoid_ce:FAMILY",
     "binary_ce": "oracles._binary_ce:FAMILY",
     "softmax_ce": "oracles._softmax_ce:FAMILY",
     "sparse_softmax_ce": "oracles._sparse_softmax_ce:FAMILY",
+    "focal": "oracles._focal:FAMILY",
 }
 REDUCTIONS = ("none", "sum", "mean")
 _WHAT = ("loss", "gradient")
@@ -37,13 +40,26 @@ class OracleUnconverged(ArithmeticError):
     """The oracle could not decide a rounding below its precision cap; nothing was guessed."""
 
 
-def get_family(name: str) -> Family:
-    """The family definition registered under ``name`` (``ValueError`` naming the known ones otherwise)."""
+def get_family(name: str, params: Any = None) -> Family:
+    """The family definition registered under ``name`` (``ValueError`` naming the known ones otherwise),
+    bound to ``params`` (a mapping of its parameters; defaults for those not given) when given."""
     path = FAMILIES.get(name) if isinstance(name, str) else None
     if path is None:
         raise ValueError(f"family={name!r} is not one of: {', '.join(FAMILIES)}")
     module, attribute = path.split(":")
-    return getattr(importlib.import_module(module), attribute)
+    family = getattr(importlib.import_module(module), attribute)
+    return family if params is None else family.bind(params)
+
+
+def default_families() -> tuple[str, ...]:
+    """The families a run covers unless told otherwise (``Family.in_default_run``), in registry order."""
+    return tuple(n for n in FAMILIES if get_family(n).in_default_run)
+
+
+def family_names(**declared: Any) -> str:
+    """The registered family names as text for help and error messages (``"a, b, c"``), in registry order;
+    with ``declared`` (e.g. ``input_name="logits"``), only the families whose declaration has those values."""
+    return ", ".join(n for n in FAMILIES if all(getattr(get_family(n), k) == v for k, v in declared.items()))
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -75,6 +91,7 @@ class Truth:
     fast: np.ndarray
     approx: np.ndarray
     approx_low: np.ndarray
+    params: dict = None  # type: ignore[assignment]  # the family's parameter values ({} without parameters)
 
     @property
     def path_counts(self) -> dict[str, int]:
@@ -88,7 +105,7 @@ class Truth:
         flat = int(index) if isinstance(index, (int, np.integer)) else int(np.ravel_multi_index(index, self.fast.shape)) if self.fast.shape else 0
         if not np.ravel(self.fast)[flat]:
             return np.ravel(self.exact)[flat]
-        fam = get_family(self.family)
+        fam = get_family(self.family, self.params)
         if self.reduction != "none" and self.what == "loss":
             x, z = self.inputs, self.labels
             pick = 0
@@ -99,7 +116,7 @@ class Truth:
             x, z = self.inputs[example][None], self.labels[example][None]
             pick = flat % width
         again = _evaluate(self.family, **{fam.input_name: x}, labels=z, dtype=self.dtype, what=self.what,
-                          reduction=self.reduction if self.what == "loss" else "none", path="ziv")
+                          reduction=self.reduction if self.what == "loss" else "none", path="ziv", params=self.params)
         value = np.ravel(again.exact)[pick]
         if self.what == "gradient" and self.reduction == "mean":  # the row's gradient, scaled exactly enough
             with mpmath.workprec(256):
@@ -176,6 +193,7 @@ def evaluate(
     dtype: Any,
     reduction: str = "none",
     what: str = "loss",
+    params: Any = None,
 ) -> Truth:
     """Exact, correctly rounded values of a family's loss (or gradient) at the given points, as a record.
 
@@ -185,9 +203,11 @@ def evaluate(
     losses, rounded once; for gradients, the gradient of that reduced loss). ``what``: ``loss`` or
     ``gradient`` (shape of the inputs). Unconverged values are marked, not raised: see :class:`Truth`.
     Values are decided by the certified fast path where its error bound allows, by Ziv's strategy
-    otherwise (:mod:`oracles._fast`); ``Truth.fast`` and ``Truth.path_counts`` say which.
+    otherwise (:mod:`oracles._fast`); ``Truth.fast`` and ``Truth.path_counts`` say which. ``params``: the
+    family's parameters (e.g. ``{"gamma": 2.0}`` for ``focal``; defaults for those not given; a one-line
+    ``ValueError`` for an unknown name or a value out of range).
     """
-    return _evaluate(family, logits=logits, probs=probs, labels=labels, dtype=dtype, reduction=reduction, what=what)
+    return _evaluate(family, logits=logits, probs=probs, labels=labels, dtype=dtype, reduction=reduction, what=what, params=params)
 
 
 def _evaluate(
@@ -200,9 +220,10 @@ def _evaluate(
     reduction: str = "none",
     what: str = "loss",
     path: str = "auto",
+    params: Any = None,
 ) -> Truth:
     """:func:`evaluate` with the path forced: ``auto`` (fast path first) or ``ziv`` (Ziv's strategy only)."""
-    fam, fmt = _checked(family, dtype, reduction, what, path)
+    fam, fmt = _checked(family, dtype, reduction, what, path, params)
     x, z = fam.prepare(_given_inputs(fam, logits, probs), labels)
     batch = fam.batch_shape(x)
     if reduction == "mean" and int(np.prod(batch, dtype=np.int64)) == 0:
@@ -210,8 +231,8 @@ def _evaluate(
     return _record(fam, what, fmt, reduction, x, z, _settle_all(fam, what, fmt, reduction, x, z, path))
 
 
-def _checked(family: str, dtype: Any, reduction: str, what: str, path: str) -> tuple[Family, Format]:
-    fam = get_family(family)
+def _checked(family: str, dtype: Any, reduction: str, what: str, path: str, params: Any = None) -> tuple[Family, Format]:
+    fam = get_family(family, params if params is not None else {})
     fmt = resolve_format(dtype)
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction={reduction!r} is not one of: {', '.join(REDUCTIONS)}")
@@ -219,6 +240,8 @@ def _checked(family: str, dtype: Any, reduction: str, what: str, path: str) -> t
         raise ValueError(f"what={what!r} is not one of: {', '.join(_WHAT)}")
     if path not in _PATHS:
         raise ValueError(f"path={path!r} is not one of: {', '.join(_PATHS)}")
+    if what == "gradient" and not fam.has_gradient:
+        raise ValueError(f"{fam.name}: the oracle provides no gradient for this family; ask for the loss")
     return fam, fmt
 
 
@@ -311,7 +334,7 @@ def _settle_example(fam: Family, what: str, fmt: Format, x: Any, z: Any, divisor
     """The Ziv path for one example (its loss, or its gradient row divided by ``divisor``). Examples that
     needed at least 384 bits are remembered (LRU, 4096 examples): a campaign asks for the same boundary
     examples in many batches, and the values are a pure function of the example."""
-    key = (fam.name, what, fmt.name, divisor, np.asarray(x).tobytes(), np.asarray(z).tobytes())
+    key = (fam.name, fam.params_text(), what, fmt.name, divisor, np.asarray(x).tobytes(), np.asarray(z).tobytes())
     with _hard_lock:
         hit = _HARD.get(key)
         if hit is not None:
@@ -357,15 +380,17 @@ def _record(fam: Family, what: str, fmt: Format, reduction: str, x, z, out: _Out
         fast=out.fast.reshape(shape),
         approx=out.approx.reshape(shape),
         approx_low=out.approx_low.reshape(shape),
+        params=dict(fam.values),
     )
 
 
 def _array_api(what: str) -> Callable[..., np.ndarray]:
-    def function(family: str, *, logits: Any = None, probs: Any = None, labels: Any, dtype: Any, reduction: str = "none") -> np.ndarray:
-        streamed = _streamed(what, family, logits, probs, labels, dtype, reduction)
+    def function(family: str, *, logits: Any = None, probs: Any = None, labels: Any, dtype: Any, reduction: str = "none",
+                 params: Any = None) -> np.ndarray:
+        streamed = _streamed(what, family, logits, probs, labels, dtype, reduction, params)
         if streamed is not None:
             return streamed
-        truth = evaluate(family, logits=logits, probs=probs, labels=labels, dtype=dtype, reduction=reduction, what=what)
+        truth = evaluate(family, logits=logits, probs=probs, labels=labels, dtype=dtype, reduction=reduction, what=what, params=params)
         truth.raise_if_unconverged()
         return truth.rounded
 
@@ -375,13 +400,13 @@ def _array_api(what: str) -> Callable[..., np.ndarray]:
 _STREAM_EXAMPLES = 1 << 18  # examples converted and settled at once by loss() and gradient()
 
 
-def _streamed(what: str, family: str, logits: Any, probs: Any, labels: Any, dtype: Any, reduction: str) -> np.ndarray | None:
+def _streamed(what: str, family: str, logits: Any, probs: Any, labels: Any, dtype: Any, reduction: str, params: Any = None) -> np.ndarray | None:
     """:func:`loss`/:func:`gradient` of a large batch chunk by chunk, without a :class:`Truth` record:
     inputs are converted to float64 one chunk at a time, so memory stays a few times the chunk above the
     caller's arrays and the result (10^8 float32 elements: well under 2 GB in all). ``None`` where the
     batch is small, reduced (except a summed gradient, which is the per-example one), or has a shape
     problem (the whole-array path then raises the usual one-line error)."""
-    fam, fmt = _checked(family, dtype, reduction, what, "auto")
+    fam, fmt = _checked(family, dtype, reduction, what, "auto", params)
     if reduction == "mean" or (reduction == "sum" and what == "loss"):
         return None
     raw = np.asarray(_given_inputs(fam, logits, probs))
@@ -437,10 +462,11 @@ def exact(
     dtype: Any = "float64",
     reduction: str = "none",
     what: str = "loss",
+    params: Any = None,
 ) -> np.ndarray:
     """Exact values as an object array of ``mpmath.mpf`` (closed forms exactly; otherwise within ``2**-70``
     relative, and on the right side of every rounding boundary of ``dtype``), for error measurement."""
-    truth = evaluate(family, logits=logits, probs=probs, labels=labels, dtype=dtype, reduction=reduction, what=what)
+    truth = evaluate(family, logits=logits, probs=probs, labels=labels, dtype=dtype, reduction=reduction, what=what, params=params)
     truth.raise_if_unconverged()
     return truth.exact
 

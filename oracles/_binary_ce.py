@@ -44,6 +44,8 @@ class BinaryCE(Family):
     name = "binary_ce"
     input_name = "probs"
     definition = "-(z*log(p) + (1-z)*log(1-p)), elementwise, 0*log(0) = 0"
+    input_domain = "unit"  # probabilities in [0, 1]; regimes: the elementwise ones (oracles._family)
+    benign = (((0.125, 0.3, 0.5), (0.6, 0.8, 0.9)), ((0.5, 0.25, 1.0), (0.0, 0.75, 0.5)))
 
     def prepare(self, inputs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
         p = as_float_array(self.name, "probs", inputs)

@@ -1,38 +1,205 @@
-"""What every loss family shares: input checking, and the interval helpers the families evaluate with.
+"""What every loss family shares: its declaration, input checking, and the interval helpers it evaluates with.
 
-A family (one module each: ``_sigmoid_ce``, ``_binary_ce``, ``_softmax_ce``, ``_sparse_softmax_ce``) defines
-the exact real-valued loss and gradient of its inputs, taken exactly as the floats given, including the
-limit values at infinite inputs. It returns, per example, a function of a private interval context that
-gives one enclosure per output value (see :mod:`oracles._ziv`).
+A family (one module each: ``_sigmoid_ce``, ``_binary_ce``, ``_softmax_ce``, ``_sparse_softmax_ce``,
+``_focal``; registered by one line in :data:`oracles._api.FAMILIES`) is a plugin: one :class:`Family` object
+declares everything the rest of lossfuzz asks of it, so that nothing outside its module branches on its name:
+
+- its oracle: :meth:`Family.loss` and :meth:`Family.gradient` (per example, a function of a private interval
+  context giving one enclosure per output value, see :mod:`oracles._ziv`), the exact real-valued loss of its
+  inputs taken exactly as the floats given, limit values at infinite inputs included; optionally a
+  certified fast path (:meth:`Family.fast_loss`);
+- its domains: :attr:`Family.input_domain` (``"real"``: logits, any float including ±inf and nan;
+  ``"unit"``: probabilities in [0, 1]) and :attr:`Family.label_kind` (``"soft"``: floats in [0, 1];
+  ``"index"``: an integer class), :attr:`Family.row_wise`, :attr:`Family.input_name`; the strategies, the
+  sweep, the speed inputs and the audit's region descriptions are built from these
+  (:meth:`Family.sweep_labels` gives the label settings a sweep plots);
+- its regimes (:attr:`Family.regimes`, :meth:`Family.regime`): a documented partition of examples into
+  named regimes, decided per example from its inputs, labels, dtype and exact value;
+- its parameters (:attr:`Family.params`, :class:`Param`): name, type, default, valid range; a family bound to
+  values (:meth:`Family.bind`) evaluates with them; :meth:`Family.check_params` gives the one-line error;
+  candidates of a parameterised family are called ``fn(inputs, labels, **params)``;
+- :attr:`Family.catalogue_params`: the parameter settings the boundary catalogue covers besides the default;
+- :attr:`Family.candidates_module`: where its built-in candidates are declared (a dotted name, never
+  imported here: oracles knows nothing of harness).
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 from fractions import Fraction
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
 from ._fast import Estimate
 from ._ziv import CONVERGED, Enclosure, workprec
 
-__all__ = ["Family", "Evaluator", "as_float_array", "check_same_shape", "check_unit_interval", "index_text", "log1p", "log", "exp"]
+__all__ = ["Family", "Param", "Regime", "Evaluator", "INPUT_DOMAINS", "LABEL_KINDS", "SPECIAL", "TINY", "HARD", "SOFT", "CONFIDENT", "ELEMENTWISE_REGIMES", "ROW_REGIMES", "as_float_array", "check_same_shape", "check_unit_interval", "index_text", "log1p", "log", "exp"]
 
 Evaluator = Callable[[Any], Sequence[Enclosure]]
 
 _EXACT_FLOAT_KINDS = {"float16", "bfloat16", "float32", "float64"}
 
+INPUT_DOMAINS = ("real", "unit")  # logits (any float, ±inf and nan included) | probabilities in [0, 1]
+LABEL_KINDS = ("soft", "index")  # floats in [0, 1] | an integer class index in [0, K)
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """One parameter of a family: ``name``, ``default``, the closed valid range ``[low, high]`` (``high``
+    may be ``inf``: then any finite value at least ``low``), one line of ``doc``, and its ``kind`` (``float``)."""
+
+    name: str
+    default: float
+    low: float
+    high: float = math.inf
+    doc: str = ""
+    kind: type = float
+
+    @property
+    def range_text(self) -> str:
+        return f"a finite number >= {self.low:g}" if math.isinf(self.high) else f"a number in [{self.low:g}, {self.high:g}]"
+
+    def check(self, family: str, value: Any) -> float:
+        """``value`` as a float if it is valid; a one-line ``ValueError`` naming the range otherwise."""
+        try:
+            number = self.kind(value)
+        except (TypeError, ValueError):
+            number = math.nan
+        if isinstance(value, bool) or not (math.isfinite(number) and self.low <= number <= self.high):
+            raise ValueError(f"{family}: {self.name}={value!r} is not valid; pass {self.name} as {self.range_text}")
+        return number
+
+
+@dataclass(frozen=True, slots=True)
+class Regime:
+    """A named region of a family's examples; ``doc`` says which examples it holds (one line)."""
+
+    name: str
+    doc: str
+
+
+# Regime names shared by the families (each family lists its own in Family.regimes, in precedence order).
+SPECIAL = "special"
+TINY = "tiny"
+CONFIDENT = "confident"
+HARD = "hard"
+SOFT = "soft"
+
+ELEMENTWISE_REGIMES = (
+    Regime(SPECIAL, "an input is +inf, -inf or nan (or a label is nan)"),
+    Regime(TINY, "finite inputs whose exact loss is below the smallest normal of the format (0 included)"),
+    Regime(HARD, "the rest, with every label 0 or 1"),
+    Regime(SOFT, "the rest, with a label strictly between 0 and 1"),
+)
+
+# Row families: the same, with confident-correct rows (a loss too small to move the labelled class's
+# probability off 1) isolated between tiny and hard/soft.
+ROW_REGIMES = (
+    Regime(SPECIAL, "a logit is +inf, -inf or nan (or a label is nan)"),
+    Regime(TINY, "finite rows whose exact loss is below the smallest normal of the format (0 included)"),
+    Regime(CONFIDENT, "confident-correct rows: exact loss at least the smallest normal but below 2**-p (p the"
+                      " format's precision), so the labelled class's probability exp(-loss) rounds to 1"),
+    Regime(HARD, "the rest, with one-hot labels (a class index, or every label 0 or 1)"),
+    Regime(SOFT, "the rest, with a label strictly between 0 and 1"),
+)
+
 
 class Family:
-    """A loss family: its inputs, its exact loss and gradient. Subclasses fill in the class attributes."""
+    """A loss family: its declaration (domains, regimes, parameters) and its exact loss and gradient.
+    Subclasses fill in the class attributes; the module docstring says what each one means."""
 
     name: str = ""
     input_name: str = "logits"  # or "probs"
+    input_domain: str = "real"  # one of INPUT_DOMAINS
     row_wise: bool = False  # True: the last axis holds the K classes of one example
-    label_kind: str = "soft"  # "soft": floats in [0, 1]; "index": integer class in [0, K)
+    label_kind: str = "soft"  # one of LABEL_KINDS: "soft", floats in [0, 1]; "index", integer class in [0, K)
     definition: str = ""
-    # Status of the values the fast path decides (that of the Ziv path for the same values).
+    # Status of the values the fast path decided (that of the Ziv path for the same values).
     fast_status: dict[str, str] = {"loss": CONVERGED, "gradient": CONVERGED}
+    regimes: tuple[Regime, ...] = ELEMENTWISE_REGIMES
+    params: tuple[Param, ...] = ()
+    # Parameter settings the boundary catalogue covers besides the defaults (each a partial mapping).
+    catalogue_params: tuple[Mapping[str, float], ...] = ()
+    # The values this instance evaluates with (the defaults, unless bound by bind()).
+    values: Mapping[str, float] = {}
+    # A small batch of ordinary (inputs, labels), as nested tuples: losses of order 0.001 to 3, no extreme or
+    # special values, on which any sound implementation is within a few ULP (candidates' smoke tests).
+    benign: tuple[tuple, tuple] = ((), ())
+    # Whether `lossfuzz run` without --families includes it (False: only when asked for, e.g. a family whose
+    # values all take the Ziv path and would lengthen the default run by more than it costs to ask).
+    in_default_run: bool = True
+    # Gradient provided by the oracle (False: gradient requests are a one-line ValueError).
+    has_gradient: bool = True
+    # Dotted name of the module declaring the family's built-in candidates (its CANDIDATES tuple), read by
+    # harness.candidates; a name only: oracles never imports it. "" for the families whose candidates are
+    # declared in harness.candidates._registry itself.
+    candidates_module: str = ""
+
+    def __init__(self) -> None:
+        self.values = {p.name: p.default for p in self.params}
+
+    # --- parameters -------------------------------------------------------------------------------------
+    def check_params(self, params: Mapping[str, Any] | None) -> dict[str, float]:
+        """All parameter values (defaults filled in) after checking ``params``; a one-line ``ValueError``
+        for an unknown name or a value out of range."""
+        given = dict(params or {})
+        known = {p.name: p for p in self.params}
+        for key in given:
+            if key not in known:
+                choices = ", ".join(known) if known else "none (it has no parameters)"
+                raise ValueError(f"{self.name}: parameter {key!r} is not one of: {choices}")
+        return {p.name: p.check(self.name, given[p.name]) if p.name in given else p.default for p in self.params}
+
+    def bind(self, params: Mapping[str, Any] | None) -> "Family":
+        """This family evaluating with ``params`` (checked; defaults for the rest): ``self`` if they are
+        the defaults, else a copy."""
+        values = self.check_params(params)
+        if values == self.values:
+            return self
+        bound = object.__new__(type(self))
+        bound.__dict__.update(self.__dict__)
+        bound.values = values
+        return bound
+
+    def params_text(self, values: Mapping[str, float] | None = None) -> str:
+        """``gamma=2`` style text of the values (this instance's by default), ``""`` without parameters."""
+        values = self.values if values is None else values
+        return ", ".join(f"{p.name}={float(values[p.name]):g}" for p in self.params)
+
+    # --- regimes ----------------------------------------------------------------------------------------
+    def regime(self, inputs: Any, labels: Any, dtype: Any, exact: Any) -> str:
+        """The regime (a name from :attr:`regimes`) of one example: ``inputs`` and ``labels`` as given (a
+        scalar, or a row for row families; a class index for index labels), ``exact`` its exact loss
+        (``mpmath.mpf``, Fraction or float). Precedence: special, tiny, then :meth:`_finite_regime`."""
+        from ._formats import resolve_format
+
+        x = np.asarray(inputs).astype(np.float64)
+        z = np.asarray(labels)
+        if not np.isfinite(x).all() or (z.dtype.kind != "i" and z.dtype.kind != "u" and np.isnan(z.astype(np.float64)).any()):
+            return SPECIAL
+        value = float(exact)
+        fmt = resolve_format(dtype)
+        if value < fmt.min_normal:
+            return TINY
+        return self._finite_regime(z, value, fmt)
+
+    def _finite_regime(self, z: np.ndarray, value: float, fmt: Any) -> str:
+        if value < 2.0**-fmt.precision and any(r.name == CONFIDENT for r in self.regimes):
+            return CONFIDENT
+        if z.dtype.kind in "iu":
+            return HARD
+        zs = z.astype(np.float64)
+        return HARD if bool(np.all((zs == 0) | (zs == 1))) else SOFT
+
+    # --- strategies' hooks ------------------------------------------------------------------------------
+    def sweep_labels(self) -> tuple[tuple[str, Any], ...]:
+        """The label settings a sweep plots, as (caption, label value): a hard label (1, so negative
+        logits are confidently wrong) and a soft one near 1; class 0 of ``[x, 0]`` for index labels."""
+        if self.label_kind == "index":
+            return (("class 0 of [x, 0]", 0),)
+        return (("z = 1", 1.0), ("z = 0.9999", 0.9999))
 
     def prepare(self, inputs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
         """Check and convert the inputs; return (float64 inputs, labels) or raise a one-line ValueError."""
@@ -61,7 +228,8 @@ class Family:
         return None
 
     def __repr__(self) -> str:
-        return f"<family {self.name}>"
+        text = self.params_text()
+        return f"<family {self.name}{' ' + text if text else ''}>"
 
 
 def as_float_array(family: str, name: str, value: Any) -> np.ndarray:

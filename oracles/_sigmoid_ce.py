@@ -44,6 +44,8 @@ class SigmoidCE(Family):
     name = "sigmoid_ce"
     input_name = "logits"
     definition = "z*-log(sigmoid(x)) + (1-z)*-log(1-sigmoid(x)), elementwise"
+    input_domain = "real"  # logits, ±inf and nan included; regimes: the elementwise ones (oracles._family)
+    benign = (((-1.5, -0.75, 0.0), (0.5, 1.25, 2.0)), ((0.5, 0.25, 0.5), (1.0, 0.75, 0.25)))
 
     def prepare(self, inputs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
         x = as_float_array(self.name, "logits", inputs)

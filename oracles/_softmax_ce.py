@@ -45,6 +45,7 @@ from ._fast import UNIT_ROUNDOFF as U
 from . import _dd as dd
 from ._fast import Estimate
 from ._family import Evaluator, Family, as_float_array, check_same_shape, check_unit_interval, exp, log, log1p
+from ._family import ROW_REGIMES
 
 
 def _fsum(values: np.ndarray) -> Fraction:
@@ -257,6 +258,9 @@ class SoftmaxCE(Family):
     input_name = "logits"
     row_wise = True
     definition = "-sum_i z_i * log_softmax(x)_i over the last axis, soft labels in [0, 1]"
+    regimes = ROW_REGIMES  # special, tiny, confident (confident-correct rows), hard, soft
+    benign = (((-1.0, 0.5, 2.0, 0.25), (0.0, 1.5, -0.5, 1.0), (1.75, -2.0, 0.75, 0.0)),
+              ((0.25, 0.5, 0.0, 0.25), (0.25, 0.0, 0.5, 0.25), (0.0, 0.5, 0.25, 0.25)))
 
     def prepare(self, inputs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
         x = as_float_array(self.name, "logits", inputs)

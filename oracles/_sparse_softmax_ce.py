@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ._family import Evaluator, Family, as_float_array, index_text
+from ._family import ROW_REGIMES, Evaluator, Family, as_float_array, index_text
 from ._fast import Estimate
 from ._softmax_ce import fast_row_gradient, fast_row_loss, row_gradient, row_loss
 
@@ -32,6 +32,8 @@ class SparseSoftmaxCE(Family):
     row_wise = True
     label_kind = "index"
     definition = "logsumexp(x) - x[c] over the last axis, c an integer class index"
+    regimes = ROW_REGIMES[:-1]  # special, tiny, confident (confident-correct rows), hard (no soft: a class index)
+    benign = (((-1.0, 0.5, 2.0, 0.25), (0.0, 1.5, -0.5, 1.0), (1.75, -2.0, 0.75, 0.0)), (1, 2, 3))
 
     def prepare(self, inputs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
         x = as_float_array(self.name, "logits", inputs)

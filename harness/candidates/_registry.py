@@ -11,7 +11,10 @@ TensorFlow, Keras, PyTorch, JAX/optax or scikit-learn. Every built-in target fol
 ``sparse_softmax_ce``). The result is a numpy array in the dtype the implementation produced (the input
 dtype, unless the library changed it: nothing is cast back), of the family's per-example shape
 (``inputs.shape`` for the elementwise families, ``inputs.shape[:-1]`` for the row families), or 0-d for a
-candidate whose ``reduction`` is ``"mean"`` or ``"sum"``. A dtype a candidate does not support raises
+candidate whose ``reduction`` is ``"mean"`` or ``"sum"``. A family with parameters (``focal``'s ``gamma``)
+calls its candidates ``fn(inputs, labels, **params)``, every parameter given (:attr:`Candidate.takes_params`).
+A family may declare its candidates in its own module (``Family.candidates_module``, e.g.
+:mod:`harness.candidates._focal`) instead of in :data:`_BUILTINS` here. A dtype a candidate does not support raises
 :class:`Unsupported`; nothing is ever evaluated in another dtype and cast back, except by the
 ``<name>_upcast`` variants, whose whole point is that pattern (:mod:`harness.candidates._upcast`).
 
@@ -115,7 +118,9 @@ class Candidate:
     line saying where the formula comes from; ``needs``: top-level modules that must be importable;
     ``labels``: ``"all"``, or ``"hard"`` for a library that takes hard (0/1) labels only, scored on those
     only; ``upcast``: the target runs in float32 on half-precision inputs, the result cast back
-    (:func:`harness.candidates._upcast.computed_in_float32`).
+    (:func:`harness.candidates._upcast.computed_in_float32`); ``takes_params``: it is called
+    ``fn(inputs, labels, **params)`` with the family's parameters (every built-in of a family that has
+    parameters, :attr:`oracles._family.Family.params`).
     """
 
     name: str
@@ -127,6 +132,7 @@ class Candidate:
     needs: tuple[str, ...] = ()
     labels: str = "all"
     upcast: bool = False
+    takes_params: bool = False
 
     def __post_init__(self) -> None:
         if self.family not in oracles.FAMILIES:
@@ -163,10 +169,16 @@ class Candidate:
         except ValueError:
             return False
 
-    def __call__(self, inputs: Any, labels: Any) -> np.ndarray:
-        """Check the dtype, then run the implementation: ``fn(inputs, labels)``."""
+    def __call__(self, inputs: Any, labels: Any, **params: Any) -> np.ndarray:
+        """Check the dtype, then run the implementation: ``fn(inputs, labels)``, or for a candidate that
+        :attr:`takes_params`, ``fn(inputs, labels, **values)`` with ``params`` checked and the family's
+        defaults filled in (a one-line ``ValueError`` for parameters it does not take)."""
         inputs = np.asarray(inputs)
         dtype_name(inputs, self.dtypes)
+        if self.takes_params:
+            return self.load()(inputs, np.asarray(labels), **oracles.get_family(self.family).check_params(params))
+        if params:
+            raise ValueError(f"candidate {self} takes no parameters; got {', '.join(params)}")
         return self.load()(inputs, np.asarray(labels))
 
     def __str__(self) -> str:
@@ -281,21 +293,33 @@ _HARD_LABELS_ONLY = {("binary_ce", "sklearn")}
 UPCAST_BASES = ("tf", "torch", "optax", "numpy_stable")
 
 
+def _declared() -> list[tuple[str, str, str, str, tuple[str, ...], str, str]]:
+    """Every built-in as (family, name, target, reduction, needs, source, labels): those above, then those
+    a family declares in its own module (``Family.candidates_module``: a ``CANDIDATES`` tuple of
+    (name, target, reduction, needs, source, labels)), in the order of ``oracles.FAMILIES``."""
+    out = [(f, n, t, r, needs, s, "hard" if (f, n) in _HARD_LABELS_ONLY else "all") for f, n, t, r, needs, s in _BUILTINS]
+    for family in oracles.FAMILIES:
+        module = oracles.get_family(family).candidates_module
+        if module:
+            out += [(family, *declared) for declared in importlib.import_module(module).CANDIDATES]
+    return out
+
+
 def _build() -> dict[tuple[str, str], Candidate]:
     from ._upcast import HALF_DTYPES
 
     registry: dict[tuple[str, str], Candidate] = {}
-    for family, name, target, reduction, needs, source in _BUILTINS:
+    for family, name, target, reduction, needs, source, labels in _declared():
         if name not in CANDIDATE_NAMES:
             raise ValueError(f"candidate={name!r} is not one of: {', '.join(CANDIDATE_NAMES)}")
-        labels = "hard" if (family, name) in _HARD_LABELS_ONLY else "all"
-        candidate = Candidate(name, family, target, ALL_DTYPES, reduction, source, needs, labels)
+        takes_params = bool(oracles.get_family(family).params)
+        candidate = Candidate(name, family, target, ALL_DTYPES, reduction, source, needs, labels, takes_params=takes_params)
         registry[candidate.key] = candidate
         if name in UPCAST_BASES:
             variant = Candidate(
                 name + UPCAST_SUFFIX, family, target, HALF_DTYPES, reduction,
                 f"mixed precision: float16/bfloat16 inputs cast to float32, {source}; the result cast back once",
-                needs, labels, upcast=True,
+                needs, labels, upcast=True, takes_params=takes_params,
             )
             registry[variant.key] = variant
     # deterministic order: family order of oracles.FAMILIES, then name order of CANDIDATE_NAMES

@@ -28,11 +28,11 @@ def computed_in_float32(fn: Callable[[np.ndarray, np.ndarray], np.ndarray]) -> C
     from ._registry import dtype_name
 
     @wraps(fn)
-    def upcast(inputs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    def upcast(inputs: np.ndarray, labels: np.ndarray, **params: float) -> np.ndarray:
         inputs, labels = np.asarray(inputs), np.asarray(labels)
         dtype_name(inputs, HALF_DTYPES)
         wide_labels = labels.astype(np.float32) if labels.dtype == inputs.dtype else labels
-        out = np.asarray(fn(inputs.astype(np.float32), wide_labels))
+        out = np.asarray(fn(inputs.astype(np.float32), wide_labels, **params))
         if out.dtype != np.float32:
             return out
         with np.errstate(over="ignore"):  # a float32 loss above the half format's range rounds to inf

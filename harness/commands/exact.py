@@ -23,8 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         " Inputs are comma-separated decimal or hex numbers (rows separated by ';'), rounded to --dtype first,"
         " as a candidate computing in that dtype receives them. Negative first values need '=': --logits=-3,1.",
     )
-    *most, last = oracles.FAMILIES
-    p.add_argument("family", help=f"{', '.join(most)} or {last}")
+    p.add_argument("family", help=f"one of: {oracles.family_names()}")
     add_options(p, "exact")
     p.set_defaults(handler=_exact)
 
@@ -57,7 +56,8 @@ def _read_inputs(family: str, options: dict[str, Any]) -> tuple[Any, Any, np.nda
     return fam, fmt, inputs, labels
 
 
-def _candidate_values(spec: str, fam: Any, inputs: np.ndarray, labels: np.ndarray, options: dict[str, Any]) -> Any:
+def _candidate_values(spec: str, fam: Any, inputs: np.ndarray, labels: np.ndarray, options: dict[str, Any],
+                      params: dict[str, float]) -> Any:
     """What ``spec`` (a built-in name, or ``module:function`` called as ``lossfuzz audit`` calls it, in this
     process) returns on the inputs; None (and a line saying why) when the candidate itself fails."""
     from ..candidates import get_candidate
@@ -77,7 +77,8 @@ def _candidate_values(spec: str, fam: Any, inputs: np.ndarray, labels: np.ndarra
             raise UsageError(f"candidate {spec} needs {', '.join(candidate.needs)}: {candidate.install_hint}")
     try:
         with np.errstate(all="ignore"):
-            return np.asarray(candidate(inputs, labels))
+            return np.asarray(candidate(inputs, labels, **params) if getattr(candidate, "takes_params", False)
+                              else candidate(inputs, labels))
     except CandidateFailure as exc:
         print(f"{spec}: {exc} ({exc.kind})")
     except Exception as exc:  # noqa: BLE001 - the candidate's own failure is output, not a usage error
@@ -93,11 +94,14 @@ def _exact(args: argparse.Namespace) -> int:
     options = resolve("exact", args)
     fam, fmt, inputs, labels = _read_inputs(args.family, options)
     what = "gradient" if options["gradient"] else "loss"
+    with reading_input():
+        params = fam.check_params(options["params"] or {})  # one-line errors: unknown name, bad value
     truth = oracles.evaluate(fam.name, **{fam.input_name: inputs}, labels=labels, dtype=fmt,
-                             reduction=options["reduction"], what=what)
+                             reduction=options["reduction"], what=what, params=params)
     spec = options["candidate"]
-    got = _candidate_values(spec, fam, inputs, labels, options) if spec else None
-    print(f"{fam.name} {what} ({fam.definition}), reduction={options['reduction']}, dtype={fmt.name}")
+    got = _candidate_values(spec, fam, inputs, labels, options, params) if spec else None
+    print(f"{fam.name} {what} ({fam.definition}), reduction={options['reduction']}, dtype={fmt.name}"
+          + "".join(f", {k}={v:g}" for k, v in params.items()))
     print(f"  {fam.input_name}: {', '.join(float_hex(v) for v in np.ravel(inputs))}")
     print(f"  labels: {', '.join(str(int(v)) if fam.label_kind == 'index' else float_hex(v) for v in np.ravel(labels))}")
     _print_values(truth, fmt, spec, got)

@@ -58,7 +58,7 @@ __all__ = [
 START_PRECISION = 64
 MAX_PRECISION = 1 << 17
 
-FAMILIES = ("sigmoid_ce", "binary_ce", "softmax_ce", "sparse_softmax_ce")
+FAMILIES = ("sigmoid_ce", "binary_ce", "softmax_ce", "sparse_softmax_ce", "focal")
 ROW_FAMILIES = ("softmax_ce", "sparse_softmax_ce")
 
 
@@ -489,6 +489,104 @@ def _softmax_ce_gradient_row(x: np.ndarray, z: np.ndarray) -> list:
     return out
 
 
+# ---------------------------------------------------------------------------------------------------------
+# focal (gamma > 0; gamma = 0 is sigmoid_ce): reduced to x <= 0 by the symmetry L(x, z) = L(-x, 1 - z),
+# dL/dx(x, z) = -dL/dx(-x, 1 - z). For x = -a <= 0, e = exp(-a), tail = log1p(e) (= -log q = sp(x)),
+# p = e / (1 + e), q = exp(-tail):
+#   L  = z * exp(-g*tail) * (a + tail) + (1 - z) * exp(-g*(a + tail)) * tail
+#   dL/dx = -z + [-z*expm1(-(g + 1)*tail) - z*g*exp(-g*tail)*p*(a + tail) + (1 - z)*exp(-g*(a + tail))*(p + g*q*tail)]
+# For a >= 64 the loss is z*a + [z*a*expm1(-g*tail) + tail*(z*exp(-g*tail) + (1 - z)*exp(-g*(a + tail)))].
+# A bracket's sign is read from its ball (raised precision until the ball excludes 0).
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _sign_of(t: Callable[[int], arb]) -> int:
+    prec = START_PRECISION
+    while prec <= MAX_PRECISION:
+        old = flint_ctx.prec
+        flint_ctx.prec = prec
+        try:
+            ball = t(prec)
+        finally:
+            flint_ctx.prec = old
+        if ball > 0:
+            return 1
+        if ball < 0:
+            return -1
+        prec *= 2
+    raise ReferenceUnconverged("reference oracle: sign of a focal term undecided")
+
+
+def _focal_parts(a: Fraction, g: Fraction) -> Callable[[], tuple]:
+    def parts() -> tuple:
+        e = (-_ball(a)).exp()
+        tail = e.log1p()
+        gb = _ball(g)
+        return e, tail, gb, (-gb * tail).exp(), (-gb * (_ball(a) + tail)).exp()
+
+    return parts
+
+
+def _focal_loss_left(a: Fraction, zq: Fraction, g: Fraction) -> Value:
+    parts = _focal_parts(a, g)
+    if a >= 64 and zq > 0:
+        def t(prec: int) -> arb:
+            _e, tail, gb, w1, w0 = parts()
+            return _ball(zq * a) * (-gb * tail).expm1() + tail * (_ball(zq) * w1 + _ball(1 - zq) * w0)
+
+        return Irrational(zq * a, t, _sign_of(t))
+
+    def whole(prec: int) -> arb:
+        _e, tail, gb, w1, w0 = parts()
+        return _ball(zq) * w1 * (_ball(a) + tail) + _ball(1 - zq) * w0 * tail
+
+    return Irrational(Fraction(0), whole, +1)
+
+
+def _focal_gradient_left(a: Fraction, zq: Fraction, g: Fraction) -> Value:
+    parts = _focal_parts(a, g)
+
+    def t(prec: int) -> arb:
+        e, tail, gb, w1, w0 = parts()
+        p = e / (1 + e)
+        q = (-tail).exp()
+        return (-_ball(zq) * (-(gb + 1) * tail).expm1() - _ball(zq) * gb * w1 * p * (_ball(a) + tail)
+                + _ball(1 - zq) * w0 * (p + gb * q * tail))
+
+    return Irrational(-zq, t, _sign_of(t))
+
+
+def _negated(value: Value) -> Value:
+    if isinstance(value, float):
+        return -value
+    if isinstance(value, Exact):
+        return Exact(-value.q)
+    return Irrational(-value.d, lambda prec: -value.t(prec), -value.sign, value.div)
+
+
+def _focal_loss(x: float, z: float, gamma: float) -> Value:
+    if gamma == 0:
+        return _sigmoid_ce_loss(x, z)
+    if math.isnan(x) or math.isnan(z):
+        return NAN
+    zq = _fr(z) if x <= 0 else 1 - _fr(z)  # the symmetric example at -|x|
+    if math.isinf(x):
+        return Exact(Fraction(0)) if zq == 0 else POS_INF  # at -inf: tail = 0, a*(coefficient z)
+    return _focal_loss_left(abs(_fr(x)), zq, _fr(gamma))
+
+
+def _focal_gradient(x: float, z: float, gamma: float) -> Value:
+    if gamma == 0:
+        return _sigmoid_ce_gradient(x, z)
+    if math.isnan(x) or math.isnan(z):
+        return NAN
+    if x == 0 and z == 0.5:
+        return Exact(Fraction(0))  # the two terms are equal by the symmetry
+    zq = _fr(z) if x <= 0 else 1 - _fr(z)
+    left = Exact(-zq) if math.isinf(x) else _focal_gradient_left(abs(_fr(x)), zq, _fr(gamma))
+    return left if x <= 0 else _negated(left)
+
+
 def _one_hot(c: int, k: int) -> np.ndarray:
     z = np.zeros(k)
     z[c] = 1.0
@@ -520,7 +618,9 @@ def _examples(family: str, inputs: Any, labels: Any) -> tuple[np.ndarray, np.nda
     return x, z, batch
 
 
-def _loss_value(family: str, x: Any, z: Any) -> Value:
+def _loss_value(family: str, x: Any, z: Any, gamma: float = 2.0) -> Value:
+    if family == "focal":
+        return _focal_loss(float(x), float(z), gamma)
     if family == "sigmoid_ce":
         return _sigmoid_ce_loss(float(x), float(z))
     if family == "binary_ce":
@@ -530,7 +630,9 @@ def _loss_value(family: str, x: Any, z: Any) -> Value:
     return _softmax_ce_loss_row(x, _one_hot(int(z), x.shape[-1]))
 
 
-def _gradient_values(family: str, x: Any, z: Any) -> list:
+def _gradient_values(family: str, x: Any, z: Any, gamma: float = 2.0) -> list:
+    if family == "focal":
+        return [_focal_gradient(float(x), float(z), gamma)]
     if family == "sigmoid_ce":
         return [_sigmoid_ce_gradient(float(x), float(z))]
     if family == "binary_ce":
@@ -540,11 +642,12 @@ def _gradient_values(family: str, x: Any, z: Any) -> list:
     return _softmax_ce_gradient_row(x, _one_hot(int(z), x.shape[-1]))
 
 
-def reference_loss(family: str, inputs: Any, labels: Any, dtype: Any, reduction: str = "none") -> np.ndarray:
-    """The loss correctly rounded to ``dtype`` (numpy array in ``dtype``), by the arb/MPFR reference."""
+def reference_loss(family: str, inputs: Any, labels: Any, dtype: Any, reduction: str = "none", gamma: float = 2.0) -> np.ndarray:
+    """The loss correctly rounded to ``dtype`` (numpy array in ``dtype``), by the arb/MPFR reference
+    (``gamma``: focal's parameter)."""
     fmt = _resolve(dtype)
     x, z, batch = _examples(family, inputs, labels)
-    values = [_loss_value(family, x[idx], z[idx]) for idx in np.ndindex(batch)]
+    values = [_loss_value(family, x[idx], z[idx], gamma) for idx in np.ndindex(batch)]
     if reduction == "none":
         out = np.array([_finish(v, fmt) for v in values], dtype=np.float64).reshape(batch)
     elif reduction in ("sum", "mean"):
@@ -559,7 +662,7 @@ def reference_loss(family: str, inputs: Any, labels: Any, dtype: Any, reduction:
     return out.astype(fmt.numpy_dtype())
 
 
-def reference_gradient(family: str, inputs: Any, labels: Any, dtype: Any, reduction: str = "none") -> np.ndarray:
+def reference_gradient(family: str, inputs: Any, labels: Any, dtype: Any, reduction: str = "none", gamma: float = 2.0) -> np.ndarray:
     """The gradient (shape of the inputs) of the reduced loss, each component correctly rounded to ``dtype``.
 
     ``none`` and ``sum`` give the per-example gradients; ``mean`` divides them by the number of examples.
@@ -571,6 +674,6 @@ def reference_gradient(family: str, inputs: Any, labels: Any, dtype: Any, reduct
     n = int(np.prod(batch, dtype=np.int64))
     out = []
     for idx in np.ndindex(batch):
-        for v in _gradient_values(family, x[idx], z[idx]):
+        for v in _gradient_values(family, x[idx], z[idx], gamma):
             out.append(_finish(_divide(v, n) if reduction == "mean" else v, fmt))
     return np.array(out, dtype=np.float64).reshape(x.shape).astype(fmt.numpy_dtype())

@@ -188,6 +188,33 @@ def test_arb_reference_agrees_bit_for_bit_with_the_oracle_a_hair_away_from_round
 
 
 # ---------------------------------------------------------------------------------------------------------
+# focal (a family with a parameter): sigmoid_ce's points, at several gammas
+# ---------------------------------------------------------------------------------------------------------
+
+FOCAL_GAMMAS = (2.0, 0.5, 3.0)
+FOCAL_POINTS = 1_000  # every focal value takes the Ziv path (and arb here): kept modest
+FOCAL_STRUCTURED = 300
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("gamma", FOCAL_GAMMAS)
+def test_arb_reference_agrees_bit_for_bit_with_the_oracle_on_focal_loss_and_gradient(gamma, dtype):
+    x, z = P.elementwise("sigmoid_ce", dtype, FOCAL_POINTS, seed=P.seed_for("focal", gamma, dtype))
+    blocks = [(x, z)] + P.structured("sigmoid_ce", dtype, FOCAL_STRUCTURED, seed=P.seed_for("focal-structured", gamma, dtype))
+    compared = 0
+    for what in ("loss", "gradient"):
+        function = oracles.loss if what == "loss" else oracles.gradient
+        reference = reference_loss if what == "loss" else reference_gradient
+        for xs, zs in blocks:
+            a = np.asarray(function("focal", logits=xs, labels=zs, dtype=dtype, params={"gamma": gamma}))
+            b = np.asarray(reference("focal", xs, zs, dtype, gamma=gamma))
+            bad = _differ(a, b)
+            compared += a.size
+            assert not bad.any(), _describe(what, "focal", dtype, f"none gamma={gamma}", xs, zs, a, b, bad)
+    assert compared == 2 * (FOCAL_POINTS + FOCAL_STRUCTURED)
+
+
+# ---------------------------------------------------------------------------------------------------------
 # Known hard cases, checked in both oracles by name
 # ---------------------------------------------------------------------------------------------------------
 

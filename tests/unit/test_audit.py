@@ -3,7 +3,6 @@ audited and each flaw is found; hangs are cut, crashes reported, the run complet
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import multiprocessing
 import os

@@ -28,26 +28,17 @@ STABLE = ("numpy_stable", "tf", "tf_xla", "keras_from_logits")
 STABLE_ULP_TOLERANCE = 2
 # Captured before any candidate is loaded: whether Keras' home was chosen by the caller rather than by us.
 
-# Benign points: |logit| <= 2, probabilities in [0.1, 0.9], losses of order 0.3 .. 3 (no cancellation).
+# Benign points, each family's own (Family.benign): |logit| <= 2, probabilities in [0.1, 0.9], losses of
+# order 0.001 .. 3 (no cancellation).
+FAMILY = {name: oracles.get_family(name) for name in oracles.FAMILIES}
 BENIGN = {
-    "sigmoid_ce": (
-        np.array([[-1.5, -0.75, 0.0], [0.5, 1.25, 2.0]]),
-        np.array([[0.5, 0.25, 0.5], [1.0, 0.75, 0.25]]),
-    ),
-    "binary_ce": (
-        np.array([[0.125, 0.3, 0.5], [0.6, 0.8, 0.9]]),
-        np.array([[0.5, 0.25, 1.0], [0.0, 0.75, 0.5]]),
-    ),
-    "softmax_ce": (
-        np.array([[-1.0, 0.5, 2.0, 0.25], [0.0, 1.5, -0.5, 1.0], [1.75, -2.0, 0.75, 0.0]]),
-        np.array([[0.25, 0.5, 0.0, 0.25], [0.25, 0.0, 0.5, 0.25], [0.0, 0.5, 0.25, 0.25]]),
-    ),
-    "sparse_softmax_ce": (
-        np.array([[-1.0, 0.5, 2.0, 0.25], [0.0, 1.5, -0.5, 1.0], [1.75, -2.0, 0.75, 0.0]]),
-        np.array([1, 2, 3], dtype=np.int64),
-    ),
+    name: (np.array(fam.benign[0]), np.array(fam.benign[1], dtype=np.int64 if fam.label_kind == "index" else np.float64))
+    for name, fam in FAMILY.items()
 }
-INPUT_NAME = {"sigmoid_ce": "logits", "binary_ce": "probs", "softmax_ce": "logits", "sparse_softmax_ce": "logits"}
+# What every family offers: the definition as written and a stable numpy formula (the baselines of a report).
+REQUIRED_OF_EVERY_FAMILY = {"naive", "numpy_stable"}
+# ... and each family whose candidates the registry declares itself (the cross-entropy families) also these.
+REQUIRED_OF_REGISTRY_FAMILIES = {"naive", "keras_clipped", "keras", "numpy_stable", "tf_v1_losses", "torch"}
 
 # Defects of real libraries that the generic checks below would trip over; each has its own test further down.
 FLOAT64_MEAN_IN_FLOAT32 = {(f, "tf_v1_losses") for f in ("sigmoid_ce", "softmax_ce", "sparse_softmax_ce")}
@@ -75,16 +66,17 @@ def _cases(dtypes, exclude=frozenset()):
 
 def _benign(family: str, dtype: str, labels_set: str = "all") -> tuple[np.ndarray, np.ndarray]:
     inputs, labels = BENIGN[family]
-    if labels_set == "hard" and family != "sparse_softmax_ce":
-        labels = HARD_LABELS if family in ("sigmoid_ce", "binary_ce") else labels
+    fam = FAMILY[family]
+    if labels_set == "hard" and fam.label_kind != "index":
+        labels = HARD_LABELS if not fam.row_wise else labels
     t = DTYPES[dtype]
-    return inputs.astype(t), labels if family == "sparse_softmax_ce" else labels.astype(t)
+    return inputs.astype(t), labels if fam.label_kind == "index" else labels.astype(t)
 
 
 def _oracle(candidate: Candidate, inputs, labels, dtype: str) -> np.ndarray:
     """The exact losses (mpmath values), to measure errors against."""
     return oracles.exact(
-        candidate.family, **{INPUT_NAME[candidate.family]: inputs}, labels=labels, dtype=dtype,
+        candidate.family, **{FAMILY[candidate.family].input_name: inputs}, labels=labels, dtype=dtype,
         reduction=candidate.reduction,
     )
 
@@ -96,7 +88,7 @@ def _ulps(got: np.ndarray, exact: np.ndarray, dtype: str = "float32") -> np.ndar
 
 def _call(family: str, name: str, inputs, labels, dtype=np.float32) -> np.ndarray:
     inputs = np.asarray(inputs, dtype)
-    labels = np.asarray(labels, np.int64 if family == "sparse_softmax_ce" else dtype)
+    labels = np.asarray(labels, np.int64 if FAMILY[family].label_kind == "index" else dtype)
     return get_candidate(family, name)(inputs, labels)
 
 
@@ -112,7 +104,9 @@ def test_every_family_offers_candidates_named_from_the_common_list():
     for family in oracles.FAMILIES:
         names = [c.name for c in candidates(family)]
         assert names == [n for n in CANDIDATE_NAMES if n in names], "order follows CANDIDATE_NAMES"
-        assert {"naive", "keras_clipped", "keras", "numpy_stable", "tf_v1_losses", "torch"} <= set(names)
+        assert REQUIRED_OF_EVERY_FAMILY <= set(names), family
+        if not FAMILY[family].candidates_module:
+            assert REQUIRED_OF_REGISTRY_FAMILIES <= set(names), family
     for family in ("sigmoid_ce", "softmax_ce", "sparse_softmax_ce"):
         assert [c.name for c in candidates(family)] == [n for n in CANDIDATE_NAMES if n != "sklearn"]
     assert [c.name for c in candidates("binary_ce")] == [
@@ -125,6 +119,7 @@ def test_candidates_filter_by_family_and_by_names():
     assert [str(c) for c in candidates("softmax_ce", names=["naive", "tf"])] == ["softmax_ce/naive", "softmax_ce/tf"]
     assert candidates("binary_ce", names=["tf_xla"]) == []
     assert len(candidates()) == sum(len(candidates(f)) for f in oracles.FAMILIES)
+    assert {c.family for c in candidates(names=["naive"])} == set(oracles.FAMILIES)
 
 
 def test_each_candidate_documents_its_formula_source_on_one_line_and_declares_its_needs():
@@ -133,7 +128,8 @@ def test_each_candidate_documents_its_formula_source_on_one_line_and_declares_it
         assert c.target.startswith("harness.candidates.") and ":" in c.target, c
         assert c.reduction in ("none", "mean"), c
         assert c.reduction == ("mean" if c.name in ("tf_v1_losses", "sklearn") else "none"), c
-        assert c.labels == ("hard" if c.name == "sklearn" else "all"), c
+        assert c.labels == ("hard" if "hard labels only" in c.source else "all"), c  # the source line says so
+        assert c.takes_params == bool(FAMILY[c.family].params), c
         assert c.upcast == c.name.endswith("_upcast"), c
         if c.upcast:
             base = get_candidate(c.family, c.name.removesuffix("_upcast"))
@@ -260,7 +256,7 @@ def test_every_candidate_returns_its_input_dtype_and_the_family_shape(candidate,
     assert got.dtype == np.dtype(DTYPES[dtype])
     if candidate.reduction != "none":
         assert got.shape == ()
-    elif candidate.family in ("sigmoid_ce", "binary_ce"):
+    elif not FAMILY[candidate.family].row_wise:
         assert got.shape == inputs.shape
     else:
         assert got.shape == inputs.shape[:-1]
@@ -274,7 +270,8 @@ def test_every_candidate_agrees_with_the_oracle_on_benign_float32_and_float64_in
     got = candidate(inputs, labels)
     exact = _oracle(candidate, inputs, labels, dtype)
     assert got.shape == exact.shape
-    bound = STABLE_ULP_TOLERANCE if candidate.name in STABLE else ULP_TOLERANCE
+    # a "stable" name that goes through clipped probabilities (Keras' focal loss) gets the general bound
+    bound = STABLE_ULP_TOLERANCE if candidate.name in STABLE and "clipped" not in candidate.source else ULP_TOLERANCE
     assert np.max(_ulps(got, exact, dtype)) <= bound, (got, exact)
 
 
@@ -282,7 +279,7 @@ def test_every_candidate_agrees_with_the_oracle_on_benign_float32_and_float64_in
 def test_a_dtype_outside_the_four_formats_raises_unsupported_and_is_never_cast(bad):
     inputs = np.ones((2, 3), dtype=bad)
     for c in candidates(names=["naive", "numpy_stable"]):
-        labels = np.zeros(2, np.int64) if c.family == "sparse_softmax_ce" else np.ones((2, 3), dtype=bad)
+        labels = np.zeros(2, np.int64) if FAMILY[c.family].label_kind == "index" else np.ones((2, 3), dtype=bad)
         with pytest.raises(Unsupported, match=np.dtype(bad).name):
             c(inputs, labels)
         with pytest.raises(Unsupported):
