@@ -4,7 +4,9 @@ Writes report.json (with an ``audit`` block), report.md and report.html into ``-
 ``reports/audit``) and prints the verdicts (one per SPEC, scored side by side in one run). Exit code 0
 when the audit completed, whatever it found, unless ``--fail-on problems|failed`` (default ``never``)
 is met by a verdict: then 1, so that an audit can gate CI; 2 for bad input (one line on stderr); 130
-when interrupted (partial reports). Hypothesis keeps its files under ``--out/.hypothesis``, never in the
+when interrupted by Ctrl-C or SIGTERM (partial reports, each verdict saying it stopped). An audit whose
+``--budget`` ran out writes its reports and verdicts (PROBLEMS: stopped before the end) with the usual
+exit code. Hypothesis keeps its files under ``--out/.hypothesis``, never in the
 working directory.
 """
 
@@ -17,7 +19,7 @@ import sys
 
 from ._records import LABEL_SETS
 from .auditing import FAIL_ON
-from .options import FUNCTION_OPTIONS, RUN_OPTIONS, add_options, candidate_list
+from .options import AUDIT_OPTIONS, FUNCTION_OPTIONS, RUN_OPTIONS, add_options, candidate_list
 
 __all__ = ["add_parser"]
 
@@ -54,6 +56,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    " :obj.method); several are scored side by side, one verdict each")
     add_options(p, FUNCTION_OPTIONS)
     add_options(p, _run_options())
+    add_options(p, AUDIT_OPTIONS)
     p.add_argument("--labels", dest="labels", choices=LABEL_SETS, default="all",
                    help="labels to score on: all (default), hard (0/1 only: for code that rejects soft labels, such"
                    " as scikit-learn's log_loss) or soft")
@@ -78,7 +81,8 @@ def _audit(args: argparse.Namespace) -> int:
     from ._files import ensure_writable_dir
     from .auditing import DEFAULT_COMPARE, audit, failing, verdicts
     from .cli import UsageError
-    from .progress import progress_bar
+    from ._text import printable
+    from .progress import progress_bar, stop_on_signals
     from .run_command import write_reports
 
     if not args.family:
@@ -96,7 +100,7 @@ def _audit(args: argparse.Namespace) -> int:
     previous_home = getattr(current, "home_directory", current)  # a plain Path before hypothesis 6.13x
     set_hypothesis_home_dir(out / ".hypothesis")  # Hypothesis' caches go with the reports, not into the cwd
     try:
-        with progress_bar(err, enabled=args.progress, transient=True) as bar:
+        with progress_bar(err, enabled=args.progress, transient=True) as bar, stop_on_signals() as stop:
             result = audit(
                 args.spec,
                 family=args.family[0],
@@ -113,10 +117,12 @@ def _audit(args: argparse.Namespace) -> int:
                 memory_mb=args.memory_mb,
                 speed_elements=args.speed_elements,
                 shrink=args.shrink,
-                progress=bar.hooks(),
+                progress=bar.hooks(stop=stop),
                 labels=args.labels,
                 per_element=args.per_element,
+                budget=args.budget,
             )
+            interrupted = stop()
     finally:
         set_hypothesis_home_dir(previous_home)
     paths = write_reports(result, out)
@@ -126,14 +132,14 @@ def _audit(args: argparse.Namespace) -> int:
         if i:
             console.print("")
         for line in verdict.lines():
-            console.print(line, markup=False)
+            console.print(printable(line), markup=False)  # names, messages and output of untrusted code, escaped
     err.print(f"wrote {', '.join(str(p) for p in paths)} in {result.wall_seconds:.1f} s", markup=False, highlight=False)
-    if result.partial:
+    if interrupted:  # Ctrl-C or SIGTERM (as `lossfuzz run`): partial reports, exit 130
         err.print("[bold yellow]interrupted: the reports are partial[/]")
         return 130
     met = failing(found, args.fail_on)
     if met:
-        err.print(f"--fail-on {args.fail_on}: {', '.join(f'{v.name} is {v.level.upper()}' for v in met)}",
+        err.print(printable(f"--fail-on {args.fail_on}: {', '.join(f'{v.name} is {v.level.upper()}' for v in met)}"),
                   markup=False, highlight=False)
         return 1
     return 0

@@ -27,13 +27,17 @@ import oracles
 
 from ._records import NON_FINITE_MISTAKES, Finding, RunResult, Score, WorstCase, number_from_json, number_to_json
 
-__all__ = ["DEFAULT_COMPARE", "FAIL_ON", "PER_ELEMENT", "AuditVerdict", "audit", "audit_verdict", "describe_region", "failing",
+__all__ = ["DEFAULT_BUDGET", "DEFAULT_COMPARE", "FAIL_ON", "call_function_once", "PER_ELEMENT", "AuditVerdict", "audit", "audit_verdict", "describe_region", "failing",
            "replay_unavailable", "rewrite_replays", "rewrite_score_replays", "sweep_regions", "verdicts"]
 
 # Built-ins scored next to the audited function (those the family has and that are installed).
 DEFAULT_COMPARE: tuple[str, ...] = ("numpy_stable", "tf")
 # Regions and first findings shown in a verdict.
 SHOWN_REGIONS = 3
+# Characters of the function's captured output shown in a verdict line (report.json keeps more).
+OUTPUT_SHOWN = 200
+# Seconds a whole audit may take by default (--budget): calls stop there and the verdict says so.
+DEFAULT_BUDGET = 600.0
 
 
 # ------------------------------------------------------------------------------------------------ regions
@@ -213,10 +217,14 @@ class AuditVerdict:
     systematic: tuple[str, ...] = ()  # "dtype: reason" of each dtype whose scoring stopped early
     per_element: dict[str, Any] | None = None  # a reduced function's per-element view (batches of one)
     replay_note: str = ""  # why the reproducer cannot be replayed with the function ("" when it can)
+    stopped: str = ""  # why the audit stopped before the end (its budget ran out, interrupted); "" when it did not
+    output: dict[str, Any] | None = None  # what the function wrote to stdout/stderr: {"bytes": n, "tail": text}
 
     def lines(self) -> list[str]:
         """The verdict as a few lines of plain text (terminal, Markdown and HTML add their markup)."""
         out = [self.summary]
+        if self.stopped:
+            out.append(f"stopped before the end: {self.stopped}; what was not run is not in these figures")
         out += [f"systematic failure ({text})" for text in self.systematic]
         if self.per_element is not None:
             out.append(f"per element (batches of one element): {self.per_element['summary']}")
@@ -240,6 +248,10 @@ class AuditVerdict:
                        f" labels {', '.join(f.labels[:4])}{' …' if len(f.labels) > 4 else ''})")
         if self.findings_where:
             out.append("failed calls at: " + "; ".join(self.findings_where))
+        if self.output:
+            tail = self.output.get("tail", "")[-OUTPUT_SHOWN:]
+            out.append(f"output: the function wrote {self.output.get('bytes', 0)} bytes to stdout/stderr (captured, not"
+                       f" shown); the last {len(tail)} characters: {tail!r}")
         if self.best_builtin is not None:
             b = self.best_builtin
             out.append(f"best built-in for comparison: {b['candidate']} (max {_fmt_ulp(b['max_ulp'])} ULP"
@@ -277,6 +289,8 @@ class AuditVerdict:
             "per_element": None if self.per_element is None else {
                 **self.per_element, "worst_ulp": number_to_json(self.per_element.get("worst_ulp"))},
             "replay_note": self.replay_note,
+            "stopped": self.stopped,
+            "output": self.output,
         }
 
     @classmethod
@@ -309,6 +323,8 @@ class AuditVerdict:
             per_element=None if data.get("per_element") is None else {
                 **data["per_element"], "worst_ulp": number_from_json(data["per_element"].get("worst_ulp"))},
             replay_note=data.get("replay_note", ""),
+            stopped=data.get("stopped", ""),
+            output=data.get("output"),
         )
 
 
@@ -329,13 +345,15 @@ def _best_builtin(scores: Sequence[Score]) -> dict[str, Any] | None:
 
 def audit_verdict(result: RunResult, name: str, *, target: str = "", convention: str = "",
                   compared: Sequence[str] | None = None, per_element: str | None = None,
-                  replay_note: str = "") -> AuditVerdict:
+                  replay_note: str = "", stopped: str = "", output: dict[str, Any] | None = None) -> AuditVerdict:
     """The verdict on candidate ``name`` of ``result``. ``compared``: the built-ins compared with (default:
     every other candidate); ``per_element``: the candidate of its per-element view, if any (it counts in
     the level: a reduced function wrong on single elements has problems); ``replay_note``: why its
     reproducer cannot be replayed with the function."""
     mine = [s for s in result.scores if s.candidate == name]
     others = [s for s in result.scores if s.candidate != name and (compared is None or s.candidate in compared)]
+    if not mine and stopped:
+        return _unscored_verdict(name, target, convention, stopped, output)
     if not mine:
         raise ValueError(f"no score for candidate {name!r} in this run")
     family = mine[0].family
@@ -364,7 +382,7 @@ def audit_verdict(result: RunResult, name: str, *, target: str = "", convention:
             reproducer, reproducer_dtype = case, s.dtype
             break
     best = _best_builtin(others)
-    systematic = tuple(f"{s.dtype}: {s.stopped}" for s in mine if s.stopped)
+    systematic = tuple(f"{s.dtype}: {s.stopped}" for s in mine if s.stopped and s.stopped != stopped)
     view = None
     if per_element is not None and any(s.candidate == per_element for s in result.scores):
         sub = audit_verdict(result, per_element, compared=())
@@ -378,8 +396,12 @@ def audit_verdict(result: RunResult, name: str, *, target: str = "", convention:
         level = "ok"
     else:
         level = "bad"
+    if stopped and level == "ok":
+        level = "bad"  # not audited to the end: not OK
     parts = [f"{name} ({family}, {', '.join(s.dtype for s in mine)}):"]
     parts.append({"ok": "OK", "bad": "PROBLEMS", "failed": "FAILED (nothing could be scored)"}[level])
+    if stopped:
+        parts.append(f"STOPPED: {stopped}")
     if systematic:
         parts.append(systematic[0].split(" (stopped early", 1)[0])  # the fix first
     if examples:
@@ -428,6 +450,19 @@ def audit_verdict(result: RunResult, name: str, *, target: str = "", convention:
         systematic=systematic,
         per_element=view,
         replay_note=replay_note if reproducer is not None else "",
+        stopped=stopped,
+        output=output,
+    )
+
+
+def _unscored_verdict(name: str, target: str, convention: str, stopped: str, output: dict[str, Any] | None) -> AuditVerdict:
+    """The verdict on a function the audit stopped before scoring at all."""
+    return AuditVerdict(
+        target=target or name, name=name, family="", convention=convention, reduction="none", dtypes=(),
+        level="failed", summary=f"{name}: NOT SCORED: {stopped} before it ran", examples=0, worst_ulp=None,
+        worst_dtype=None, non_finite=0, non_finite_on_finite_inputs=0, failed_calls=0, findings={},
+        first_findings=(), where=(), sweep=(), findings_where=(), reproducer=None, reproducer_dtype=None,
+        best_builtin=None, stopped=stopped, output=output,
     )
 
 
@@ -533,6 +568,7 @@ def audit(
     progress: Any = None,
     labels: str = "all",
     per_element: bool = True,
+    budget: float | None = DEFAULT_BUDGET,
 ) -> RunResult:
     """Audit ``fn_or_spec`` (a ``"module:function"`` spec, ``"module:Class()"``, or a callable; or a list
     of them, scored side by side with one verdict each) as an implementation of ``family``; return the
@@ -545,8 +581,10 @@ def audit(
     only, for code that rejects soft labels) or ``soft``; ``per_element``: for a reduced function, also
     score it on batches of one element (one call per element). A (function, dtype) whose first
     :data:`~harness.campaign.EARLY_STOP_CALLS` calls, spread over the inputs, all fail the same way stops
-    there (a systematic failure, its fix first in the verdict). Bad options are one-line
-    ``ValueError``\\ s; anything the function does wrong is in the result, never raised.
+    there (a systematic failure, its fix first in the verdict). ``budget``: seconds for the whole audit
+    (None: none); once spent, and once ``progress.stop()`` asks (Ctrl-C), the function is not called again,
+    the run ends with what it has (``partial``) and each verdict says why it stopped (``stopped``). Bad
+    options are one-line ``ValueError``\\ s; anything the function does wrong is in the result, never raised.
     """
     from .adapters import function_candidate
     from .campaign import EARLY_STOP_CALLS, Settings, run_campaign
@@ -568,8 +606,15 @@ def audit(
         raise ValueError("dtypes is empty; pass at least one of: float16, bfloat16, float32, float64")
     compare = tuple([compare_with] if isinstance(compare_with, str) else compare_with)
     builtins = [c for c in candidates(family=family, names=compare) if c.available()]
+    from .campaign import Progress
+    from .isolation import Budget, check_limits
+
+    check_limits(timeout=timeout, memory_mb=memory_mb, budget=budget)
+    progress = progress if progress is not None else Progress()
+    spending = Budget(budget, stop=progress.stop)
+    progress = replace(progress, stop=lambda: spending.reason() is not None)
     options = dict(takes=takes, inputs=inputs, reduction=reduction, kwargs=kwargs, isolate=isolate, timeout=timeout,
-                   memory_mb=memory_mb)
+                   memory_mb=memory_mb, budget=spending)
     audited: list[tuple[Any, Any, Any]] = []  # (what was given, its candidate, its per-element view or None)
     made: list[Any] = []
     try:
@@ -588,13 +633,11 @@ def audit(
         settings = Settings(seed=seed, examples=examples, families=(family,), candidates=tuple(c.name for c in builtins),
                             dtypes=dtypes, speed_elements=speed_elements, shrink=shrink, labels=labels,
                             stop_after=EARLY_STOP_CALLS, max_chunks=AUDIT_MAX_CHUNKS)
-        if progress is not None:
-            result, _corpus = run_campaign(settings, None, progress, extra=made)
-        else:
-            result, _corpus = run_campaign(settings, None, extra=made)
+        result, _corpus = run_campaign(settings, None, progress, extra=made)
     finally:
         for c in made:
             c.close()
+    stopped = spending.reason() or ""
     found = []
     for t, candidate, view in audited:
         note = replay_unavailable(t, candidate.target)
@@ -604,6 +647,29 @@ def audit(
             result = rewrite_replays(result, view.name, ["--reduction", reduction, *extra] if extra else [])
         found.append(audit_verdict(result, candidate.name, target=candidate.target, convention=candidate.convention,
                                    compared=[c.name for c in builtins], per_element=None if view is None else view.name,
-                                   replay_note=note))
+                                   replay_note=note, stopped=stopped, output=candidate.output()))
     block = found[0].to_json() if len(found) == 1 else {"verdicts": [v.to_json() for v in found]}
     return replace(result, audit=block)
+
+
+def call_function_once(spec: str, family: str, inputs: Any, labels: Any, *, takes: str | None = None,
+                       inputs_kind: str | None = None, reduction: str = "none", kwargs: Mapping[str, Any] | None = None,
+                       timeout: float = 10.0, memory_mb: int = 4096) -> tuple[Any, str]:
+    """Run a user's ``package.module:function`` once on these inputs as ``lossfuzz audit`` runs it (imported,
+    called and converted in a worker process, under ``timeout``), for ``lossfuzz exact --candidate``.
+    Returns ``(result, "")``, or ``(None, message)``: one printable line saying how the call failed (an
+    exception, a hang, an exit or a crash is that line, never this process's fate). The inputs given are
+    never changed (the function gets its own copies). A bad spec or convention is a one-line ``ValueError``."""
+    import numpy as np
+
+    from ._text import printable
+    from .adapters import function_candidate
+    from .scoring import CandidateFailure
+
+    with function_candidate(spec, family, takes=takes, inputs=inputs_kind, reduction=reduction, kwargs=kwargs,
+                            timeout=timeout, memory_mb=memory_mb) as candidate:
+        try:
+            with np.errstate(all="ignore"):
+                return np.asarray(candidate.load()(inputs, labels)), ""
+        except CandidateFailure as exc:
+            return None, printable(f"{spec}: {exc} ({exc.kind})")

@@ -43,7 +43,7 @@ def _add_exact(sub: argparse._SubParsersAction) -> None:
                    " function as package.module:function (as `lossfuzz audit` takes it, with --takes/--inputs/--kwargs)")
     from harness.options import FUNCTION_OPTIONS, add_options
 
-    add_options(p, tuple(o for o in FUNCTION_OPTIONS if o.flag in ("--takes", "--inputs", "--kwargs")))
+    add_options(p, tuple(o for o in FUNCTION_OPTIONS if o.flag in ("--takes", "--inputs", "--kwargs", "--timeout", "--memory-mb")))
     p.set_defaults(handler=_cmd_exact)
 
 
@@ -73,25 +73,18 @@ def _cmd_exact(args: argparse.Namespace) -> int:
     if args.candidate:
         from harness.candidates import get_candidate
 
-        if ":" in args.candidate:  # a user's function, called as `lossfuzz audit` calls it (in process)
+        if ":" in args.candidate:  # a user's function, run in a worker process as `lossfuzz audit` runs it
             import os
 
-            from harness.adapters import function_candidate
-            from harness.scoring import CandidateFailure
+            from harness.auditing import call_function_once
 
             if os.getcwd() not in sys.path and "" not in sys.path:
                 sys.path.insert(0, os.getcwd())
-            candidate = function_candidate(args.candidate, fam.name, takes=args.takes, inputs=args.inputs,
-                                           reduction=args.reduction, kwargs=args.kwargs, isolate=False)
-            try:
-                with np.errstate(all="ignore"):
-                    got = np.asarray(candidate(inputs, labels))
-            except CandidateFailure as exc:
-                print(f"{args.candidate}: {exc} ({exc.kind})")
-                got = None
-            except Exception as exc:  # noqa: BLE001 - the function's own failure is output, not a usage error
-                print(f"{args.candidate}: raised {type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}")
-                got = None
+            got, message = call_function_once(args.candidate, fam.name, inputs, labels, takes=args.takes,
+                                              inputs_kind=args.inputs, reduction=args.reduction, kwargs=args.kwargs,
+                                              timeout=args.timeout, memory_mb=args.memory_mb)
+            if message:
+                print(message)
         else:
             candidate = get_candidate(fam.name, args.candidate)
             got = np.asarray(candidate.load()(inputs, labels))

@@ -313,7 +313,10 @@ def _gate(args: argparse.Namespace) -> int:
             scoped = replace(baseline.result, scores=kept)
         corpus, fresh = replay_corpus(pairs, stored=baseline.stored if baseline else None, baseline=scoped,
                                       extra=extra_corpus)
-        with _progress(args.progress) as (hooks, reset):
+        from .progress import stop_on_signals
+
+        with _progress(args.progress) as (hooks, reset), stop_on_signals() as stop:
+            hooks.stop = stop  # SIGINT and SIGTERM: stop after the piece in hand, write nothing, exit 130
             current, _ = run_campaign(settings, corpus, hooks, extra=functions)
             if args.update_baseline and not current.partial:
                 # Fixed point: the stored corpus must hold every worst case of the stored figures.
@@ -327,7 +330,7 @@ def _gate(args: argparse.Namespace) -> int:
         for c in functions:
             c.close()
     if current.partial:
-        print("lossfuzz gate: interrupted; nothing written")
+        print("lossfuzz gate: interrupted (Ctrl-C or SIGTERM); nothing written")
         return 130
     if functions:
         # As `lossfuzz audit` words them: replay commands that call the function by its spec.
@@ -362,7 +365,13 @@ def _gate(args: argparse.Namespace) -> int:
 
 
 def _print_summary(result, baseline: str, updated: str | None) -> None:
+    from ._text import printable
     from .reports._common import fmt_ulp
+
+    def print(text: str) -> None:  # candidate names and cases come from the baseline file: escaped
+        import builtins
+
+        builtins.print(printable(text))
 
     tally = result.tally()
     threshold = f"max ULP may grow {result.max_ulp_regression:g}x, at least to 1 ULP"

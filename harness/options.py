@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 import oracles
 
-__all__ = ["Option", "RUN_OPTIONS", "FUNCTION_OPTIONS", "add_options", "comma_list", "candidate_list", "json_object"]
+__all__ = ["Option", "RUN_OPTIONS", "FUNCTION_OPTIONS", "AUDIT_OPTIONS", "add_options", "comma_list", "candidate_list", "json_object"]
 
 
 def comma_list(kind: str, choices: tuple[str, ...]) -> Callable[[str], tuple[str, ...]]:
@@ -109,6 +109,13 @@ FUNCTION_OPTIONS: tuple[Option, ...] = (
     Option("--name", "name", str, None, "the name of the function in reports (default: MODULE:FUNCTION)", "NAME"),
     Option("--timeout", "timeout", _seconds, 10.0, "seconds one call may take before it counts as a hang (default 10)", "S"),
     Option("--memory-mb", "memory_mb", _positive, 4096, "address-space limit of the worker process in MiB (default 4096)", "MB"),
+)
+
+
+# The whole run of a user's function (audit).
+AUDIT_OPTIONS: tuple[Option, ...] = (
+    Option("--budget", "budget", _seconds, 600.0, "seconds for the whole audit: once spent, the function is not"
+           " called again and the verdict says it stopped (default 600)", "S"),
 )
 
 
