@@ -830,13 +830,11 @@ class Worker:
         if self._process is not None:
             self._stop()
         tag = uuid.uuid4().hex
-        data = _pickled(self.call) if self.method != "fork" else None
-        method = self.method or ("spawn" if data is not None or not hasattr(os, "fork") else "fork")
+        method = self.method or start_method(self.call)
+        data = _pickled(self.call) if method == "spawn" else None
         if method == "spawn" and data is None:
-            data = _pickled(self.call)
-            if data is None:
-                raise ValueError(f"{self.name}: cannot run in a fresh interpreter (it does not pickle: a lambda or"
-                                 " a local function); give it a module-level name")
+            raise ValueError(f"{self.name}: cannot run in a fresh interpreter (it does not pickle: a lambda or"
+                             " a local function); give it a module-level name")
         deadline, by_budget = self._deadline(max(self.startup_timeout, 0.001))
         if method == "fork":
             chan, process = _fork(self.call, self.memory_mb, tag)
@@ -850,6 +848,7 @@ class Worker:
             if method == "spawn":
                 import pickle
 
+                assert data is not None
                 main = _main_path() if (b"__main__" in data or b"__mp_main__" in data) else None
                 chan.send({"op": "load", "main": main, "memory_mb": self.memory_mb}, data, deadline)
             hello, _payload = chan.recv(deadline)
