@@ -397,10 +397,13 @@ class _Call:
     kwargs: dict[str, Any]
     by_spec: bool = True
     per_element: bool = False  # a reduced function called on batches of one element, one value each
+    # The options still to resolve against the function (family, takes, inputs, reduction, framework), when
+    # the spec is resolved in the worker only (``convention`` is None until then); see :func:`_plan`.
+    unresolved: dict[str, Any] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = {k: getattr(self, k) for k in ("spec", "convention", "convert", "framework", "kwargs", "by_spec",
-                                                "per_element")}
+                                                "per_element", "unresolved")}
         state["target"] = None if self.by_spec else self.target
         return state
 
@@ -408,16 +411,28 @@ class _Call:
         for k, v in state.items():
             setattr(self, k, v)
 
-    def prepare(self) -> None:
-        """Import the target (in a spawned worker) before the first call, outside the per-call timeout."""
+    def prepare(self) -> dict[str, Any]:
+        """Import the target (in the worker) before the first call, outside the per-call timeout; with
+        ``unresolved`` options, also read its signature and settle the convention here. Returns what the
+        harness needs to describe the call, as plain data (:func:`_how`'s arguments)."""
         if self.target is None:
             self.target = resolve_target(self.spec)
+        if self.unresolved is not None:
+            opts = self.unresolved
+            if inspect.isclass(self.target):
+                raise ValueError(f"{self.spec!r} is a class; to audit an instance made with no arguments, pass"
+                                 f" '{self.spec}()'")
+            self.convention, self.convert, self.framework = _plan(
+                self.spec, self.target, oracles.get_family(opts["family"]), opts["takes"], opts["inputs"],
+                self.kwargs, opts["framework"], self.by_spec)
+            self.unresolved = None
         if self.framework == "tensorflow":
             import tensorflow  # noqa: F401 - loaded now rather than inside the first timed call
         elif self.framework == "torch":
             import torch  # noqa: F401
         elif self.framework == "jax":
             import jax.numpy  # noqa: F401
+        return {"convention": self.convention.words(), "convert": self.convert, "framework": self.framework}
 
     def __call__(self, inputs: np.ndarray, labels: np.ndarray) -> Any:
         if self.target is None:
@@ -458,15 +473,36 @@ class _Call:
 class _Invoker:
     """What the candidate calls: the :class:`_Call` in a worker (or in process), then the shape check."""
 
-    def __init__(self, call: _Call, family: str, reduction: str, isolate: bool, timeout: float, memory_mb: int) -> None:
+    def __init__(self, call: _Call, family: str, reduction: str, isolate: bool, timeout: float, memory_mb: int,
+                 budget: Any = None, startup_timeout: float | None = None) -> None:
         self.call = call
         self.family = oracles.get_family(family)
         self.reduction = reduction
         self.worker = None
         if isolate:
-            from .isolation import Worker
+            from .isolation import STARTUP_SECONDS, Worker
 
-            self.worker = Worker(call, timeout=timeout, memory_mb=memory_mb, name=call.spec)
+            self.worker = Worker(call, timeout=timeout, memory_mb=memory_mb, name=call.spec, budget=budget,
+                                 startup_timeout=STARTUP_SECONDS if startup_timeout is None else startup_timeout)
+
+    def start(self) -> dict[str, Any]:
+        """Start the worker now: import the function there and return how it is called (plain data). Any
+        failure (an import that raises, exits, crashes or hangs past the startup limit, a convention that
+        cannot be told) is a one-line ``ValueError``; the harness imports nothing of the function."""
+        from ._records import CandidateFailure
+        from ._text import printable
+
+        assert self.worker is not None
+        try:
+            described = self.worker.start()
+        except CandidateFailure as exc:
+            usage = getattr(exc, "usage", None)
+            if usage:
+                raise ValueError(printable(usage)) from None
+            raise ValueError(printable(f"{self.call.spec}: {exc}")) from None
+        if not described or not isinstance(described.get("convention"), str):
+            raise ValueError(printable(f"{self.call.spec}: the worker did not say how the function is called"))
+        return described
 
     def __call__(self, inputs: np.ndarray, labels: np.ndarray) -> np.ndarray:
         from ._records import CandidateFailure
@@ -512,11 +548,61 @@ class FunctionCandidate(Candidate):
         if self.invoker is not None:
             self.invoker.close()
 
+    def output(self) -> dict[str, Any] | None:
+        """What the function wrote to stdout/stderr in its worker (``{"bytes": n, "tail": text}``), or None."""
+        worker = getattr(self.invoker, "worker", None)
+        return None if worker is None else worker.output
+
     def __enter__(self) -> "FunctionCandidate":
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def _plan(spec: str, obj: Any, fam: Any, takes: Any, inputs: str | None, kwargs: Mapping[str, Any],
+          framework: str | None, by_spec: bool) -> tuple[Convention, str, str]:
+    """(convention, conversion of the inputs, framework) for calling ``obj`` as ``fam``: from ``takes`` or
+    its signature (see the module docstring). Runs where the function is: in the worker for an isolated
+    spec. One-line ``ValueError`` when it cannot be told."""
+    convention = infer_convention(spec, obj, takes, kwargs)
+    if inputs is None:
+        hinted = convention.prediction_name.lower()
+        kind = "probs" if hinted in _PROB_NAMES else "logits" if hinted in _LOGIT_NAMES else fam.input_name
+    else:
+        kind = _INPUT_KINDS[str(inputs).strip().lower()]
+    if fam.input_name == "probs" and kind == "logits":
+        raise ValueError(f"{fam.name} gives the function probabilities; a function of logits is audited with"
+                         " --family sigmoid_ce (or pass --inputs probs)")
+    convert = "none" if kind == fam.input_name else ("softmax" if fam.row_wise else "sigmoid")
+    if framework is None:
+        framework = _framework_of(_defining_module(obj))
+        if framework == "numpy" and by_spec:
+            framework = _framework_of(spec.partition(":")[0])
+    return convention, convert, framework
+
+
+def _how(words: str, kwargs: Mapping[str, Any], per_element: bool, reduction: str, convert: str, framework: str) -> str:
+    how = f"called as f({words}{', **kwargs' if kwargs else ''})"
+    if per_element:
+        how += f" on batches of one element (its {reduction} is that element's loss)"
+    if convert != "none":
+        how += f" with x = {convert}(logits) rounded to the dtype"
+    if framework != "numpy":
+        how += f", {framework} arrays"
+    return how
+
+
+def _check_spec(spec: str) -> None:
+    """The form of a ``module:attr.path`` spec, checked without importing anything."""
+    form = "is not of the form 'package.module:function' (or 'module:Class()', 'module:obj.method')"
+    if spec.count(":") != 1:
+        raise ValueError(f"{spec!r} {form}")
+    module_name, _, path = spec.partition(":")
+    path = path.strip().removesuffix("()")
+    if (not module_name.strip() or not path or not all(p.isidentifier() for p in path.split("."))
+            or not all(p.isidentifier() for p in module_name.strip().split("."))):
+        raise ValueError(f"{spec!r} {form}")
 
 
 def function_candidate(
@@ -533,25 +619,30 @@ def function_candidate(
     memory_mb: int = 4096,
     framework: str | None = None,
     per_element: bool = False,
+    budget: Any = None,
+    startup_timeout: float | None = None,
 ) -> FunctionCandidate:
     """A candidate for ``target`` (spec or callable) computing ``family``; see the module docstring.
 
     ``per_element``: ``target`` is reduced (``reduction`` mean or sum) and the candidate gives the per-element
     view: it calls ``target`` once per element on a batch of that element alone (the mean or sum of one
     loss is that loss) and is scored as per-example (``reduction="none"``). One call per element, all of a
-    batch in one round trip to the worker.
+    batch in one round trip to the worker. ``budget``: a :class:`harness.isolation.Budget` shared by the
+    audit (no call once it is spent); ``startup_timeout``: seconds the worker may take to import the function
+    (default :data:`harness.isolation.STARTUP_SECONDS`).
 
-    Bad specs, families, conventions and options are one-line ``ValueError``\\ s naming the fix. The
-    function is imported here (to read its signature); with ``isolate`` its calls run in a worker process.
+    Bad specs, families, conventions and options are one-line ``ValueError``\\ s naming the fix. With
+    ``isolate`` (the default) a spec is imported, and its signature read, in the worker process only (under
+    the startup limit): nothing of the audited module runs in this process. Without it, here.
     """
+    from .isolation import check_limits
+
     fam = oracles.get_family(family)
     kwargs = dict(kwargs or {})
     if isinstance(target, str):
         spec = target.strip()
-        obj = resolve_target(spec)
-        by_spec = True
-        if inspect.isclass(obj):
-            raise ValueError(f"{spec!r} is a class; to audit an instance made with no arguments, pass '{spec}()'")
+        _check_spec(spec)
+        obj, by_spec = None, True
     elif callable(target):
         obj = target
         spec = _describe(target)
@@ -562,36 +653,35 @@ def function_candidate(
         raise ValueError(f"reduction={reduction!r} is not one of: none, mean, sum")
     if not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
         raise ValueError(f"timeout={timeout!r} is not a positive number of seconds")
-    convention = infer_convention(spec, obj, takes, kwargs)
-    if inputs is None:
-        hinted = convention.prediction_name.lower()
-        kind = "probs" if hinted in _PROB_NAMES else "logits" if hinted in _LOGIT_NAMES else fam.input_name
-    else:
-        kind = _INPUT_KINDS.get(str(inputs).strip().lower())
-        if kind is None:
-            raise ValueError(f"inputs={inputs!r} is not one of: logits, probs")
-    if fam.input_name == "probs" and kind == "logits":
-        raise ValueError(f"{fam.name} gives the function probabilities; a function of logits is audited with"
-                         " --family sigmoid_ce (or pass --inputs probs)")
-    convert = "none" if kind == fam.input_name else ("softmax" if fam.row_wise else "sigmoid")
-    if framework is None:
-        framework = _framework_of(_defining_module(obj))
-        if framework == "numpy" and by_spec:
-            framework = _framework_of(spec.partition(":")[0])
-    elif framework not in ("numpy", "tensorflow", "torch", "jax"):
+    check_limits(timeout=timeout, memory_mb=memory_mb)
+    if inputs is not None and _INPUT_KINDS.get(str(inputs).strip().lower()) is None:
+        raise ValueError(f"inputs={inputs!r} is not one of: logits, probs")
+    if framework is not None and framework not in ("numpy", "tensorflow", "torch", "jax"):
         raise ValueError(f"framework={framework!r} is not one of: numpy, tensorflow, torch, jax")
     if per_element and reduction == "none":
         raise ValueError("per_element=True is the per-element view of a reduced function; pass reduction='mean' or 'sum'")
-    call = _Call(spec, obj, convention, convert, framework, kwargs, by_spec, per_element)
     scored_as = "none" if per_element else reduction
-    invoker = _Invoker(call, fam.name, scored_as, isolate, timeout, memory_mb)
-    how = f"called as f({convention.words()}{', **kwargs' if kwargs else ''})"
-    if per_element:
-        how += f" on batches of one element (its {reduction} is that element's loss)"
-    if convert != "none":
-        how += f" with x = {convert}(logits) rounded to the dtype"
-    if framework != "numpy":
-        how += f", {framework} arrays"
+    if obj is None and isolate:
+        # resolved in the worker: this process never imports the audited module
+        plan = {"family": fam.name, "takes": takes, "inputs": inputs, "framework": framework}
+        call = _Call(spec, None, None, "none", framework or "numpy", kwargs, True, per_element, unresolved=plan)
+        invoker = _Invoker(call, fam.name, scored_as, True, timeout, memory_mb, budget, startup_timeout)
+        try:
+            described = invoker.start()
+        except BaseException:
+            invoker.close()
+            raise
+        words, convert, framework = described["convention"], str(described.get("convert")), str(described.get("framework"))
+    else:
+        if obj is None:
+            obj = resolve_target(spec)
+        if inspect.isclass(obj):
+            raise ValueError(f"{spec!r} is a class; to audit an instance made with no arguments, pass '{spec}()'")
+        convention, convert, framework = _plan(spec, obj, fam, takes, inputs, kwargs, framework, by_spec)
+        call = _Call(spec, obj, convention, convert, framework, kwargs, by_spec, per_element)
+        invoker = _Invoker(call, fam.name, scored_as, isolate, timeout, memory_mb, budget, startup_timeout)
+        words = convention.words()
+    how = _how(words, kwargs, per_element, reduction, convert, framework)
     return FunctionCandidate(
         name=name or spec,
         family=fam.name,

@@ -26,23 +26,27 @@ from typing import Any, Callable, Mapping, Sequence
 
 import oracles
 
-from ._records import Finding, JsonRecord, RunResult, Score, WorstCase
+from ._records import CandidateFailure, Finding, JsonRecord, RunResult, Score, WorstCase
 from ._values import fmt_ulp as _fmt_ulp
 from ._values import parse_value
 from .adapters import function_candidate, resolve_target
-from .campaign import EARLY_STOP_CALLS, run_campaign
+from ._text import printable
+from .campaign import EARLY_STOP_CALLS, Progress, run_campaign
+from .isolation import Budget, check_limits
 from .candidates import CANDIDATE_NAMES, candidates
-from .options import DEFAULT_COMPARE, FAIL_ON, AuditSettings, Settings, reading_input
+from .options import DEFAULT_BUDGET, DEFAULT_COMPARE, FAIL_ON, AuditSettings, Settings, reading_input
 from .options import settings as settings_from
 from .outcomes import case_error, tally_outcomes
 from .scoring import AUDIT_MAX_CHUNKS
 from .strategies import check_label_set
 
-__all__ = ["DEFAULT_COMPARE", "FAIL_ON", "PER_ELEMENT", "AuditVerdict", "BestBuiltin", "PerElementView", "audit", "audit_verdict", "describe_region", "failing",
+__all__ = ["DEFAULT_BUDGET", "DEFAULT_COMPARE", "FAIL_ON", "call_function_once", "PER_ELEMENT", "AuditVerdict", "BestBuiltin", "PerElementView", "audit", "audit_verdict", "describe_region", "failing",
            "replay_unavailable", "rewrite_replays", "rewrite_score_replays", "sweep_regions", "verdicts"]
 
 # Regions and first findings shown in a verdict.
 SHOWN_REGIONS = 3
+# Characters of the function's captured output shown in a verdict line (report.json keeps more).
+OUTPUT_SHOWN = 200
 
 
 # ------------------------------------------------------------------------------------------------ regions
@@ -231,10 +235,16 @@ class AuditVerdict(JsonRecord):
     systematic: tuple[str, ...] = ()  # "dtype: reason" of each dtype whose scoring stopped early
     per_element: PerElementView | None = None  # a reduced function's per-element view (batches of one)
     replay_note: str = ""  # why the reproducer cannot be replayed with the function ("" when it can)
+    # why the audit stopped before the end (its budget ran out, interrupted); "" when it did not
+    stopped: str = field(default="", metadata={"omit_default": True})
+    # what the function wrote to stdout/stderr, {"bytes": n, "tail": text}; None when nothing
+    output: dict[str, Any] | None = field(default=None, metadata={"omit_default": True})
 
     def lines(self) -> list[str]:
         """The verdict as a few lines of plain text (terminal, Markdown and HTML add their markup)."""
         out = [self.summary]
+        if self.stopped:
+            out.append(f"stopped before the end: {self.stopped}; what was not run is not in these figures")
         out += [f"systematic failure ({text})" for text in self.systematic]
         if self.per_element is not None:
             out.append(f"per element (batches of one element): {self.per_element.summary}")
@@ -256,6 +266,10 @@ class AuditVerdict(JsonRecord):
                        f" labels {', '.join(f.labels[:4])}{' …' if len(f.labels) > 4 else ''})")
         if self.findings_where:
             out.append("failed calls at: " + "; ".join(self.findings_where))
+        if self.output:
+            tail = str(self.output.get("tail", ""))[-OUTPUT_SHOWN:]
+            out.append(f"output: the function wrote {self.output.get('bytes', 0)} bytes to stdout/stderr (captured, not"
+                       f" shown); the last {len(tail)} characters: {tail!r}")
         if self.best_builtin is not None:
             b = self.best_builtin
             out.append(f"best built-in for comparison: {b.candidate} (max {_fmt_ulp(b.max_ulp)} ULP"
@@ -306,7 +320,8 @@ def _level(v: AuditVerdict) -> str:
     if v.examples == 0:
         return "failed"
     view_ok = v.per_element is None or v.per_element.level == "ok"
-    if (v.worst_ulp is None or v.worst_ulp <= 1) and v.non_finite_on_finite_inputs == 0 and v.failed_calls == 0 and view_ok:
+    if (v.worst_ulp is None or v.worst_ulp <= 1) and v.non_finite_on_finite_inputs == 0 and v.failed_calls == 0 and view_ok \
+            and not v.stopped:  # not audited to the end: not OK
         return "ok"
     return "bad"
 
@@ -315,7 +330,7 @@ def _summary(v: AuditVerdict) -> str:
     """The verdict in one line: ``name (family, dtypes): OK|PROBLEMS|FAILED; worst …; …``."""
     head = f"{v.name} ({v.family}, {', '.join(v.dtypes)}): "
     head += {"ok": "OK", "bad": "PROBLEMS", "failed": "FAILED (nothing could be scored)"}[v.level]
-    parts = []
+    parts = [f"STOPPED: {v.stopped}"] if v.stopped else []
     if v.systematic:
         parts.append(v.systematic[0].split(" (stopped early", 1)[0])  # the fix first
     if v.examples:
@@ -343,13 +358,16 @@ def _summary(v: AuditVerdict) -> str:
 
 def audit_verdict(result: RunResult, name: str, *, target: str = "", convention: str = "",
                   compared: Sequence[str] | None = None, per_element: str | None = None,
-                  replay_note: str = "") -> AuditVerdict:
+                  replay_note: str = "", stopped: str = "", output: dict[str, Any] | None = None) -> AuditVerdict:
     """The verdict on candidate ``name`` of ``result``. ``compared``: the built-ins compared with (default:
     every other candidate); ``per_element``: the candidate of its per-element view, if any (it counts in
     the level: a reduced function wrong on single elements has problems); ``replay_note``: why its
-    reproducer cannot be replayed with the function."""
+    reproducer cannot be replayed with the function; ``stopped``: why the audit stopped before the end;
+    ``output``: what the function wrote (captured in its worker)."""
     mine = [s for s in result.scores if s.candidate == name]
     others = [s for s in result.scores if s.candidate != name and (compared is None or s.candidate in compared)]
+    if not mine and stopped:
+        return _unscored_verdict(name, target, convention, stopped, output)
     if not mine:
         raise ValueError(f"no score for candidate {name!r} in this run")
     family = mine[0].family
@@ -386,12 +404,20 @@ def audit_verdict(result: RunResult, name: str, *, target: str = "", convention:
         reproducer=reproducer,
         reproducer_dtype=reproducer_dtype,
         best_builtin=_best_builtin(others),
-        systematic=tuple(f"{s.dtype}: {s.stopped}" for s in mine if s.stopped),
+        systematic=tuple(f"{s.dtype}: {s.stopped}" for s in mine if s.stopped and s.stopped != stopped),
         per_element=_per_element_view(result, per_element),
         replay_note=replay_note if reproducer is not None else "",
+        stopped=stopped,
+        output=output,
     )
     found = replace(found, level=_level(found))
     return replace(found, summary=_summary(found))
+
+
+def _unscored_verdict(name: str, target: str, convention: str, stopped: str, output: dict[str, Any] | None) -> AuditVerdict:
+    """The verdict on a function the audit stopped before scoring at all."""
+    return AuditVerdict(target=target or name, name=name, family="", convention=convention, level="failed",
+                        summary=f"{name}: NOT SCORED: {stopped} before it ran", stopped=stopped, output=output)
 
 
 # ------------------------------------------------------------------------------------------------ replay
@@ -491,9 +517,11 @@ def audit(
     rejects soft labels) or ``soft``; ``per_element``: for a reduced function, also score it on batches
     of one element (one call per element). ``progress``: the campaign's progress hooks. A (function,
     dtype) whose first :data:`~harness.campaign.EARLY_STOP_CALLS` calls, spread over the inputs, all fail
-    the same way stops there (a systematic failure, its fix first in the verdict). Bad options are
-    one-line :class:`~harness.options.UsageError`\\ s (``ValueError``); anything the function does wrong
-    is in the result, never raised.
+    the same way stops there (a systematic failure, its fix first in the verdict). ``budget``: seconds
+    for the whole audit (None: none); once spent, and once ``progress.stop()`` asks (Ctrl-C), the function
+    is not called again, the run ends with what it has (``partial``) and each verdict says why it stopped
+    (``stopped``). Bad options are one-line :class:`~harness.options.UsageError`\\ s (``ValueError``);
+    anything the function does wrong is in the result, never raised.
     """
     if settings is None:
         settings = settings_from(AuditSettings, "audit_api", options)
@@ -502,17 +530,19 @@ def audit(
     targets = [fn_or_spec] if isinstance(fn_or_spec, str) or callable(fn_or_spec) else list(fn_or_spec)
     with reading_input():
         _check_audit(settings, targets)
+        check_limits(timeout=settings.timeout, memory_mb=settings.memory_mb, budget=settings.budget)
     builtins = [c for c in candidates(family=settings.family, names=settings.compare_with) if c.available()]
-    audited, made = _audit_candidates(targets, settings)
+    progress = progress if progress is not None else Progress()
+    spending = Budget(settings.budget, stop=progress.stop)
+    progress = replace(progress, stop=lambda: spending.reason() is not None)
+    audited, made = _audit_candidates(targets, settings, spending)
     try:
         campaign = _campaign_settings(settings, tuple(c.name for c in builtins))
-        if progress is not None:
-            result, _corpus = run_campaign(campaign, None, progress, extra=made)
-        else:
-            result, _corpus = run_campaign(campaign, None, extra=made)
+        result, _corpus = run_campaign(campaign, None, progress, extra=made)
     finally:
         for c in made:
             c.close()
+    stopped = spending.reason() or ""
     takes, inputs, kwargs, reduction = settings.takes, settings.inputs, settings.kwargs, settings.reduction
     found = []
     for t, candidate, view in audited:
@@ -523,7 +553,7 @@ def audit(
             result = rewrite_replays(result, view.name, ["--reduction", reduction, *extra] if extra else [])
         found.append(audit_verdict(result, candidate.name, target=candidate.target, convention=candidate.convention,
                                    compared=[c.name for c in builtins], per_element=None if view is None else view.name,
-                                   replay_note=note))
+                                   replay_note=note, stopped=stopped, output=candidate.output()))
     block = found[0].to_json() if len(found) == 1 else {"verdicts": [v.to_json() for v in found]}
     return replace(result, audit=block)
 
@@ -552,10 +582,11 @@ def _check_audit(settings: AuditSettings, targets: list) -> None:
         oracles.resolve_format(d)
 
 
-def _audit_candidates(targets: list, settings: AuditSettings) -> tuple[list[tuple[Any, Any, Any]], list[Any]]:
+def _audit_candidates(targets: list, settings: AuditSettings, budget: Budget) -> tuple[list[tuple[Any, Any, Any]], list[Any]]:
     """(what was given, its candidate, its per-element view or None) per target, and every candidate made
-    (to close); a target that cannot be loaded or called as asked is a one-line :class:`UsageError`."""
-    call = settings.call_options()
+    (to close); a target that cannot be loaded or called as asked is a one-line :class:`UsageError`.
+    ``budget``: the audit's, shared by every worker."""
+    call = {**settings.call_options(), "budget": budget}
     audited: list[tuple[Any, Any, Any]] = []
     made: list[Any] = []
     try:
@@ -578,3 +609,22 @@ def _audit_candidates(targets: list, settings: AuditSettings) -> tuple[list[tupl
             c.close()
         raise
     return audited, made
+
+
+def call_function_once(spec: str, family: str, inputs: Any, labels: Any, *, takes: str | None = None,
+                       inputs_kind: str | None = None, reduction: str = "none", kwargs: Mapping[str, Any] | None = None,
+                       timeout: float = 10.0, memory_mb: int = 4096) -> tuple[Any, str]:
+    """Run a user's ``package.module:function`` once on these inputs as ``lossfuzz audit`` runs it (imported,
+    called and converted in a worker process, under ``timeout``), for ``lossfuzz exact --candidate``.
+    Returns ``(result, "")``, or ``(None, message)``: one printable line saying how the call failed (an
+    exception, a hang, an exit or a crash is that line, never this process's fate). The inputs given are
+    never changed (the function gets its own copies). A bad spec or convention is a one-line ``ValueError``."""
+    import numpy as np
+
+    with function_candidate(spec, family, takes=takes, inputs=inputs_kind, reduction=reduction, kwargs=kwargs,
+                            timeout=timeout, memory_mb=memory_mb) as candidate:
+        try:
+            with np.errstate(all="ignore"):
+                return np.asarray(candidate.load()(inputs, labels)), ""
+        except CandidateFailure as exc:
+            return None, printable(f"{spec}: {exc} ({exc.kind})")

@@ -97,7 +97,7 @@ def score_candidate(
     # report's comparison of the two (harness.reports.upcast_comparisons) is about the arithmetic.
     searched_as = candidate.name.removesuffix(UPCAST_SUFFIX) if getattr(candidate, "upcast", False) else candidate.name
     seed = _seed_for(settings.seed, candidate.family, searched_as, dtype)
-    if stopped is None:
+    if stopped is None:  # (search and shrink stop by themselves once the worker refuses every call)
         result = search(candidate, candidate.family, dtype, cache, reduction=candidate.reduction, seed=seed,
                         max_examples=settings.examples, shrink=settings.shrink, labels=labels)
     else:
@@ -143,6 +143,8 @@ def _one_at_a_time(candidate: Candidate, base: Sequence[Example], cache: TruthCa
             failed = exc if isinstance(exc, CandidateFailure) else CandidateFailure(str(exc), "wrong_dtype")
             findings.append(finding(failed, batch))
             failures.append(failed)
+            if getattr(failed, "stop", None):  # the audit's budget ran out, or it was interrupted
+                return findings, failed.stop
         if done == settings.stop_after:
             stopped = systematic_failure(failures, done, len(units))
             if stopped is not None:
@@ -155,8 +157,9 @@ MAX_FINDINGS = 20
 # stops there (a systematic failure, e.g. a reduced result without --reduction mean, which otherwise costs
 # one failed call per catalogue example: 11 426 calls and 116 s for a Keras loss).
 EARLY_STOP_CALLS = 20
-# Failures the worker already bounds (after 3 in a row it refuses calls at once): no early stop for them.
-_BOUNDED_BY_WORKER = ("timeout", "crashed", "out_of_memory")
+# Failures that never stop early: none. Timeouts, crashes and memory exhaustion on every probe are
+# systematic too (a function touching 4 GB per call otherwise fails 5628 times one call at a time).
+_BOUNDED_BY_WORKER: tuple[str, ...] = ()
 
 
 def _probe_first(units: int, probes: int) -> list[int]:

@@ -53,6 +53,7 @@ __all__ = [
     "AuditSettings",
     "CheckSettings",
     "CALL_OPTIONS",
+    "DEFAULT_BUDGET",
     "DEFAULT_COMPARE",
     "DEFAULT_FACTOR",
     "FAIL_ON",
@@ -257,6 +258,8 @@ FACES = ("run", "audit", "gate", "exact", "plugin", "check", "audit_api")
 FAIL_ON: Mapping[str, tuple[str, ...]] = MappingProxyType({"problems": ("bad", "failed"), "failed": ("failed",), "never": ()})
 # Built-ins scored next to an audited function (those the family has and that are installed).
 DEFAULT_COMPARE: tuple[str, ...] = ("numpy_stable", "tf")
+# Seconds a whole audit may take (--budget): calls stop there and the verdict says so.
+DEFAULT_BUDGET = 600.0
 # Catalogue batches a reduced candidate is scored on (a campaign's default; an audit passes more).
 MAX_CHUNKS = 64
 
@@ -391,9 +394,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("name", optional_text, None, "the name of the function in reports (default: MODULE:FUNCTION)", "NAME",
            faces={"audit": {}, "gate": {}, "audit_api": {}, "check": {}}),
     Option("timeout", seconds, 10.0, "seconds one call may take before it counts as a hang (default 10)", "S",
-           faces={"audit": {}, "gate": {}, "audit_api": {}}),
+           faces={"audit": {}, "gate": {}, "exact": {}, "audit_api": {}}),
     Option("memory_mb", count, 4096, "address-space limit of the worker process in MiB (default 4096)", "MB",
-           faces={"audit": {}, "gate": {}, "audit_api": {}}),
+           faces={"audit": {}, "gate": {}, "exact": {}, "audit_api": {}}),
+    Option("budget", seconds, DEFAULT_BUDGET, "seconds for the whole audit: once spent, the function is not called again and"
+           " the verdict says it stopped (default 600)", "S", faces={"audit": {}, "audit_api": {}}),
     Option("isolate", boolean, True, "run the function in a worker process (timeout, memory limit)", kind="on",
            faces={"audit_api": {}}),
     # ------------------------------------------------------------------------------------------- audit
@@ -550,6 +555,7 @@ class AuditSettings:
     timeout: float = _default("timeout", "audit_api")
     memory_mb: int = _default("memory_mb", "audit_api")
     isolate: bool = _default("isolate", "audit_api")
+    budget: float = _default("budget", "audit_api")
 
     def call_options(self) -> dict[str, Any]:
         """The keyword arguments of :func:`harness.adapters.function_candidate` (how the function is called)."""

@@ -1,11 +1,26 @@
-"""Suite-wide guards: no test leaves a process it started running (workers, CLI subprocesses)."""
+"""Suite-wide guards: no test leaves a process it started running (workers, CLI subprocesses, and whatever
+those started, even in another session or process group)."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 
 import pytest
+
+# Set to a fresh value for each test: every process the test starts through exec inherits it, so that
+# one it leaves behind is found wherever it went (a setsid double fork re-parents to init).
+TEST_TAG = "LOSSFUZZ_TEST_TAG"
+_COUNTER = itertools.count()
+
+
+def _stat(pid: str) -> list[str] | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
 
 
 def child_processes() -> dict[int, str]:
@@ -18,27 +33,59 @@ def child_processes() -> dict[int, str]:
     for entry in entries:
         if not entry.isdigit():
             continue
+        fields = _stat(entry)
+        if fields is not None and int(fields[1]) == me:
+            found[int(entry)] = fields[0]
+    return found
+
+
+def tagged_processes(tag: str) -> dict[int, str]:
+    """pid -> state of every process (but this one) whose environment holds ``TEST_TAG=tag``: started by
+    this test through exec, in any session, process group or parent."""
+    me, found, entry_text = os.getpid(), {}, f"{TEST_TAG}={tag}".encode()
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == me:
+            continue
         try:
-            with open(f"/proc/{entry}/stat") as f:
-                stat = f.read()
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                if entry_text not in f.read().split(b"\0"):
+                    continue
         except OSError:
             continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[1]) == me:
+        fields = _stat(entry)
+        if fields is not None:
             found[int(entry)] = fields[0]
     return found
 
 
 @pytest.fixture(autouse=True)
 def no_process_left_running():
-    """Fail a test that leaves a child process running, after killing it (so one leak cannot hang the suite)."""
+    """Fail a test that leaves a process running, after killing it (so one leak cannot hang the suite): a
+    child of this process, or any process that carries this test's tag (a grandchild, a setsid'd orphan)."""
+    tag = f"{os.getpid()}-{next(_COUNTER)}"
+    previous = os.environ.get(TEST_TAG)
+    os.environ[TEST_TAG] = tag
     before = set(child_processes())
-    yield
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(TEST_TAG, None)
+        else:
+            os.environ[TEST_TAG] = previous
     left = {pid: state for pid, state in child_processes().items() if pid not in before and state != "Z"}
+    left.update({pid: state for pid, state in tagged_processes(tag).items() if state != "Z"})
     for pid in left:
         try:
             os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        try:
             os.waitpid(pid, 0)
-        except (ProcessLookupError, ChildProcessError):
+        except ChildProcessError:
             pass
     assert not left, f"processes left running by this test (killed now): {sorted(left)}"

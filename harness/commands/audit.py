@@ -4,7 +4,9 @@ Writes report.json (with an ``audit`` block), report.md and report.html into ``-
 ``reports/audit``) and prints the verdicts (one per SPEC, scored side by side in one run). Exit code 0
 when the audit completed, whatever it found, unless ``--fail-on problems|failed`` (default ``never``)
 is met by a verdict: then 1, so that an audit can gate CI; 2 for bad input (one line on stderr); 3 for
-an internal error (a bug); 130 when interrupted (partial reports). Hypothesis keeps its files under ``--out/.hypothesis``, never in the
+an internal error (a bug); 130 when interrupted by Ctrl-C or SIGTERM (partial reports, each verdict saying
+it stopped). An audit whose ``--budget`` ran out writes its reports and verdicts (PROBLEMS: stopped before
+the end) with the usual exit code. Hypothesis keeps its files under ``--out/.hypothesis``, never in the
 working directory.
 """
 
@@ -44,7 +46,8 @@ def _audit(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from ..auditing import audit, failing, verdicts
-    from ..progress import progress_bar
+    from .._text import printable
+    from ..progress import progress_bar, stop_on_signals
 
     options = resolve("audit", args)
     if options["family"] is None:
@@ -55,8 +58,10 @@ def _audit(args: argparse.Namespace) -> int:
         raise UsageError(f"--name names one function; {len(args.spec)} SPECs were given (each is named by its spec)")
     out = writable_dir(options["out"])
     err = Console(stderr=True, soft_wrap=True)
-    with _hypothesis_home(out / ".hypothesis"), progress_bar(err, enabled=options["progress"], transient=True) as bar:
-        result = audit(args.spec, chosen, progress=bar.hooks())
+    with _hypothesis_home(out / ".hypothesis"), progress_bar(err, enabled=options["progress"], transient=True) as bar, \
+            stop_on_signals() as stop:
+        result = audit(args.spec, chosen, progress=bar.hooks(stop=stop))
+        interrupted = stop()
     paths = write_reports(result, out)
     found = verdicts(result.audit)
     console = Console(highlight=False, soft_wrap=True)
@@ -64,14 +69,14 @@ def _audit(args: argparse.Namespace) -> int:
         if i:
             console.print("")
         for line in verdict.lines():
-            console.print(line, markup=False)
+            console.print(printable(line), markup=False)  # names, messages and output of untrusted code, escaped
     err.print(f"wrote {', '.join(str(p) for p in paths)} in {result.wall_seconds:.1f} s", markup=False, highlight=False)
-    if result.partial:
+    if interrupted:  # Ctrl-C or SIGTERM (as `lossfuzz run`): partial reports, exit 130
         err.print("[bold yellow]interrupted: the reports are partial[/]")
         return 130
     met = failing(found, options["fail_on"])
     if met:
-        err.print(f"--fail-on {options['fail_on']}: {', '.join(f'{v.name} is {v.level.upper()}' for v in met)}",
+        err.print(printable(f"--fail-on {options['fail_on']}: {', '.join(f'{v.name} is {v.level.upper()}' for v in met)}"),
                   markup=False, highlight=False)
         return 1
     return 0

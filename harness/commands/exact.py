@@ -58,23 +58,27 @@ def _read_inputs(family: str, options: dict[str, Any]) -> tuple[Any, Any, np.nda
 
 def _candidate_values(spec: str, fam: Any, inputs: np.ndarray, labels: np.ndarray, options: dict[str, Any],
                       params: dict[str, float]) -> Any:
-    """What ``spec`` (a built-in name, or ``module:function`` called as ``lossfuzz audit`` calls it, in this
-    process) returns on the inputs; None (and a line saying why) when the candidate itself fails."""
+    """What ``spec`` (a built-in name, or ``module:function`` called as ``lossfuzz audit`` calls it, in a
+    worker process) returns on the inputs; None (and a line saying why) when the candidate itself fails."""
     from ..candidates import get_candidate
     from ..records import CandidateFailure
 
-    if ":" in spec:
-        from ..adapters import function_candidate
+    if ":" in spec:  # a user's function: imported, called and converted in a worker, as `lossfuzz audit` runs it
+        from ..auditing import call_function_once
 
         import_from_cwd()
         with reading_input():
-            candidate = function_candidate(spec, fam.name, takes=options["takes"], inputs=options["inputs"],
-                                           reduction=options["reduction"], kwargs=options["kwargs"], isolate=False)
-    else:
-        with reading_input():
-            candidate = get_candidate(fam.name, spec)
-        if not candidate.available():
-            raise UsageError(f"candidate {spec} needs {', '.join(candidate.needs)}: {candidate.install_hint}")
+            got, message = call_function_once(spec, fam.name, inputs, labels, takes=options["takes"],
+                                              inputs_kind=options["inputs"], reduction=options["reduction"],
+                                              kwargs=options["kwargs"], timeout=options["timeout"],
+                                              memory_mb=options["memory_mb"])
+        if message:
+            print(message)
+        return got
+    with reading_input():
+        candidate = get_candidate(fam.name, spec)
+    if not candidate.available():
+        raise UsageError(f"candidate {spec} needs {', '.join(candidate.needs)}: {candidate.install_hint}")
     try:
         with np.errstate(all="ignore"):
             return np.asarray(candidate(inputs, labels, **params) if getattr(candidate, "takes_params", False)

@@ -267,7 +267,10 @@ def _campaign(options: Mapping[str, Any], baseline: Baseline | None, extra_corpu
     corpus, fresh = replay_corpus(pairs, stored=baseline.stored if baseline else None, baseline=scoped,
                                   extra=extra_corpus)
     run = _Run(settings, notes, scoped, corpus, fresh)
-    with _progress(options["progress"]) as (hooks, reset):
+    from ..progress import stop_on_signals
+
+    with _progress(options["progress"]) as (hooks, reset), stop_on_signals() as stop:
+        hooks.stop = stop  # SIGINT and SIGTERM: stop after the piece in hand, write nothing, exit 130
         run.current, _ = run_campaign(settings, corpus, hooks, extra=functions)
         if options["update_baseline"] and not run.current.partial:
             more, added = replay_corpus(pairs, stored=corpus, baseline=run.current)
@@ -299,7 +302,7 @@ def _gate(args: argparse.Namespace) -> int:
         for c in functions:
             c.close()
     if run.current.partial:
-        print("lossfuzz gate: interrupted; nothing written")
+        print("lossfuzz gate: interrupted (Ctrl-C or SIGTERM); nothing written")
         return 130
     current = run.current
     if function is not None:  # as `lossfuzz audit` words them: replay commands that call the function by its spec
@@ -343,27 +346,35 @@ def _write(options: Mapping[str, Any], baseline_path: Path, out: Path, result, c
     print(f"wrote {', '.join(str(p) for p in written)}")
 
 
+def _say(text: str) -> None:
+    """Print a summary line; candidate names and cases come from the baseline file, so control characters
+    are escaped."""
+    from .._text import printable
+
+    print(printable(text))
+
+
 def _print_summary(result, baseline: str, updated: str | None) -> None:
     from .._values import fmt_ulp
 
     tally = result.tally()
     threshold = f"max ULP may grow {result.max_ulp_regression:g}x, at least to 1 ULP"
     if updated is not None:
-        print(f"lossfuzz gate: wrote the baseline {updated} ({len(result.checks)} results)")
+        _say(f"lossfuzz gate: wrote the baseline {updated} ({len(result.checks)} results)")
     elif result.failures:
-        print(f"lossfuzz gate: FAILED: {len(result.failures)} of {len(result.checks)} checks got worse against {baseline}"
+        _say(f"lossfuzz gate: FAILED: {len(result.failures)} of {len(result.checks)} checks got worse against {baseline}"
               f" ({threshold})")
     else:
-        print(f"lossfuzz gate: passed: {len(result.checks)} checks, none got worse against {baseline} ({threshold})")
+        _say(f"lossfuzz gate: passed: {len(result.checks)} checks, none got worse against {baseline} ({threshold})")
     for check in result.failures + result.warnings:
         label = check.status.replace("_", " ") if check.failed else "warning: " + check.status.replace("_", " ")
-        print(f"  {label}: {check.family} {check.candidate} {check.dtype}: {check.summary}")
+        _say(f"  {label}: {check.family} {check.candidate} {check.dtype}: {check.summary}")
         if check.case is not None:
-            print(f"    {check.case_label}: got {check.case.got}, exact {check.case.exact} ({fmt_ulp(check.case.ulp)} ULP,"
+            _say(f"    {check.case_label}: got {check.case.got}, exact {check.case.exact} ({fmt_ulp(check.case.ulp)} ULP,"
                   f" {check.case.outcome}); replay: {check.case.replay}")
     if result.warnings and not result.fail_on_new_nonfinite:
-        print("  (non-finite results are warnings; pass --fail-on-new-nonfinite to fail on them)")
+        _say("  (non-finite results are warnings; pass --fail-on-new-nonfinite to fail on them)")
     if tally["new"]:
-        print(f"  {tally['new']} results are new (not in the baseline)")
+        _say(f"  {tally['new']} results are new (not in the baseline)")
     for note in result.notes:
-        print(f"  note: {note}")
+        _say(f"  note: {note}")

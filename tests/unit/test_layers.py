@@ -25,6 +25,7 @@ FLOORS: dict[str, int] = {
     "harness._records": 1,
     "harness.records": 1,
     "harness._values": 1,
+    "harness._text": 1,
     "harness.outcomes": 1,
     "harness._files": 1,
     "harness.provenance": 1,

@@ -120,7 +120,9 @@ def test_a_run_written_without_an_audit_block_has_none_and_an_audit_run_keeps_it
 def test_the_audit_verdicts_json_keys_are_its_field_names_in_order():
     result = load_json((V1 / "audit_report.json").read_text())
     (v,) = verdicts(result.audit)
-    assert list(v.to_json()) == [f.name for f in dataclasses.fields(AuditVerdict)]
+    shown = [f.name for f in dataclasses.fields(AuditVerdict)
+             if not (f.metadata.get("omit_default") and getattr(v, f.name) == f.default)]
+    assert list(v.to_json()) == shown and "stopped" not in shown  # (left out while default)
     assert AuditVerdict.from_json(v.to_json()) == v
 
 
