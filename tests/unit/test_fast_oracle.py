@@ -206,17 +206,50 @@ def test_reduced_estimate_adds_closed_form_terms_inside_its_bound():
     assert _fast.reduced_estimate(fam, x, z, "sum", FORMATS["float32"], lambda i: math.inf) == math.inf
 
 
+def _assert_accepted_same(family, dtype, what, x, z) -> int:
+    """Every value the fast path accepted equals, bit for bit and in status, the Ziv path's value at the same
+    example; returns how many examples that covered. The values the fast path left undecided were settled
+    by the Ziv path itself (the same code), so they are not computed a second time."""
+    kw = {_key(family): x, "labels": z, "dtype": dtype, "what": what}
+    fast = _evaluate(family, **kw)
+    rows = family in ("softmax_ce", "sparse_softmax_ce")
+    per_example = fast.fast[..., 0] if (rows and what == "gradient") else fast.fast  # a row is decided whole
+    picked = np.flatnonzero(per_example.reshape(-1))
+    if picked.size == 0:
+        return 0
+    xs, zs = x[picked], z[picked]
+    ziv = _evaluate(family, **{**kw, _key(family): xs, "labels": zs}, path="ziv")
+    got = fast.rounded[picked]
+    status = fast.status[picked]
+    differ = (_bits(got) != _bits(ziv.rounded)) | (status != ziv.status)
+    if differ.any():
+        where = tuple(int(i) for i in np.argwhere(differ)[0])
+        raise AssertionError(
+            f"{int(differ.sum())} accepted {family} {what} {dtype} values differ; first at example"
+            f" {int(picked[where[0]])}: inputs {np.asarray(xs[where[0]]).tolist()} labels {np.asarray(zs[where[0]]).tolist()}:"
+            f" fast {float(got[where])!r} ({status[where]}) vs Ziv {float(ziv.rounded[where])!r} ({ziv.status[where]})"
+        )
+    return int(picked.size)
+
+
 @pytest.mark.slow
-@pytest.mark.timeout(6 * 3600)
+@pytest.mark.timeout(12 * 3600)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("family", FAMILIES)
-def test_fast_path_gives_the_same_bits_as_the_ziv_path_at_a_million_points(family, dtype):
+def test_fast_path_acceptances_are_the_ziv_paths_bits_at_a_million_points(family, dtype):
+    """``LOSSFUZZ_FAST_POINTS`` (default 10^6) loss points and a tenth as many gradient points per family x
+    dtype, 60% over the whole float range, 20% a hair from rounding midpoints, 20% at binade edges: every
+    value the fast path accepts is the Ziv path's, bit for bit. Cost: the Ziv path on the accepted values,
+    about 500 to 2000 points a second on one core (README), so 10 to 30 minutes per family x dtype and
+    several hours for all sixteen; pytest-xdist (``-n``), where installed, spreads them over cores."""
     seed = P.seed_for("fast-slow", family, dtype)
     step = 20_000
-    for start in range(0, SLOW_POINTS, step):
-        for x, z in _blocks(family, dtype, min(step, SLOW_POINTS - start), seed + start):
-            _assert_same(family, dtype, "loss", x, z)
-            _assert_same(family, dtype, "gradient", x, z)
+    checked = 0
+    for what, total in (("loss", SLOW_POINTS), ("gradient", max(1, SLOW_POINTS // 10))):
+        for start in range(0, total, step):
+            for x, z in _blocks(family, dtype, min(step, total - start), seed + start + (0 if what == "loss" else 7)):
+                checked += _assert_accepted_same(family, dtype, what, x, z)
+    assert checked > SLOW_POINTS // 4  # the fast path accepted a good share: the comparison is not vacuous
 
 
 # ---------------------------------------------------------------------------------------------------------
