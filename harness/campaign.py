@@ -37,7 +37,7 @@ class Settings:
     boundary catalogue and the corpus); ``speed_elements``: array size for timing (0 turns timing off)."""
 
     seed: int = 0
-    examples: int = 80
+    examples: int = 82
     families: tuple[str, ...] = tuple(oracles.FAMILIES)
     candidates: tuple[str, ...] = CANDIDATE_NAMES
     dtypes: tuple[str, ...] = DEFAULT_DTYPES

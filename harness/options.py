@@ -81,7 +81,7 @@ class Option:
 
 RUN_OPTIONS: tuple[Option, ...] = (
     Option("--seed", "seed", int, 0, "seed of every random choice; the same seed and code give the same figures"),
-    Option("--examples", "examples", _positive, 80, "Hypothesis examples per family x candidate x dtype, on top of the"
+    Option("--examples", "examples", _positive, 82, "Hypothesis examples per family x candidate x dtype, on top of the"
            " boundary catalogue and the corpus (default 80)", "N"),
     Option("--families", "families", comma_list("family", tuple(oracles.FAMILIES)), tuple(oracles.FAMILIES),
            "comma list of loss families, or all (default all)", "LIST"),
