@@ -17,7 +17,7 @@ from mpmath import libmp
 from . import _fast
 from ._family import Evaluator, Family
 from ._formats import Format, resolve_format
-from ._ziv import UNCONVERGED, Settled, settle
+from ._ziv import START_PRECISION, UNCONVERGED, Settled, interval_context, settle, workprec
 
 __all__ = ["FAMILIES", "REDUCTIONS", "Truth", "OracleUnconverged", "get_family", "family_names", "default_families", "evaluate", "loss", "gradient", "exact", "format_exact"]
 
@@ -278,7 +278,11 @@ def _settle_all(fam: Family, what: str, fmt: Format, reduction: str, x: np.ndarr
     status = fam.fast_status[what]
     if what == "loss" and reduction != "none":
         out = _Outputs((), np.full(1, np.nan), np.zeros(1, dtype=bool), np.full(1, np.nan), np.zeros(1), {}, status)
-        estimate = _fast.reduced_estimate(fam, x, z, reduction, fmt) if use_fast and n else None
+        estimate = _fast.reduced_estimate(fam, x, z, reduction, fmt, _closed_form_loss(fam, x, z, batch)) if use_fast and n else None
+        if isinstance(estimate, float):  # a nan or +inf term decides the reduced value: the Ziv path's limit
+            out.settled[0] = settle(lambda ctx: [estimate], 1, fmt)[0]
+            out.rounded[0] = out.settled[0].rounded
+            return out
         if estimate is not None:
             rounded, accepted = _fast.certify(estimate, fmt)
             if accepted[0]:
@@ -324,6 +328,20 @@ def _settle_all(fam: Family, what: str, fmt: Format, reduction: str, x: np.ndarr
     return out
 
 
+def _closed_form_loss(fam: Family, x: np.ndarray, z: np.ndarray, batch: tuple) -> Callable[[int], Any]:
+    """For the fast reduced path: the loss of example ``i`` (flat index) when the Ziv path has it in closed
+    form at its first precision (a ``Fraction``, or a float nan or ``±inf``), else ``None``."""
+    ctx = interval_context()
+
+    def closed_form(i: int) -> Any:
+        idx = np.unravel_index(i, batch) if batch else ()
+        with workprec(ctx, START_PRECISION):
+            value = fam.loss(x[idx], z[idx])(ctx)[0]
+        return value if isinstance(value, (Fraction, float)) else None
+
+    return closed_form
+
+
 _HARD: OrderedDict = OrderedDict()  # example -> settled values, for examples that took many bits
 _HARD_PRECISION = 384
 _HARD_ENTRIES = 4096
@@ -359,8 +377,9 @@ def _record(fam: Family, what: str, fmt: Format, reduction: str, x, z, out: _Out
     status = np.full(size, out.fast_status, dtype="<U11")
     precision = np.full(size, _fast.FAST_PRECISION, dtype=np.int64)
     make = mpmath.mp.make_mpf
-    for i in np.flatnonzero(out.fast):
-        exact_values[i] = make(libmp.mpf_add(libmp.from_float(float(out.approx[i])), libmp.from_float(float(out.approx_low[i])), 128))
+    from_float = libmp.from_float
+    for i, hi, low in zip(np.flatnonzero(out.fast).tolist(), out.approx[out.fast].tolist(), out.approx_low[out.fast].tolist()):
+        exact_values[i] = make(from_float(hi) if low == 0.0 else libmp.mpf_add(from_float(hi), from_float(low), 128))
     for i, s in out.settled.items():
         exact_values[i] = make(s.exact)
         status[i] = s.status

@@ -170,13 +170,15 @@ def div(xh, xl, yh, yl):
 def tree_sum(hi, lo, axis: int = -1):
     """Pairwise DD sum along ``axis`` of non-negative DD terms; relative error at most
     ``ceil(log2 K) * DD_OP`` (each term passes through that many additions)."""
-    hi = np.moveaxis(hi, axis, -1)
-    lo = np.moveaxis(lo, axis, -1)
+    if axis not in (-1, hi.ndim - 1):
+        hi = np.moveaxis(hi, axis, -1)
+        lo = np.moveaxis(lo, axis, -1)
     while hi.shape[-1] > 1:
-        if hi.shape[-1] % 2:
-            pad = [(0, 0)] * (hi.ndim - 1) + [(0, 1)]
-            hi, lo = np.pad(hi, pad), np.pad(lo, pad)
-        hi, lo = add(hi[..., 0::2], lo[..., 0::2], hi[..., 1::2], lo[..., 1::2])
+        if hi.shape[-1] % 2:  # the odd last term passes up unchanged (adding a zero is exact)
+            sh, sl = add(hi[..., 0:-1:2], lo[..., 0:-1:2], hi[..., 1::2], lo[..., 1::2])
+            hi, lo = np.concatenate([sh, hi[..., -1:]], axis=-1), np.concatenate([sl, lo[..., -1:]], axis=-1)
+        else:
+            hi, lo = add(hi[..., 0::2], lo[..., 0::2], hi[..., 1::2], lo[..., 1::2])
     return hi[..., 0], lo[..., 0]
 
 

@@ -316,4 +316,10 @@ def log(ctx: Any, t: Any) -> Any:
 
 def _widened(ctx: Any, value: Any) -> Any:
     """``value`` times ``[1 - 2**(1-prec), 1 + 2**(1-prec)]`` (outward-rounded)."""
-    return value * (1 + ctx.mpf([-1, 1]) * ctx.mpf(2) ** (1 - ctx.prec))
+    factor = _WIDENING.get((id(ctx), ctx.prec))
+    if factor is None:  # the same interval at each precision: made once (it keeps its context alive)
+        factor = _WIDENING[(id(ctx), ctx.prec)] = 1 + ctx.mpf([-1, 1]) * ctx.mpf(2) ** (1 - ctx.prec)
+    return value * factor
+
+
+_WIDENING: dict = {}

@@ -59,6 +59,8 @@ the double-double enclosure against the float64 rounding gaps of its leading par
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, Callable
 
 import numpy as np
 
@@ -167,12 +169,23 @@ def estimate(family, what: str, x: np.ndarray, z: np.ndarray, fmt: Format, divis
         return Estimate(value, made.delta / divisor + UNIT_ROUNDOFF * np.abs(value), made.eligible)
 
 
-def reduced_estimate(family, x: np.ndarray, z: np.ndarray, reduction: str, fmt: Format) -> Estimate | None:
-    """Fast estimate of the ``sum`` or ``mean`` of the per-example losses, or ``None`` when some example is
-    not eligible (the reduced value then goes to the Ziv path whole).
+def reduced_estimate(family, x: np.ndarray, z: np.ndarray, reduction: str, fmt: Format,
+                     closed_form: Callable[[int], Any] | None = None) -> Estimate | float | None:
+    """Fast estimate of the ``sum`` or ``mean`` of the per-example losses; ``None`` when it cannot be made
+    (the reduced value then goes to the Ziv path whole); a float nan or +inf when the reduced value is
+    that limit, decided exactly.
 
     The per-example losses are non-negative, so a float64 sum of ``n`` of them in any order has error at
     most ``(n - 1) * u * sum`` on top of the terms' own bounds; the mean divides by ``n`` (``u`` more).
+
+    An example the family marks ineligible is asked of ``closed_form(i)`` (``i`` its flat index): its
+    value as the Ziv path has it when that is a closed form (a ``Fraction``, or a float nan or ``+inf``),
+    else ``None``. As on the Ziv path (``oracles._api._sum``), one nan makes the reduced value nan, else
+    one ``+inf`` makes it ``+inf`` (whatever the other terms are); otherwise the closed forms' exact
+    rational sum ``R >= 0`` joins the float64 sum as one more term, rounded once (``u * R``, or
+    ``DD_OP * R`` as a double-double: ``hi = fl(R)``, ``lo = fl(R - hi)``). Any ineligible example without
+    a closed form, or no eligible example at all (every term a closed form: the Ziv path's ``exact``
+    status), gives ``None``.
     """
     batch_n = int(np.prod(family.batch_shape(x), dtype=np.int64))
     width = x.shape[-1] if family.row_wise else 1
@@ -182,26 +195,64 @@ def reduced_estimate(family, x: np.ndarray, z: np.ndarray, reduction: str, fmt: 
     total, total_lo, bound = np.zeros(1), np.zeros(1), 0.0
     step = max(1, CHUNK // width)
     chunks = 0
+    rational = Fraction(0)
+    limit = None  # +inf once one term is +inf
+    unknown = False  # an ineligible term without a closed form
+    eligible_terms = 0
     for start in range(0, batch_n, step):
         made = family.fast_loss(xs[start:start + step], zs[start:start + step], precise)
-        if made is None or not made.eligible.all():
+        if made is None:
             return None
+        eligible = made.eligible
+        if not eligible.all():
+            if closed_form is None:
+                return None
+            for i in np.flatnonzero(~eligible):
+                value = closed_form(start + int(i))
+                if isinstance(value, float) and value != value:
+                    return value  # nan wins over everything
+                if isinstance(value, float) and value == np.inf:
+                    limit = value
+                elif isinstance(value, Fraction) and value >= 0:
+                    rational += value
+                else:
+                    unknown = True
+        if limit is not None or unknown:
+            continue  # only a nan can still change the outcome
+        eligible_terms += int(np.count_nonzero(eligible))
         chunks += 1
         with np.errstate(all="ignore"):
-            bound += float(made.delta.sum())
+            bound += float(np.where(eligible, made.delta, 0.0).sum())
             if precise:
-                hi, lo = _dd.tree_sum(made.value[None], made.low[None])
+                hi, lo = _dd.tree_sum(np.where(eligible, made.value, 0.0)[None], np.where(eligible, made.low, 0.0)[None])
                 total, total_lo = _dd.add(total, total_lo, hi, lo)
             else:
-                total = total + made.value.sum()
+                total = total + np.where(eligible, made.value, 0.0).sum()
+    if limit is not None:
+        return limit
+    if unknown or eligible_terms == 0:
+        return None
     with np.errstate(all="ignore"):
+        if rational:
+            try:
+                r_hi = float(rational)  # correctly rounded (int / int true division)
+                r_lo = float(rational - Fraction(r_hi))
+            except OverflowError:
+                return None
+            if precise:
+                total, total_lo = _dd.add(total, total_lo, np.array([r_hi]), np.array([r_lo]))
+                bound += _dd.DD_OP * r_hi
+                chunks += 1
+            else:
+                total = total + r_hi
+                bound += UNIT_ROUNDOFF * r_hi
         if precise:  # each term passes through at most log2(step) + chunks DD additions
             bound += (int(np.ceil(np.log2(step))) + chunks + 1) * _dd.DD_OP * float(total[0])
             if reduction == "mean":
                 total, total_lo = _dd.div(total, total_lo, np.float64(batch_n), np.float64(0.0))
                 bound = bound / batch_n + _dd.DD_OP * float(total[0])
             return Estimate(total, np.array([bound]), np.array([True]), total_lo)
-        bound += (batch_n - 1) * UNIT_ROUNDOFF * float(total[0])
+        bound += batch_n * UNIT_ROUNDOFF * float(total[0])  # batch_n terms at most (the rational one included)
         if reduction == "mean":
             total = total / batch_n
             bound = bound / batch_n + UNIT_ROUNDOFF * float(total[0])
