@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from fractions import Fraction
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -35,7 +34,7 @@ import numpy as np
 from ._fast import Estimate
 from ._ziv import CONVERGED, Enclosure, workprec
 
-__all__ = ["Family", "Param", "Regime", "Evaluator", "INPUT_DOMAINS", "LABEL_KINDS", "SPECIAL", "TINY", "HARD", "SOFT", "CONFIDENT", "ELEMENTWISE_REGIMES", "ROW_REGIMES", "as_float_array", "check_same_shape", "check_unit_interval", "index_text", "log1p", "log", "exp"]
+__all__ = ["Family", "logits_and_soft_labels", "Param", "Regime", "Evaluator", "INPUT_DOMAINS", "LABEL_KINDS", "SPECIAL", "TINY", "HARD", "SOFT", "CONFIDENT", "ELEMENTWISE_REGIMES", "ROW_REGIMES", "as_float_array", "check_same_shape", "check_unit_interval", "index_text", "log1p", "log", "exp"]
 
 Evaluator = Callable[[Any], Sequence[Enclosure]]
 
@@ -230,6 +229,16 @@ class Family:
     def __repr__(self) -> str:
         text = self.params_text()
         return f"<family {self.name}{' ' + text if text else ''}>"
+
+
+def logits_and_soft_labels(family: str, inputs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
+    """``prepare`` of the elementwise families on logits (sigmoid_ce, focal): float64 logits and labels of
+    one shape, labels in [0, 1]; a one-line ValueError naming ``family`` otherwise."""
+    x = as_float_array(family, "logits", inputs)
+    z = as_float_array(family, "labels", labels)
+    check_same_shape(family, "logits", x, "labels", z)
+    check_unit_interval(family, "labels", z, "labels are probabilities of the positive class")
+    return x, z
 
 
 def as_float_array(family: str, name: str, value: Any) -> np.ndarray:

@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from ._family import Evaluator, Family, Param, as_float_array, check_same_shape, check_unit_interval, exp, log1p
+from ._family import Evaluator, Family, Param, exp, log1p, logits_and_soft_labels
 from ._ziv import workprec
 from ._sigmoid_ce import FAMILY as _SIGMOID_CE
 
@@ -75,11 +75,7 @@ class Focal(Family):
     in_default_run = False
 
     def prepare(self, inputs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
-        x = as_float_array(self.name, "logits", inputs)
-        z = as_float_array(self.name, "labels", labels)
-        check_same_shape(self.name, "logits", x, "labels", z)
-        check_unit_interval(self.name, "labels", z, "labels are probabilities of the positive class")
-        return x, z
+        return logits_and_soft_labels(self.name, inputs, labels)
 
     @property
     def gamma(self) -> float:

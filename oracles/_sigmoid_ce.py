@@ -35,7 +35,7 @@ from ._fast import FUNCTION_ERROR as F
 from ._fast import UNIT_ROUNDOFF as U
 from . import _dd as dd
 from ._fast import Estimate
-from ._family import Evaluator, Family, as_float_array, check_same_shape, check_unit_interval, exp, log1p
+from ._family import Evaluator, Family, exp, log1p, logits_and_soft_labels
 
 _HALF = Fraction(1, 2)
 
@@ -48,11 +48,7 @@ class SigmoidCE(Family):
     benign = (((-1.5, -0.75, 0.0), (0.5, 1.25, 2.0)), ((0.5, 0.25, 0.5), (1.0, 0.75, 0.25)))
 
     def prepare(self, inputs: Any, labels: Any) -> tuple[np.ndarray, np.ndarray]:
-        x = as_float_array(self.name, "logits", inputs)
-        z = as_float_array(self.name, "labels", labels)
-        check_same_shape(self.name, "logits", x, "labels", z)
-        check_unit_interval(self.name, "labels", z, "labels are probabilities of the positive class")
-        return x, z
+        return logits_and_soft_labels(self.name, inputs, labels)
 
     def loss(self, x: float, z: float) -> Evaluator:
         if math.isnan(x) or math.isnan(z):
