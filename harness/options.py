@@ -202,7 +202,9 @@ def count(value: Any) -> int:
 
 def seconds(value: Any) -> float:
     number = _number(value, float)
-    if not number > 0 or not math.isfinite(number):
+    if not math.isfinite(number):
+        raise UsageError(f"{number} is not a finite number of seconds; pass e.g. 600")
+    if not number > 0:
         raise UsageError(f"{number} is not positive; pass a number of seconds above 0")
     return number
 
