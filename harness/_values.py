@@ -46,7 +46,7 @@ def parse_values(text: str, what: str, dtype: Any) -> np.ndarray:
     """Comma-separated numbers (rows separated by ``;``), each rounded to ``dtype`` as a candidate receives it."""
     fmt = resolve_format(dtype)
     rows = [[parse_value(item, what) for item in row.split(",") if item.strip()] for row in text.split(";") if row.strip()]
-    if not rows or any(len(r) != len(rows[0]) for r in rows):
+    if not rows or not rows[0] or any(len(r) != len(rows[0]) for r in rows):
         raise ValueError(f"{what} {text!r}: rows must be non-empty and of equal length (separate rows with ';')")
     array = np.array(rows if len(rows) > 1 else rows[0], dtype=np.float64)
     with np.errstate(over="ignore"):

@@ -49,6 +49,10 @@ def _read_inputs(family: str, options: dict[str, Any]) -> tuple[Any, Any, np.nda
                 labels = np.array([int(v) for v in given.replace(";", ",").split(",") if v.strip()], dtype=np.int64)
             except ValueError:
                 raise UsageError(f"labels {given!r}: {fam.name} takes integer class indices, e.g. --labels 2") from None
+            rows = int(np.prod(inputs.shape[:-1]))
+            if labels.size != rows:
+                raise UsageError(f"--labels {given!r} has {labels.size} class indices; {fam.name} needs one per row of"
+                                 f" --logits ({rows}; rows separated by ';')")
             labels = labels.reshape(inputs.shape[:-1])
         else:
             labels = parse_values(given, "labels", fmt)

@@ -14,6 +14,10 @@ CASES = {
     "unknown reduction": (["exact", "sigmoid_ce", "--logits", "1", "--labels", "0", "--reduction", "avg"], "reduction='avg' is not one of: none, sum, mean"),
     "label outside [0, 1]": (["exact", "sigmoid_ce", "--logits", "1,2", "--labels", "0.5,1.5"], "labels[1] = 1.5 is outside [0, 1]"),
     "class index out of range": (["exact", "sparse_softmax_ce", "--logits", "1,2,3", "--labels", "3"], "labels = 3 is outside [0, 3)"),
+    # issue 11, item 12: these were "cannot reshape array of size 1 into shape (2,)" and an exit 0 with no values
+    "too few class indices": (["exact", "sparse_softmax_ce", "--logits", "1,2;3,4", "--labels", "1"],
+                              "--labels '1' has 1 class indices; sparse_softmax_ce needs one per row of --logits (2;"),
+    "no values at all": (["exact", "sigmoid_ce", "--logits", ",", "--labels", ","], "logits ',': rows must be non-empty"),
     "mismatched shapes": (["exact", "sigmoid_ce", "--logits", "1,2", "--labels", "0"], "logits shape (2,) differs from labels shape (1,)"),
     "not a number": (["exact", "sigmoid_ce", "--logits", "one", "--labels", "0"], "logits 'one' is not a number"),
     "wrong input keyword": (["exact", "binary_ce", "--logits", "0.5", "--labels", "0"], "binary_ce takes --probs"),
