@@ -83,8 +83,16 @@ def test_a_baseline_written_by_the_previous_version_gates_unchanged_code_with_id
     serialised generically (tests.gate_fixtures:worse under --name mine)."""
     old = Path(__file__).resolve().parents[1] / "fixtures" / "v1" / "baseline.json"
     code, out, err = gate("--baseline", str(old), "--out", str(tmp_path), "--function", "tests.gate_fixtures:worse", *MINE)
-    assert code == 0, out + err
-    assert accuracy(tmp_path / "report.json") == accuracy(old)
+    assert code == 0 and "none got worse" in out, out + err
+    written = json.loads(old.read_text())["provenance"]["versions"]
+    now = json.loads((tmp_path / "report.json").read_text())["provenance"]["versions"]
+    # Identical figures are promised for the same code *and* library versions: the search draws its inputs
+    # through Hypothesis and the exact values come from mpmath/numpy (`tox -e oldest` runs older ones).
+    if all(now.get(k) == written.get(k) for k in ("hypothesis", "numpy", "mpmath", "gmpy2", "ml_dtypes")):
+        assert accuracy(tmp_path / "report.json") == accuracy(old)
+    else:
+        assert [(r["family"], r["candidate"], r["dtype"]) for r in accuracy(tmp_path / "report.json")] == \
+               [(r["family"], r["candidate"], r["dtype"]) for r in accuracy(old)]
 
 
 def test_a_worse_function_under_the_same_name_fails_naming_family_candidate_and_dtype(mine, tmp_path):
