@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import threading
 from collections import OrderedDict
@@ -46,9 +47,16 @@ def get_family(name: str, params: Any = None) -> Family:
     path = FAMILIES.get(name) if isinstance(name, str) else None
     if path is None:
         raise ValueError(f"family={name!r} is not one of: {', '.join(FAMILIES)}")
-    module, attribute = path.split(":")
-    family = getattr(importlib.import_module(module), attribute)
+    family = _load(path)
     return family if params is None else family.bind(params)
+
+
+@functools.cache
+def _load(path: str) -> Family:
+    """The family object at ``module:attribute``, imported on first use (the scorer asks for a family per
+    batch: the path is resolved once, not on every call)."""
+    module, attribute = path.split(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 def default_families() -> tuple[str, ...]:
