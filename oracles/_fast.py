@@ -7,10 +7,12 @@ losses) and returns, per output value, an estimate ``v`` and an absolute error b
 
 1. ``lo = v - delta`` and ``hi = v + delta`` (computed in float64 and then moved one float64 step outward,
    so that the float64 rounding of ``v -+ delta`` never shrinks the enclosure) have the same sign and the
-   same binade ``floor(log2|.|)``, and that binade is normal in the target format (``>= emin``, no
-   subnormal results) and not above ``emax``;
+   same *quantum binade* ``max(floor(log2|.|), emin)``, not above ``emax``: either one normal binade of the
+   target format, or both below ``2**(emin+1)``, where the format's spacing is the same
+   ``2**(emin - p + 1)`` (the subnormal range and the lowest normal binade), so the exact value's ULP is
+   known either way;
 2. ``lo`` and ``hi`` round to the same value of the target format (round to nearest even), and that value
-   is finite;
+   is finite and nonzero (a result that rounds to zero goes to the Ziv path, which decides its sign);
 3. ``delta <= 2**-40 |v|`` (``2**-80`` for float64 targets), so that the estimate, kept in
    ``Truth.exact``, gives fractional ULP errors accurate to ``2**-16`` ULP (``2**-27`` for float64).
 
@@ -45,9 +47,10 @@ multiplying the final bound by ``1 + 2**-20``):
   is relative to the terms, not to the result, so cancellation shows as a wide enclosure and falls back.
 
 Underflow: every bound also carries an absolute floor :data:`ABSOLUTE_FLOOR` (``2**-1000``), which covers
-the subnormal and zero results of ``exp`` and of products (their absolute error is below ``2**-1020``);
-accepted values are normal in the target format, at least ``2**-126``, so the floor never decides an
-acceptance by itself. Inputs where a float64 intermediate could overflow are not evaluated here (the
+the subnormal and zero results of ``exp`` and of products (their absolute error is below ``2**-1020``).
+Condition 3 then needs ``|v| >= 2**-960``, far inside float64's normal range and below every float16,
+bfloat16 and float32 subnormal (at least ``2**-149``), so subnormal results of those formats are decided
+here with the same relative bound as normal ones. Inputs where a float64 intermediate could overflow are not evaluated here (the
 families mark them ineligible), and any non-finite ``v`` or ``delta`` is rejected.
 
 For float64 targets the families evaluate in double-double arithmetic (:mod:`oracles._dd`, with its own
@@ -108,12 +111,14 @@ class Estimate:
 
 
 def round_to_format(w: np.ndarray, fmt: Format) -> tuple[np.ndarray, np.ndarray]:
-    """Round finite float64 values ``w`` once, to nearest even, to ``fmt``; valid where ``w`` lies in a
-    normal binade of ``fmt`` (``emin <= floor(log2|w|) <= emax``). Returns ``(rounded, E)`` with
-    ``E = floor(log2|w|)`` (meaningless where ``w`` is zero or non-finite)."""
+    """Round finite float64 values ``w`` once, to nearest even, to ``fmt``; valid where ``w`` is a normal
+    float64 and ``floor(log2|w|) <= emax`` (below ``2**emin`` it rounds to the subnormal quantum
+    ``2**(emin - p + 1)``, as IEEE 754 does). Returns ``(rounded, E)`` with ``E = floor(log2|w|)``
+    (meaningless where ``w`` is zero or non-finite)."""
     mantissa, exponent = np.frexp(w)  # w = mantissa * 2**exponent, 0.5 <= |mantissa| < 1
     e = exponent.astype(np.int64) - 1
-    shift = (fmt.precision - 1 - e).astype(np.int64)
+    # the quantum of w's binade, 2**(max(E, emin) - p + 1): one spacing for the whole subnormal range
+    shift = (fmt.precision - 1 - np.maximum(e, fmt.emin)).astype(np.int64)
     # w * 2**shift is exact (scaling by a power of two inside float64's normal range); rint rounds to
     # nearest even; scaling back is exact. ldexp keeps the intermediate exact for every shift used here.
     scaled = np.ldexp(w, shift)
@@ -139,8 +144,8 @@ def certify(estimate: Estimate, fmt: Format) -> tuple[np.ndarray, np.ndarray]:
         hi = np.where(ok, hi, 1.0)
         r_lo, e_lo = round_to_format(lo, fmt)
         r_hi, e_hi = round_to_format(hi, fmt)
-        ok &= (e_lo == e_hi) & (e_lo >= fmt.emin) & (e_lo <= fmt.emax)
-        ok &= (r_lo == r_hi) & (np.abs(r_lo) <= fmt.max_finite)
+        ok &= (np.maximum(e_lo, fmt.emin) == np.maximum(e_hi, fmt.emin)) & (e_hi <= fmt.emax)
+        ok &= (r_lo == r_hi) & (r_lo != 0) & (np.abs(r_lo) <= fmt.max_finite)
         ok &= bound <= MAX_RELATIVE_BOUND * np.abs(v)
     return np.where(ok, r_lo, np.nan), ok
 

@@ -109,6 +109,30 @@ def test_fast_path_gives_the_same_bits_and_statuses_as_the_ziv_path(family, dtyp
     assert fast > 2_000  # the fast path did decide a good share (the comparison is not vacuous)
 
 
+def _subnormal_results(family: str, dtype: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` points whose exact loss (and gradient) is a subnormal of ``dtype`` or just above ``2**emin``:
+    ``exp(-t)`` for ``t`` from ``-log(2**emin) - 2`` to ``-log(smallest subnormal)``."""
+    fi = P.info(dtype)
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(-(fi.emin + 1) * np.log(2), -(fi.emin - fi.p + 1) * np.log(2), n)
+    if family == "sigmoid_ce":  # label 1 and logit t: log1p(exp(-t)); label 0 and logit -t likewise
+        sign = np.where(rng.random(n) < 0.5, 1.0, -1.0)
+        return fi.cast(t * sign), fi.cast((sign > 0).astype(np.float64))
+    if family == "binary_ce":  # label 0 and a tiny probability p: -log1p(-p) = p + ...
+        return fi.cast(np.exp(-t)), fi.cast(np.zeros(n))
+    x = fi.cast(np.stack([t / 2, -t / 2], axis=1))  # confident-correct rows: log1p(exp(-t))
+    return x, (fi.cast(np.tile([1.0, 0.0], (n, 1))) if family == "softmax_ce" else np.zeros(n, dtype=np.int64))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+@pytest.mark.parametrize("family", FAMILIES)
+def test_fast_path_decides_subnormal_results_with_the_ziv_paths_bits(family, dtype):
+    x, z = _subnormal_results(family, dtype, 3_000, P.seed_for("fast-subnormal", family, dtype))
+    decided = _assert_same(family, dtype, "loss", x, z)["fast"]
+    _assert_same(family, dtype, "gradient", x, z)
+    assert decided > 1_000  # the subnormal acceptance is exercised, not just refused
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("family", FAMILIES)
 def test_fast_path_agrees_with_ziv_on_sum_and_mean_reductions(family, dtype):
@@ -263,12 +287,15 @@ def test_fast_path_acceptances_are_the_ziv_paths_bits_at_a_million_points(family
 def test_rounding_of_float64_values_is_a_single_correct_rounding(dtype):
     fmt = FORMATS[dtype]
     rng = np.random.default_rng(3)
-    # values between format numbers, on midpoints, and a float64 step either side of midpoints
-    base = np.ldexp(rng.integers(1 << (fmt.precision - 1), 1 << fmt.precision, 4000).astype(np.float64),
-                    rng.integers(fmt.emin, fmt.emax - fmt.precision, 4000))
-    quantum = np.ldexp(1.0, np.frexp(base)[1] - fmt.precision)
+    # values between format numbers, on midpoints, and a float64 step either side of midpoints; normal
+    # ones, and subnormal ones (integer multiples of the smallest subnormal, one quantum for the range)
+    normal = np.ldexp(rng.integers(1 << (fmt.precision - 1), 1 << fmt.precision, 4000).astype(np.float64),
+                      rng.integers(fmt.emin, fmt.emax - fmt.precision, 4000))
+    subnormal = np.ldexp(rng.integers(1, 1 << (fmt.precision - 1), 2000).astype(np.float64), fmt.quantum_min)
+    base = np.concatenate([normal, subnormal])
+    quantum = np.ldexp(1.0, np.maximum(np.frexp(base)[1] - 1, fmt.emin) - fmt.precision + 1)
     mid = base + quantum / 2
-    w = np.concatenate([mid, np.nextafter(mid, 0), np.nextafter(mid, np.inf), base + quantum * rng.random(4000)])
+    w = np.concatenate([mid, np.nextafter(mid, 0), np.nextafter(mid, np.inf), base + quantum * rng.random(base.size)])
     rounded, _e = _fast.round_to_format(w, fmt)
     expected = np.array([round_mpf(mpmath.mpf(float(v))._mpf_, fmt) for v in w])
     assert np.array_equal(rounded, expected)
@@ -284,7 +311,11 @@ def test_certify_rejects_enclosures_across_a_midpoint_a_binade_edge_or_out_of_ra
         "across a midpoint": (mid, 2.0**-45, False),
         "just below a midpoint, bound reaching it": (mid - 2.0**-45, 2.0**-44, False),
         "across 2**0": (1.0, 2.0**-45, False),
-        "subnormal result": (2.0**-130, 2.0**-160, False),
+        "subnormal result, inside": (2.0**-130 + 2.0**-152, 2.0**-175, True),
+        "subnormal result, across a subnormal midpoint": (2.0**-130 + 2.0**-150, 2.0**-175, False),
+        "subnormal result, bound above 2**-40 relative": (2.0**-130, 2.0**-160, False),
+        "across 2**emin, one quantum on both sides": (2.0**-126 + 2.0**-170, 2.0**-169, True),
+        "rounds to zero (its sign is the Ziv path's)": (2.0**-152, 2.0**-195, False),
         "above the overflow threshold": (3.5e38, 1e20, False),
         "negative, inside": (-one_plus, 2.0**-45, True),
     }
@@ -293,6 +324,8 @@ def test_certify_rejects_enclosures_across_a_midpoint_a_binade_edge_or_out_of_ra
     rounded, accepted = _fast.certify(_fast.Estimate(value, delta, np.ones(len(cases), bool)), fmt)
     assert dict(zip(cases, accepted.tolist())) == {name: c[2] for name, c in cases.items()}
     assert rounded[0] == 1.0 and rounded[-1] == -one_plus
+    assert rounded[list(cases).index("subnormal result, inside")] == 2.0**-130
+    assert rounded[list(cases).index("across 2**emin, one quantum on both sides")] == 2.0**-126
 
 
 def test_certify_float64_checks_the_double_double_tail_against_the_half_gaps():
