@@ -12,7 +12,8 @@ losses) and returns, per output value, an estimate ``v`` and an absolute error b
    ``2**(emin - p + 1)`` (the subnormal range and the lowest normal binade), so the exact value's ULP is
    known either way;
 2. ``lo`` and ``hi`` round to the same value of the target format (round to nearest even), and that value
-   is finite and nonzero (a result that rounds to zero goes to the Ziv path, which decides its sign);
+   is finite (it may be a zero, signed as the enclosure: ``numpy.rint`` keeps the sign, as the Ziv path's
+   rounding does);
 3. ``delta <= 2**-40 |v|`` (``2**-80`` for float64 targets), so that the estimate, kept in
    ``Truth.exact``, gives fractional ULP errors accurate to ``2**-16`` ULP (``2**-27`` for float64).
 
@@ -145,7 +146,7 @@ def certify(estimate: Estimate, fmt: Format) -> tuple[np.ndarray, np.ndarray]:
         r_lo, e_lo = round_to_format(lo, fmt)
         r_hi, e_hi = round_to_format(hi, fmt)
         ok &= (np.maximum(e_lo, fmt.emin) == np.maximum(e_hi, fmt.emin)) & (e_hi <= fmt.emax)
-        ok &= (r_lo == r_hi) & (r_lo != 0) & (np.abs(r_lo) <= fmt.max_finite)
+        ok &= (r_lo == r_hi) & (np.abs(r_lo) <= fmt.max_finite)
         ok &= bound <= MAX_RELATIVE_BOUND * np.abs(v)
     return np.where(ok, r_lo, np.nan), ok
 

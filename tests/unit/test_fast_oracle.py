@@ -110,11 +110,12 @@ def test_fast_path_gives_the_same_bits_and_statuses_as_the_ziv_path(family, dtyp
 
 
 def _subnormal_results(family: str, dtype: str, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """``n`` points whose exact loss (and gradient) is a subnormal of ``dtype`` or just above ``2**emin``:
-    ``exp(-t)`` for ``t`` from ``-log(2**emin) - 2`` to ``-log(smallest subnormal)``."""
+    """``n`` points whose exact loss (and gradient) is a subnormal of ``dtype``, just above ``2**emin``, or
+    rounds to zero: ``exp(-t)`` for ``t`` from ``-log(2**emin) - 2`` to 40 past ``-log(smallest subnormal)``."""
     fi = P.info(dtype)
     rng = np.random.default_rng(seed)
-    t = rng.uniform(-(fi.emin + 1) * np.log(2), -(fi.emin - fi.p + 1) * np.log(2), n)
+    past = 0 if family == "binary_ce" else 40  # a probability below the smallest subnormal would be 0
+    t = rng.uniform(-(fi.emin + 1) * np.log(2), -(fi.emin - fi.p + 1) * np.log(2) + past, n)
     if family == "sigmoid_ce":  # label 1 and logit t: log1p(exp(-t)); label 0 and logit -t likewise
         sign = np.where(rng.random(n) < 0.5, 1.0, -1.0)
         return fi.cast(t * sign), fi.cast((sign > 0).astype(np.float64))
@@ -315,7 +316,8 @@ def test_certify_rejects_enclosures_across_a_midpoint_a_binade_edge_or_out_of_ra
         "subnormal result, across a subnormal midpoint": (2.0**-130 + 2.0**-150, 2.0**-175, False),
         "subnormal result, bound above 2**-40 relative": (2.0**-130, 2.0**-160, False),
         "across 2**emin, one quantum on both sides": (2.0**-126 + 2.0**-170, 2.0**-169, True),
-        "rounds to zero (its sign is the Ziv path's)": (2.0**-152, 2.0**-195, False),
+        "rounds to zero": (2.0**-152, 2.0**-195, True),
+        "rounds to minus zero": (-(2.0**-152), 2.0**-195, True),
         "above the overflow threshold": (3.5e38, 1e20, False),
         "negative, inside": (-one_plus, 2.0**-45, True),
     }
@@ -326,6 +328,8 @@ def test_certify_rejects_enclosures_across_a_midpoint_a_binade_edge_or_out_of_ra
     assert rounded[0] == 1.0 and rounded[-1] == -one_plus
     assert rounded[list(cases).index("subnormal result, inside")] == 2.0**-130
     assert rounded[list(cases).index("across 2**emin, one quantum on both sides")] == 2.0**-126
+    zeros = rounded[[list(cases).index("rounds to zero"), list(cases).index("rounds to minus zero")]]
+    assert zeros.tolist() == [0.0, 0.0] and np.signbit(zeros).tolist() == [False, True]
 
 
 def test_certify_float64_checks_the_double_double_tail_against_the_half_gaps():
