@@ -29,7 +29,10 @@ In the child:
 - its stdout and stderr (file descriptors 1 and 2, so also what its children and C code write) go to a
   pipe drained by a thread: the number of bytes and a bounded tail (:data:`OUTPUT_TAIL` bytes) come back
   with each answer (:attr:`Worker.output`), nothing reaches the terminal;
-- ``RLIMIT_AS`` = the address space it started with + ``memory_mb`` MiB, and no core files; Ctrl-C ignored.
+- ``RLIMIT_AS`` = the address space it started with + ``memory_mb`` MiB, and no core files; Ctrl-C ignored;
+- its working directory is a fresh scratch folder (:data:`WORKDIR_VARIABLE`), removed when the worker
+  ends, so audited code that writes or deletes relative paths (at import or per call) touches only that
+  folder; the caller's folder stays on ``sys.path`` (as an absolute path) so its modules still import.
 
 In the parent, a call that gives no answer within ``timeout`` seconds kills the worker's process tree and
 raises :class:`harness.scoring.CandidateFailure` of kind ``timeout``; a child that dies (segfault, abort,
@@ -54,10 +57,12 @@ import json
 import math
 import os
 import select
+import shutil
 import signal
 import socket
 import struct
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -86,6 +91,7 @@ MAX_HEADER = 1 << 20
 OUTPUT_TAIL = 4000
 # Environment variable set in every worker (and so inherited by whatever it starts): its value finds them.
 TAG_VARIABLE = "LOSSFUZZ_WORKER_TAG"
+WORKDIR_VARIABLE = "LOSSFUZZ_WORKER_DIR"  # the scratch working directory of a worker (module docstring)
 
 _LIVE: "weakref.WeakSet[Worker]" = weakref.WeakSet()
 
@@ -585,6 +591,7 @@ def _serve(chan: _Channel, call: Any, memory_mb: int, parent: int, tag: str) -> 
     import warnings
 
     _guard(parent, tag)
+    _enter_scratch_folder()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's business: it closes us
     if faulthandler.is_enabled():
         faulthandler.disable()  # a crash is reported by the parent, not as a traceback on the terminal
@@ -656,6 +663,17 @@ def _serve(chan: _Channel, call: Any, memory_mb: int, parent: int, tag: str) -> 
                   "message": f"the result could not be sent back ({type(exc).__name__}: {_first_line(exc)})"})
 
 
+def _enter_scratch_folder() -> None:
+    """Move into the worker's scratch folder, keeping the caller's folder importable by its absolute path
+    (``""`` and ``"."`` on ``sys.path`` mean the current folder, which is about to change)."""
+    scratch = os.environ.get(WORKDIR_VARIABLE)
+    if not scratch:
+        return
+    here = os.getcwd()
+    sys.path[:] = [here if entry in ("", ".") else entry for entry in sys.path]
+    os.chdir(scratch)
+
+
 def _run_main(path: str) -> None:
     """Load the parent's script as ``__mp_main__`` (its ``if __name__ == "__main__"`` part does not run), so
     that functions defined in it unpickle here, as ``multiprocessing``'s spawn does."""
@@ -720,7 +738,7 @@ class _Child:
         kill_tree(self.pid, self.tag)  # what it forked between the first sweep and its death
 
 
-def _fork(call: Any, memory_mb: int, tag: str) -> tuple[_Channel, _Child]:
+def _fork(call: Any, memory_mb: int, tag: str, scratch: str) -> tuple[_Channel, _Child]:
     ours, theirs = socket.socketpair()
     parent = os.getpid()
     for stream in (sys.stdout, sys.stderr):
@@ -734,6 +752,7 @@ def _fork(call: Any, memory_mb: int, tag: str) -> tuple[_Channel, _Child]:
             ours.close()
             os.setsid()
             os.environ[TAG_VARIABLE] = tag
+            os.environ[WORKDIR_VARIABLE] = scratch
             _serve(_Channel(theirs, blocking=True), call, memory_mb, parent, tag)
         finally:
             os._exit(0)
@@ -741,7 +760,7 @@ def _fork(call: Any, memory_mb: int, tag: str) -> tuple[_Channel, _Child]:
     return _Channel(ours, blocking=False), _Child(pid, tag)
 
 
-def _spawn(tag: str) -> tuple[_Channel, _Child]:
+def _spawn(tag: str, scratch: str) -> tuple[_Channel, _Child]:
     """Start ``python -c 'harness.isolation._child_main(FD, ...)'`` in its own session: unlike
     ``multiprocessing``'s spawn it never re-runs the parent's ``__main__`` as the main program."""
     import subprocess
@@ -749,7 +768,7 @@ def _spawn(tag: str) -> tuple[_Channel, _Child]:
     ours, theirs = socket.socketpair()
     code = (f"import sys; sys.path[:0] = {[p for p in sys.path]!r}; import harness.isolation as i;"
             f" i._child_main({theirs.fileno()}, {os.getpid()}, {tag!r})")
-    env = {**os.environ, TAG_VARIABLE: tag}
+    env = {**os.environ, TAG_VARIABLE: tag, WORKDIR_VARIABLE: scratch}
     popen = subprocess.Popen([sys.executable, "-c", code], pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
                              start_new_session=True, close_fds=True, env=env)
     popen.returncode = 0  # we reap it ourselves (os.waitpid); keep subprocess from doing it too
@@ -787,6 +806,7 @@ class Worker:
         self._gap = PROBE_GAP
         self._process: _Child | None = None
         self._chan: _Channel | None = None
+        self._scratch: str | None = None  # the worker's working directory (module docstring)
         self._lock = threading.Lock()
         _LIVE.add(self)
 
@@ -838,10 +858,11 @@ class Worker:
             raise ValueError(f"{self.name}: cannot run in a fresh interpreter (it does not pickle: a lambda or"
                              " a local function); give it a module-level name")
         deadline, by_budget = self._deadline(max(self.startup_timeout, 0.001))
+        self._scratch = tempfile.mkdtemp(prefix="lossfuzz-worker-")
         if method == "fork":
-            chan, process = _fork(self.call, self.memory_mb, tag)
+            chan, process = _fork(self.call, self.memory_mb, tag, self._scratch)
         else:
-            chan, process = _spawn(tag)
+            chan, process = _spawn(tag, self._scratch)
         self._process, self._chan, self.method_used = process, chan, method
         self._output_before += self._output_now
         self._output_now = 0
@@ -874,14 +895,15 @@ class Worker:
 
     def _stop(self) -> int | None:
         """Kill the child and everything it started, reap it, and return its exit code."""
-        process, chan = self._process, self._chan
-        self._process = self._chan = None
+        process, chan, scratch = self._process, self._chan, self._scratch
+        self._process = self._chan = self._scratch = None
         if chan is not None:
             chan.close()
-        if process is None:
-            return None
-        process.kill()
-        return process.exitcode
+        if process is not None:
+            process.kill()
+        if scratch is not None:  # after the kill: nothing of the worker's can write there any more
+            shutil.rmtree(scratch, ignore_errors=True)
+        return None if process is None else process.exitcode
 
     def _died(self, when: str):
         from ._records import CandidateFailure

@@ -245,10 +245,11 @@ class _Values:
 
 
 def _measure_estimated(c: np.ndarray, hi: np.ndarray, lo: np.ndarray, rounded: np.ndarray, fmt: Format):
-    """The metric for values whose exact value ``v`` is finite, in a normal binade of ``fmt``, rounds to the
-    finite ``rounded``, and is known as ``hi + lo`` within ``2**-40 |v|`` (``2**-80`` for float64) in the
-    same binade (the fast path's certificate). Outcomes: ``NAN`` for nan, ``INF`` for an infinity (``v``
-    does not round to one), else ``FINITE``. ``ulp(v) = 2**(floor(log2|hi|) - p + 1)``; ``c - hi`` is
+    """The metric for values whose exact value ``v`` is finite and nonzero, rounds to the finite ``rounded``,
+    and is known as ``hi + lo`` within ``2**-40 |v|`` (``2**-80`` for float64) with the same ULP (the fast
+    path's certificate: one normal binade, or both below ``2**(emin+1)``). Outcomes: ``NAN`` for nan,
+    ``INF`` for an infinity (``v`` does not round to one), else ``FINITE``.
+    ``ulp(v) = 2**(max(floor(log2|hi|), emin) - p + 1)``; ``c - hi`` is
     formed exactly (Knuth's two-sum) and ``lo`` subtracted, so the error is accurate to a few ``2**-52``
     relative plus the estimate's distance from ``v`` (at most ``2**-16`` ULP in float32)."""
     with np.errstate(all="ignore"):
@@ -258,7 +259,8 @@ def _measure_estimated(c: np.ndarray, hi: np.ndarray, lo: np.ndarray, rounded: n
         bb = s - c
         tail = (c - (s - bb)) + (-hi - bb)
         diff = s + (tail - lo)
-        exponent = np.frexp(hi)[1].astype(np.int64) - 1 - fmt.precision + 1
+        # the quantum of v's binade, 2**(max(E, emin) - p + 1): subnormal values share the smallest one
+        exponent = np.maximum(np.frexp(hi)[1].astype(np.int64) - 1, fmt.emin) - fmt.precision + 1
         ulp = np.where(finite, np.ldexp(np.abs(diff), -exponent), np.nan)
         cu = np.where(finite, c, 0.0)
         distance = np.abs(ordinal(cu, fmt) - ordinal(np.where(finite, rounded, 0.0), fmt)).astype(np.float64)

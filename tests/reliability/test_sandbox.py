@@ -159,6 +159,36 @@ def test_an_import_that_exits_or_hangs_is_a_one_line_error(tmp_path):
 
 
 @pytest.mark.timeout(120)
+def test_audited_code_that_deletes_and_writes_relative_paths_touches_only_a_scratch_folder(tmp_path):
+    """Before: the worker ran in the caller's folder, so a module whose import deleted ``victim.txt`` (and
+    whose calls wrote ``litter.txt``) deleted and littered the user's own files."""
+    _module(tmp_path, "vandal", """
+        import os
+        if os.path.exists("victim.txt"):
+            os.remove("victim.txt")
+        import helper_beside_it  # the caller's folder still imports (sys.path keeps it, absolute)
+        def loss(labels, logits):
+            with open("litter.txt", "a") as f:
+                f.write("x")
+            return helper_beside_it.stable(labels, logits)
+    """)
+    _module(tmp_path, "helper_beside_it", """
+        import numpy as np
+        def stable(z, x):
+            return np.maximum(x, 0) - x * z + np.log1p(np.exp(-np.abs(x)))
+    """)
+    (tmp_path / "victim.txt").write_text("keep me")
+    before = set(Path("/tmp").glob("lossfuzz-worker-*"))
+    run = lossfuzz("audit", "vandal:loss", *QUICK, "--out", str(tmp_path / "a"), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr.decode()
+    assert (tmp_path / "victim.txt").read_text() == "keep me"
+    assert not (tmp_path / "litter.txt").exists()
+    report = json.loads((tmp_path / "a" / "report.json").read_text())
+    assert report["results"][0]["examples"] > 100  # the function ran (and imported its neighbour)
+    assert set(Path("/tmp").glob("lossfuzz-worker-*")) <= before  # the scratch folders are gone
+
+
+@pytest.mark.timeout(120)
 def test_exact_runs_the_function_in_a_worker(tmp_path):
     """Before: `lossfuzz exact --candidate` ran it here: a hang never ended, sys.exit(0) exited 0 silently,
     and a function writing into its inputs changed the inputs printed."""

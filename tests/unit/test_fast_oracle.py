@@ -132,6 +132,17 @@ def test_fast_path_decides_subnormal_results_with_the_ziv_paths_bits(family, dty
     decided = _assert_same(family, dtype, "loss", x, z)["fast"]
     _assert_same(family, dtype, "gradient", x, z)
     assert decided > 1_000  # the subnormal acceptance is exercised, not just refused
+    # and the errors measured from the fast estimates are the Ziv path's (one subnormal quantum as ULP)
+    kw = {_key(family): x, "labels": z, "dtype": dtype}
+    fast, ziv = _evaluate(family, **kw), _evaluate(family, **kw, path="ziv")
+    r = np.asarray(fast.rounded, dtype=np.float64)
+    for computed in (r, r * 3, np.zeros_like(r)):  # correct, 3 times too big, flushed to zero
+        computed = computed.astype(fast.rounded.dtype)
+        o1, u1, b1 = oracles.measure(computed, fast, dtype)
+        o2, u2, b2 = oracles.measure(computed, ziv, dtype)
+        assert (o1 == o2).all() and np.array_equal(b1, b2, equal_nan=True)
+        finite = ~np.isnan(u2)
+        assert np.allclose(u1[finite], u2[finite], rtol=1e-9, atol=2.0**-16)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
