@@ -51,7 +51,13 @@ Underflow: every bound also carries an absolute floor :data:`ABSOLUTE_FLOOR` (``
 the subnormal and zero results of ``exp`` and of products (their absolute error is below ``2**-1020``).
 Condition 3 then needs ``|v| >= 2**-960``, far inside float64's normal range and below every float16,
 bfloat16 and float32 subnormal (at least ``2**-149``), so subnormal results of those formats are decided
-here with the same relative bound as normal ones. Inputs where a float64 intermediate could overflow are not evaluated here (the
+here with the same relative bound as normal ones. Below that, where ``exp`` underflows and ``v`` may be
+zero: when the family proves the exact value positive (``Estimate.positive``: a loss of finite inputs,
+``x * w + log1p(exp(-x))`` or a softmax row's ``sum z_i (lse - x_i)`` with ``sum z > 0`` and ``K >= 2``)
+and ``v + delta`` (floor included, one float64 step up) is below half the smallest subnormal of the
+target, every real in ``(0, v + delta]`` rounds to ``+0``, so ``+0`` is the correct rounding; the estimate
+``v`` is then within ``delta <= 2**-1000 + ...`` of the exact value, a negligible part of the format's
+smallest quantum, so errors measured from it are exact to far below ``2**-16`` ULP. Inputs where a float64 intermediate could overflow are not evaluated here (the
 families mark them ineligible), and any non-finite ``v`` or ``delta`` is rejected.
 
 For float64 targets the families evaluate in double-double arithmetic (:mod:`oracles._dd`, with its own
@@ -109,6 +115,9 @@ class Estimate:
     delta: np.ndarray
     eligible: np.ndarray
     low: np.ndarray | None = None  # double-double estimates (float64 targets): value + low
+    # the family proves every eligible output's exact value > 0 (a loss of finite inputs): an enclosure
+    # wholly below half the smallest subnormal then rounds to +0 (module docstring, "Underflow")
+    positive: bool = False
 
 
 def round_to_format(w: np.ndarray, fmt: Format) -> tuple[np.ndarray, np.ndarray]:
@@ -148,7 +157,14 @@ def certify(estimate: Estimate, fmt: Format) -> tuple[np.ndarray, np.ndarray]:
         ok &= (np.maximum(e_lo, fmt.emin) == np.maximum(e_hi, fmt.emin)) & (e_hi <= fmt.emax)
         ok &= (r_lo == r_hi) & (np.abs(r_lo) <= fmt.max_finite)
         ok &= bound <= MAX_RELATIVE_BOUND * np.abs(v)
-    return np.where(ok, r_lo, np.nan), ok
+        rounded = np.where(ok, r_lo, np.nan)
+        if estimate.positive:  # proven positive and wholly below half the smallest subnormal: +0
+            top = np.nextafter(v + bound, np.inf)
+            zero = ~ok & estimate.eligible & np.isfinite(top) & (v >= 0) & (top < fmt.min_subnormal / 2)
+            zero &= bound <= MAX_RELATIVE_BOUND * fmt.min_subnormal
+            rounded = np.where(zero, 0.0, rounded)
+            ok = ok | zero
+    return rounded, ok
 
 
 FAST_PRECISION = 53  # Truth.precision of values the fast path decided (float64 evaluation)
@@ -172,7 +188,8 @@ def estimate(family, what: str, x: np.ndarray, z: np.ndarray, fmt: Format, divis
             hi, lo = _dd.div(made.value, made.low, np.float64(divisor), np.float64(0.0))
             return Estimate(hi, made.delta / divisor + _dd.DD_OP * np.abs(hi), made.eligible, lo)
         value = made.value / divisor
-        return Estimate(value, made.delta / divisor + UNIT_ROUNDOFF * np.abs(value), made.eligible)
+        return Estimate(value, made.delta / divisor + UNIT_ROUNDOFF * np.abs(value), made.eligible,
+                        positive=made.positive)
 
 
 def reduced_estimate(family, x: np.ndarray, z: np.ndarray, reduction: str, fmt: Format,

@@ -94,7 +94,8 @@ class SigmoidCE(Family):
             linear = a * w
             value = linear + log_term
             delta = 2 * U * linear + F * e + F * log_term + U * value
-        return Estimate(value, delta, np.isfinite(x) & np.isfinite(z))
+        # a * w >= 0 and log1p(exp(-a)) > 0: every finite example's loss is positive
+        return Estimate(value, delta, np.isfinite(x) & np.isfinite(z), positive=True)
 
     def fast_gradient(self, x: np.ndarray, z: np.ndarray, precise: bool = False) -> Estimate:
         if precise:

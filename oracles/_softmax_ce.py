@@ -180,7 +180,8 @@ def fast_row_loss(x: np.ndarray, z: np.ndarray, precise: bool = False) -> Estima
         b_err = s_err * log_term + s * log_err + U * b
         value = a + b
         delta = a_err + b_err + U * value
-    return Estimate(value, delta, eligible & (t_err < 0.5))
+    # eligible rows have K >= 2 finite logits and sum z > 0: lse > x_i for every i, so the loss is positive
+    return Estimate(value, delta, eligible & (t_err < 0.5), positive=True)
 
 
 def fast_row_gradient(x: np.ndarray, z: np.ndarray, precise: bool = False) -> Estimate:

@@ -260,7 +260,9 @@ def _measure_estimated(c: np.ndarray, hi: np.ndarray, lo: np.ndarray, rounded: n
         tail = (c - (s - bb)) + (-hi - bb)
         diff = s + (tail - lo)
         # the quantum of v's binade, 2**(max(E, emin) - p + 1): subnormal values share the smallest one
-        exponent = np.maximum(np.frexp(hi)[1].astype(np.int64) - 1, fmt.emin) - fmt.precision + 1
+        # (an estimate of exactly 0: a positive value below half the smallest subnormal, also that quantum)
+        binade = np.where(hi == 0, fmt.emin, np.frexp(hi)[1].astype(np.int64) - 1)
+        exponent = np.maximum(binade, fmt.emin) - fmt.precision + 1
         ulp = np.where(finite, np.ldexp(np.abs(diff), -exponent), np.nan)
         cu = np.where(finite, c, 0.0)
         distance = np.abs(ordinal(cu, fmt) - ordinal(np.where(finite, rounded, 0.0), fmt)).astype(np.float64)

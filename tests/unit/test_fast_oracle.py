@@ -145,6 +145,33 @@ def test_fast_path_decides_subnormal_results_with_the_ziv_paths_bits(family, dty
         assert np.allclose(u1[finite], u2[finite], rtol=1e-9, atol=2.0**-16)
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+@pytest.mark.parametrize("family", ["sigmoid_ce", "softmax_ce", "sparse_softmax_ce"])
+def test_losses_far_below_the_smallest_subnormal_round_to_plus_zero_on_the_fast_path(family, dtype):
+    """Confident-correct examples whose loss ``exp(-t)`` underflows even float64 (``t`` up to 1e30): the
+    family proves the loss positive, so the fast path decides +0, with the Ziv path's bits."""
+    fi = P.info(dtype)
+    rng = np.random.default_rng(P.seed_for("fast-zero", family, dtype))
+    top = 6e4 if dtype == "float16" else 1e30  # float16's largest finite value is 65504
+    t = fi.cast(np.exp(rng.uniform(np.log(120.0), np.log(top), 2_000))).astype(np.float64)
+    if family == "sigmoid_ce":
+        sign = np.where(rng.random(t.size) < 0.5, 1.0, -1.0)
+        x, z = fi.cast(t * sign), fi.cast((sign > 0).astype(np.float64))
+    else:
+        x = fi.cast(np.stack([t, np.zeros_like(t)], axis=1))
+        z = fi.cast(np.tile([1.0, 0.0], (t.size, 1))) if family == "softmax_ce" else np.zeros(t.size, dtype=np.int64)
+    counts = _assert_same(family, dtype, "loss", x, z)
+    assert counts["fast"] > 1_900
+    kw = {_key(family): x, "labels": z, "dtype": dtype}
+    fast, ziv = _evaluate(family, **kw), _evaluate(family, **kw, path="ziv")
+    smallest = fi.np_dtype.type(np.ldexp(1.0, fi.emin - fi.p + 1))
+    for computed in (np.zeros(fast.rounded.shape), np.full(fast.rounded.shape, smallest)):  # right; 1 quantum off
+        computed = computed.astype(fast.rounded.dtype)
+        o1, u1, b1 = oracles.measure(computed, fast, dtype)
+        o2, u2, b2 = oracles.measure(computed, ziv, dtype)
+        assert (o1 == o2).all() and np.array_equal(b1, b2) and np.allclose(u1, u2, rtol=1e-9, atol=2.0**-16)
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("family", FAMILIES)
 def test_fast_path_agrees_with_ziv_on_sum_and_mean_reductions(family, dtype):
@@ -341,6 +368,17 @@ def test_certify_rejects_enclosures_across_a_midpoint_a_binade_edge_or_out_of_ra
     assert rounded[list(cases).index("across 2**emin, one quantum on both sides")] == 2.0**-126
     zeros = rounded[[list(cases).index("rounds to zero"), list(cases).index("rounds to minus zero")]]
     assert zeros.tolist() == [0.0, 0.0] and np.signbit(zeros).tolist() == [False, True]
+
+
+def test_certify_rounds_a_proven_positive_value_below_half_the_smallest_subnormal_to_plus_zero():
+    fmt = FORMATS["float32"]  # smallest subnormal 2**-149
+    value = np.array([0.0, 2.0**-1010, 2.0**-151, 2.0**-150, 0.0])
+    delta = np.array([2.0**-1000, 0.0, 2.0**-195, 0.0, 2.0**-1000])
+    eligible = np.array([True, True, True, True, False])
+    for positive, expected in ((True, [True, True, True, False, False]), (False, [False, False, True, False, False])):
+        rounded, accepted = _fast.certify(_fast.Estimate(value, delta, eligible, positive=positive), fmt)
+        assert accepted.tolist() == expected  # 2**-150 is the tie: refused (the Ziv path decides it)
+        assert np.all(rounded[accepted] == 0.0) and not np.signbit(rounded[accepted]).any()
 
 
 def test_certify_float64_checks_the_double_double_tail_against_the_half_gaps():
