@@ -7,35 +7,40 @@ defined once, in :mod:`oracles._ulp`; this module only applies it to a batch and
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
 import oracles
 from oracles import Truth
 
-from ._records import COUNTED_OUTCOMES, HISTOGRAM_BINS, NON_FINITE_MISTAKES
+from ._records import COUNTED_OUTCOMES, HISTOGRAM_BINS, NON_FINITE_MISTAKES, RegimeScore
 
-__all__ = ["Comparison", "compare", "summarize", "severity"]
+__all__ = ["Comparison", "compare", "summarize", "regime_stats", "severity"]
 
 
 @dataclass(frozen=True, slots=True)
 class Comparison:
     """Per-example arrays (flattened): ``ulp`` (nan where no ULP number applies), ``bits``, ``outcome``, and
     ``flushed`` (correctly rounded value is a nonzero subnormal, the candidate returned zero) and
-    ``finite_input`` (every input of the example, or of the reduced batch, is finite)."""
+    ``finite_input`` (every input of the example, or of the reduced batch, is finite); ``regime``: the regime
+    name of each example (:meth:`oracles._family.Family.regimes_of`; a reduced batch is one example), or
+    None where not classified (gradients)."""
 
     ulp: np.ndarray
     bits: np.ndarray
     outcome: np.ndarray
     flushed: np.ndarray
     finite_input: np.ndarray
+    regime: np.ndarray | None = None
 
 
 def compare(truth: Truth, computed: np.ndarray) -> Comparison:
     """Compare a candidate's values (same shape as ``truth.rounded``) with the ground truth.
 
-    ``finite_input`` is derived from ``truth.inputs``: per example for ``reduction='none'``, for the whole
-    batch otherwise."""
+    ``finite_input`` and ``regime`` are derived from ``truth``: per example for ``reduction='none'``, for
+    the whole batch otherwise (the batch is one example: its inputs and labels together, the reduced exact
+    value; see :meth:`oracles._family.Family.regimes_of`)."""
     got = np.asarray(computed)
     outcome, ulp, bits = (a.ravel() for a in oracles.measure(got, truth, truth.dtype))
     fmt = oracles.resolve_format(truth.dtype)
@@ -50,7 +55,13 @@ def compare(truth: Truth, computed: np.ndarray) -> Comparison:
     else:
         rows = x.reshape(outcome.size, -1) if outcome.size else x.reshape(0, 1)
         finite_input = np.isfinite(rows).all(axis=1)
-    return Comparison(ulp=ulp, bits=bits, outcome=outcome, flushed=flushed, finite_input=finite_input)
+    regime = None
+    if truth.what == "loss":
+        batch = truth.reduction != "none"
+        regime = oracles.get_family(truth.family).regimes_of(
+            truth.inputs[None] if batch else truth.inputs, truth.labels[None] if batch else truth.labels,
+            truth.dtype, truth.rounded, truth.exact)
+    return Comparison(ulp=ulp, bits=bits, outcome=outcome, flushed=flushed, finite_input=finite_input, regime=regime)
 
 
 def severity(c: Comparison) -> np.ndarray:
@@ -65,10 +76,46 @@ def _stat(values: np.ndarray, fn) -> float | None:
     return float(fn(values)) if values.size else None
 
 
-def summarize(c: Comparison) -> dict:
-    """ULP statistics, histogram and outcome counts of one comparison (see :class:`harness.Score`)."""
-    measured = c.ulp[~np.isnan(c.ulp)]
-    bits = c.bits[~np.isnan(c.bits)]
+def _block(ulp: np.ndarray, bits: np.ndarray, outcome: np.ndarray, flushed: np.ndarray,
+           finite_input: np.ndarray) -> dict:
+    """The statistics a :class:`harness.Score` and a :class:`harness.records.RegimeScore` share, over the
+    examples given: ULP statistics over those with a ULP number, bits over those with bits, outcome counts."""
+    measured = ulp[~np.isnan(ulp)]
+    bits = bits[~np.isnan(bits)]
+    counts = {name: int((outcome == name).sum()) for name in COUNTED_OUTCOMES}
+    counts["flushed_subnormal"] = int(flushed.sum())
+    counts["on_nonfinite_inputs"] = int((np.isin(outcome, NON_FINITE_MISTAKES) & ~finite_input).sum())
+    return {
+        "examples": int(outcome.size - counts["unconverged"]),
+        "max_ulp": _stat(measured, np.max),
+        "mean_ulp": _stat(measured, np.mean),
+        "median_ulp": _stat(measured, np.median),
+        "p99_ulp": _stat(measured, lambda v: np.percentile(v, 99, method="higher")),
+        "max_bits": _stat(bits, np.max),
+        "mean_bits": _stat(bits, np.mean),
+        "counts": {k: counts[k] for k in COUNTED_OUTCOMES},
+    }
+
+
+def regime_stats(c: Comparison, order: Sequence[str] | None = None) -> dict[str, RegimeScore]:
+    """Per regime (``c.regime``), the :class:`~harness.records.RegimeScore` of its examples (``worst``
+    left None: scoring adds the reproducers), in ``order`` (a family's regime names; default: the order of
+    first appearance), only regimes with at least one example; ``{}`` when ``c`` is not classified."""
+    if c.regime is None or not c.regime.size:
+        return {}
+    names, first = np.unique(c.regime, return_index=True)
+    seen = [str(name) for _i, name in sorted(zip(first.tolist(), names.tolist()))]
+    present = seen if order is None else [r for r in order if r in seen]
+    out = {}
+    for name in present:
+        m = c.regime == name
+        out[name] = RegimeScore(**_block(c.ulp[m], c.bits[m], c.outcome[m], c.flushed[m], c.finite_input[m]))
+    return out
+
+
+def summarize(c: Comparison, regimes: Sequence[str] | None = None) -> dict:
+    """ULP statistics, histogram and outcome counts of one comparison, and ``regimes``: the same per regime
+    (:func:`regime_stats`, in the order ``regimes`` names; see :class:`harness.Score`)."""
     hist = dict.fromkeys(HISTOGRAM_BINS, 0)
     exact = (c.bits == 0) & ~np.isnan(c.ulp)
     hist["exact"] = int(exact.sum())
@@ -77,17 +124,6 @@ def summarize(c: Comparison) -> dict:
         hist[name] = int((rest <= upper).sum())
         rest = rest[rest > upper]
     hist["more"] = int(rest.size)
-    counts = {name: int((c.outcome == name).sum()) for name in COUNTED_OUTCOMES}
-    counts["flushed_subnormal"] = int(c.flushed.sum())
-    counts["on_nonfinite_inputs"] = int((np.isin(c.outcome, NON_FINITE_MISTAKES) & ~c.finite_input).sum())
-    return {
-        "examples": int(c.outcome.size - counts["unconverged"]),
-        "max_ulp": _stat(measured, np.max),
-        "mean_ulp": _stat(measured, np.mean),
-        "median_ulp": _stat(measured, np.median),
-        "p99_ulp": _stat(measured, lambda v: np.percentile(v, 99, method="higher")),
-        "max_bits": _stat(bits, np.max),
-        "mean_bits": _stat(bits, np.mean),
-        "histogram": hist,
-        "counts": {k: counts[k] for k in COUNTED_OUTCOMES},
-    }
+    stats = _block(c.ulp, c.bits, c.outcome, c.flushed, c.finite_input)
+    counts = stats.pop("counts")
+    return {**stats, "histogram": hist, "counts": counts, "regimes": regime_stats(c, regimes)}
