@@ -76,46 +76,77 @@ def _stat(values: np.ndarray, fn) -> float | None:
     return float(fn(values)) if values.size else None
 
 
-def _block(ulp: np.ndarray, bits: np.ndarray, outcome: np.ndarray, flushed: np.ndarray,
-           finite_input: np.ndarray) -> dict:
-    """The statistics a :class:`harness.Score` and a :class:`harness.records.RegimeScore` share, over the
-    examples given: ULP statistics over those with a ULP number, bits over those with bits, outcome counts."""
+def _ulp_stats(ulp: np.ndarray, bits: np.ndarray) -> dict:
+    """ULP statistics over the values with a ULP number, bits statistics over those with bits."""
     measured = ulp[~np.isnan(ulp)]
     bits = bits[~np.isnan(bits)]
-    counts = {name: int((outcome == name).sum()) for name in COUNTED_OUTCOMES}
-    counts["flushed_subnormal"] = int(flushed.sum())
-    counts["on_nonfinite_inputs"] = int((np.isin(outcome, NON_FINITE_MISTAKES) & ~finite_input).sum())
     return {
-        "examples": int(outcome.size - counts["unconverged"]),
         "max_ulp": _stat(measured, np.max),
         "mean_ulp": _stat(measured, np.mean),
         "median_ulp": _stat(measured, np.median),
         "p99_ulp": _stat(measured, lambda v: np.percentile(v, 99, method="higher")),
         "max_bits": _stat(bits, np.max),
         "mean_bits": _stat(bits, np.mean),
-        "counts": {k: counts[k] for k in COUNTED_OUTCOMES},
     }
+
+
+def _regime_codes(c: Comparison, order: Sequence[str] | None) -> tuple[list[str], np.ndarray]:
+    """The regimes present (``order``'s first, in its order; any others in order of first appearance) and
+    each example's index among them."""
+    code = np.full(c.outcome.size, -1, dtype=np.intp)
+    names: list[str] = []
+    for name in order or ():
+        hit = c.regime == name
+        if hit.any():
+            code[hit] = len(names)
+            names.append(name)
+    left = code < 0
+    if left.any():
+        extra, first = np.unique(c.regime[left], return_index=True)
+        for _first, name in sorted(zip(first.tolist(), extra.tolist())):
+            code[left & (c.regime == name)] = len(names)
+            names.append(str(name))
+    return names, code
+
+
+def _counts(c: Comparison, group: np.ndarray, groups: int) -> list[dict[str, int]]:
+    """Per group (``group``: each example's group index, ``0 .. groups-1``), the outcome counts of
+    :data:`COUNTED_OUTCOMES`: each outcome class compared once over all examples, then counted per group."""
+    k = len(COUNTED_OUTCOMES)
+    code = np.full(c.outcome.size, k, dtype=np.intp)  # k: no counted outcome (finite, agree)
+    for j, name in enumerate(COUNTED_OUTCOMES):
+        code[c.outcome == name] = j
+    table = np.bincount(group * (k + 1) + code, minlength=groups * (k + 1)).reshape(groups, k + 1)
+    flushed = np.bincount(group, weights=c.flushed, minlength=groups)
+    mistake = np.isin(code, [COUNTED_OUTCOMES.index(name) for name in NON_FINITE_MISTAKES])
+    on_nonfinite = np.bincount(group, weights=mistake & ~c.finite_input, minlength=groups)
+    out = []
+    for g in range(groups):
+        counts = {name: int(table[g, j]) for j, name in enumerate(COUNTED_OUTCOMES)}
+        counts["flushed_subnormal"] = int(flushed[g])
+        counts["on_nonfinite_inputs"] = int(on_nonfinite[g])
+        out.append(counts)
+    return out
+
+
+def _block(ulp: np.ndarray, bits: np.ndarray, counts: dict[str, int]) -> dict:
+    """The statistics a :class:`harness.Score` and a :class:`harness.records.RegimeScore` share: examples
+    (compared: all but the unconverged), ULP and bits statistics, outcome counts."""
+    return {"examples": int(ulp.size - counts["unconverged"]), **_ulp_stats(ulp, bits), "counts": counts}
 
 
 def regime_stats(c: Comparison, order: Sequence[str] | None = None) -> dict[str, RegimeScore]:
     """Per regime (``c.regime``), the :class:`~harness.records.RegimeScore` of its examples (``worst``
-    left None: scoring adds the reproducers), in ``order`` (a family's regime names; default: the order of
-    first appearance), only regimes with at least one example; ``{}`` when ``c`` is not classified."""
-    if c.regime is None or not c.regime.size:
-        return {}
-    names, first = np.unique(c.regime, return_index=True)
-    seen = [str(name) for _i, name in sorted(zip(first.tolist(), names.tolist()))]
-    present = seen if order is None else [r for r in order if r in seen]
-    out = {}
-    for name in present:
-        m = c.regime == name
-        out[name] = RegimeScore(**_block(c.ulp[m], c.bits[m], c.outcome[m], c.flushed[m], c.finite_input[m]))
-    return out
+    left None: scoring adds the reproducers), in ``order`` (a family's regime names; others, and all of
+    them without ``order``, in order of first appearance), only regimes with at least one example; ``{}``
+    when ``c`` is not classified."""
+    return summarize(c, order)["regimes"]
 
 
 def summarize(c: Comparison, regimes: Sequence[str] | None = None) -> dict:
     """ULP statistics, histogram and outcome counts of one comparison, and ``regimes``: the same per regime
-    (:func:`regime_stats`, in the order ``regimes`` names; see :class:`harness.Score`)."""
+    (a :class:`~harness.records.RegimeScore` each, in the order ``regimes`` names, see :func:`regime_stats`;
+    ``{}`` when ``c`` is not classified). See :class:`harness.Score`."""
     hist = dict.fromkeys(HISTOGRAM_BINS, 0)
     exact = (c.bits == 0) & ~np.isnan(c.ulp)
     hist["exact"] = int(exact.sum())
@@ -124,6 +155,14 @@ def summarize(c: Comparison, regimes: Sequence[str] | None = None) -> dict:
         hist[name] = int((rest <= upper).sum())
         rest = rest[rest > upper]
     hist["more"] = int(rest.size)
-    stats = _block(c.ulp, c.bits, c.outcome, c.flushed, c.finite_input)
+    classified = c.regime is not None and c.regime.size > 0
+    names, group = _regime_codes(c, regimes) if classified else ([], np.zeros(c.outcome.size, dtype=np.intp))
+    per_group = _counts(c, group, max(len(names), 1))
+    counts = {name: sum(g[name] for g in per_group) for name in COUNTED_OUTCOMES}
+    by_regime = {}
+    for j, name in enumerate(names):
+        m = group == j
+        by_regime[name] = RegimeScore(**_block(c.ulp[m], c.bits[m], per_group[j]))
+    stats = _block(c.ulp, c.bits, counts)
     counts = stats.pop("counts")
-    return {**stats, "histogram": hist, "counts": counts, "regimes": regime_stats(c, regimes)}
+    return {**stats, "histogram": hist, "counts": counts, "regimes": by_regime}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from harness._records import NON_FINITE_MISTAKES, RunResult, Score, Speed, WorstCase
-from harness._values import fmt_bits, fmt_seconds, fmt_ulp
+from harness._values import fmt_bits, fmt_seconds, fmt_ulp, parse_value
 from harness.candidates import UPCAST_SUFFIX
 from harness.outcomes import OTHER_NON_FINITE, OUTCOME_WORDS, case_error, count, shown_case, tally_outcomes
 
@@ -98,9 +98,9 @@ def case_where(case: WorstCase, most: int = 3) -> str:
         shown = []
         for t in texts[:most]:
             try:
-                shown.append(f"{float.fromhex(t):.6g}")
-            except (ValueError, OverflowError):
-                shown.append(t)  # a class index, "inf", "nan"
+                shown.append(f"{parse_value(t):.6g}")
+            except ValueError:
+                shown.append(t)
         body = ", ".join(shown) + (", …" if len(texts) > most else "")
         return body if len(texts) == 1 else f"[{body}]"
     return f"x={one(case.inputs)}, z={one(case.labels)}"
