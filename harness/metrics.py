@@ -129,10 +129,10 @@ def _counts(c: Comparison, group: np.ndarray, groups: int) -> list[dict[str, int
     return out
 
 
-def _block(ulp: np.ndarray, bits: np.ndarray, counts: dict[str, int]) -> dict:
+def _block(values: int, ulp: np.ndarray, bits: np.ndarray, counts: dict[str, int]) -> dict:
     """The statistics a :class:`harness.Score` and a :class:`harness.records.RegimeScore` share: examples
-    (compared: all but the unconverged), ULP and bits statistics, outcome counts."""
-    return {"examples": int(ulp.size - counts["unconverged"]), **_ulp_stats(ulp, bits), "counts": counts}
+    (the ``values`` compared, less the unconverged), ULP and bits statistics, outcome counts."""
+    return {"examples": int(values - counts["unconverged"]), **_ulp_stats(ulp, bits), "counts": counts}
 
 
 def regime_stats(c: Comparison, order: Sequence[str] | None = None) -> dict[str, RegimeScore]:
@@ -162,7 +162,7 @@ def summarize(c: Comparison, regimes: Sequence[str] | None = None) -> dict:
     by_regime = {}
     for j, name in enumerate(names):
         m = group == j
-        by_regime[name] = RegimeScore(**_block(c.ulp[m], c.bits[m], per_group[j]))
-    stats = _block(c.ulp, c.bits, counts)
+        by_regime[name] = RegimeScore(**_block(int(m.sum()), c.ulp[m], c.bits[m], per_group[j]))
+    stats = _block(c.outcome.size, c.ulp, c.bits, counts)
     counts = stats.pop("counts")
     return {**stats, "histogram": hist, "counts": counts, "regimes": by_regime}
