@@ -349,7 +349,7 @@ def _worst_section(s: Score) -> str:
     cases: list[tuple[str, WorstCase]] = []
     if s.reproducer is not None:
         cases.append(("shrunk reproducer", s.reproducer))
-    behind = {}  # each regime's worst case is in s.worst (scoring keeps it there): say which figure it is behind
+    behind = {}  # the case behind each regime's figure: named in the list, or added after it (at most 0.5 ULP)
     for name, r in s.regimes.items():
         if r.worst is not None:
             behind.setdefault(r.worst, []).append(name)
