@@ -4,7 +4,7 @@
 computed from its fields (:func:`record_to_json`, :func:`record_from_json`):
 
 - a field is written under its name (or ``field(metadata={"key": ...})``), in field order; a field with
-  ``metadata={"omit_default": True}`` is left out while it holds its default;
+  ``metadata={"omit_default": True}`` is left out while it holds its default (or its ``default_factory()``);
 - floats go through :func:`number_to_json` (``inf`` as the string ``"inf"``, nan as ``null``), tuples as
   arrays, nested records through their own ``to_json``;
 - reading, the field's type hint says what to rebuild (a float from ``"inf"``, a tuple from an array, a
@@ -39,6 +39,7 @@ __all__ = [
     "CandidateFailure",
     "Finding",
     "WorstCase",
+    "RegimeScore",
     "Speed",
     "Score",
     "Curve",
@@ -124,7 +125,7 @@ def record_to_json(record: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for f in fields(record):
         value = getattr(record, f.name)
-        if f.metadata.get("omit_default") and value == f.default:
+        if f.metadata.get("omit_default") and value == (f.default_factory() if f.default_factory is not MISSING else f.default):
             continue
         out[_key(f)] = _encode(value)
     return out
@@ -220,7 +221,8 @@ class CandidateFailure(Exception):
 @dataclass(frozen=True, slots=True)
 class WorstCase(JsonRecord):
     """One reproducer: the example's inputs and labels (hex text), what the candidate returned, the exact
-    value (20 significant digits), the correctly rounded value, the error and a command that replays it."""
+    value (20 significant digits), the correctly rounded value, the error (ULP, and ``rel_error``) and a command
+    that replays it."""
 
     inputs: tuple[str, ...]
     labels: tuple[str, ...]
@@ -230,6 +232,33 @@ class WorstCase(JsonRecord):
     ulp: float | None
     outcome: str
     replay: str
+    # Relative error |c - v| / |v| of the candidate's value c against the exact value v (not its rounding),
+    # computed from the 20-digit exact value: 0 where c == v (both zero included), inf where v == 0 != c;
+    # None where the outcome has no ULP number (a non-finite mistake) and in reports written before it.
+    rel_error: float | None = field(default=None, metadata={"omit_default": True})
+
+
+@dataclass(frozen=True, slots=True)
+class RegimeScore(JsonRecord):
+    """The statistics of one score restricted to the examples of one regime (``oracles._family``: the
+    family's partition of its examples, e.g. special, tiny, hard, soft). The fields mean what :class:`Score`'s
+    fields of the same names mean, over that regime's examples only (a reduced candidate's batch is one
+    example, in the regime :meth:`oracles._family.Family.regimes_of` gives the whole batch). ``counts`` has
+    the keys of :data:`COUNTED_OUTCOMES`; ``raised`` is always 0 here (a call that failed has no exact value
+    compared, so no regime: see ``Score.counts``). ``worst``: the example behind ``max_ulp`` (the first
+    one with that error), except where that error is at most 0.5 ULP (correctly rounded) and the regime
+    has a non-finite mistake, or no example of the regime has a ULP number: then its first non-finite
+    mistake; None when neither exists (every value unconverged)."""
+
+    examples: int
+    max_ulp: float | None
+    p99_ulp: float | None
+    median_ulp: float | None
+    mean_ulp: float | None
+    max_bits: float | None
+    mean_bits: float | None
+    counts: dict[str, int]
+    worst: WorstCase | None = None
 
 
 # Label sets an audit can score on (``--labels``): every label, hard 0/1 labels only, or soft ones.
@@ -278,7 +307,8 @@ class Score(JsonRecord):
     outcome classes of :data:`COUNTED_OUTCOMES` (tally them with :mod:`harness.outcomes`). ``unsupported``
     is True when the candidate rejects the dtype; ``failure`` says why a candidate could not be scored at
     all (missing library, crash); ``stopped`` why its scoring stopped early (every call of a probe failed
-    the same way; audits only).
+    the same way; audits only). ``regimes``: the same statistics per regime (:class:`RegimeScore`); the
+    whole score is the pseudo-regime ``"all"`` wherever a table needs a name for it.
     """
 
     family: str
@@ -304,6 +334,9 @@ class Score(JsonRecord):
     # why scoring stopped early (a systematic failure); None: it ran to the end
     stopped: str | None = field(default=None, metadata={"omit_default": True})
     labels: str = "all"  # the label set scored: "all", or "hard"/"soft" (a hard-labels-only candidate, --labels)
+    # regime name -> the statistics over that regime's examples, in the family's regime order, only regimes
+    # with at least one example (oracles._family); {} for reports written before it (left out while empty)
+    regimes: dict[str, RegimeScore] = field(default_factory=dict, metadata={"omit_default": True})
 
     @property
     def key(self) -> tuple[str, str, str]:

@@ -14,7 +14,7 @@ import numpy as np
 
 from oracles import resolve_format
 
-__all__ = ["float_hex", "parse_value", "parse_values", "fmt_ulp", "fmt_bits", "fmt_seconds"]
+__all__ = ["float_hex", "parse_value", "parse_values", "fmt_ulp", "fmt_rel", "fmt_bits", "fmt_seconds"]
 
 
 def float_hex(value: Any) -> str:
@@ -67,6 +67,16 @@ def fmt_ulp(value: float | None) -> str:
     if abs(value) >= 100:
         return f"{value:.0f}"
     return f"{value:.3g}"
+
+
+def fmt_rel(value: float | None) -> str:
+    """A relative error (``WorstCase.rel_error``), three significant digits: ``1.66e-04``, ``0``, ``inf``;
+    ``—`` for none."""
+    if value is None or math.isnan(value):
+        return "—"
+    if math.isinf(value):
+        return "inf"
+    return "0" if value == 0 else f"{value:.3g}"
 
 
 def fmt_bits(value: float | None) -> str:

@@ -462,7 +462,8 @@ def rewrite_score_replays(score: Score, extra: list[str]) -> Score:
     """``score`` with the ``--candidate NAME`` of its replay commands replaced by ``extra`` (the words that
     call the function by its spec, from :func:`replay_words`; empty: the exact value only)."""
     return replace(score, worst=tuple(_rewrite_case(w, extra) for w in score.worst),
-                   reproducer=_rewrite_case(score.reproducer, extra))
+                   reproducer=_rewrite_case(score.reproducer, extra),
+                   regimes={k: replace(r, worst=_rewrite_case(r.worst, extra)) for k, r in score.regimes.items()})
 
 
 def rewrite_replays(result: RunResult, name: str, extra: list[str]) -> RunResult:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
 import oracles
@@ -20,7 +20,7 @@ from .candidates import UPCAST_SUFFIX, Candidate, Unsupported, candidates
 from .metrics import severity, summarize
 from .options import Settings
 from .provenance import provenance
-from .scoring import Observations, TruthCache, batches, finding, observe, worst_cases
+from .scoring import Observations, TruthCache, batches, finding, listed_cases, observe, worst_cases
 from .search import SearchResult, search
 from .speed import speed_inputs, time_candidate
 from .strategies import Example, catalogue, has_labels
@@ -111,9 +111,10 @@ def score_candidate(
         found = worst_cases(result.minimal, candidate.family, candidate.name, dtype, candidate.reduction, count=1)
         reproducer = found[0] if found else None
     failure = stopped or _failure_summary(findings)
-    stats = summarize(obs.merged())
+    stats = summarize(obs.merged(), [r.name for r in oracles.get_family(candidate.family).regimes])
     stats["counts"]["raised"] += len(findings)
-    worst = worst_cases(obs, candidate.family, candidate.name, dtype, candidate.reduction)
+    worst, behind = listed_cases(obs, candidate.family, candidate.name, dtype, candidate.reduction)
+    stats["regimes"] = {name: replace(r, worst=behind.get(name)) for name, r in stats["regimes"].items()}
     speed = None
     if settings.speed_elements:
         x, z = speed_inputs(candidate.family, dtype, settings.speed_elements, seed=settings.seed, labels=labels)

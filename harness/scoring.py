@@ -18,14 +18,16 @@ import numpy as np
 import oracles
 from oracles import Truth
 
-from ._records import CandidateFailure, Finding, WorstCase
+import mpmath
+
+from ._records import NON_FINITE_MISTAKES, CandidateFailure, Finding, WorstCase
 from ._values import float_hex
 from .candidates import Unsupported
 from .metrics import Comparison, compare, severity
 from .strategies import Example
 
 # CandidateFailure is imported for its raisers' old import path; it lives in harness._records (public: harness.records).
-__all__ = ["CHUNK", "MAX_CHUNKS", "AUDIT_MAX_CHUNKS", "TruthCache", "Observations", "observe", "call_candidate", "finding", "worst_cases", "replay_command"]
+__all__ = ["CHUNK", "MAX_CHUNKS", "AUDIT_MAX_CHUNKS", "TruthCache", "Observations", "observe", "call_candidate", "finding", "worst_cases", "listed_cases", "relative_error", "replay_command"]
 
 CHUNK = 8
 from .options import MAX_CHUNKS  # noqa: E402  (declared with Settings, whose default it is)
@@ -74,6 +76,8 @@ class Observations:
             outcome=np.concatenate([c.outcome for c in self.comparisons]),
             flushed=np.concatenate([c.flushed for c in self.comparisons]),
             finite_input=np.concatenate([c.finite_input for c in self.comparisons]),
+            regime=None if any(c.regime is None for c in self.comparisons)
+            else np.concatenate([c.regime for c in self.comparisons]),
         )
 
     def extend(self, other: "Observations") -> None:
@@ -183,38 +187,112 @@ def replay_command(family: str, candidate: str, dtype: str, inputs: np.ndarray, 
 
 
 def worst_cases(obs: Observations, family: str, candidate: str, dtype: str, reduction: str, count: int = 10) -> tuple[WorstCase, ...]:
-    """The ``count`` worst values (by :func:`harness.metrics.severity`), distinct inputs, as reproducers."""
-    ranked: list[tuple[float, int, int]] = []
-    for g, comparison in enumerate(obs.comparisons):
-        sev = severity(comparison)
-        for i in np.flatnonzero(sev > 0.5):
-            ranked.append((float(sev[i]), g, int(i)))
-    ranked.sort(key=lambda t: -t[0])
-    out: list[WorstCase] = []
+    """The worst values as reproducers (see :func:`listed_cases`)."""
+    return listed_cases(obs, family, candidate, dtype, reduction, count)[0]
+
+
+def listed_cases(obs: Observations, family: str, candidate: str, dtype: str, reduction: str,
+                 count: int = 10) -> tuple[tuple[WorstCase, ...], dict[str, WorstCase]]:
+    """The worst values of ``obs`` as reproducers, and the reproducer behind each regime's figure.
+
+    The list: at most ``count`` values with an error above 0.5 ULP or no ULP number (by
+    :func:`harness.metrics.severity`, worst first), distinct inputs. Whatever ranks where, it holds for
+    every regime the example behind its ``max_ulp`` (when above 0.5 ULP) and its first non-finite mistake
+    (if any): so nan results on ±inf inputs, which all rank alike at the top, never crowd out the finite
+    worst case of a regime, nor that of the whole score (the largest of the regimes'). The rest of the list
+    is filled by severity. Per regime (a dict in order of first appearance), as
+    :attr:`~harness.records.RegimeScore.worst`: the example behind its ``max_ulp`` (the first with that
+    error), unless that is at most 0.5 ULP and the regime has a non-finite mistake, or no example has a ULP
+    number: then its first non-finite mistake. An unclassified ``obs`` gives ``{}``."""
+    if not obs.comparisons:
+        return (), {}
+    sev = np.concatenate([severity(c) for c in obs.comparisons])
+    ulp = np.concatenate([c.ulp for c in obs.comparisons])
+    group = np.concatenate([np.full(c.ulp.size, g) for g, c in enumerate(obs.comparisons)])
+    local = np.concatenate([np.arange(c.ulp.size) for c in obs.comparisons])
+    merged_regime = obs.merged().regime
+    non_finite = np.concatenate([np.isin(c.outcome, NON_FINITE_MISTAKES) for c in obs.comparisons])
+    behind: dict[str, int] = {}  # regime -> flat index of its worst case
+    must: list[int] = []
+    names, first = (np.zeros(0), np.zeros(0, int)) if merged_regime is None else np.unique(merged_regime, return_index=True)
+    for _first, name in sorted(zip(first.tolist(), names.tolist())):
+        members = np.flatnonzero(merged_regime == name)
+        measured = members[~np.isnan(ulp[members])]
+        mistakes = members[non_finite[members]]
+        top = int(measured[np.argmax(ulp[measured])]) if measured.size else None
+        if top is not None and ulp[top] > 0.5:
+            must.append(top)
+        if mistakes.size:
+            must.append(int(mistakes[0]))
+        if top is not None and (ulp[top] > 0.5 or not mistakes.size):
+            behind[name] = top
+        elif mistakes.size:
+            behind[name] = int(mistakes[0])
+    ranked = np.flatnonzero(sev > 0.5)
+    ranked = ranked[np.argsort(-sev[ranked], kind="stable")]
+    made: dict[int, WorstCase] = {}
+
+    def case(k: int) -> WorstCase:
+        if k not in made:
+            made[k] = _worst_case(obs, int(group[k]), int(local[k]), family, candidate, dtype, reduction)
+        return made[k]
+
+    chosen: list[int] = []
     seen: set = set()
-    for _sev, g, i in ranked:
-        if len(out) >= count:
+    mandatory = list(dict.fromkeys(must))
+    for position, k in enumerate(mandatory + ranked.tolist()):
+        if position >= len(mandatory) and len(chosen) >= count:
             break
-        group, truth, got, comparison = obs.groups[g], obs.truths[g], obs.got[g], obs.comparisons[g]
-        if reduction == "none":
-            inputs, labels = group[i].inputs, group[i].labels
-        else:
-            inputs, labels = np.stack([e.inputs for e in group]), np.stack([e.labels for e in group])
-        key = (inputs.tobytes(), labels.tobytes(), group[i if reduction == "none" else 0].params)
-        if key in seen:
-            continue
-        seen.add(key)
-        ulp = float(comparison.ulp[i])
-        out.append(
-            WorstCase(
-                inputs=tuple(float_hex(v) for v in np.ravel(inputs)),
-                labels=_labels_text(labels),
-                got=float_hex(np.ravel(got)[i]),
-                exact=oracles.format_exact(truth.exact_value(i)),  # Ziv path, only for the cases shown
-                rounded=float_hex(np.ravel(truth.rounded)[i]),
-                ulp=None if math.isnan(ulp) else ulp,
-                outcome=str(comparison.outcome[i]) if not comparison.flushed[i] else "flushed_subnormal",
-                replay=replay_command(family, candidate, dtype, inputs, labels, reduction, group[i if reduction == "none" else 0].param_values),
-            )
-        )
-    return tuple(out)
+        key = _example_key(obs, int(group[k]), int(local[k]), reduction)
+        if key not in seen:
+            seen.add(key)
+            chosen.append(k)
+    order = {k: i for i, k in enumerate(ranked.tolist())}
+    chosen.sort(key=lambda k: (-sev[k], order.get(k, len(order))))
+    return tuple(case(k) for k in chosen), {name: case(k) for name, k in behind.items()}
+
+
+def _example_key(obs: Observations, g: int, i: int, reduction: str) -> tuple:
+    group = obs.groups[g]
+    if reduction == "none":
+        return (group[i].inputs.tobytes(), group[i].labels.tobytes(), group[i].params)
+    return (b"".join(e.inputs.tobytes() for e in group), b"".join(e.labels.tobytes() for e in group), group[0].params)
+
+
+def relative_error(computed: float, exact: Any) -> float:
+    """``|c - v| / |v|`` for the candidate's value ``c`` and the exact value ``v`` (``mpmath.mpf``), as a
+    float: 0 where ``c == v`` (two zeros, or equal infinities), inf where ``v == 0 != c``; nan where it is
+    undefined (``c`` or ``v`` nan, or an infinity on one side only)."""
+    c, v = mpmath.mpf(float(computed)), mpmath.mpf(exact)
+    if c == v:
+        return 0.0
+    if not (mpmath.isfinite(c) and mpmath.isfinite(v)):
+        return math.nan
+    if v == 0:
+        return math.inf
+    with mpmath.workprec(64):
+        return float(abs(c - v) / abs(v))
+
+
+def _worst_case(obs: Observations, g: int, i: int, family: str, candidate: str, dtype: str, reduction: str) -> WorstCase:
+    """Value ``i`` of group ``g`` as a reproducer (its exact value from the Ziv path: only cases shown ask)."""
+    group, truth, got, comparison = obs.groups[g], obs.truths[g], obs.got[g], obs.comparisons[g]
+    if reduction == "none":
+        inputs, labels = group[i].inputs, group[i].labels
+    else:
+        inputs, labels = np.stack([e.inputs for e in group]), np.stack([e.labels for e in group])
+    ulp = float(comparison.ulp[i])
+    exact = truth.exact_value(i)
+    computed = np.ravel(got)[i]
+    rel = None if math.isnan(ulp) else relative_error(computed, exact)
+    return WorstCase(
+        inputs=tuple(float_hex(v) for v in np.ravel(inputs)),
+        labels=_labels_text(labels),
+        got=float_hex(computed),
+        exact=oracles.format_exact(exact),
+        rounded=float_hex(np.ravel(truth.rounded)[i]),
+        ulp=None if math.isnan(ulp) else ulp,
+        outcome=str(comparison.outcome[i]) if not comparison.flushed[i] else "flushed_subnormal",
+        replay=replay_command(family, candidate, dtype, inputs, labels, reduction, group[i if reduction == "none" else 0].param_values),
+        rel_error=None if rel is None or math.isnan(rel) else rel,
+    )

@@ -14,7 +14,8 @@ declares everything the rest of lossfuzz asks of it, so that nothing outside its
   sweep, the speed inputs and the audit's region descriptions are built from these
   (:meth:`Family.sweep_labels` gives the label settings a sweep plots);
 - its regimes (:attr:`Family.regimes`, :meth:`Family.regime`): a documented partition of examples into
-  named regimes, decided per example from its inputs, labels, dtype and exact value;
+  named regimes, decided per example from its inputs, labels, dtype and exact value
+  (:meth:`Family.regimes_of`: the same for a whole batch at once, as scoring asks);
 - its parameters (:attr:`Family.params`, :class:`Param`): name, type, default, valid range; a family bound to
   values (:meth:`Family.bind`) evaluates with them; :meth:`Family.check_params` gives the one-line error;
   candidates of a parameterised family are called ``fn(inputs, labels, **params)``;
@@ -183,6 +184,57 @@ class Family:
         if value < fmt.min_normal:
             return TINY
         return self._finite_regime(z, value, fmt)
+
+    def regimes_of(self, inputs: Any, labels: Any, dtype: Any, rounded: Any, exact: Any = None) -> np.ndarray:
+        """The regime of each of ``n`` examples at once, as :meth:`regime` decides it (the same partition,
+        vectorised: no Python loop over the examples). Returns an array of ``n`` regime names.
+
+        ``inputs`` and ``labels``: the examples stacked along the first axis (``n`` scalars, rows, or class
+        indices; a reduced batch is passed as one example: ``inputs[None]``, ``labels[None]``); ``rounded``:
+        the ``n`` exact losses correctly rounded to ``dtype`` (any shape of ``n`` values); ``exact``: the
+        ``n`` exact values (``mpmath.mpf``, Fraction or float; optional), read only where ``rounded`` cannot
+        decide a threshold. Why ``rounded`` decides the rest: the thresholds ``t`` (the format's smallest
+        normal, and ``2**-p``) are numbers of the format and rounding to nearest is monotone and leaves
+        them fixed, so ``rounded < t`` implies ``exact < t`` and ``rounded > t`` implies ``exact > t``; only
+        ``rounded == t`` (an exact value a hair below ``t`` rounds up to it) and nan placeholders need the
+        exact value. Without ``exact`` those count as not below ``t``."""
+        from ._formats import resolve_format
+
+        fmt = resolve_format(dtype)
+        value = np.asarray(rounded, dtype=np.float64).ravel()
+        n = value.size
+        width = max(len(r.name) for r in self.regimes)
+        out = np.empty(n, dtype=f"<U{width}")
+        if n == 0:
+            return out
+        x = np.asarray(inputs).astype(np.float64)
+        x = x.reshape(n, x.size // n)
+        z = np.asarray(labels)
+        index_labels = z.dtype.kind in "iu"
+        zs = None if index_labels else z.astype(np.float64).reshape(n, z.size // n)
+        special = ~np.isfinite(x).all(axis=1)
+        if zs is not None:
+            special |= np.isnan(zs).any(axis=1)
+        has_confident = any(r.name == CONFIDENT for r in self.regimes)
+        thresholds = (fmt.min_normal, 2.0**-fmt.precision) if has_confident else (fmt.min_normal,)
+        below = []
+        for t in thresholds:
+            with np.errstate(invalid="ignore"):
+                is_below = value < t
+            undecided = np.flatnonzero((value == t) | np.isnan(value))
+            if exact is not None and undecided.size:  # the few values rounding cannot place: as regime() does
+                flat = np.ravel(np.asarray(exact, dtype=object))
+                is_below[undecided] = [float(flat[i]) < t for i in undecided]
+            below.append(is_below)
+        if index_labels:
+            out[:] = HARD
+        else:
+            out[:] = np.where(((zs == 0) | (zs == 1)).all(axis=1), HARD, SOFT)
+        if has_confident:
+            out[below[1]] = CONFIDENT
+        out[below[0]] = TINY
+        out[special] = SPECIAL
+        return out
 
     def _finite_regime(self, z: np.ndarray, value: float, fmt: Any) -> str:
         if value < 2.0**-fmt.precision and any(r.name == CONFIDENT for r in self.regimes):

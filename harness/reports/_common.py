@@ -11,8 +11,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from harness._records import RunResult, Score, Speed
-from harness._values import fmt_bits, fmt_seconds, fmt_ulp
+from harness._records import NON_FINITE_MISTAKES, RunResult, Score, Speed, WorstCase
+from harness._values import fmt_bits, fmt_seconds, fmt_ulp, parse_value
 from harness.candidates import UPCAST_SUFFIX
 from harness.outcomes import OTHER_NON_FINITE, OUTCOME_WORDS, case_error, count, shown_case, tally_outcomes
 
@@ -39,6 +39,11 @@ __all__ = [
     "UpcastComparison",
     "upcast_comparisons",
     "labels_note",
+    "REGIME_WORDS",
+    "regime_words",
+    "regime_summary",
+    "case_where",
+    "OK_ULP",
 ]
 
 # At most this many ULP (and no non-finite mistake) is "ok".
@@ -71,8 +76,69 @@ class Verdict:
     text: str
 
 
+# Regimes (oracles._family) in words, for sentences: "1.7e+07 ULP on soft labels".
+REGIME_WORDS = {
+    "special": "±inf/nan inputs",
+    "tiny": "tiny losses",
+    "confident": "confident-correct rows",
+    "hard": "hard labels",
+    "soft": "soft labels",
+}
+
+
+def regime_words(name: str) -> str:
+    """How a sentence names regime ``name`` (``soft labels``); an unknown (plugin) regime by its name."""
+    return REGIME_WORDS.get(name, f"{name} examples")
+
+
+def case_where(case: WorstCase, most: int = 3) -> str:
+    """Where a case is, for a sentence: ``x=10000, z=0.9999`` (the values to 6 digits; a row in brackets;
+    at most ``most`` values each, then ``…``)."""
+    def one(texts: tuple[str, ...]) -> str:
+        shown = []
+        for t in texts[:most]:
+            try:
+                shown.append(f"{parse_value(t):.6g}")
+            except ValueError:
+                shown.append(t)
+        body = ", ".join(shown) + (", …" if len(texts) > most else "")
+        return body if len(texts) == 1 else f"[{body}]"
+    return f"x={one(case.inputs)}, z={one(case.labels)}"
+
+
+def regime_summary(score: Score) -> str:
+    """The score per regime in words, in the family's regime order (``""`` without regimes): ``within 0.8
+    ULP on hard labels; 1.7e+07 ULP on soft labels, at x=…, z=…; …``: the max ULP of each regime ("exact"
+    at 0, "within" when at most 1 ULP), where its worst case is when it is above 1 ULP, and its flushed
+    subnormals; a regime with non-finite mistakes leads with their count (``23 non-finite on ±inf/nan
+    inputs (else exact)``)."""
+    parts = []
+    for name, r in score.regimes.items():
+        words = regime_words(name)
+        non_finite = count(r, NON_FINITE_MISTAKES)
+        flushed = count(r, ("flushed_subnormal",))
+        if r.max_ulp is None:
+            figure = ""
+        elif r.max_ulp == 0:
+            figure = "exact"
+        elif r.max_ulp <= OK_ULP:
+            figure = f"within {fmt_ulp(r.max_ulp)} ULP"
+        else:
+            figure = f"{fmt_ulp(r.max_ulp)} ULP"
+        notes = [f"else {figure}"] if non_finite and figure else []
+        notes += [f"{flushed} flushed to 0"] if flushed else []
+        part = f"{non_finite} non-finite on {words}" if non_finite else f"{figure or 'no ULP number'} on {words}"
+        if notes:
+            part += f" ({'; '.join(notes)})"
+        if r.worst is not None and r.max_ulp is not None and r.max_ulp > OK_ULP and r.worst.ulp == r.max_ulp:
+            part += f", at {case_where(r.worst)}"
+        parts.append(part)
+    return "; ".join(parts)
+
+
 def verdict(score: Score) -> Verdict:
-    """One cell's judgement: ok = at most 1 ULP everywhere and no non-finite mistake or raise."""
+    """One cell's judgement: ok = at most 1 ULP everywhere and no non-finite mistake or raise. A score with
+    problems and per-regime figures says them per regime after the problems (:func:`regime_summary`)."""
     if score.unsupported:
         return Verdict("skip", "unsupported")
     if score.examples == 0 and score.failure:
@@ -90,7 +156,8 @@ def verdict(score: Score) -> Verdict:
     if score.failure:
         problems.append(f"failed: {first_line(score.failure, 100)}")
     if problems:
-        return Verdict("bad", ", ".join(problems))
+        per_regime = regime_summary(score) if (outcomes.non_finite or "inaccurate" in problems) else ""
+        return Verdict("bad", ", ".join(problems) + (f": {per_regime}" if per_regime else ""))
     if score.examples == 0 or score.max_ulp is None:
         return Verdict("skip", "no comparison")
     unconverged = outcomes.unconverged

@@ -23,6 +23,7 @@ from matplotlib.lines import Line2D
 from matplotlib.ticker import NullFormatter, NullLocator
 
 from harness._records import HISTOGRAM_BINS, Curve, RunResult, Score, WorstCase
+from harness._values import fmt_rel
 
 from ._common import (
     OUTCOME_WORDS,
@@ -37,7 +38,7 @@ from ._common import (
     upcast_comparisons,
     verdict,
 )
-from .sections import Section, Span, Table, audit_sections, score_table
+from .sections import Section, Span, Table, audit_sections, regime_sections, score_table
 
 __all__ = ["render_html"]
 
@@ -321,7 +322,7 @@ def _values(values: Iterable[str]) -> str:
 
 
 def _cases_table(cases: list[tuple[str, WorstCase]]) -> str:
-    head = ("", "inputs", "labels", "got", "exact", "rounded", "ULP", "outcome", "replay")
+    head = ("", "inputs", "labels", "got", "exact", "rounded", "ULP", "rel. error", "outcome", "replay")
     rows = ["<table><thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr></thead><tbody>"]
     for what, case in cases:
         outcome = OUTCOME_WORDS.get(case.outcome, case.outcome)
@@ -334,6 +335,7 @@ def _cases_table(cases: list[tuple[str, WorstCase]]) -> str:
             f"<td><code>{_e(case.exact)}</code></td>"
             f"<td><code>{_e(case.rounded)}</code></td>"
             f"{_num(fmt_ulp(case.ulp), case.ulp is None or not case.ulp <= 1)}"
+            f"{_num(fmt_rel(case.rel_error))}"
             f'<td title="{_e(outcome)}">{_e(case.outcome)}</td>'
             f"<td><code>{_e(case.replay)}</code></td>"
             "</tr>"
@@ -347,7 +349,13 @@ def _worst_section(s: Score) -> str:
     cases: list[tuple[str, WorstCase]] = []
     if s.reproducer is not None:
         cases.append(("shrunk reproducer", s.reproducer))
-    cases.extend((f"worst #{i + 1}", w) for i, w in enumerate(s.worst))
+    behind = {}  # the case behind each regime's figure: named in the list, or added after it (at most 0.5 ULP)
+    for name, r in s.regimes.items():
+        if r.worst is not None:
+            behind.setdefault(r.worst, []).append(name)
+    cases.extend((f"worst #{i + 1}" + (f" (worst of {', '.join(behind[w])})" if w in behind else ""), w)
+                 for i, w in enumerate(s.worst))
+    cases.extend((f"worst of {', '.join(names)}", w) for w, names in behind.items() if w not in s.worst)
     if not cases and not s.failure:
         return ""
     summary = (
@@ -475,6 +483,7 @@ def render_html(result: RunResult) -> str:
     out = _head(result)
     out.extend(render_section(s, "verdict" if i == 0 else "") for i, s in enumerate(audit_sections(result)))
     out += _overview(result)
+    out.extend(render_section(s) for s in regime_sections(result))  # the lead: candidate x regime per family
     out += _families(result, groups, _colors(names))
     out.extend(_mixed_precision_section(result))
     out.append('<h2 id="worst">Worst cases</h2>')

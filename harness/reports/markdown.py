@@ -1,7 +1,7 @@
 """``report.md``: a summary that fits a GitHub Actions job summary (``$GITHUB_STEP_SUMMARY``).
 
-Title (with a PARTIAL warning for an interrupted run), one line of provenance, one table per family
-(candidate x dtype), then the shrunk reproducer (or worst case) of every score with a problem, each with
+Title (with a PARTIAL warning for an interrupted run), one line of provenance, the candidate x regime
+matrix of each family (the lead), one table per family (candidate x dtype), then the shrunk reproducer (or worst case) of every score with a problem, each with
 its replay command. Text from candidates and users is escaped for Markdown; the worst-cases section stops
 at a size budget so the page stays well under GitHub's limit.
 """
@@ -11,10 +11,12 @@ from __future__ import annotations
 import re
 
 from harness._records import RunResult, Score, WorstCase
+from harness._values import fmt_rel
 
 from ._common import (
     by_family,
     case_error,
+    case_where,
     count_verdicts,
     fmt_ulp,
     provenance_line,
@@ -23,7 +25,7 @@ from ._common import (
     upcast_comparisons,
     verdict,
 )
-from .sections import Section, Span, Table, audit_sections, score_table
+from .sections import Section, Span, Table, audit_sections, regime_sections, score_table
 
 __all__ = ["render_markdown", "md_escape"]
 
@@ -136,12 +138,20 @@ def _case(s: Score, what: str, case: WorstCase) -> str:
         "",
         f"- {what.capitalize()}: inputs {_values(case.inputs)}, labels {_values(case.labels)}",
         f"- got {_code_span(case.got)}, exact {_code_span(case.exact)} (correctly rounded {_code_span(case.rounded)}):"
-        f" **{md_escape(case_error(case))}**",
+        f" **{md_escape(case_error(case))}**" + (f", relative error {fmt_rel(case.rel_error)}" if case.rel_error is not None else ""),
     ]
     if s.worst and s.worst[0] != case:
         lines.append(f"- worst error seen: {md_escape(case_error(s.worst[0]))}")
+    behind = [f"{md_escape(name)}: {md_escape(case_error(r.worst))} at {_code_span(case_where(r.worst))}"
+              for name, r in s.regimes.items() if r.worst is not None and r.worst != case and _shows_problem(r.worst)]
+    if behind:
+        lines.append("- worst per regime (all in report.html and report.json, with replay commands): " + "; ".join(behind))
     lines += ["", _code_block(case.replay), ""]
     return "\n".join(lines)
+
+
+def _shows_problem(case: WorstCase) -> bool:
+    return case.ulp is None or case.ulp > 1
 
 
 def _share(value: float | None) -> str:
@@ -191,6 +201,8 @@ def render_markdown(result: RunResult) -> str:
         " where it is undefined. Speed: time per element as a multiple of a memory copy.",
         "",
     ]
+    for section in regime_sections(result):  # the lead: candidate x regime per family
+        out += render_section(section)
     if not result.scores:
         out += ["_No scores: nothing was run._", ""]
     problems: list[tuple[Score, str, WorstCase]] = []

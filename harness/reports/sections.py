@@ -11,13 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from harness._records import RunResult, Score
+import oracles
+from harness._records import NON_FINITE_MISTAKES, RegimeScore, RunResult, Score
 from harness._values import fmt_ulp
 from harness.auditing import AuditVerdict, verdicts
 
-from ._common import OTHER_NON_FINITE, case_error, count, fmt_bits, fmt_speed, labels_note, verdict
+from ._common import OTHER_NON_FINITE, by_family, case_error, count, fmt_bits, fmt_speed, labels_note, ordered_unique, verdict
 
-__all__ = ["Span", "Cell", "Column", "Table", "Item", "Section", "SCORE_COLUMNS", "score_table", "audit_sections"]
+__all__ = ["Span", "Cell", "Column", "Table", "Item", "Section", "SCORE_COLUMNS", "score_table", "ALL_REGIMES",
+           "regime_matrix", "regime_sections", "audit_sections"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +130,77 @@ def _score_row(s: Score) -> tuple[Cell, ...]:
 def score_table(scores: Sequence[Score]) -> Table:
     """The summary table of one family's scores: one row per candidate x dtype, :data:`SCORE_COLUMNS`."""
     return Table(SCORE_COLUMNS, tuple(_score_row(s) for s in scores))
+
+
+# ------------------------------------------------------------------------------------------ regime matrix
+
+ALL_REGIMES = "all"  # the pseudo-regime of the whole score
+
+
+def _regime_cell(block: Score | RegimeScore | None) -> Cell:
+    """A matrix cell: the max ULP, or the count of non-finite mistakes first when there are any, and the
+    flushed subnormals; hot above 1 ULP or with a non-finite mistake; the rest in the tooltip."""
+    if block is None:
+        return Cell((Span("—", "muted"),))
+    non_finite = count(block, NON_FINITE_MISTAKES)
+    flushed = count(block, ("flushed_subnormal",))
+    body = f"{non_finite} non-finite" + (f", max {fmt_ulp(block.max_ulp)}" if block.max_ulp is not None else "") \
+        if non_finite else fmt_ulp(block.max_ulp)
+    if flushed:
+        body += f" ({flushed} flushed)"
+    title = (f"{block.examples} examples; max {fmt_ulp(block.max_ulp)} ULP, p99 {fmt_ulp(block.p99_ulp)},"
+             f" mean bits {fmt_bits(block.mean_bits)}; {non_finite} non-finite, {flushed} flushed subnormals")
+    return Cell((text(body),), hot=non_finite > 0 or _over_one(block.max_ulp), title=title)
+
+
+def regime_matrix(scores: Sequence[Score]) -> Table | None:
+    """One family's candidate x regime matrix: a row per scored candidate x dtype (dtypes in run order,
+    candidates in run order within each), a column per regime (the union of the rows' regimes, in the
+    family's order) and ``all`` (the whole score); each cell :func:`_regime_cell`. None when no score has
+    per-regime figures (a report written before them)."""
+    rows = [s for s in scores if not s.unsupported and s.examples and s.regimes]
+    if not rows:
+        return None
+    names = ordered_unique(name for s in rows for name in s.regimes)
+    dtypes = {d: i for i, d in enumerate(ordered_unique(s.dtype for s in rows))}
+    rows.sort(key=lambda s: dtypes[s.dtype])  # stable: candidates keep their order within a dtype
+    columns = (Column("dtype"), Column("candidate")) + tuple(Column(n, True) for n in names) + (Column(ALL_REGIMES, True),)
+    table_rows = []
+    for s in rows:
+        notes = [n for n in ("" if s.reduction in ("", "none") else s.reduction, labels_note(s)) if n]
+        name = (Span(s.candidate, "name"),) + ((Span(f" ({', '.join(notes)})", "muted"),) if notes else ())
+        table_rows.append((Cell((text(s.dtype),)), Cell(name, title=s.source),
+                           *(_regime_cell(s.regimes.get(n)) for n in names), _regime_cell(s)))
+    return Table(columns, tuple(table_rows))
+
+
+def _regime_legend(families: Sequence[str]) -> str:
+    docs: dict[str, str] = {}
+    for family in families:
+        try:
+            declared = oracles.get_family(family).regimes
+        except (KeyError, ValueError):  # a family this lossfuzz does not know (a report from elsewhere)
+            continue
+        for r in declared:
+            docs.setdefault(r.name, r.doc)
+    return "; ".join(f"{name}: {doc}" for name, doc in docs.items())
+
+
+def regime_sections(result: RunResult) -> list[Section]:
+    """The candidate x regime matrices, one per family (:func:`regime_matrix`), the first with the legend;
+    none for a report without per-regime figures. The reports lead with them."""
+    out = []
+    for family, scores in by_family(result):
+        table = regime_matrix(scores)
+        if table is not None:
+            out.append((family, table))
+    if not out:
+        return []
+    lead = ("Max ULP error per regime (each family's documented partition of its examples; all = the whole"
+            " score). A cell with non-finite mistakes shows their count first; flushed: nonzero subnormal results"
+            " returned as 0. Bold: above 1 ULP or non-finite. Regimes: " + _regime_legend([f for f, _ in out]) + ".")
+    return [Section((Span(family, "name"), text(" by regime")), lead=lead if i == 0 else "", table=table)
+            for i, (family, table) in enumerate(out)]
 
 
 # ------------------------------------------------------------------------------------------- audit verdict
