@@ -127,17 +127,18 @@ def test_a_fifo_in_the_corpus_folder_does_not_hang_the_run(tmp_path):
 SETTINGS = {"seed": 0}
 HEADER = json.dumps({"lossfuzz_journal": 1, "settings": SETTINGS, "corpus": "f"})
 JOURNALS = {
-    '{"score": null}': ('{"score": null, "worst": []}', "has a malformed record"),
-    "a NaN": ('{"score": {"max_ulp": NaN}, "worst": []}', "NaN"),
-    "nested 100000 deep": ('{"score": ' + DEEP + "}", "nests 100001 levels deep"),
-    "a record that is not an object": ("[1, 2]", "is not a record"),
+    '{"score": null}': (f'{HEADER}\n{{"score": null, "worst": []}}\n', "has a malformed record"),
+    "a null header": ("null\n", "line 1 is not a record"),
+    "a NaN": (f'{HEADER}\n{{"score": {{"max_ulp": NaN}}, "worst": []}}\n', "NaN"),
+    "nested 100000 deep": (f'{HEADER}\n{{"score": {DEEP}}}\n', "nests 100001 levels deep"),
+    "a record that is not an object": (f"{HEADER}\n[1, 2]\n", "line 2 is not a record"),
 }
 
 
 @pytest.mark.parametrize("case", list(JOURNALS))
 def test_a_hostile_journal_record_is_one_line_naming_the_journal(tmp_path, case):
-    record, expected = JOURNALS[case]
-    path = write(tmp_path / "journal.jsonl", f"{HEADER}\n{record}\n")
+    text, expected = JOURNALS[case]
+    path = write(tmp_path / "journal.jsonl", text)
     with pytest.raises(ValueError) as info:
         read_journal(path, SETTINGS, "f")
     message = str(info.value)
