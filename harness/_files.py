@@ -170,6 +170,8 @@ def lock_folder(folder: str | os.PathLike) -> None:
     os.ftruncate(fd, 0)
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     _HELD[key] = fd
+    for stale in key.glob(".writing-*"):  # left by a run killed while writing; with the lock held, none is live
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def release_locks() -> None:

@@ -151,6 +151,25 @@ def test_a_write_that_fails_names_the_file_and_leaves_the_previous_set(previous)
 # ------------------------------------------------------------------------------------------------ 12: messages
 
 
+def test_a_staging_folder_left_by_a_killed_run_is_removed_by_the_next(previous):
+    stale = previous / ".writing-killed"
+    (stale / "corpus").mkdir(parents=True)
+    (stale / "report.json").write_text("{")
+    result = lossfuzz(*SMALL, "--out", str(previous))
+    assert result.returncode == 0, result.stderr
+    assert not stale.exists()
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["sparse_softmax_ce", "--logits=1,2;3,4", "--labels", "1"], "has 1 class indices; sparse_softmax_ce needs one per row"),
+    (["sigmoid_ce", "--logits", ",", "--labels", ","], "rows must be non-empty"),
+])
+def test_exact_says_what_is_wrong_with_its_values(args, expected):
+    # (already one line before this change: kept as regression tests of the cases)
+    result = lossfuzz("exact", *args)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and expected in result.stderr, result.stderr
+
+
 def test_an_unusable_junit_path_fails_before_the_campaign(tmp_path):
     out = tmp_path / "out"
     result = lossfuzz("gate", "--baseline", "tests/fixtures/v1/baseline.json", "--no-progress", "--out", str(out),
