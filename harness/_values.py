@@ -39,7 +39,10 @@ def parse_value(text: str, what: str = "value") -> float:
     t = text.strip()
     if not _NUMBER.match(t):
         raise ValueError(f"{what} {text!r} is not a number; write decimal (1e-3), hex (0x1.8p+3), inf or nan")
-    return float.fromhex(t) if "0x" in t.lower() else float(t)
+    try:
+        return float.fromhex(t) if "0x" in t.lower() else float(t)
+    except OverflowError:  # hex beyond the float range (decimal rounds to inf)
+        raise ValueError(f"{what} {text!r} is beyond the float64 range; write inf, or a value up to 0x1.fffffffffffffp+1023") from None
 
 
 def parse_values(text: str, what: str, dtype: Any) -> np.ndarray:

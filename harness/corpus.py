@@ -16,12 +16,17 @@ import numpy as np
 
 import oracles
 
+from ._files import parse_json
 from ._values import float_hex, parse_value
 from .strategies import Example, param_pairs
 
-__all__ = ["CORPUS_VERSION", "corpus_file_name", "corpus_to_json", "corpus_from_json", "example_to_json", "example_from_json"]
+__all__ = ["CORPUS_VERSION", "MAX_EXAMPLE_DIMS", "MAX_EXAMPLE_ELEMENTS", "corpus_file_name", "corpus_to_json", "corpus_from_json", "example_to_json", "example_from_json"]
 
 CORPUS_VERSION = 1
+# Bounds of one stored example or worst case (corpus, baseline, journal): lossfuzz writes rows of at most 64
+# classes and batches of 8 rows, so a larger one is not its own, and scoring it exactly could take hours.
+MAX_EXAMPLE_DIMS = 2
+MAX_EXAMPLE_ELEMENTS = 4096
 
 
 def corpus_file_name(family: str, dtype: str) -> str:
@@ -44,6 +49,11 @@ def example_from_json(item: dict[str, Any], family: str, dtype: str) -> Example:
     fam = oracles.get_family(family)
     fmt = oracles.resolve_format(dtype)
     shape = tuple(item["shape"])
+    if len(shape) > MAX_EXAMPLE_DIMS or not all(isinstance(n, int) and 0 <= n <= MAX_EXAMPLE_ELEMENTS for n in shape):
+        raise ValueError(f"shape {list(shape)[:MAX_EXAMPLE_DIMS + 1]} is not an example's (at most {MAX_EXAMPLE_DIMS}"
+                         f" sizes of 0 to {MAX_EXAMPLE_ELEMENTS})")
+    if len(item["inputs"]) > MAX_EXAMPLE_ELEMENTS or len(item["labels"]) > MAX_EXAMPLE_ELEMENTS:
+        raise ValueError(f"an example with more than {MAX_EXAMPLE_ELEMENTS} values (lossfuzz writes at most a few hundred)")
     x = np.array([parse_value(v, "corpus input") for v in item["inputs"]], dtype=np.float64).reshape(shape)
     if fam.label_kind == "index":
         z = np.array(int(item["labels"][0]), dtype=np.int64)
@@ -65,10 +75,7 @@ def corpus_to_json(family: str, dtype: str, examples: list[Example]) -> str:
 
 def corpus_from_json(text: str, where: str) -> tuple[str, str, list[Example]]:
     """Parse a corpus file; a truncated or corrupt one is a one-line ``ValueError`` naming ``where``."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"corpus file {where} is not valid JSON ({exc.msg} at line {exc.lineno}); delete it or restore it") from None
+    data = parse_json(text, f"corpus file {where}", "delete it or restore it")
     if not isinstance(data, dict) or data.get("lossfuzz_corpus") != CORPUS_VERSION:
         raise ValueError(f"corpus file {where} is not a lossfuzz corpus (version {CORPUS_VERSION}); delete it or restore it")
     try:

@@ -59,7 +59,7 @@ from ._records import NON_FINITE_MISTAKES, RunResult, Score, WorstCase
 from ._values import fmt_ulp as _fmt
 from ._values import parse_value
 from .candidates import CANDIDATE_NAMES
-from .corpus import corpus_from_json, corpus_to_json
+from .corpus import MAX_EXAMPLE_ELEMENTS, corpus_from_json, corpus_to_json
 from .outcomes import shown_case, tally_outcomes
 from .strategies import Example, catalogue
 
@@ -319,6 +319,8 @@ def examples_from_case(family: str, dtype: str, case: WorstCase) -> list[Example
     text; a one-line ``ValueError`` when the text is not numbers of a fitting count."""
     fam = oracles.get_family(family)
     fmt = oracles.resolve_format(dtype)
+    if len(case.inputs) > MAX_EXAMPLE_ELEMENTS or len(case.labels) > MAX_EXAMPLE_ELEMENTS:
+        raise ValueError(f"a worst case with more than {MAX_EXAMPLE_ELEMENTS} values (lossfuzz writes at most a few hundred)")
     x = np.array([parse_value(v, "worst-case input") for v in case.inputs], dtype=np.float64)
     if fam.label_kind == "index":
         try:

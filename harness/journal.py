@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ._files import parse_json, read_text
 from ._records import Curve, Score
 from .campaign import Resume
 from .corpus import example_from_json, example_to_json
@@ -70,14 +71,14 @@ def read_journal(path: Path, settings: dict[str, Any], fingerprint: str) -> Resu
     """Finished work recorded in ``path`` by a run with the same settings and corpus; one-line errors."""
     if not path.exists():
         raise ValueError(f"nothing to resume: {path} does not exist; run without --resume")
-    lines = path.read_text(encoding="utf-8").split("\n")
+    lines = read_text(path, f"journal {path}").split("\n")
     complete = lines[:-1]  # the text after the last newline is a record cut short (or empty)
     records = []
     for number, line in enumerate(complete, start=1):
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"journal {path} line {number} is damaged ({exc.msg}); delete it and run without --resume") from None
+        record = parse_json(line, f"journal {path} line {number}", "delete it and run without --resume")
+        if not isinstance(record, dict):
+            raise ValueError(f"journal {path} line {number} is not a record (a JSON object); delete it and run without --resume")
+        records.append(record)
     if not records or records[0].get("lossfuzz_journal") != _VERSION:
         raise ValueError(f"journal {path} has no lossfuzz header; delete it and run without --resume")
     header = records[0]
@@ -94,6 +95,6 @@ def read_journal(path: Path, settings: dict[str, Any], fingerprint: str) -> Resu
                 resume.scores[score.key] = (score, worst)
             else:
                 resume.curves[(record["family"], record["dtype"])] = [Curve.from_json(c) for c in record["curves"]]
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise ValueError(f"journal {path} has a malformed record ({type(exc).__name__}: {exc}); delete it and run without --resume") from None
     return resume

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
 import os
 import sys
@@ -162,12 +161,13 @@ def json_object(value: Any) -> dict:
         return dict(value)
     if not isinstance(value, str):
         raise UsageError(f"kwargs={value!r} is not a mapping; pass a dict, e.g. kwargs={{'from_logits': True}}")
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError as exc:
-        raise UsageError(
-            f"{value!r} is not valid JSON ({exc.msg}); pass an object, e.g. --kwargs '{{\"from_logits\": true}}'"
-        ) from None
+    from ._files import parse_json
+
+    shown = value if len(value) <= 60 else value[:57] + "..."
+    try:  # strict and depth-bounded, as every file lossfuzz reads
+        parsed = parse_json(value, f"--kwargs {shown!r}", "pass an object, e.g. --kwargs '{\"from_logits\": true}'")
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if not isinstance(parsed, dict):
         raise UsageError(f"{value!r} is not a JSON object; pass e.g. --kwargs '{{\"from_logits\": true}}'")
     return parsed
@@ -198,6 +198,25 @@ def count(value: Any) -> int:
     if number < 0:
         raise UsageError(f"{number} is negative; pass 0 or more")
     return number
+
+
+def bounded_count(most: int, what: str) -> Callable[[Any], int]:
+    """Parser of an integer from 0 to ``most`` (``what`` says what it counts, for the error)."""
+
+    def parse(value: Any) -> int:
+        number = count(value)
+        if number > most:
+            raise UsageError(f"{number} is more than {most:,} {what}; pass at most {most}")
+        return number
+
+    parse.__name__ = "count"
+    return parse
+
+
+# Bounds of --examples and --speed-elements: beyond them a run would never end or cannot be allocated
+# (timing holds several float64 arrays of --speed-elements values).
+MAX_EXAMPLES = 10**6
+MAX_SPEED_ELEMENTS = 10**8
 
 
 def seconds(value: Any) -> float:
@@ -324,7 +343,7 @@ OPTIONS: tuple[Option, ...] = (
            faces={"run": {}, "audit": {}, "audit_api": {}, "check": {}, "plugin": {},
                   "gate": {**_BASELINE, "help": "seed of every random choice; the same seed and code give the same"
                            " figures (default: the baseline's)"}}),
-    Option("examples", count, 80, "Hypothesis examples per family x candidate x dtype, on top of the boundary catalogue"
+    Option("examples", bounded_count(MAX_EXAMPLES, "examples (hours of work per candidate)"), 80, "Hypothesis examples per family x candidate x dtype, on top of the boundary catalogue"
            " and the corpus (default 80)", "N",
            faces={"run": {}, "audit": {}, "audit_api": {"default": 60}, "check": {"default": 60}, "plugin": {"default": 60},
                   "gate": {**_BASELINE, "help": "Hypothesis examples per family x candidate x dtype, on top of the"
@@ -345,7 +364,7 @@ OPTIONS: tuple[Option, ...] = (
            faces={"run": {},
                   "audit": {"default": _AUDIT_OUT, "help": f"folder for report.json, report.md and report.html (default {_AUDIT_OUT}/)"},
                   "gate": {"help": "folder for this run's report.md (Gate section on top) and report.json (default reports/)"}}),
-    Option("speed_elements", count, 1_000_000,
+    Option("speed_elements", bounded_count(MAX_SPEED_ELEMENTS, "elements to time (gigabytes of memory)"), 1_000_000,
            "array size for timing each candidate against a memory copy; 0 skips timing (default 10^6)", "N",
            faces={"run": {}, "audit_api": {"default": 0},
                   "audit": {"default": 0, "help": "array size for timing the function against a memory copy; 0 (the"

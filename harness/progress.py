@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import _thread
 import signal
+import sys
 import threading
+import time
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
@@ -69,8 +72,26 @@ def stop_on_signals() -> Iterator[Callable[[], bool]]:
         requested.set()
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    hook = sys.unraisablehook
+
+    def unraisable(info: Any) -> None:
+        # The second signal's KeyboardInterrupt can land in a weakref callback or a __del__, where Python
+        # prints it as "Exception ignored in ..." and goes on: raise it again in the main code instead, from
+        # a thread once this hook has returned (should it land in a callback again, this repeats).
+        if isinstance(info.exc_value, KeyboardInterrupt):
+            threading.Thread(target=_interrupt_soon, daemon=True).start()
+            return
+        hook(info)
+
+    sys.unraisablehook = unraisable
     try:
         yield requested.is_set
     finally:
+        sys.unraisablehook = hook
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+def _interrupt_soon() -> None:
+    time.sleep(0.01)  # the main thread is back in its own code by then
+    _thread.interrupt_main()

@@ -62,10 +62,31 @@ def tagged_processes(tag: str) -> dict[int, str]:
     return found
 
 
+def group_members(groups: set[int]) -> dict[int, str]:
+    """pid -> state of every process (but this one) whose process group or session is one of ``groups``:
+    what a leftover process started with a cleared environment (no tag) still shares with it."""
+    me, found = os.getpid(), {}
+    if not groups:
+        return found
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return found
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        fields = _stat(entry)
+        if fields is not None and (int(fields[2]) in groups or int(fields[3]) in groups):
+            found[int(entry)] = fields[0]
+    return found
+
+
 @pytest.fixture(autouse=True)
 def no_process_left_running():
     """Fail a test that leaves a process running, after killing it (so one leak cannot hang the suite): a
-    child of this process, or any process that carries this test's tag (a grandchild, a setsid'd orphan)."""
+    child of this process, any process that carries this test's tag (a grandchild, a setsid'd orphan), and
+    every member of their process groups and sessions (one started with a cleared environment); each such
+    group is killed whole."""
     tag = f"{os.getpid()}-{next(_COUNTER)}"
     previous = os.environ.get(TEST_TAG)
     os.environ[TEST_TAG] = tag
@@ -79,6 +100,20 @@ def no_process_left_running():
             os.environ[TEST_TAG] = previous
     left = {pid: state for pid, state in child_processes().items() if pid not in before and state != "Z"}
     left.update({pid: state for pid, state in tagged_processes(tag).items() if state != "Z"})
+    # the process groups and sessions of what is left (not ours): their other members are left too
+    own = {os.getpgrp(), os.getsid(0)}
+    groups = set()
+    for pid in left:
+        fields = _stat(str(pid))
+        if fields is not None:
+            groups.update({int(fields[2]), int(fields[3])})
+    groups -= own
+    left.update({pid: state for pid, state in group_members(groups).items() if state != "Z"})
+    for group in groups:
+        try:
+            os.killpg(group, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
     for pid in left:
         try:
             os.kill(pid, signal.SIGKILL)

@@ -20,7 +20,7 @@ from typing import Iterator
 import oracles
 
 from ..options import AuditSettings, UsageError, add_options, import_from_cwd, resolve, settings
-from .run import writable_dir, write_reports
+from .run import locked_out, write_reports
 
 __all__ = ["add_parser"]
 
@@ -56,7 +56,7 @@ def _audit(args: argparse.Namespace) -> int:
     import_from_cwd()  # `lossfuzz audit mymodule:f` finds modules of the current folder
     if chosen.name is not None and len(args.spec) > 1:
         raise UsageError(f"--name names one function; {len(args.spec)} SPECs were given (each is named by its spec)")
-    out = writable_dir(options["out"])
+    out = locked_out(options["out"])
     err = Console(stderr=True, soft_wrap=True)
     with _hypothesis_home(out / ".hypothesis"), progress_bar(err, enabled=options["progress"], transient=True) as bar, \
             stop_on_signals() as stop:

@@ -17,7 +17,7 @@ from typing import Any, Iterator, Mapping
 
 from ..options import (Option, Settings, UsageError, add_options, import_from_cwd, options_for, reading_input,
                        resolve)
-from .run import read_corpus, writable_dir
+from .run import locked_out, read_corpus, writable_dir
 
 __all__ = ["add_parser", "Baseline", "load_baseline", "gate_settings", "render_baseline", "EXIT_PASS", "EXIT_REGRESSION",
            "EXIT_USAGE"]
@@ -83,15 +83,14 @@ def _load_baseline(p: Path) -> Baseline:
     from ..gate import read_gate_entry
     from ..reports.json_report import load_json
 
+    from .._files import parse_json, read_text
+
     name = str(p)
     if not p.exists():
         raise ValueError(f"baseline {name} does not exist; write one with: lossfuzz gate --update-baseline --baseline {name}")
     if p.is_dir():
         raise ValueError(f"baseline {name} is a folder; pass the report file, e.g. --baseline {p / 'baseline.json'}")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"baseline {name} cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
+    text = read_text(p, f"baseline {name}")  # a regular file of bounded size (never /dev/zero or a FIFO)
     result = load_json(text, f"baseline {name}")
     if result.partial:
         raise ValueError(f"baseline {name} is a partial report (its run was interrupted); regenerate it with"
@@ -107,7 +106,7 @@ def _load_baseline(p: Path) -> Baseline:
             raise ValueError(f"baseline {name}: max_ulp {s.max_ulp!r} of {s.family}/{s.candidate}/{s.dtype} is not a number")
         if not isinstance(s.counts, dict) or not all(isinstance(v, int) for v in s.counts.values()):
             raise ValueError(f"baseline {name}: counts of {s.family}/{s.candidate}/{s.dtype} are not integers")
-    entry = json.loads(text).get("gate")
+    entry = parse_json(text, f"baseline {name}").get("gate")
     stored = None if entry is None else read_gate_entry(entry, f"baseline {name}")
     return Baseline(result, stored, name)
 
@@ -282,18 +281,34 @@ def _campaign(options: Mapping[str, Any], baseline: Baseline | None, extra_corpu
     return run
 
 
+def _check_outputs(options: Mapping[str, Any], baseline_path: Path) -> None:
+    """Every file the gate will write, checked before the campaign: --junit and (with --update-baseline)
+    --baseline must be files in writable folders; a one-line :class:`UsageError` otherwise."""
+    wanted = [("--junit", options["junit"])] + ([("--baseline", str(baseline_path))] if options["update_baseline"] else [])
+    for flag, given in wanted:
+        if given is None:
+            continue
+        target = Path(given)
+        if target.is_dir():
+            raise UsageError(f"{flag} {given} is a folder; pass a file path, e.g. {flag} {target / 'junit.xml' if flag == '--junit' else target / 'baseline.json'}")
+        if target.exists() and not target.is_file():
+            raise UsageError(f"{flag} {given} is not a regular file; pass a file path")
+        writable_dir(target.parent if str(target.parent) else Path("."))
+
+
 def _gate(args: argparse.Namespace) -> int:
     from ..gate import check_run
 
     options = resolve("gate", args)
     baseline_path = Path(options["baseline"])
+    _check_outputs(options, baseline_path)
     baseline = _read_baseline(baseline_path, options["update_baseline"])
     extra_corpus = {}
     if options["corpus"] is not None:
         if not Path(options["corpus"]).is_dir():
             raise UsageError(f"--corpus {options['corpus']} is not a folder of corpus files (e.g. reports/corpus)")
         extra_corpus = read_corpus(Path(options["corpus"]))
-    out = writable_dir(options["out"])
+    out = locked_out(options["out"])
     function = _function_candidate(options)
     functions = [function] if function is not None else []
     try:
@@ -322,26 +337,27 @@ def _gate(args: argparse.Namespace) -> int:
 
 def _write(options: Mapping[str, Any], baseline_path: Path, out: Path, result, current, corpus: dict) -> None:
     """Write the baseline (with --update-baseline), report.md, report.json and the JUnit XML; print the summary."""
-    from .._files import write_atomic
+    from .._files import abandon_on_signals, write_atomic, write_set
     from ..reports import render
     from ..reports.gate_markdown import render_gate_markdown
 
     written: list[Path] = []
     updated = str(baseline_path) if options["update_baseline"] else None
-    if options["update_baseline"]:
-        writable_dir(baseline_path.parent if str(baseline_path.parent) else Path("."))
-        written.append(write_atomic(baseline_path, render_baseline(current, corpus)))
-    markdown = render_gate_markdown(result, str(baseline_path), updated=updated) + "\n" + render(current, "md")
-    written.append(write_atomic(out / "report.md", markdown))
-    report_json = out / "report.json"
-    if report_json.resolve() != baseline_path.resolve():
-        written.append(write_atomic(report_json, render(current, "json")))
-    if options["junit"]:
-        from ..junit import render_junit
+    with abandon_on_signals():  # SIGINT/SIGTERM while writing: one line, exit 130/143, no half-written file
+        if options["update_baseline"]:
+            writable_dir(baseline_path.parent if str(baseline_path.parent) else Path("."))
+            written.append(write_atomic(baseline_path, render_baseline(current, corpus)))
+        markdown = render_gate_markdown(result, str(baseline_path), updated=updated) + "\n" + render(current, "md")
+        texts = {"report.md": markdown}
+        if (out / "report.json").resolve() != baseline_path.resolve():
+            texts["report.json"] = render(current, "json")
+        written.extend(write_set(out, texts))  # the report set goes in whole
+        if options["junit"]:
+            from ..junit import render_junit
 
-        junit = Path(options["junit"])
-        writable_dir(junit.parent if str(junit.parent) else Path("."))
-        written.append(write_atomic(junit, render_junit(result)))
+            junit = Path(options["junit"])
+            writable_dir(junit.parent if str(junit.parent) else Path("."))
+            written.append(write_atomic(junit, render_junit(result)))
     _print_summary(result, str(baseline_path), updated)
     print(f"wrote {', '.join(str(p) for p in written)}")
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..options import Settings, add_options, reading_input, resolve, settings
 from ..outcomes import tally_outcomes
 
-__all__ = ["add_parser", "write_reports", "read_corpus", "writable_dir"]
+__all__ = ["add_parser", "write_reports", "read_corpus", "writable_dir", "locked_out"]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,6 +25,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def read_corpus(folder: Path) -> dict:
     """The corpus files in ``folder`` (none: empty); a damaged file is a one-line :class:`UsageError` naming it."""
+    from .._files import read_text
     from ..corpus import corpus_from_json
 
     corpus: dict = {}
@@ -32,7 +33,7 @@ def read_corpus(folder: Path) -> dict:
         return corpus
     for path in sorted(folder.glob("*.json")):
         with reading_input():
-            family, dtype, examples = corpus_from_json(path.read_text(encoding="utf-8"), str(path))
+            family, dtype, examples = corpus_from_json(read_text(path, f"corpus file {path}"), str(path))
         corpus[(family, dtype)] = examples
     return corpus
 
@@ -45,25 +46,40 @@ def writable_dir(path: str | Path) -> Path:
         return ensure_writable_dir(path)
 
 
-def write_reports(result, out: Path) -> list[Path]:
-    """Render every report kind and write each atomically into ``out``."""
-    from .._files import write_atomic
+def locked_out(path: str | Path) -> Path:
+    """The ``--out`` folder (as :func:`writable_dir`), locked for this command: a second run on it fails in
+    one line naming the folder and the holder's pid, without touching its files."""
+    from .._files import lock_folder
+
+    out = writable_dir(path)
+    with reading_input():
+        lock_folder(out)
+    return out
+
+
+def write_reports(result, out: Path, also: dict[str, str] | None = None) -> list[Path]:
+    """Render every report kind and write them, with ``also`` (path in ``out`` -> text: the corpus), into
+    ``out`` as one set swapped in whole; SIGINT or SIGTERM while rendering abandons the set (the previous
+    one stays), while swapping finishes it (:func:`harness._files.abandon_on_signals`)."""
+    from .._files import abandon_on_signals, write_set
     from ..reports import WRITERS, render
 
-    return [write_atomic(out / name, render(result, kind)) for kind, (name, _path) in WRITERS.items()]
+    with abandon_on_signals():
+        texts = {name: render(result, kind) for kind, (name, _path) in WRITERS.items()}
+        paths = write_set(out, {**texts, **(also or {})})
+    return paths[:len(texts)]
 
 
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from .._files import write_atomic
     from ..campaign import run_campaign
     from ..corpus import corpus_file_name, corpus_to_json
     from ..journal import JOURNAL_NAME, Journal, corpus_fingerprint, read_journal
     from ..progress import progress_bar, stop_on_signals
 
     options = resolve("run", args)
-    out = writable_dir(options["out"])
+    out = locked_out(options["out"])
     corpus_dir = out / "corpus"
     corpus = read_corpus(corpus_dir) if options["use_corpus"] else {}
     chosen = settings(Settings, "run", args)
@@ -79,17 +95,20 @@ def _run(args: argparse.Namespace) -> int:
         hooks = bar.hooks(scored=journal.scored, swept=journal.swept, stop=stop)
         result, new_corpus = run_campaign(chosen, corpus, hooks, resume=resume)
         bar.finish()
-    paths = write_reports(result, out)
-    if result.partial:
+    # Only a finished run updates the corpus (a resumed run must start from the same one); it goes in with
+    # the reports, as one set.
+    also = {} if result.partial or not options["use_corpus"] else {
+        f"corpus/{corpus_file_name(family, dtype)}": corpus_to_json(family, dtype, examples)
+        for (family, dtype), examples in new_corpus.items()}
+    try:
+        paths = write_reports(result, out, also)
+    finally:
         journal.close()
+    if result.partial:
         _summary(console, result)
         console.print(f"[bold yellow]interrupted: wrote partial reports {', '.join(str(p) for p in paths)};"
                       f" finish with the same command and --resume[/]")
         return 130
-    if options["use_corpus"]:  # only a finished run updates the corpus (a resumed run must start from the same one)
-        writable_dir(corpus_dir)
-        for (family, dtype), examples in new_corpus.items():
-            write_atomic(corpus_dir / corpus_file_name(family, dtype), corpus_to_json(family, dtype, examples))
     journal.close(remove=True)
     _summary(console, result)
     console.print(f"wrote {', '.join(str(p) for p in paths)} in {result.wall_seconds:.1f} s")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from harness._files import parse_json
 from harness._records import SCHEMA_VERSION, RunResult
 
 __all__ = ["render_json", "load_json"]
@@ -14,19 +15,10 @@ def render_json(result: RunResult) -> str:
     return json.dumps(result.to_json(), indent=1, allow_nan=False, sort_keys=False) + "\n"
 
 
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
 def load_json(text: str, name: str = "report.json") -> RunResult:
     """A :class:`RunResult` from the text of a report; ``ValueError`` with a one-line message if the text is
     truncated, corrupt, or not a report of this schema version."""
-    try:
-        data = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{name} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); regenerate it") from None
-    except ValueError as exc:  # NaN / Infinity literals
-        raise ValueError(f"{name} is not valid JSON ({exc}); regenerate it") from None
+    data = parse_json(text, name)  # strict, depth-bounded: one line naming the file
     try:
         return RunResult.from_json(data)
     except ValueError as exc:
