@@ -35,7 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lossfuzz",
         description="Numerical verification and fuzzing of ML loss functions against exact oracles.",
         epilog="exit codes: 0 done, 1 findings (gate regression, audit --fail-on), 2 bad input, 3 internal error"
-        " (a bug: please report it with the traceback), 130 interrupted",
+        " (a bug: please report it with the traceback), 130 interrupted (143: a SIGTERM while the reports were written)",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
