@@ -112,12 +112,14 @@ def test_a_worse_function_under_the_same_name_fails_naming_family_candidate_and_
     assert report.startswith("# lossfuzz gate: ❌ 1 of 1 checks got worse") and "# lossfuzz report" in report
 
 
-def test_new_nonfinite_results_warn_and_fail_with_the_flag(mine, tmp_path):
+def test_new_nonfinite_results_fail_by_default_and_warn_when_allowed(mine, tmp_path):
     args = ("--baseline", str(mine), "--out", str(tmp_path), "--function", "tests.gate_fixtures:nan_for_huge", *MINE)
     code, out, _ = gate(*args)
-    assert code == 0 and "warning: new nonfinite: sigmoid_ce mine float32: non-finite results on finite inputs 0 →" in out
-    code, out, _ = gate(*args, "--fail-on-new-nonfinite")
+    assert code == 1 and "  new nonfinite: sigmoid_ce mine float32: non-finite results on finite inputs 0 →" in out
+    code, out, _ = gate(*args, "--fail-on-new-nonfinite")  # the old flag: what is now the default
     assert code == 1 and "new nonfinite: sigmoid_ce mine float32" in out
+    code, out, _ = gate(*args, "--allow-new-nonfinite")
+    assert code == 0 and "warning: new nonfinite: sigmoid_ce mine float32: non-finite results on finite inputs 0 →" in out
 
 
 def test_two_gate_runs_give_identical_accuracy_figures_and_junit(mine, tmp_path):
