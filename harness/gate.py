@@ -153,21 +153,23 @@ class Comparison:
             return "—"
         if self.threshold.kind == "rate":
             return str(math.floor(self.limit + 1e-9))
-        return _fmt(self.limit)
+        return self._value(self.limit)
 
     def _value(self, value: float | None) -> str:
+        if self.threshold.kind == "bits":
+            return "—" if value is None else f"{value:.3g}"
         return _count_text(value) if self.threshold.kind == "rate" else _fmt(value)
 
     @property
     def change(self) -> str:
-        """``old → new``, with the examples of a count: ``0 → 3009 of 5650 examples``."""
+        """``old → new``, with the examples of a count: ``0 → 3009 of 5650 examples`` (``3 of 100 → 9 of 120
+        examples`` when their numbers differ)."""
         if self.threshold.kind == "ulp" and self.new is None:
             return f"{_fmt(self.old)} → — (no value with a ULP error any more)"
+        if self.threshold.kind == "rate" and self.old_examples != self.new_examples:
+            return f"{self._value(self.old)} of {self.old_examples} → {self._value(self.new)} of {self.new_examples} examples"
         text = f"{self._value(self.old)} → {self._value(self.new)}"
-        if self.threshold.kind == "rate":
-            text += f" of {self.new_examples} examples" + (
-                f" (baseline: of {self.old_examples})" if self.old_examples != self.new_examples else "")
-        return text
+        return text + (f" of {self.new_examples} examples" if self.threshold.kind == "rate" else "")
 
     @property
     def text(self) -> str:
@@ -234,9 +236,12 @@ class GateResult:
         may grow 1.5x, at least to 1 ULP; p99 and median ULP 1.5x, at least 1 ULP; mean bits +1 bit; counts
         per example (nan +1% of examples, ...)``."""
         m = self.threshold("max_ulp")
-        words = [f"max ULP may grow {m.factor:g}x, at least to {m.floor:g} ULP" if not m.off else "max ULP not compared"]
-        words += [f"{STATISTIC_WORDS[s]} {self.threshold(s)}" for s in ULP_STATISTICS[1:] + BITS_STATISTICS]
-        words.append("outcome counts per example")
+        same = all(self.threshold(s) == m for s in ULP_STATISTICS)
+        words = [("max, p99 and median ULP" if same else "max ULP") + (
+            f" may grow {m.factor:g}x, at least to {m.floor:g} ULP" if not m.off else " not compared")]
+        rest = BITS_STATISTICS if same else ULP_STATISTICS[1:] + BITS_STATISTICS
+        words += [f"{STATISTIC_WORDS[s]} {self.threshold(s)}" for s in rest]
+        words.append("outcome counts as rates per example")
         if self.thresholds:
             words.append("set: " + ", ".join(f"{k}={t.spec}" for k, t in self.thresholds.items()))
         return "; ".join(words)
