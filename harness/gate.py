@@ -162,14 +162,15 @@ class Comparison:
 
     @property
     def change(self) -> str:
-        """``old → new``, with the examples of a count: ``0 → 3009 of 5650 examples`` (``3 of 100 → 9 of 120
-        examples`` when their numbers differ)."""
+        """``old → new``, with the examples of a count: ``0 → 3009 of 5650 examples`` (``3 → 9 of 120 examples
+        (100 in the baseline)`` when their numbers differ)."""
         if self.threshold.kind == "ulp" and self.new is None:
             return f"{_fmt(self.old)} → — (no value with a ULP error any more)"
-        if self.threshold.kind == "rate" and self.old_examples != self.new_examples:
-            return f"{self._value(self.old)} of {self.old_examples} → {self._value(self.new)} of {self.new_examples} examples"
         text = f"{self._value(self.old)} → {self._value(self.new)}"
-        return text + (f" of {self.new_examples} examples" if self.threshold.kind == "rate" else "")
+        if self.threshold.kind != "rate":
+            return text
+        text += f" of {self.new_examples} examples"
+        return text + (f" ({self.old_examples} in the baseline)" if self.old_examples != self.new_examples else "")
 
     @property
     def text(self) -> str:

@@ -133,7 +133,7 @@ def test_counts_are_compared_as_rates_per_example_and_zero_stays_zero():
     assert verdict(old, score(examples=2000, counts={"flushed_subnormal": 20})).status == "pass"  # same rate
     grew = verdict(old, score(examples=2000, counts={"flushed_subnormal": 21}))
     assert worse(grew) == [("all", "flushed_subnormal")]
-    assert "flushed subnormals 10 of 1000 → 21 of 2000 examples (limit 20" in grew.summary
+    assert "flushed subnormals 10 → 21 of 2000 examples (1000 in the baseline) (limit 20" in grew.summary
     assert verdict(score(), score(counts={"unconverged": 1})).status == "regression"
     assert verdict(score(), score(counts={"flushed_subnormal": 1})).status == "regression"
     # every counted outcome is compared: each one grown alone (to 3.5% of the examples) is named
