@@ -94,8 +94,9 @@ def test_new_nonfinite_counts_only_finite_inputs_and_fails_unless_allowed():
 
 def test_slack_absorbs_double_counted_replays_but_zero_must_stay_zero():
     old = _score(counts={"inf": 10})
-    assert _verdict(old, _score(counts={"inf": 13}), fail_on_new_nonfinite=True, slack=3).status == "pass"
-    assert _verdict(old, _score(counts={"inf": 14}), fail_on_new_nonfinite=True, slack=3).status == "new_nonfinite"
+    strict = {"nonfinite_on_finite_inputs": "0%"}  # no growth allowed beyond the slack (the default allows 2%)
+    assert _verdict(old, _score(counts={"inf": 13}), thresholds=strict, slack=3).status == "pass"
+    assert _verdict(old, _score(counts={"inf": 14}), thresholds=strict, slack=3).status == "new_nonfinite"
     assert _verdict(_score(), _score(counts={"inf": 1}), fail_on_new_nonfinite=True,
                     slack={("sigmoid_ce", "float32"): 50}).failed
     assert _verdict(_score(), _score(counts={"raised": 1})).status == "regression"

@@ -107,8 +107,8 @@ def test_zero_to_3009_nan_on_finite_inputs_fails_by_default_and_blames_no_class_
     assert (check.status, check.failed) == ("new_nonfinite", True)
     # the nan class is credited with the growth on finite inputs: one statistic says it, not two
     assert worse(check) == [("all", "nonfinite_on_finite_inputs")]
-    assert check.reasons == ("non-finite results on finite inputs 0 → 3009 of 5650 examples (limit 0: rate may not"
-                             " grow; 0 stays 0)",)
+    assert check.reasons == ("non-finite results on finite inputs 0 → 3009 of 5650 examples (limit 0: rate +2% of"
+                             " examples; 0 stays 0)",)
     assert check.case.outcome == "nan"
     warned = verdict(score(), new, fail_on_new_nonfinite=False)
     assert (warned.status, warned.failed) == ("new_nonfinite", False)
@@ -130,12 +130,21 @@ def test_nan_only_on_nonfinite_inputs_is_not_the_new_rule_and_fails_only_beyond_
 
 def test_counts_are_compared_as_rates_per_example_and_zero_stays_zero():
     old = score(examples=1000, counts={"flushed_subnormal": 10})
-    assert verdict(old, score(examples=2000, counts={"flushed_subnormal": 20})).status == "pass"  # same rate
-    grew = verdict(old, score(examples=2000, counts={"flushed_subnormal": 21}))
+    # the default: the rate may grow by 2 points of the examples: 10 of 1000 → at most 20 + 40 of 2000
+    assert verdict(old, score(examples=2000, counts={"flushed_subnormal": 60})).status == "pass"
+    grew = verdict(old, score(examples=2000, counts={"flushed_subnormal": 61}))
     assert worse(grew) == [("all", "flushed_subnormal")]
-    assert "flushed subnormals 10 → 21 of 2000 examples (1000 in the baseline) (limit 20" in grew.summary
+    assert grew.reasons == ("flushed subnormals 10 → 61 of 2000 examples (1000 in the baseline) (limit 60: rate +2% of"
+                            " examples; 0 stays 0)",)
+    strict = {"flushed_subnormal": "0%"}
+    assert verdict(old, score(examples=2000, counts={"flushed_subnormal": 20}), thresholds=strict).status == "pass"
+    assert verdict(old, score(examples=2000, counts={"flushed_subnormal": 21}), thresholds=strict).failed
+    # keep0: a kind of failure the baseline never had fails from the first one, whatever the growth allowed
+    for statistic in ("nonfinite_on_finite_inputs", "raised", "flushed_subnormal", "unconverged"):
+        assert DEFAULT_THRESHOLDS[statistic].keep_zero
     assert verdict(score(), score(counts={"unconverged": 1})).status == "regression"
     assert verdict(score(), score(counts={"flushed_subnormal": 1})).status == "regression"
+    assert verdict(score(), score(counts={"flushed_subnormal": 1}), thresholds={"flushed_subnormal": "2%"}).status == "pass"
     # every counted outcome is compared: each one grown alone (to 3.5% of the examples) is named
     for statistic in COUNTS:
         grown = {statistic: 200}
@@ -145,10 +154,12 @@ def test_counts_are_compared_as_rates_per_example_and_zero_stays_zero():
 
 
 def test_the_replay_slack_counts_only_where_the_baseline_had_some():
-    old = score(counts={"flushed_subnormal": 10})
-    assert verdict(old, score(counts={"flushed_subnormal": 13}), slack=3).status == "pass"
-    assert verdict(old, score(counts={"flushed_subnormal": 14}), slack=3).status == "regression"
+    old, strict = score(counts={"flushed_subnormal": 10}), {"flushed_subnormal": "0%"}
+    assert verdict(old, score(counts={"flushed_subnormal": 13}), slack=3, thresholds=strict).status == "pass"
+    assert verdict(old, score(counts={"flushed_subnormal": 14}), slack=3, thresholds=strict).status == "regression"
     assert verdict(score(), score(counts={"flushed_subnormal": 1}), slack=50).status == "regression"
+    # a class the baseline never had cannot have been counted twice: at 0% it stays 0 whatever the slack
+    assert verdict(score(), score(counts={"flushed_subnormal": 1}), slack=50, thresholds=strict).status == "regression"
 
 
 # ---------------------------------------------------------------------------------------- thresholds
@@ -156,12 +167,13 @@ def test_the_replay_slack_counts_only_where_the_baseline_had_some():
 
 def test_threshold_texts_parse_to_their_kinds_and_back():
     table = parse_thresholds(["median_ulp=2x,4ulp", "p99_ulp=3X", "max_ulp=8ulp", "soft.max_ulp=off",
-                              "mean_bits=2bits", "all.mean_bits=+0.5", "nan=0.5%", "raised=0%"])
+                              "mean_bits=2bits", "all.mean_bits=+0.5", "nan=0.5%", "raised=0%", "unconverged=3%,keep0"])
     assert table["median_ulp"] == Threshold("ulp", factor=2.0, floor=4.0)
     assert table["p99_ulp"] == Threshold("ulp", factor=3.0, floor=1.0)  # the floor left out: the default's
     assert table["max_ulp"] == Threshold("ulp", factor=1.5, floor=8.0)
     assert table["soft.max_ulp"].off and table["all.mean_bits"].growth == 0.5
     assert table["mean_bits"].growth == 2.0 and table["nan"].growth == 0.005 and table["raised"].growth == 0
+    assert table["unconverged"] == Threshold("rate", growth=0.03, keep_zero=True) and not table["nan"].keep_zero
     assert {k: parse_thresholds({k: t.spec})[k] for k, t in table.items()} == table  # spec parses back
     # the cascade: REGIME.STAT, else STAT, else the default; all.STAT only for the whole score
     assert threshold_for(table, "soft", "max_ulp").off and threshold_for(table, "hard", "max_ulp").floor == 8.0
@@ -191,6 +203,7 @@ def test_thresholds_move_each_limit():
         ("max_ulp=2x,3x", "is not a threshold for max_ulp"),
         ("nan=5", "--threshold nan=5: '5' is not a threshold for nan; write a growth in percent of the examples, e.g. 0.5%"),
         ("nan=150%", "at most 100%"),
+        ("nan=2%,keep", "or 2%,keep0 (and a count of 0 stays 0)"),
         ("mean_bits=lots", "'lots' is not a threshold for mean_bits; write a number of bits, e.g. 1bits"),
         ("so-ft.max_ulp=2x", "'so-ft' is not a regime name; write REGIME.STATISTIC"),
     ],
@@ -274,8 +287,8 @@ def test_regime_counts_are_rates_and_new_nonfinite_in_a_regime_fails():
     nan = score(cls=RegimedScore, regimes={"tiny": regime(examples=100, counts={"nan": 1})})
     check = verdict(old, nan)
     assert (check.status, check.failed) == ("new_nonfinite", True)
-    assert check.reasons == ("tiny: non-finite results on finite inputs 0 → 1 of 100 examples (limit 0: rate may not"
-                             " grow; 0 stays 0)",)
+    assert check.reasons == ("tiny: non-finite results on finite inputs 0 → 1 of 100 examples (limit 0: rate +2% of"
+                             " examples; 0 stays 0)",)
 
 
 def test_a_regime_gone_or_new_is_noted_and_a_threshold_of_no_regime_is_said():
