@@ -21,20 +21,27 @@ exactly the inputs the baseline was computed on, so every figure is identical (t
 deterministic for a given seed). A ``lossfuzz run`` report does not record the corpus it replayed: its
 worst cases are replayed on top of the seeded search, and an input both replayed and found by the search
 counts twice. The outcome counts may then grow by up to the number of inputs replayed beyond the stored
-corpus (``slack``) without being called worse; a count that was zero must stay zero.
+corpus (``slack``) without being called worse; a count that was zero gets no slack (and must stay zero
+where its threshold keeps zero: ``keep0``).
+
+**What is compared** (:func:`compare_block`), for the whole score and for each of its regimes
+(``getattr(score, "regimes", {})``: issue 10's per-regime statistics, which carry the same attribute names):
+max, p99 and median ULP, mean bits, non-finite mistakes on finite inputs and every outcome class of
+:data:`~harness._records.COUNTED_OUTCOMES` as a rate per example, each against its threshold
+(:mod:`harness.thresholds`: the defaults, why, and how keys select a regime). A ULP figure present in the
+baseline but absent now (every value non-finite) is worse; one absent from the baseline is not compared;
+``inf`` beats any finite figure and nothing beats ``inf``. A regime in the baseline without examples now is
+noted, not compared.
 
 **Verdicts** per key (family, candidate, dtype):
 
-- ``regression`` (fails the gate): the maximum ULP error grew beyond the threshold, i.e. ``new > max(factor *
-  old, 1 ULP)`` (the floor keeps sub-ULP noise from counting: 0.4 → 0.6 ULP passes at 1.5x, so does 0 → 1);
-  ``inf`` beats any finite figure and nothing beats ``inf``; a figure present in the baseline but absent now
-  (every value non-finite, or the candidate could no longer be scored) is a regression, one absent from the
-  baseline is not compared. Also: the candidate now rejects the dtype, fails to run at all, or raises on
-  examples (raised/timeout/crash counts grew, or appeared).
-- ``new_nonfinite``: more non-finite mistakes (nan, inf, a finite value where the exact one is infinite, the
-  other outcome classes of :data:`~harness._records.NON_FINITE_MISTAKES`) on examples whose inputs are all
-  finite (``counts - counts["on_nonfinite_inputs"]``). Fails the gate only with ``fail_on_new_nonfinite``;
-  otherwise reported as a warning.
+- ``regression`` (fails the gate): a statistic of the whole score or of a regime beyond its threshold
+  (each is a :class:`Comparison`: statistic, regime, old → new, limit, threshold, the case behind it); or the
+  candidate now rejects the dtype or fails to run at all.
+- ``new_nonfinite``: the only statistic beyond its threshold is ``nonfinite_on_finite_inputs`` (nan, inf, a
+  finite value where the exact one is infinite, the other outcome classes of
+  :data:`~harness._records.NON_FINITE_MISTAKES`, on examples whose inputs are all finite: ``counts -
+  counts["on_nonfinite_inputs"]``). Fails the gate unless ``fail_on_new_nonfinite=False`` (then a warning).
 - ``missing`` (fails the gate): in the baseline, not in this run.
 - ``new`` (passes, reported): in this run, not in the baseline.
 - ``pass``.
@@ -233,9 +240,9 @@ class GateResult:
         return threshold_for(self.thresholds, regime, statistic)
 
     def threshold_summary(self) -> str:
-        """The whole score's thresholds in a few words, and the keys set (by flag or baseline), e.g. ``max ULP
-        may grow 1.5x, at least to 1 ULP; p99 and median ULP 1.5x, at least 1 ULP; mean bits +1 bit; counts
-        per example (nan +1% of examples, ...)``."""
+        """The whole score's thresholds in a few words, and the keys set (by flag or baseline), e.g. ``max, p99
+        and median ULP may grow 1.5x, at least to 1 ULP; mean bits +1 bit; outcome counts as rates per example;
+        set: median_ulp=2x,1ulp``."""
         m = self.threshold("max_ulp")
         same = all(self.threshold(s) == m for s in ULP_STATISTICS)
         words = [("max, p99 and median ULP" if same else "max ULP") + (

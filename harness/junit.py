@@ -35,7 +35,7 @@ def _details(check: Check, result: GateResult) -> str:
         f"{check.family} / {check.candidate} / {check.dtype}: {check.status}",
         *(f"- {r}" for r in check.reasons),
         f"max ULP: baseline {fmt_ulp(check.old_max_ulp)}, now {fmt_ulp(check.new_max_ulp)}"
-        + (f", limit {fmt_ulp(check.limit)} ({result.max_ulp_regression:g}x, at least 1 ULP)" if check.limit is not None else ""),
+        + (f", limit {fmt_ulp(check.limit)} ({result.threshold('max_ulp')})" if check.limit is not None else ""),
     ]
     if check.old_nonfinite is not None or check.new_nonfinite is not None:
         show = lambda v: "—" if v is None else str(v)  # noqa: E731
