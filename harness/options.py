@@ -327,9 +327,10 @@ OPTIONS: tuple[Option, ...] = (
            faces={"gate": {}}),
     Option("thresholds", gate_thresholds, None, "how much worse a statistic may get (repeatable): max_ulp,"
            " p99_ulp, median_ulp (e.g. 2x,4ulp: max(2 x baseline, 4 ULP)), mean_bits (e.g. 1bits), nan, inf, raised,"
-           " flushed_subnormal, nonfinite_on_finite_inputs and the other outcome counts (e.g. 0.5%: the rate per"
-           " example may grow by 0.5 points; 2%,keep0: and a count of 0 stays 0), or off; REGIME.STATISTIC for one regime (soft.max_ulp=10x); default:"
-           " the baseline's, else those of the README", "[REGIME.]STATISTIC=VALUE", flag="--threshold",
+           " flushed_subnormal, nonfinite_on_finite_inputs and the other outcome counts (e.g. 0.5%%: the rate per"
+           " example may grow by 0.5 points; 2%%,keep0: and a count of 0 stays 0), or off; REGIME.STATISTIC for"
+           " one regime (soft.max_ulp=10x); default: the baseline's, else those of the README",
+           "[REGIME.]STATISTIC=VALUE", flag="--threshold",  # %% in help: argparse formats help with %
            kind="append", faces={"gate": {}}),
     Option("fail_on_new_nonfinite", boolean, False,
            "fail when non-finite results (nan, inf, finite where infinite) on finite inputs grow (the default)",

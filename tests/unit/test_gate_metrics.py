@@ -219,6 +219,14 @@ def test_bad_threshold_flags_are_one_line_usage_errors_before_any_work(flag, exp
     assert code == 2 and expected in err.getvalue() and err.getvalue().count("\n") == 1, err.getvalue()
 
 
+def test_the_gate_help_shows_the_threshold_forms():
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
+        cli.main(["gate", "--help"])  # a bare % in an option's help breaks argparse's formatting
+    text = " ".join(out.getvalue().split())
+    assert "--threshold [REGIME.]STATISTIC=VALUE" in text and "(e.g. 0.5%: the rate per example" in text
+
+
 def test_thresholds_in_the_baseline_are_read_and_flags_replace_them_key_by_key(tmp_path):
     data = run(score()).to_json()
     entry = gate_entry({}, parse_thresholds(["median_ulp=1e5x", "mean_bits=12bits"]))
