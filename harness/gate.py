@@ -21,20 +21,27 @@ exactly the inputs the baseline was computed on, so every figure is identical (t
 deterministic for a given seed). A ``lossfuzz run`` report does not record the corpus it replayed: its
 worst cases are replayed on top of the seeded search, and an input both replayed and found by the search
 counts twice. The outcome counts may then grow by up to the number of inputs replayed beyond the stored
-corpus (``slack``) without being called worse; a count that was zero must stay zero.
+corpus (``slack``) without being called worse; a count that was zero gets no slack (and must stay zero
+where its threshold keeps zero: ``keep0``).
+
+**What is compared** (:func:`compare_block`), for the whole score and for each of its regimes
+(``getattr(score, "regimes", {})``: issue 10's per-regime statistics, which carry the same attribute names):
+max, p99 and median ULP, mean bits, non-finite mistakes on finite inputs and every outcome class of
+:data:`~harness._records.COUNTED_OUTCOMES` as a rate per example, each against its threshold
+(:mod:`harness.thresholds`: the defaults, why, and how keys select a regime). A ULP figure present in the
+baseline but absent now (every value non-finite) is worse; one absent from the baseline is not compared;
+``inf`` beats any finite figure and nothing beats ``inf``. A regime in the baseline without examples now is
+noted, not compared.
 
 **Verdicts** per key (family, candidate, dtype):
 
-- ``regression`` (fails the gate): the maximum ULP error grew beyond the threshold, i.e. ``new > max(factor *
-  old, 1 ULP)`` (the floor keeps sub-ULP noise from counting: 0.4 → 0.6 ULP passes at 1.5x, so does 0 → 1);
-  ``inf`` beats any finite figure and nothing beats ``inf``; a figure present in the baseline but absent now
-  (every value non-finite, or the candidate could no longer be scored) is a regression, one absent from the
-  baseline is not compared. Also: the candidate now rejects the dtype, fails to run at all, or raises on
-  examples (raised/timeout/crash counts grew, or appeared).
-- ``new_nonfinite``: more non-finite mistakes (nan, inf, a finite value where the exact one is infinite, the
-  other outcome classes of :data:`~harness._records.NON_FINITE_MISTAKES`) on examples whose inputs are all
-  finite (``counts - counts["on_nonfinite_inputs"]``). Fails the gate only with ``fail_on_new_nonfinite``;
-  otherwise reported as a warning.
+- ``regression`` (fails the gate): a statistic of the whole score or of a regime beyond its threshold
+  (each is a :class:`Comparison`: statistic, regime, old → new, limit, threshold, the case behind it); or the
+  candidate now rejects the dtype or fails to run at all.
+- ``new_nonfinite``: the only statistic beyond its threshold is ``nonfinite_on_finite_inputs`` (nan, inf, a
+  finite value where the exact one is infinite, the other outcome classes of
+  :data:`~harness._records.NON_FINITE_MISTAKES`, on examples whose inputs are all finite: ``counts -
+  counts["on_nonfinite_inputs"]``). Fails the gate unless ``fail_on_new_nonfinite=False`` (then a warning).
 - ``missing`` (fails the gate): in the baseline, not in this run.
 - ``new`` (passes, reported): in this run, not in the baseline.
 - ``pass``.
@@ -47,30 +54,36 @@ from __future__ import annotations
 import json
 import math
 import shlex
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
+from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
 import numpy as np
 
 import oracles
 
-from ._records import NON_FINITE_MISTAKES, RunResult, Score, WorstCase
+from ._records import COUNTED_OUTCOMES, NON_FINITE_MISTAKES, RunResult, Score, WorstCase
 from ._values import fmt_ulp as _fmt
 from ._values import parse_value
 from .candidates import CANDIDATE_NAMES
 from .corpus import MAX_EXAMPLE_ELEMENTS, corpus_from_json, corpus_to_json
-from .outcomes import shown_case, tally_outcomes
+from .outcomes import count, shown_case, tally_outcomes
 from .strategies import Example, catalogue
+from .thresholds import (BITS_STATISTICS, COUNT_STATISTICS, DEFAULT_THRESHOLDS, NONFINITE_ON_FINITE, STATISTIC_WORDS,
+                         ULP_STATISTICS, WHOLE, Threshold, parse_thresholds, threshold_for)
 
 __all__ = [
     "DEFAULT_FACTOR",
     "ULP_FLOOR",
     "STATUSES",
     "GATE_VERSION",
+    "Comparison",
     "Check",
     "GateResult",
     "check_run",
+    "compare_block",
+    "case_for",
     "parse_factor",
     "ulp_limit",
     "nonfinite_on_finite_inputs",
@@ -78,6 +91,7 @@ __all__ = [
     "replay_corpus",
     "gate_entry",
     "read_gate_entry",
+    "read_gate_thresholds",
     "case_of",
     "relevant_case",
 ]
@@ -108,6 +122,70 @@ def case_of(score: Score | None) -> WorstCase | None:
     return None if shown is None else shown[1]
 
 
+def _count_text(value: float | None) -> str:
+    return "—" if value is None else f"{value:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """One statistic of one block (the whole score, ``regime`` :data:`~harness.thresholds.WHOLE`, or one regime)
+    that got worse than its ``threshold`` allows: ``old`` → ``new`` against ``limit`` (the largest passing
+    value; None when the figure is gone). ``fails``: whether it fails the gate (new non-finite results on
+    finite inputs only warn with ``fail_on_new_nonfinite=False``); ``case``: the case that shows it (its
+    replay command), when one is listed; ``old_examples``/``new_examples``: the counts' denominators;
+    ``detail``: what the candidate raised, for ``raised``."""
+
+    regime: str
+    statistic: str
+    old: float | None
+    new: float | None
+    limit: float | None
+    threshold: Threshold
+    fails: bool = True
+    case: WorstCase | None = None
+    old_examples: int = 0
+    new_examples: int = 0
+    detail: str = ""
+
+    @property
+    def words(self) -> str:
+        """The statistic in words, with its regime: ``median ULP``, ``soft: max ULP``."""
+        name = STATISTIC_WORDS[self.statistic]
+        return name if self.regime == WHOLE else f"{self.regime}: {name}"
+
+    @property
+    def shown_limit(self) -> str:
+        """The limit as shown: a ULP or bits figure, or the largest passing count."""
+        if self.limit is None:
+            return "—"
+        if self.threshold.kind == "rate":
+            return str(math.floor(self.limit + 1e-9))
+        return self._value(self.limit)
+
+    def _value(self, value: float | None) -> str:
+        if self.threshold.kind == "bits":
+            return "—" if value is None else f"{value:.3g}"
+        return _count_text(value) if self.threshold.kind == "rate" else _fmt(value)
+
+    @property
+    def change(self) -> str:
+        """``old → new``, with the examples of a count: ``0 → 3009 of 5650 examples`` (``3 → 9 of 120 examples
+        (100 in the baseline)`` when their numbers differ)."""
+        if self.threshold.kind == "ulp" and self.new is None:
+            return f"{_fmt(self.old)} → — (no value with a ULP error any more)"
+        text = f"{self._value(self.old)} → {self._value(self.new)}"
+        if self.threshold.kind != "rate":
+            return text
+        text += f" of {self.new_examples} examples"
+        return text + (f" ({self.old_examples} in the baseline)" if self.old_examples != self.new_examples else "")
+
+    @property
+    def text(self) -> str:
+        """One line: ``median ULP 0.15 → 1.14e+04 (limit 1: 1.5x, at least 1 ULP)``."""
+        limit = "" if self.limit is None else f" (limit {self.shown_limit}: {self.threshold})"
+        return f"{self.words} {self.change}{limit}" + (f": {self.detail}" if self.detail else "")
+
+
 @dataclass(frozen=True, slots=True)
 class Check:
     """The verdict on one family x candidate x dtype. ``reasons``: one line each (what changed);
@@ -127,6 +205,7 @@ class Check:
     new_nonfinite: int | None = None
     case: WorstCase | None = None
     case_label: str = "worst case"
+    worse: tuple[Comparison, ...] = ()
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -144,14 +223,36 @@ class Check:
 
 @dataclass(frozen=True, slots=True)
 class GateResult:
-    """Every check, in baseline order then new keys in run order, and the thresholds used. ``exact``: the
-    replayed inputs equal those the baseline was computed on (counts compared without slack)."""
+    """Every check, in baseline order then new keys in run order, and the thresholds used (``thresholds``:
+    those set by key, over :data:`~harness.thresholds.DEFAULT_THRESHOLDS`; ``max_ulp_regression``: the
+    whole score's max-ULP factor). ``exact``: the replayed inputs equal those the baseline was computed on
+    (counts compared without slack)."""
 
     checks: tuple[Check, ...]
     max_ulp_regression: float = DEFAULT_FACTOR
-    fail_on_new_nonfinite: bool = False
+    fail_on_new_nonfinite: bool = True
     exact: bool = True
     notes: tuple[str, ...] = ()
+    thresholds: Mapping[str, Threshold] = field(default_factory=dict)
+
+    def threshold(self, statistic: str, regime: str = WHOLE) -> Threshold:
+        """The threshold of ``statistic`` in ``regime`` this result was judged by."""
+        return threshold_for(self.thresholds, regime, statistic)
+
+    def threshold_summary(self) -> str:
+        """The whole score's thresholds in a few words, and the keys set (by flag or baseline), e.g. ``max, p99
+        and median ULP may grow 1.5x, at least to 1 ULP; mean bits +1 bit; outcome counts as rates per example;
+        set: median_ulp=2x,1ulp``."""
+        m = self.threshold("max_ulp")
+        same = all(self.threshold(s) == m for s in ULP_STATISTICS)
+        words = [("max, p99 and median ULP" if same else "max ULP") + (
+            f" may grow {m.factor:g}x, at least to {m.floor:g} ULP" if not m.off else " not compared")]
+        rest = BITS_STATISTICS if same else ULP_STATISTICS[1:] + BITS_STATISTICS
+        words += [f"{STATISTIC_WORDS[s]} {self.threshold(s)}" for s in rest]
+        words.append("outcome counts as rates per example")
+        if self.thresholds:
+            words.append("set: " + ", ".join(f"{k}={t.spec}" for k, t in self.thresholds.items()))
+        return "; ".join(words)
 
     @property
     def failures(self) -> tuple[Check, ...]:
@@ -181,50 +282,136 @@ def _scored(score: Score) -> bool:
     return not score.unsupported and score.examples > 0
 
 
-def _check(old: Score, new: Score, factor: float, fail_nonfinite: bool, slack: int) -> Check:
-    regressions: list[str] = []
+def _cases(block: Any) -> tuple[WorstCase, ...]:
+    """The cases a block of statistics lists: a score's shrunk reproducer and worst cases, a regime's worst."""
+    worst = getattr(block, "worst", ())
+    reproducer = getattr(block, "reproducer", None)
+    listed = worst if isinstance(worst, tuple) else (worst,) if worst is not None else ()
+    return ((reproducer,) if reproducer is not None else ()) + listed
+
+
+def case_for(block: Any, statistic: str, limit: float | None = None) -> WorstCase | None:
+    """The case that shows what got worse in ``block`` (a Score or a regime's statistics): for ``max_ulp``
+    the largest ULP error above ``limit``; for ``nonfinite_on_finite_inputs`` the first non-finite mistake on
+    finite inputs, for ``on_nonfinite_inputs`` the first on ±inf/nan inputs, for an outcome class the first
+    case of that class (None when none is listed); otherwise the shrunk reproducer, else the worst case."""
+    cases = _cases(block)
+    if statistic == "max_ulp" and limit is not None:
+        measured = [c for c in cases if c.ulp is not None and c.ulp > limit]
+        if measured:
+            return max(measured, key=lambda c: c.ulp)  # first of equals: the shrunk reproducer
+    if statistic in (NONFINITE_ON_FINITE, "on_nonfinite_inputs"):
+        finite = statistic == NONFINITE_ON_FINITE
+        return next((c for c in cases if c.outcome in NON_FINITE_MISTAKES and _finite_inputs(c) == finite), None)
+    if statistic in COUNTED_OUTCOMES:
+        return next((c for c in cases if c.outcome == statistic), None)
+    return cases[0] if cases else None
+
+
+def _count_of(block: Any, statistic: str) -> int:
+    if statistic == NONFINITE_ON_FINITE:
+        return tally_outcomes(block).on_finite_inputs
+    return count(block, (statistic,))
+
+
+def compare_block(old: Any, new: Any, regime: str = WHOLE, *, thresholds: Mapping[str, Threshold] = MappingProxyType({}),
+                  slack: int = 0, fail_on_new_nonfinite: bool = True) -> tuple[Comparison, ...]:
+    """The statistics of ``new`` that got worse than ``old``'s beyond their thresholds, in :data:`STATISTICS`
+    order. ``old``/``new``: blocks of statistics with a Score's attribute names (a Score, or a regime's
+    statistics); ``regime``: its name (:data:`WHOLE` for the whole score), for the thresholds and the words;
+    ``slack``: how many replayed inputs may be counted twice (see :func:`check_run`)."""
+    out: list[Comparison] = []
+
+    def worse(statistic: str, o: float | None, n: float | None, limit: float | None, t: Threshold, detail: str = "") -> None:
+        fails = fail_on_new_nonfinite if statistic == NONFINITE_ON_FINITE else True
+        out.append(Comparison(regime, statistic, o, n, limit, t, fails, case_for(new, statistic, limit),
+                              old.examples, new.examples, detail))
+
+    max_t = threshold_for(thresholds, regime, "max_ulp")
+    if old.max_ulp is not None and new.max_ulp is None:
+        if not max_t.off:  # every other ULP figure is gone with it: said once
+            worse("max_ulp", old.max_ulp, None, None, max_t)
+    else:
+        for statistic in ULP_STATISTICS + BITS_STATISTICS:
+            t = threshold_for(thresholds, regime, statistic)
+            o, n = getattr(old, statistic, None), getattr(new, statistic, None)
+            if t.off or o is None or n is None:
+                continue
+            limit = t.ulp_limit(o) if t.kind == "ulp" else t.bits_limit(o)
+            if n > limit:
+                worse(statistic, o, n, limit, t)
+    # Non-finite mistakes on finite inputs are judged by their own statistic; credited to the classes they fall
+    # in, so that the classes' thresholds judge what is left (mistakes on ±inf/nan inputs) and none is blamed twice.
+    on_finite = max(0, _count_of(new, NONFINITE_ON_FINITE) - _count_of(old, NONFINITE_ON_FINITE))
+    for statistic in COUNT_STATISTICS:
+        t = threshold_for(thresholds, regime, statistic)
+        if t.off:
+            continue
+        o, n = _count_of(old, statistic), _count_of(new, statistic)
+        limit = t.count_limit(o, old.examples, new.examples, slack)
+        if statistic in NON_FINITE_MISTAKES:
+            limit += on_finite
+        if n > limit + 1e-9 * new.examples:  # a rate that does not grow is never worse (rounding of the ratio)
+            detail = ""
+            if statistic == "raised":
+                findings = getattr(new, "findings", ())
+                detail = findings[0].message if findings else (getattr(new, "failure", None) or "")
+            worse(statistic, o, n, limit, t, detail)
+    return tuple(out)
+
+
+def _check(old: Score, new: Score, thresholds: Mapping[str, Threshold], fail_nonfinite: bool, slack: int) -> Check:
+    structural: list[str] = []
     notes: list[str] = []
-    nonfinite: list[str] = []
     limit = None
+    found: list[Comparison] = []
     if old.unsupported:
         if not new.unsupported:
             notes.append("supported now (unsupported in the baseline)")
     elif new.unsupported:
-        regressions.append("rejects the dtype now (unsupported)")
+        structural.append("rejects the dtype now (unsupported)")
     elif _scored(old) and not _scored(new):
         why = f": {new.failure.splitlines()[0]}" if new.failure else ""
-        regressions.append(f"could not be scored any more{why}")
+        structural.append(f"could not be scored any more{why}")
     if _scored(old) and _scored(new):
-        limit = ulp_limit(old.max_ulp, factor)
-        if old.max_ulp is None:
-            if new.max_ulp is not None:
-                notes.append(f"max ULP — → {_fmt(new.max_ulp)} (no figure in the baseline)")
-        elif new.max_ulp is None:
-            regressions.append(f"max ULP {_fmt(old.max_ulp)} → — (no value with a ULP error any more)")
-        elif new.max_ulp > limit:
-            regressions.append(f"max ULP {_fmt(old.max_ulp)} → {_fmt(new.max_ulp)} (limit {_fmt(limit)})")
-        elif new.max_ulp != old.max_ulp:
+        max_t = threshold_for(thresholds, WHOLE, "max_ulp")
+        limit = None if old.max_ulp is None or max_t.off else max_t.ulp_limit(old.max_ulp)
+        found += compare_block(old, new, WHOLE, thresholds=thresholds, slack=slack, fail_on_new_nonfinite=fail_nonfinite)
+        if old.max_ulp is None and new.max_ulp is not None:
+            notes.append(f"max ULP — → {_fmt(new.max_ulp)} (no figure in the baseline)")
+        elif limit is not None and new.max_ulp is not None and new.max_ulp != old.max_ulp and new.max_ulp <= limit:
             notes.append(f"max ULP {_fmt(old.max_ulp)} → {_fmt(new.max_ulp)} (limit {_fmt(limit)})")
-        raised_old, raised_new = (tally_outcomes(s).raised for s in (old, new))
-        if raised_new > raised_old + slack or (raised_old == 0 and raised_new > 0):
-            first = new.findings[0].message if new.findings else (new.failure or "")
-            regressions.append(f"raised on {raised_new} examples (baseline {raised_old})" + (f": {first}" if first else ""))
-    nf_old, nf_new = nonfinite_on_finite_inputs(old), nonfinite_on_finite_inputs(new)
-    if _scored(new) and (nf_new > nf_old + slack or (nf_old == 0 and nf_new > 0)):
-        nonfinite.append(f"non-finite results on finite inputs {nf_old} → {nf_new}")
-    if regressions:
+        new_regimes = getattr(new, "regimes", None) or {}
+        for name, old_block in (getattr(old, "regimes", None) or {}).items():
+            new_block = new_regimes.get(name)
+            if new_block is None or not old_block.examples or not new_block.examples:
+                notes.append(f"regime {name}: {old_block.examples} examples in the baseline, none now (not compared)")
+                continue
+            found += compare_block(old_block, new_block, name, thresholds=thresholds, slack=slack,
+                                   fail_on_new_nonfinite=fail_nonfinite)
+    elif _scored(new):  # nothing to compare with: non-finite results on finite inputs are new all the same
+        t = threshold_for(thresholds, WHOLE, NONFINITE_ON_FINITE)
+        n = nonfinite_on_finite_inputs(new)
+        if not t.off and n > 0:
+            found.append(Comparison(WHOLE, NONFINITE_ON_FINITE, 0, n, 0.0, t, fail_nonfinite,
+                                    case_for(new, NONFINITE_ON_FINITE), 0, new.examples))
+    nonfinite = [c for c in found if c.statistic == NONFINITE_ON_FINITE]
+    regressions = [c for c in found if c.statistic != NONFINITE_ON_FINITE]
+    if structural or regressions:
         status = "regression"
     elif nonfinite:
         status = "new_nonfinite"
     else:
         status = "pass"
-    failed = bool(regressions) or (bool(nonfinite) and fail_nonfinite)
-    reasons = tuple(regressions + nonfinite + (notes if not (regressions or nonfinite) else []))
+    worse = tuple(regressions + nonfinite)
+    failed = bool(structural) or any(c.fails for c in worse)
+    reasons = tuple(structural + [c.text for c in worse] + (notes if status == "pass" else []))
     if not reasons:
         reasons = (f"max ULP {_fmt(old.max_ulp)} → {_fmt(new.max_ulp)}",)
-    case = relevant_case(new, limit if any(r.startswith("max ULP") for r in regressions) else None, bool(nonfinite))
+    first = next((c for c in worse if c.case is not None), None)
+    case = first.case if first is not None else case_of(new)
     return Check(new.family, new.candidate, new.dtype, status, failed, reasons, old.max_ulp, new.max_ulp, limit,
-                 nf_old, nf_new, case, _label(new, case))
+                 nonfinite_on_finite_inputs(old), nonfinite_on_finite_inputs(new), case, _label(new, case), worse)
 
 
 def _label(score: Score | None, case: WorstCase | None, prefix: str = "") -> str:
@@ -255,22 +442,36 @@ def relevant_case(score: Score, ulp_limit_crossed: float | None, nonfinite: bool
     return case_of(score)
 
 
+def _thresholds(thresholds: Mapping[str, Threshold | str] | None, max_ulp_regression: float | str | None) -> dict[str, Threshold]:
+    table = dict(parse_thresholds({k: v for k, v in (thresholds or {}).items() if not isinstance(v, Threshold)}, "threshold"))
+    table.update({k: v for k, v in (thresholds or {}).items() if isinstance(v, Threshold)})
+    if max_ulp_regression is not None and "max_ulp" not in table:
+        factor = parse_factor(max_ulp_regression) if isinstance(max_ulp_regression, str) else float(max_ulp_regression)
+        if not math.isfinite(factor) or factor < 1:
+            raise ValueError(f"max_ulp_regression={max_ulp_regression!r}: the factor must be a finite number of at least 1")
+        table["max_ulp"] = Threshold("ulp", factor=factor, floor=DEFAULT_THRESHOLDS["max_ulp"].floor)
+    return table
+
+
 def check_run(
     baseline: RunResult,
     current: RunResult,
     *,
-    max_ulp_regression: float | str = DEFAULT_FACTOR,
-    fail_on_new_nonfinite: bool = False,
+    max_ulp_regression: float | str | None = None,
+    thresholds: Mapping[str, Threshold | str] | None = None,
+    fail_on_new_nonfinite: bool = True,
     slack: int | Mapping[tuple[str, str], int] = 0,
 ) -> GateResult:
     """Compare ``current`` with ``baseline`` per (family, candidate, dtype); see the module docstring.
 
-    ``slack``: by how much the outcome counts (non-finite mistakes, raised) may grow without being called
-    worse, per (family, dtype) or for all: the number of inputs replayed that the baseline was not
-    computed on (0 for a baseline written by the gate itself)."""
-    factor = parse_factor(max_ulp_regression) if isinstance(max_ulp_regression, str) else float(max_ulp_regression)
-    if not math.isfinite(factor) or factor < 1:
-        raise ValueError(f"max_ulp_regression={max_ulp_regression!r}: the factor must be a finite number of at least 1")
+    ``thresholds``: by key (``max_ulp``, ``soft.median_ulp``, ``all.nan``: :mod:`harness.thresholds`), as
+    :class:`~harness.thresholds.Threshold` or text; the others keep their defaults. ``max_ulp_regression``:
+    the max-ULP factor (``--max-ulp-regression``), where ``thresholds`` has no ``max_ulp``.
+    ``fail_on_new_nonfinite``: new non-finite results on finite inputs fail (else they warn).
+    ``slack``: by how much the outcome counts may grow without being called worse, per (family, dtype) or
+    for all: the number of inputs replayed that the baseline was not computed on (0 for a baseline written
+    by the gate itself)."""
+    table = _thresholds(thresholds, max_ulp_regression)
     now = {s.key: s for s in current.scores}
     before = {s.key: s for s in baseline.scores}
     checks: list[Check] = []
@@ -286,14 +487,18 @@ def check_run(
                                 _label(old, case_of(old), "baseline's ")))
             continue
         extra = slack if isinstance(slack, int) else int(slack.get((family, dtype), 0))
-        checks.append(_check(old, new, factor, fail_on_new_nonfinite, extra))
+        checks.append(_check(old, new, table, fail_on_new_nonfinite, extra))
     for key, new in now.items():
         if key not in before:
             what = "unsupported" if new.unsupported else f"max ULP {_fmt(new.max_ulp)}"
             checks.append(Check(*key, "new", False, (f"not in the baseline ({what})",), None, new.max_ulp, None,
                                 None, nonfinite_on_finite_inputs(new), case_of(new), _label(new, case_of(new))))
     exact = slack == 0 if isinstance(slack, int) else not any(slack.values())
-    return GateResult(tuple(checks), factor, fail_on_new_nonfinite, exact)
+    regimes = {name for s in (*baseline.scores, *current.scores) for name in (getattr(s, "regimes", None) or {})}
+    unused = sorted(k for k in table if "." in k and k.split(".", 1)[0] not in regimes | {WHOLE})
+    notes = tuple(f"threshold {k}: no result has a regime {k.split('.', 1)[0]!r}; it was not used" for k in unused)
+    return GateResult(tuple(checks), threshold_for(table, WHOLE, "max_ulp").factor, fail_on_new_nonfinite, exact,
+                      notes, MappingProxyType(table))
 
 
 # ------------------------------------------------------------------------------------- the replay corpus
@@ -401,16 +606,25 @@ def replay_corpus(
     return corpus, fresh
 
 
-def gate_entry(corpus: Mapping[tuple[str, str], list[Example]]) -> dict[str, Any]:
-    """The ``"gate"`` entry a baseline written by the gate carries: its replay corpus (corpus-file objects)."""
-    return {
+def gate_entry(corpus: Mapping[tuple[str, str], list[Example]],
+               thresholds: Mapping[str, Threshold] | None = None) -> dict[str, Any]:
+    """The ``"gate"`` entry a baseline written by the gate carries: its replay corpus (corpus-file objects)
+    and, when any are set, its thresholds (key -> text, as ``--threshold`` takes them)."""
+    entry: dict[str, Any] = {
         "version": GATE_VERSION,
         "replayed": [json.loads(corpus_to_json(f, d, examples)) for (f, d), examples in corpus.items()],
     }
+    if thresholds:
+        entry["thresholds"] = {key: t.spec for key, t in thresholds.items()}
+    return entry
 
 
-def read_gate_entry(entry: Any, name: str) -> dict[tuple[str, str], list[Example]]:
-    """The replay corpus of a baseline's ``"gate"`` entry; one-line ``ValueError`` naming ``name`` if malformed."""
+def read_gate_entry(entry: Any, name: str) -> dict[tuple[str, str], list[Example]] | None:
+    """The replay corpus of a baseline's ``"gate"`` entry (None for an entry of thresholds only); one-line
+    ``ValueError`` naming ``name`` if malformed."""
+    if isinstance(entry, dict) and entry.get("version") == GATE_VERSION and "replayed" not in entry \
+            and "thresholds" in entry:
+        return None
     if not isinstance(entry, dict) or entry.get("version") != GATE_VERSION or not isinstance(entry.get("replayed"), list):
         raise ValueError(f"{name}: its 'gate' entry is not a version {GATE_VERSION} replay corpus; regenerate the"
                          " baseline with lossfuzz gate --update-baseline")
@@ -419,3 +633,14 @@ def read_gate_entry(entry: Any, name: str) -> dict[tuple[str, str], list[Example
         family, dtype, examples = corpus_from_json(json.dumps(item), f"{name} (gate.replayed[{i}])")
         corpus.setdefault((family, dtype), []).extend(examples)
     return corpus
+
+
+def read_gate_thresholds(entry: Any, name: str) -> dict[str, Threshold]:
+    """The thresholds a baseline's ``"gate"`` entry sets (``"thresholds": {"max_ulp": "2x", "soft.max_ulp":
+    "10x"}``; none when it sets none); one-line ``ValueError`` naming ``name`` and the bad item otherwise."""
+    table = entry.get("thresholds") if isinstance(entry, dict) else None
+    if table is None:
+        return {}
+    if not isinstance(table, dict):
+        raise ValueError(f"{name}: gate.thresholds is not an object of KEY: VALUE, e.g. {{\"max_ulp\": \"2x\"}}")
+    return parse_thresholds(table, f"{name}: gate.thresholds")

@@ -2,7 +2,8 @@
 
 ``<testsuites>`` holds one ``<testsuite name="lossfuzz gate">``; each :class:`~harness.gate.Check` is a
 ``<testcase classname="FAMILY" name="CANDIDATE[DTYPE]">``, with a ``<failure>`` when it fails the gate
-(``message``: what got worse; text: old and new figures, the worst case and its replay command) and a
+(``message``: what got worse; text: old and new figures, one line per statistic that got worse with its
+regime, limit, threshold and replay command, and the worst case) and a
 ``<system-out>`` line otherwise. No timings: the same result gives the same bytes. Text from candidates and
 users is escaped by ElementTree, and characters XML 1.0 cannot hold are replaced.
 """
@@ -34,11 +35,14 @@ def _details(check: Check, result: GateResult) -> str:
         f"{check.family} / {check.candidate} / {check.dtype}: {check.status}",
         *(f"- {r}" for r in check.reasons),
         f"max ULP: baseline {fmt_ulp(check.old_max_ulp)}, now {fmt_ulp(check.new_max_ulp)}"
-        + (f", limit {fmt_ulp(check.limit)} ({result.max_ulp_regression:g}x, at least 1 ULP)" if check.limit is not None else ""),
+        + (f", limit {fmt_ulp(check.limit)} ({result.threshold('max_ulp')})" if check.limit is not None else ""),
     ]
     if check.old_nonfinite is not None or check.new_nonfinite is not None:
         show = lambda v: "—" if v is None else str(v)  # noqa: E731
         lines.append(f"non-finite results on finite inputs: baseline {show(check.old_nonfinite)}, now {show(check.new_nonfinite)}")
+    for w in check.worse:  # each statistic that got worse: regime, baseline → now, limit, threshold
+        lines.append(f"{w.statistic} [{w.regime}]: {w.change}, limit {w.shown_limit} ({w.threshold})"
+                     + (f"; replay: {w.case.replay}" if w.case is not None else ""))
     if check.case is not None:
         c = check.case
         lines += [
@@ -60,6 +64,8 @@ def render_junit(result: GateResult) -> str:
     ET.SubElement(props, "property", {"name": "max_ulp_regression", "value": f"{result.max_ulp_regression:g}x"})
     ET.SubElement(props, "property", {"name": "fail_on_new_nonfinite", "value": str(result.fail_on_new_nonfinite).lower()})
     ET.SubElement(props, "property", {"name": "exact", "value": str(result.exact).lower()})
+    for key, threshold in result.thresholds.items():  # those set by flag or baseline (the rest: the defaults)
+        ET.SubElement(props, "property", {"name": f"threshold.{_clean(key)}", "value": threshold.spec})
     for check in result.checks:
         case = ET.SubElement(suite, "testcase", {"classname": _clean(check.family), "name": _clean(check.name)})
         if check.failed:

@@ -35,6 +35,7 @@ import oracles
 from ._records import LABEL_SETS
 from ._values import parse_value
 from .candidates import CANDIDATE_NAMES
+from .thresholds import parse_thresholds
 
 __all__ = [
     "UsageError",
@@ -58,6 +59,7 @@ __all__ = [
     "FAIL_ON",
     "MAX_CHUNKS",
     "parse_factor",
+    "gate_thresholds",
 ]
 
 
@@ -272,6 +274,17 @@ def parse_factor(text: str | float) -> float:
     return value
 
 
+def gate_thresholds(value: Any) -> dict:
+    """``--threshold [REGIME.]STATISTIC=VALUE`` (repeatable) or a mapping: the gate's thresholds by key
+    (:func:`harness.thresholds.parse_thresholds`)."""
+    try:
+        return parse_thresholds(value)
+    except UsageError:
+        raise
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
 # ------------------------------------------------------------------------------------------- the table
 
 FACES = ("run", "audit", "gate", "exact", "plugin", "check", "audit_api")
@@ -328,10 +341,21 @@ OPTIONS: tuple[Option, ...] = (
     # -------------------------------------------------------------------------------------------- gate
     Option("baseline", str, None, "the baseline: a report.json of lossfuzz run, or one written by --update-baseline",
            "PATH", required=True, faces={"gate": {}}),
-    Option("max_ulp_regression", parse_factor, DEFAULT_FACTOR, "how much the max ULP error may grow: 1.5x (default)"
-           " passes up to max(1.5 x baseline, 1 ULP)", "FACTOR", faces={"gate": {}}),
+    Option("max_ulp_regression", parse_factor, None, "how much the max ULP error may grow: 1.5x (default)"
+           " passes up to max(1.5 x baseline, 1 ULP); the same as --threshold max_ulp=FACTORx", "FACTOR",
+           faces={"gate": {}}),
+    Option("thresholds", gate_thresholds, None, "how much worse a statistic may get (repeatable): max_ulp,"
+           " p99_ulp, median_ulp (e.g. 2x,4ulp: max(2 x baseline, 4 ULP)), mean_bits (e.g. 1bits), nan, inf, raised,"
+           " flushed_subnormal, nonfinite_on_finite_inputs and the other outcome counts (e.g. 0.5%%: the rate per"
+           " example may grow by 0.5 points; 2%%,keep0: and a count of 0 stays 0), or off; REGIME.STATISTIC for"
+           " one regime (soft.max_ulp=10x); default: the baseline's, else those of the README",
+           "[REGIME.]STATISTIC=VALUE", flag="--threshold",  # %% in help: argparse formats help with %
+           kind="append", faces={"gate": {}}),
     Option("fail_on_new_nonfinite", boolean, False,
-           "fail when non-finite results (nan, inf, finite where infinite) on finite inputs grow", kind="on",
+           "fail when non-finite results (nan, inf, finite where infinite) on finite inputs grow (the default)",
+           kind="on", faces={"gate": {}}),
+    Option("allow_new_nonfinite", boolean, False,
+           "new non-finite results on finite inputs are a warning instead of failing the gate", kind="on",
            faces={"gate": {}}),
     Option("junit", str, None, "also write JUnit XML here (one test case per family x candidate x dtype)", "PATH",
            faces={"gate": {}}),

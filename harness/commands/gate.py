@@ -11,7 +11,7 @@ import argparse
 import contextlib
 import json
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -19,8 +19,8 @@ from ..options import (Option, Settings, UsageError, add_options, import_from_cw
                        resolve)
 from .run import locked_out, read_corpus, writable_dir
 
-__all__ = ["add_parser", "Baseline", "load_baseline", "gate_settings", "render_baseline", "EXIT_PASS", "EXIT_REGRESSION",
-           "EXIT_USAGE"]
+__all__ = ["add_parser", "Baseline", "load_baseline", "gate_settings", "render_baseline", "thresholds_in_effect",
+           "EXIT_PASS", "EXIT_REGRESSION", "EXIT_USAGE"]
 
 EXIT_PASS, EXIT_REGRESSION, EXIT_USAGE = 0, 1, 2
 
@@ -30,9 +30,12 @@ _FROM_BASELINE = ("seed", "examples", "families", "candidates", "dtypes")
 _DESCRIPTION = """\
 Replay a baseline's fixed-seed campaign (its seed, examples, families, candidates and dtypes; no timing) with
 the baseline's worst-case inputs first, compare every family x candidate x dtype with the baseline and print
-what got worse. A regression: the max ULP error grew above max(FACTOR x baseline, 1 ULP), a candidate no
-longer runs, rejects the dtype or newly raises, or a baseline key is missing. More non-finite results on finite
-inputs fail the gate with --fail-on-new-nonfinite (a warning otherwise). Speed is never compared.
+what got worse. Compared, for the whole score and for each regime: max, p99 and median ULP (default: may grow
+to max(1.5 x baseline, 1 ULP)), mean bits (+1 bit), and every outcome count as a rate per example: non-finite
+results on finite inputs, raised, flushed subnormals and unsettled oracle values may not grow (0 stays 0), the
+other non-finite classes by 1% of the examples. Set thresholds with --threshold (or in the baseline's "gate"
+entry). Also a regression: a candidate that no longer runs or rejects the dtype, or a missing baseline key.
+New non-finite results on finite inputs are a warning with --allow-new-nonfinite. Speed is never compared.
 Writes --out/report.md (for a CI job summary), --out/report.json and, with --junit, JUnit XML (one test case
 per family x candidate x dtype). The same code and seed give the same figures: the gate does not flake."""
 
@@ -44,6 +47,7 @@ lossfuzz: its traceback is shown), 130 interrupted.
 examples:
   lossfuzz gate --update-baseline --baseline reports/baseline.json        # write the first baseline
   lossfuzz gate --baseline reports/baseline.json --junit reports/junit.xml
+  lossfuzz gate --baseline b.json --threshold median_ulp=2x,4ulp --threshold soft.max_ulp=off --threshold nan=0.5%
   lossfuzz gate --baseline b.json --function mypkg.losses:bce --family sigmoid_ce --name mine"""
 
 
@@ -69,6 +73,7 @@ class Baseline:
     result: Any  # RunResult
     stored: dict | None
     name: str
+    thresholds: dict = field(default_factory=dict)  # set in its "gate" entry, by key (harness.thresholds)
 
 
 def load_baseline(path: str | Path) -> Baseline:
@@ -80,7 +85,7 @@ def load_baseline(path: str | Path) -> Baseline:
 def _load_baseline(p: Path) -> Baseline:
     import oracles
 
-    from ..gate import read_gate_entry
+    from ..gate import read_gate_entry, read_gate_thresholds
     from ..reports.json_report import load_json
 
     from .._files import parse_json, read_text
@@ -108,7 +113,7 @@ def _load_baseline(p: Path) -> Baseline:
             raise ValueError(f"baseline {name}: counts of {s.family}/{s.candidate}/{s.dtype} are not integers")
     entry = parse_json(text, f"baseline {name}").get("gate")
     stored = None if entry is None else read_gate_entry(entry, f"baseline {name}")
-    return Baseline(result, stored, name)
+    return Baseline(result, stored, name, read_gate_thresholds(entry, f"baseline {name}"))
 
 
 def _setting(baseline: Baseline, option: Option) -> Any:
@@ -175,11 +180,29 @@ def _in_scope(score, settings) -> bool:
     return score.candidate in settings.candidates or score.candidate not in CANDIDATE_NAMES
 
 
-def render_baseline(result, corpus: dict) -> str:
-    """The text of a baseline written by the gate: the report's JSON plus its replay corpus (``"gate"``)."""
+def render_baseline(result, corpus: dict, thresholds: Mapping[str, Any] | None = None) -> str:
+    """The text of a baseline written by the gate: the report's JSON plus its replay corpus and the
+    thresholds set for it (``"gate"``)."""
     from ..gate import gate_entry
 
-    return json.dumps({**result.to_json(), "gate": gate_entry(corpus)}, indent=1, allow_nan=False) + "\n"
+    return json.dumps({**result.to_json(), "gate": gate_entry(corpus, thresholds)}, indent=1, allow_nan=False) + "\n"
+
+
+def thresholds_in_effect(baseline: Baseline | None, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The thresholds set for this gate, by key: the baseline's, replaced key by key by ``--threshold``
+    (``--max-ulp-regression F`` is ``--threshold max_ulp=Fx``); the others keep their defaults."""
+    from ..thresholds import DEFAULT_THRESHOLDS, Threshold
+
+    given = dict(options["thresholds"] or {})
+    factor = options["max_ulp_regression"]
+    if factor is not None:
+        if "max_ulp" in given:
+            raise UsageError("--max-ulp-regression and --threshold max_ulp=... both set the max ULP threshold; pass one")
+        given["max_ulp"] = Threshold("ulp", factor=factor, floor=DEFAULT_THRESHOLDS["max_ulp"].floor)
+    if options["fail_on_new_nonfinite"] and options["allow_new_nonfinite"]:
+        raise UsageError("--fail-on-new-nonfinite and --allow-new-nonfinite contradict each other; pass one (failing is"
+                         " the default)")
+    return {**(baseline.thresholds if baseline is not None else {}), **given}
 
 
 # ----------------------------------------------------------------------------------------------- running
@@ -308,6 +331,7 @@ def _gate(args: argparse.Namespace) -> int:
         if not Path(options["corpus"]).is_dir():
             raise UsageError(f"--corpus {options['corpus']} is not a folder of corpus files (e.g. reports/corpus)")
         extra_corpus = read_corpus(Path(options["corpus"]))
+    thresholds = thresholds_in_effect(baseline, options)  # bad combinations are usage errors before the campaign
     out = locked_out(options["out"])
     function = _function_candidate(options)
     functions = [function] if function is not None else []
@@ -326,17 +350,18 @@ def _gate(args: argparse.Namespace) -> int:
         current = rewrite_replays(current, function.name, replay_words(function.target, options["takes"],
                                                                          options["inputs"], options["kwargs"]))
     result = check_run(run.scoped if run.scoped is not None else replace(current, scores=()), current,
-                     max_ulp_regression=options["max_ulp_regression"],
-                     fail_on_new_nonfinite=options["fail_on_new_nonfinite"],
-                     slack=run.fresh if baseline is not None else 0)
+                       thresholds=thresholds, fail_on_new_nonfinite=not options["allow_new_nonfinite"],
+                       slack=run.fresh if baseline is not None else 0)
     exact = baseline is None or (baseline.stored is not None and not any(run.fresh.values()))
-    result = replace(result, notes=tuple(run.notes), exact=exact)
-    _write(options, baseline_path, out, result, current, run.corpus)
+    result = replace(result, notes=tuple(run.notes) + result.notes, exact=exact)
+    _write(options, baseline_path, out, result, current, run.corpus, thresholds)
     return EXIT_PASS if options["update_baseline"] else result.exit_code
 
 
-def _write(options: Mapping[str, Any], baseline_path: Path, out: Path, result, current, corpus: dict) -> None:
-    """Write the baseline (with --update-baseline), report.md, report.json and the JUnit XML; print the summary."""
+def _write(options: Mapping[str, Any], baseline_path: Path, out: Path, result, current, corpus: dict,
+           thresholds: Mapping[str, Any]) -> None:
+    """Write the baseline (with --update-baseline, keeping the thresholds set), report.md, report.json and the
+    JUnit XML; print the summary."""
     from .._files import abandon_on_signals, write_atomic, write_set
     from ..reports import render
     from ..reports.gate_markdown import render_gate_markdown
@@ -346,7 +371,7 @@ def _write(options: Mapping[str, Any], baseline_path: Path, out: Path, result, c
     with abandon_on_signals():  # SIGINT/SIGTERM while writing: one line, exit 130/143, no half-written file
         if options["update_baseline"]:
             writable_dir(baseline_path.parent if str(baseline_path.parent) else Path("."))
-            written.append(write_atomic(baseline_path, render_baseline(current, corpus)))
+            written.append(write_atomic(baseline_path, render_baseline(current, corpus, thresholds)))
         markdown = render_gate_markdown(result, str(baseline_path), updated=updated) + "\n" + render(current, "md")
         texts = {"report.md": markdown}
         if (out / "report.json").resolve() != baseline_path.resolve():
@@ -370,11 +395,16 @@ def _say(text: str) -> None:
     print(printable(text))
 
 
-def _print_summary(result, baseline: str, updated: str | None) -> None:
+def _case_line(label: str, case) -> str:
     from .._values import fmt_ulp
 
+    return (f"{label}: got {case.got}, exact {case.exact} ({fmt_ulp(case.ulp)} ULP, {case.outcome});"
+            f" replay: {case.replay}")
+
+
+def _print_summary(result, baseline: str, updated: str | None) -> None:
     tally = result.tally()
-    threshold = f"max ULP may grow {result.max_ulp_regression:g}x, at least to 1 ULP"
+    threshold = result.threshold_summary()
     if updated is not None:
         _say(f"lossfuzz gate: wrote the baseline {updated} ({len(result.checks)} results)")
     elif result.failures:
@@ -384,12 +414,20 @@ def _print_summary(result, baseline: str, updated: str | None) -> None:
         _say(f"lossfuzz gate: passed: {len(result.checks)} checks, none got worse against {baseline} ({threshold})")
     for check in result.failures + result.warnings:
         label = check.status.replace("_", " ") if check.failed else "warning: " + check.status.replace("_", " ")
-        _say(f"  {label}: {check.family} {check.candidate} {check.dtype}: {check.summary}")
+        # one line per statistic that got worse (its regime, baseline → now, limit and threshold), then the case
+        # behind the first, and the case behind each other one that shows something else
+        _say(f"  {label}: {check.family} {check.candidate} {check.dtype}: {check.reasons[0]}")
+        for reason in check.reasons[1:]:
+            _say(f"    {reason}")
         if check.case is not None:
-            _say(f"    {check.case_label}: got {check.case.got}, exact {check.case.exact} ({fmt_ulp(check.case.ulp)} ULP,"
-                  f" {check.case.outcome}); replay: {check.case.replay}")
+            _say("    " + _case_line(check.case_label, check.case))
+        shown = [check.case]
+        for c in check.worse:
+            if c.case is not None and all(c.case is not s for s in shown):
+                shown.append(c.case)
+                _say(f"    {c.words}: " + _case_line("worst case", c.case))
     if result.warnings and not result.fail_on_new_nonfinite:
-        _say("  (non-finite results are warnings; pass --fail-on-new-nonfinite to fail on them)")
+        _say("  (new non-finite results on finite inputs are warnings with --allow-new-nonfinite)")
     if tally["new"]:
         _say(f"  {tally['new']} results are new (not in the baseline)")
     for note in result.notes:

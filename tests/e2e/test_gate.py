@@ -121,12 +121,59 @@ def test_a_worse_function_under_the_same_name_fails_naming_family_candidate_and_
     assert report.startswith("# lossfuzz gate: ❌ 1 of 1 checks got worse") and "# lossfuzz report" in report
 
 
-def test_new_nonfinite_results_warn_and_fail_with_the_flag(mine, tmp_path):
+def test_every_statistic_that_got_worse_is_named_with_its_limit_and_threshold(mine, tmp_path):
+    code, out, _ = gate("--baseline", str(mine), "--out", str(tmp_path), "--function", "tests.gate_fixtures:worse", *MINE)
+    assert code == 1
+    lines = out.splitlines()
+    # beside max ULP: p99 ULP, mean bits and the flushed subnormals of log(1 + e) got worse too
+    assert any(line.startswith("    p99 ULP 0.495 → 1.37e+07 (limit 1: 1.5x, at least 1 ULP)") for line in lines), out
+    assert any(line.startswith("    mean bits ") and line.endswith("(limit 1: +1 bit)") for line in lines), out
+    assert any(line.startswith("    flushed subnormals 0 → ") for line in lines), out
+    report = (tmp_path / "report.md").read_text()
+    assert "| p99 ULP | all | 0.495 → 1.37e+07 | 1 | 1.5x, at least 1 ULP |" in report
+
+
+LOOSE = ("max_ulp=off", "p99_ulp=off", "mean_bits=5bits", "flushed_subnormal=1%")
+
+
+def test_thresholds_from_flags_and_from_the_baseline_decide_the_verdict(mine, tmp_path):
+    worse = ("--out", str(tmp_path), "--function", "tests.gate_fixtures:worse", *MINE)
+    flags = [arg for t in LOOSE for arg in ("--threshold", t)]
+    code, out, err = gate("--baseline", str(mine), *flags, *worse)
+    assert code == 0 and "none got worse" in out and "set: max_ulp=off" in out, out + err
+    # the same thresholds in the baseline's "gate" entry
+    data = json.loads(mine.read_text())
+    data["gate"]["thresholds"] = {t.split("=")[0]: t.split("=")[1] for t in LOOSE}
+    loose = tmp_path / "loose.json"
+    loose.write_text(json.dumps(data))
+    code, out, err = gate("--baseline", str(loose), *worse)
+    assert code == 0 and "none got worse" in out, out + err
+    # a flag replaces the baseline's threshold of the same key, and only that one
+    code, out, err = gate("--baseline", str(loose), "--threshold", "max_ulp=1.5x", *worse)
+    assert code == 1 and "regression: sigmoid_ce mine float32: max ULP 0.5 → 1.68e+07 (limit 1" in out, out + err
+    assert not any(line.startswith(("    p99 ULP", "    mean bits", "    flushed")) for line in out.splitlines()), out
+
+
+def test_update_baseline_keeps_the_thresholds_set(mine, tmp_path):
+    copy = tmp_path / "baseline.json"
+    copy.write_text(mine.read_text())
+    args = ("--baseline", str(copy), "--out", str(tmp_path), "--function", "tests.gate_fixtures:stable", *MINE)
+    assert gate("--update-baseline", "--threshold", "median_ulp=3x", "--threshold", "soft.nan=2%", *args)[0] == 0
+    assert json.loads(copy.read_text())["gate"]["thresholds"] == {"median_ulp": "3x,1ulp", "soft.nan": "2%"}
+    assert gate("--update-baseline", "--threshold", "nan=0.5%", *args)[0] == 0  # flags add to the baseline's
+    assert json.loads(copy.read_text())["gate"]["thresholds"] == {"median_ulp": "3x,1ulp", "soft.nan": "2%",
+                                                                 "nan": "0.5%"}
+    assert load_baseline(copy).thresholds["median_ulp"].factor == 3.0
+
+
+def test_new_nonfinite_results_fail_by_default_and_warn_when_allowed(mine, tmp_path):
     args = ("--baseline", str(mine), "--out", str(tmp_path), "--function", "tests.gate_fixtures:nan_for_huge", *MINE)
     code, out, _ = gate(*args)
-    assert code == 0 and "warning: new nonfinite: sigmoid_ce mine float32: non-finite results on finite inputs 0 →" in out
-    code, out, _ = gate(*args, "--fail-on-new-nonfinite")
+    assert code == 1 and "  new nonfinite: sigmoid_ce mine float32: non-finite results on finite inputs 0 →" in out
+    code, out, _ = gate(*args, "--fail-on-new-nonfinite")  # the old flag: what is now the default
     assert code == 1 and "new nonfinite: sigmoid_ce mine float32" in out
+    code, out, _ = gate(*args, "--allow-new-nonfinite")
+    assert code == 0 and "warning: new nonfinite: sigmoid_ce mine float32: non-finite results on finite inputs 0 →" in out
 
 
 def test_two_gate_runs_give_identical_accuracy_figures_and_junit(mine, tmp_path):

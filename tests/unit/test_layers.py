@@ -33,6 +33,7 @@ FLOORS: dict[str, int] = {
     "harness.candidates": 2,
     "harness.strategies": 2,
     "harness.options": 2,
+    "harness.thresholds": 2,
     "harness.metrics": 2,
     "harness.corpus": 2,
     "harness.speed": 2,
