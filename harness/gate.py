@@ -25,7 +25,7 @@ corpus (``slack``) without being called worse; a count that was zero gets no sla
 where its threshold keeps zero: ``keep0``).
 
 **What is compared** (:func:`compare_block`), for the whole score and for each of its regimes
-(``getattr(score, "regimes", {})``: issue 10's per-regime statistics, which carry the same attribute names):
+(``score.regimes``: :class:`harness.records.RegimeScore`, which carries the same attribute names):
 max, p99 and median ULP, mean bits, non-finite mistakes on finite inputs and every outcome class of
 :data:`~harness._records.COUNTED_OUTCOMES` as a rate per example, each against its threshold
 (:mod:`harness.thresholds`: the defaults, why, and how keys select a regime). A ULP figure present in the
@@ -381,8 +381,8 @@ def _check(old: Score, new: Score, thresholds: Mapping[str, Threshold], fail_non
             notes.append(f"max ULP — → {_fmt(new.max_ulp)} (no figure in the baseline)")
         elif limit is not None and new.max_ulp is not None and new.max_ulp != old.max_ulp and new.max_ulp <= limit:
             notes.append(f"max ULP {_fmt(old.max_ulp)} → {_fmt(new.max_ulp)} (limit {_fmt(limit)})")
-        new_regimes = getattr(new, "regimes", None) or {}
-        for name, old_block in (getattr(old, "regimes", None) or {}).items():
+        new_regimes = new.regimes
+        for name, old_block in old.regimes.items():
             new_block = new_regimes.get(name)
             if new_block is None or not old_block.examples or not new_block.examples:
                 notes.append(f"regime {name}: {old_block.examples} examples in the baseline, none now (not compared)")
@@ -494,7 +494,7 @@ def check_run(
             checks.append(Check(*key, "new", False, (f"not in the baseline ({what})",), None, new.max_ulp, None,
                                 None, nonfinite_on_finite_inputs(new), case_of(new), _label(new, case_of(new))))
     exact = slack == 0 if isinstance(slack, int) else not any(slack.values())
-    regimes = {name for s in (*baseline.scores, *current.scores) for name in (getattr(s, "regimes", None) or {})}
+    regimes = {name for s in (*baseline.scores, *current.scores) for name in s.regimes}
     unused = sorted(k for k in table if "." in k and k.split(".", 1)[0] not in regimes | {WHOLE})
     notes = tuple(f"threshold {k}: no result has a regime {k.split('.', 1)[0]!r}; it was not used" for k in unused)
     return GateResult(tuple(checks), threshold_for(table, WHOLE, "max_ulp").factor, fail_on_new_nonfinite, exact,

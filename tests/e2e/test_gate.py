@@ -133,7 +133,8 @@ def test_every_statistic_that_got_worse_is_named_with_its_limit_and_threshold(mi
     assert "| p99 ULP | all | 0.495 → 1.37e+07 | 1 | 1.5x, at least 1 ULP |" in report
 
 
-LOOSE = ("max_ulp=off", "p99_ulp=off", "mean_bits=5bits", "flushed_subnormal=1%")
+# (flushed subnormals: 34 of the 178 examples of the `tiny` regime, compared per regime as a rate)
+LOOSE = ("max_ulp=off", "p99_ulp=off", "mean_bits=5bits", "flushed_subnormal=50%")
 
 
 def test_thresholds_from_flags_and_from_the_baseline_decide_the_verdict(mine, tmp_path):
