@@ -569,7 +569,8 @@ def _plots(result: RunResult, family: str, dtype: str, scores: list[Score], colo
 
 def _families(result: RunResult, groups: list[tuple[str, list[Score]]], colors: dict[str, Any]) -> list[str]:
     """The navigation, then per family its score table and the plots of each dtype."""
-    families = ordered_unique([f for f, _ in groups] + [c.family for c in result.curves])
+    plotted = list(result.curves) + list(result.error_maps)
+    families = ordered_unique([f for f, _ in groups] + [c.family for c in plotted])
     out = []
     if families:
         out.append("<nav>" + "".join(f'<a href="#family-{i}">{_e(f)}</a>' for i, f in enumerate(families))
@@ -580,7 +581,7 @@ def _families(result: RunResult, groups: list[tuple[str, list[Score]]], colors: 
         out.append(f'<h2 id="family-{i}">{_e(family)}</h2>')
         if scores:
             out.append(render_table(score_table(scores)))
-        dtypes = ordered_unique([s.dtype for s in scores] + [c.dtype for c in result.curves if c.family == family])
+        dtypes = ordered_unique([s.dtype for s in scores] + [c.dtype for c in plotted if c.family == family])
         for dtype in dtypes:
             out += _plots(result, family, dtype, scores, colors)
     return out
