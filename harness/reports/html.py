@@ -283,16 +283,16 @@ def _map_figure(emap: ErrorMap) -> str | None:
     bar = fig.colorbar(image, cax=cax, ticks=range(0, top + 1, top // 4))
     bar.ax.tick_params(labelsize=7)
     bar.set_label("bits of error", fontsize=8)
-    fig.supylabel(f"{emap.y_name} z", fontsize=8, x=0.08 / width)
-    fig.text(0.5, 0.3 / height, f"{emap.x_name} (symmetric log scale)", ha="center", fontsize=8)
+    fig.supylabel(_mpl(f"{emap.y_name} z"), fontsize=8, x=0.08 / width)
+    fig.text(0.5, 0.3 / height, _mpl(f"{emap.x_name} (symmetric log scale)"), ha="center", fontsize=8)
     fig.legend(handles=[Patch(color=_MAP_NONFINITE, label="non-finite result (no number)")], loc="lower right",
                fontsize=8, frameon=False, borderaxespad=0.1)
     return _png(fig)
 
 
 def _symlog_ticks(x: Any) -> list[float]:
-    """Major ticks of a symmetric-log axis over ``x``: 0 and powers of ten on both sides (every other one
-    when the range spans many decades)."""
+    """Major ticks of a symmetric-log axis over ``x``: 0 and powers of ten on both sides, every third decade
+    from 10**0 outwards (small panels: labels apart, none at the very ends)."""
     mags = np.abs(np.asarray(x, dtype=float))
     mags = mags[(mags > 0) & np.isfinite(mags)]
     if not mags.size:
