@@ -3,8 +3,9 @@
 ``OUT/journal.jsonl``, one JSON object per line (never pickle), each line flushed and fsync'ed:
 a header ``{"lossfuzz_journal": 1, "settings": ..., "corpus": <fingerprint>}``, then
 ``{"score": <score JSON>, "worst": [<example>...]}`` per family x candidate x dtype and
-``{"family", "dtype", "curves": [...]}`` per sweep and ``{"error_map": <error map JSON>}`` per error map. A last line cut short by a kill is ignored; any other
-damage is a one-line error. The journal is removed once the reports are written.
+``{"family", "dtype", "curves": [...]}`` per sweep and ``{"error_map": <error map JSON>}`` per error map.
+A last line cut short by a kill is ignored; any other damage is a one-line error. The journal is removed
+once the reports are written.
 """
 
 from __future__ import annotations

@@ -151,7 +151,8 @@ def render_latex(table: SideBySide) -> str:
             text = (f"\\textbf{{{word}}}" if d.mark == "regression" else word) + (f": {latex_escape(moved)}" if moved else "")
             cells.append(text)
         out.append(" & ".join(cells) + " \\\\")
-    legend = "; ".join(f"{label}{' (base)' if i == 0 else ''}: \\texttt{{{latex_escape(name)}}}" for i, (label, name) in enumerate(zip(labels, table.names)))
+    legend = "; ".join(f"{label}{' (base)' if i == 0 else ''}: \\texttt{{{latex_escape(name)}}}"
+                       for i, (label, name) in enumerate(zip(labels, table.names)))
     out += ["\\bottomrule", "\\end{tabular}", f"\\caption{{lossfuzz compare. {legend}. {latex_escape(_summary(table))}.}}",
             "\\end{table}"]
     return "\n".join(out) + "\n"

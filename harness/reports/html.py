@@ -3,8 +3,9 @@
 Header and provenance, the summary table of each family, and per family x dtype the research plots: small
 multiples, one panel per candidate, of the bits of error (Herbie's, 0 to the format's width) along a swept
 logit or probability (the run's :class:`Curve` records), of the bits over the (logit, label) plane (its
-:class:`ErrorMap` records, sigmoid_ce), and a histogram of the errors; then every score's worst cases with their replay commands. Every string that
-comes from a user or from audited code goes through :func:`html.escape`. matplotlib is imported here only,
+:class:`ErrorMap` records, sigmoid_ce), and a histogram of the errors; then every score's worst cases
+with their replay commands. Every string that comes from a user or from audited code goes through
+:func:`html.escape`. matplotlib is imported here only,
 through :class:`matplotlib.figure.Figure` (no pyplot, no GUI backend); this module itself is imported only
 when a report is rendered (:data:`harness.reports.WRITERS`), so ``import harness`` never loads matplotlib.
 """
