@@ -43,6 +43,7 @@ __all__ = [
     "Speed",
     "Score",
     "Curve",
+    "ErrorMap",
     "RunResult",
     "HISTOGRAM_BINS",
     "COUNTED_OUTCOMES",
@@ -356,7 +357,8 @@ class Curve(JsonRecord):
     """ULP error along a sweep of one input (the research plot): for ``family`` in ``dtype`` with the other
     inputs fixed as ``label`` describes, ``x`` holds the swept values (``x_name``: logit or probability) and
     ``errors[candidate]`` the fractional ULP error at each, None where the candidate returned a non-finite
-    value for a finite exact one (or the like: no ULP number)."""
+    value for a finite exact one (or the like: no ULP number). ``bits[candidate]``: Herbie's bits of error
+    at each (oracles._ulp), None likewise; None for curves written before it."""
 
     family: str
     dtype: str
@@ -364,6 +366,23 @@ class Curve(JsonRecord):
     x_name: str
     x: tuple[float, ...]
     errors: dict[str, tuple[float | None, ...]]
+    bits: dict[str, tuple[float | None, ...]] | None = field(default=None, metadata={"omit_default": True})
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorMap(JsonRecord):
+    """Bits of error over a plane of two inputs (the heat map): for ``family`` in ``dtype``, ``x`` and ``y``
+    are the grid's axes (``x_name`` "logit", ``y_name`` "label"), ascending, each value a number of
+    ``dtype``; ``bits[candidate][j][i]`` is Herbie's bits of error (oracles._ulp) of the candidate at
+    ``(x[i], y[j])``, rounded to 0.1 bit, None where the result has no ULP number (a non-finite mistake)."""
+
+    family: str
+    dtype: str
+    x_name: str
+    x: tuple[float, ...]
+    y_name: str
+    y: tuple[float, ...]
+    bits: dict[str, tuple[tuple[float | None, ...], ...]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -377,6 +396,8 @@ class RunResult(JsonRecord):
     wall_seconds: float
     scores: tuple[Score, ...] = field(metadata={"key": "results"})
     curves: tuple[Curve, ...] = ()
+    # heat maps of the error over (logit, label) (harness.sweep.error_map); absent from reports without any
+    error_maps: tuple[ErrorMap, ...] = field(default=(), metadata={"omit_default": True})
     # the verdict of `lossfuzz audit` (harness.auditing.AuditVerdict.to_json()); absent from plain runs
     audit: dict[str, Any] | None = field(default=None, metadata={"omit_default": True})
 

@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 
 import oracles
 
-from ._records import CandidateFailure, Curve, Finding, RunResult, Score
+from ._records import CandidateFailure, Curve, ErrorMap, Finding, RunResult, Score
 from .candidates import UPCAST_SUFFIX, Candidate, Unsupported, candidates
 from .metrics import severity, summarize
 from .options import Settings
@@ -24,7 +24,7 @@ from .scoring import Observations, TruthCache, batches, finding, listed_cases, o
 from .search import SearchResult, search
 from .speed import speed_inputs, time_candidate
 from .strategies import Example, catalogue, has_labels
-from .sweep import sweep
+from .sweep import error_map, sweep
 
 __all__ = ["Settings", "Progress", "Resume", "run_campaign", "score_candidate", "labels_scored", "DEFAULT_DTYPES"]
 
@@ -39,6 +39,7 @@ class Progress:
     step: Callable[[str], None] = lambda description: None
     scored: Callable[[Score, list[Example]], None] = lambda score, worst: None
     swept: Callable[[str, str, list[Curve]], None] = lambda family, dtype, curves: None
+    mapped: Callable[[ErrorMap], None] = lambda error_map: None
     # Asked between two pieces of work: True stops the campaign there (partial result). The CLI answers it
     # from its SIGINT/SIGTERM handler, so a signal never lands inside Hypothesis or a library call.
     stop: Callable[[], bool] = lambda: False
@@ -213,10 +214,11 @@ def _worst_examples(obs: Observations, reduction: str, count: int = 10) -> list[
 @dataclass
 class Resume:
     """Work finished by an earlier, interrupted run with the same settings (read from its journal):
-    scores and their corpus additions per (family, candidate, dtype), curves per (family, dtype)."""
+    scores and their corpus additions per (family, candidate, dtype), curves and error maps per (family, dtype)."""
 
     scores: dict[tuple[str, str, str], tuple[Score, list[Example]]] = field(default_factory=dict)
     curves: dict[tuple[str, str], list[Curve]] = field(default_factory=dict)
+    maps: dict[tuple[str, str], ErrorMap] = field(default_factory=dict)
 
 
 def _chosen(settings: Settings, family: str, extra: Sequence[Candidate]) -> list[Candidate]:
@@ -252,6 +254,7 @@ class _Work:
     extra: Sequence[Candidate]
     scores: list[Score] = field(default_factory=list)
     curves: list[Curve] = field(default_factory=list)
+    maps: list[ErrorMap] = field(default_factory=list)
     new_corpus: dict[tuple[str, str], list[Example]] = field(default_factory=dict)
     caches: dict[tuple[str, str], tuple[TruthCache, list[Example]]] = field(default_factory=dict)
 
@@ -277,12 +280,19 @@ class _Work:
         kept.extend(e for e in worst if e.key not in known and not known.add(e.key))
 
     def sweep(self, family: str, dtype: str) -> None:
-        """Sweep one family x dtype (or take its finished curves from ``resume``)."""
+        """Sweep one family x dtype and map its error (or take finished ones from ``resume``)."""
         swept = self.resume.curves.get((family, dtype))
         if swept is None:
             swept = sweep(family, dtype, _chosen(self.settings, family, self.extra), self.settings.labels)
             self.progress.swept(family, dtype, swept)
         self.curves.extend(swept)
+        mapped = self.resume.maps.get((family, dtype))
+        if mapped is None:
+            mapped = error_map(family, dtype, _chosen(self.settings, family, self.extra), self.settings.labels)
+            if mapped is not None:
+                self.progress.mapped(mapped)
+        if mapped is not None:
+            self.maps.append(mapped)
 
 
 def run_campaign(
@@ -329,5 +339,6 @@ def run_campaign(
         wall_seconds=time.perf_counter() - started,
         partial=partial,
         curves=tuple(work.curves),
+        error_maps=tuple(work.maps),
     )
     return result, work.new_corpus

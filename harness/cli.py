@@ -1,6 +1,6 @@
 """``lossfuzz``: the command line, the argparse face over :mod:`harness.commands`.
 
-Exit codes: 0 success; 1 findings (a gate regression, ``audit --fail-on``); 2 bad input: a
+Exit codes: 0 success; 1 findings (a gate regression, ``audit --fail-on``, a regression marked by ``compare``); 2 bad input: a
 :class:`~harness.options.UsageError` or an argparse error, one line on stderr (``--debug`` adds the
 traceback); 3 an internal error: any other exception is a bug in lossfuzz, never dressed as bad input,
 so it is shown with its traceback; 130 interrupted (143 when a SIGTERM came while the reports were written).
@@ -34,8 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="lossfuzz",
         description="Numerical verification and fuzzing of ML loss functions against exact oracles.",
-        epilog="exit codes: 0 done, 1 findings (gate regression, audit --fail-on), 2 bad input, 3 internal error"
-        " (a bug: please report it with the traceback), 130 interrupted (143: a SIGTERM while the reports were written)",
+        epilog="exit codes: 0 done, 1 findings (gate regression, audit --fail-on, compare regression), 2 bad input,"
+        " 3 internal error (a bug: please report it with the traceback), 130 interrupted (143: a SIGTERM while the"
+        " reports were written)",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

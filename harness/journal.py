@@ -3,8 +3,9 @@
 ``OUT/journal.jsonl``, one JSON object per line (never pickle), each line flushed and fsync'ed:
 a header ``{"lossfuzz_journal": 1, "settings": ..., "corpus": <fingerprint>}``, then
 ``{"score": <score JSON>, "worst": [<example>...]}`` per family x candidate x dtype and
-``{"family", "dtype", "curves": [...]}`` per sweep. A last line cut short by a kill is ignored; any other
-damage is a one-line error. The journal is removed once the reports are written.
+``{"family", "dtype", "curves": [...]}`` per sweep and ``{"error_map": <error map JSON>}`` per error map.
+A last line cut short by a kill is ignored; any other damage is a one-line error. The journal is removed
+once the reports are written.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ._files import parse_json, read_text
-from ._records import Curve, Score
+from ._records import Curve, ErrorMap, Score
 from .campaign import Resume
 from .corpus import example_from_json, example_to_json
 from .strategies import Example
@@ -61,6 +62,9 @@ class Journal:
     def swept(self, family: str, dtype: str, curves: list[Curve]) -> None:
         self._write({"family": family, "dtype": dtype, "curves": [c.to_json() for c in curves]})
 
+    def mapped(self, error_map: ErrorMap) -> None:
+        self._write({"error_map": error_map.to_json()})
+
     def close(self, remove: bool = False) -> None:
         self._handle.close()
         if remove:
@@ -93,6 +97,9 @@ def read_journal(path: Path, settings: dict[str, Any], fingerprint: str) -> Resu
                 score = Score.from_json(record["score"])
                 worst = [example_from_json(item, score.family, score.dtype) for item in record["worst"]]
                 resume.scores[score.key] = (score, worst)
+            elif "error_map" in record:
+                mapped = ErrorMap.from_json(record["error_map"])
+                resume.maps[(mapped.family, mapped.dtype)] = mapped
             else:
                 resume.curves[(record["family"], record["dtype"])] = [Curve.from_json(c) for c in record["curves"]]
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:

@@ -55,6 +55,7 @@ __all__ = [
     "CALL_OPTIONS",
     "DEFAULT_BUDGET",
     "DEFAULT_COMPARE",
+    "COMPARE_FORMATS",
     "DEFAULT_FACTOR",
     "FAIL_ON",
     "MAX_CHUNKS",
@@ -287,13 +288,15 @@ def gate_thresholds(value: Any) -> dict:
 
 # ------------------------------------------------------------------------------------------- the table
 
-FACES = ("run", "audit", "gate", "exact", "plugin", "check", "audit_api")
+FACES = ("run", "audit", "gate", "exact", "compare", "plugin", "check", "audit_api")
 # Which verdict levels make `lossfuzz audit --fail-on X` exit 1.
 FAIL_ON: Mapping[str, tuple[str, ...]] = MappingProxyType({"problems": ("bad", "failed"), "failed": ("failed",), "never": ()})
 # Built-ins scored next to an audited function (those the family has and that are installed).
 DEFAULT_COMPARE: tuple[str, ...] = ("numpy_stable", "tf")
 # Seconds a whole audit may take (--budget): calls stop there and the verdict says so.
 DEFAULT_BUDGET = 600.0
+# Formats of `lossfuzz compare --format` (the renderers: harness.reports.comparison.RENDERERS).
+COMPARE_FORMATS: tuple[str, ...] = ("md", "html", "latex")
 # Catalogue batches a reduced candidate is scored on (a campaign's default; an audit passes more).
 MAX_CHUNKS = 64
 
@@ -343,7 +346,10 @@ OPTIONS: tuple[Option, ...] = (
            "PATH", required=True, faces={"gate": {}}),
     Option("max_ulp_regression", parse_factor, None, "how much the max ULP error may grow: 1.5x (default)"
            " passes up to max(1.5 x baseline, 1 ULP); the same as --threshold max_ulp=FACTORx", "FACTOR",
-           faces={"gate": {}}),
+           faces={"gate": {}, "compare": {"default": DEFAULT_FACTOR,
+                                          "help": "tolerance: a max or p99 ULP figure is worse above max(FACTOR x the"
+                                                  " first report's, 1 ULP), a share of non-finite mistakes above FACTOR x"
+                                                  " (default 1.5x, as the gate)"}}),
     Option("thresholds", gate_thresholds, None, "how much worse a statistic may get (repeatable): max_ulp,"
            " p99_ulp, median_ulp (e.g. 2x,4ulp: max(2 x baseline, 4 ULP)), mean_bits (e.g. 1bits), nan, inf, raised,"
            " flushed_subnormal, nonfinite_on_finite_inputs and the other outcome counts (e.g. 0.5%%: the rate per"
@@ -387,7 +393,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("out", str, "reports", "folder for report.json, report.md, report.html and the corpus (default reports/)", "DIR",
            faces={"run": {},
                   "audit": {"default": _AUDIT_OUT, "help": f"folder for report.json, report.md and report.html (default {_AUDIT_OUT}/)"},
-                  "gate": {"help": "folder for this run's report.md (Gate section on top) and report.json (default reports/)"}}),
+                  "gate": {"help": "folder for this run's report.md (Gate section on top) and report.json (default reports/)"},
+                  "compare": {"default": None, "metavar": "FILE", "help": "write the table to FILE (atomically) instead of"
+                              " standard output"}}),
     Option("speed_elements", bounded_count(MAX_SPEED_ELEMENTS, "elements to time (gigabytes of memory)"), 1_000_000,
            "array size for timing each candidate against a memory copy; 0 skips timing (default 10^6)", "N",
            faces={"run": {}, "audit_api": {"default": 0},
@@ -459,6 +467,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("compare_with", comma_list("candidate", CANDIDATE_NAMES, allow_empty=True), DEFAULT_COMPARE,
            "built-in candidates to score next to it (default numpy_stable,tf; those the family lacks or whose library"
            " is missing are left out)", "LIST", flag="--compare", faces={"audit": {}, "audit_api": {}}),
+    # ------------------------------------------------------------------------------------ compare
+    Option("format", one_of("format", COMPARE_FORMATS), "md", "md (default: pull requests, READMEs), html (a page)"
+           " or latex (a booktabs table for papers)", choices=COMPARE_FORMATS, faces={"compare": {}}),
     # ------------------------------------------------------------------------------------ check
     Option("max_ulp", ulp_bound, 4.0, "the bound: the largest max ULP error that passes (None: no bound)",
            faces={"check": {}}),

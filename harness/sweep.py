@@ -1,4 +1,4 @@
-"""Sweeps: the ULP error of each candidate along one swept input, for the research plots.
+"""Sweeps: the error of each candidate along one swept input, and over a plane of two, for the research plots.
 
 For a family whose inputs are logits (``Family.input_domain == "real"``) the logit runs over
 ``±10**-3 .. ±10**4`` (log-spaced, both signs); for probabilities (``"unit"``, e.g. ``binary_ce``) the
@@ -6,6 +6,14 @@ probability runs over ``10**-30 .. 1 - 10**-7``. The label settings are the fami
 (``Family.sweep_labels``): a hard label (``z = 1``: negative logits are confidently wrong) and a soft label
 near 1 (``z = 0.9999``), as in the naive-vs-Keras-vs-TensorFlow comparison figure of the seeds, or class 0
 for class-index labels; rows are ``[x, 0]``. Candidates of a family with parameters run at its defaults.
+Each curve holds the ULP error and Herbie's bits of error (both defined in :mod:`oracles._ulp`).
+
+**Error maps** (:func:`error_map`, the heat map of the report): for the families of
+:data:`ERROR_MAP_FAMILIES` (elementwise, logits and soft labels), the bits of error of each candidate over a
+grid of the (logit, label) plane: :data:`MAP_LOGITS` logits log-spaced over ``±10**-2 .. ±10**4`` and
+labels ``0``, ``1`` and ``sigmoid(t)`` for :data:`MAP_LABELS` values of ``t`` evenly over ``[-15, 15]``
+(fine near both 0 and 1, where ``x - x*z`` cancels), each rounded to the dtype and de-duplicated. The
+oracle evaluates the whole grid in one call (its fast path decides all but a few percent of the values).
 """
 
 from __future__ import annotations
@@ -17,13 +25,13 @@ import numpy as np
 
 import oracles
 
-from ._records import Curve
+from ._records import Curve, ErrorMap
 from .candidates import Candidate, Unsupported
 from .metrics import compare
 from .scoring import CandidateFailure, TruthCache, call_candidate
 from .strategies import Example
 
-__all__ = ["sweep_points", "sweep"]
+__all__ = ["sweep_points", "sweep", "ERROR_MAP_FAMILIES", "MAP_LOGITS", "MAP_LABELS", "error_map_grid", "error_map"]
 
 
 def sweep_points(family: str, dtype: str, points: int = 161) -> tuple[str, np.ndarray]:
@@ -65,14 +73,69 @@ def sweep(family: str, dtype: str, chosen: list[Candidate], label_set: str = "al
         stacked_x = np.stack([e.inputs for e in examples])
         stacked_z = np.stack([e.labels for e in examples])
         errors: dict[str, tuple[float | None, ...]] = {}
-        for candidate in chosen:
-            if candidate.reduction != "none" or not candidate.supports(dtype) or not candidate.available():
-                continue
+        bits: dict[str, tuple[float | None, ...]] = {}
+        for candidate in _per_example(chosen, dtype):
             try:
                 got = call_candidate(candidate, stacked_x, stacked_z, truth.rounded.shape, dtype)
             except (CandidateFailure, Unsupported):
                 continue
-            ulp = compare(truth, got).ulp
-            errors[candidate.name] = tuple(None if math.isnan(u) else float(u) for u in ulp)
-        curves.append(Curve(family, dtype, label, x_name, tuple(float(v) for v in x), errors))
+            comparison = compare(truth, got)
+            errors[candidate.name] = _numbers(comparison.ulp)
+            bits[candidate.name] = _numbers(comparison.bits)
+        curves.append(Curve(family, dtype, label, x_name, tuple(float(v) for v in x), errors, bits))
     return curves
+
+
+def _per_example(chosen: list[Candidate], dtype: str) -> list[Candidate]:
+    """The candidates a sweep or map calls: per-example ones that take ``dtype`` and whose library is here."""
+    return [c for c in chosen if c.reduction == "none" and c.supports(dtype) and c.available()]
+
+
+def _numbers(values: np.ndarray) -> tuple[float | None, ...]:
+    """A record's tuple of errors: None where there is no number (nan)."""
+    return tuple(None if math.isnan(v) else float(v) for v in np.ravel(values))
+
+
+# Families with an error map: elementwise, logits as inputs, soft labels. (focal would qualify, but it has no
+# fast path yet: its ~2000 grid values would all take the Ziv path.)
+ERROR_MAP_FAMILIES: tuple[str, ...] = ("sigmoid_ce",)
+MAP_LOGITS = 64  # 32 per sign
+MAP_LABELS = 31  # sigmoid(t), t evenly over [-15, 15], besides 0 and 1
+# Bits of error are stored rounded to this many decimals (a colour needs no more; keeps report.json small).
+MAP_DECIMALS = 1
+
+
+def error_map_grid(dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """The axes of an error map in ``dtype`` (see the module docstring): logits and labels, ascending, as
+    float64 values that are exactly numbers of ``dtype``."""
+    fmt = oracles.resolve_format(dtype)
+    half = np.logspace(-2, 4, MAP_LOGITS // 2)
+    x = np.unique(np.concatenate([-half[::-1], half]).astype(fmt.numpy_dtype).astype(np.float64))
+    t = np.linspace(-15.0, 15.0, MAP_LABELS)
+    z = np.unique(np.concatenate([[0.0, 1.0], 1.0 / (1.0 + np.exp(-t))]).astype(fmt.numpy_dtype).astype(np.float64))
+    return x[np.isfinite(x)], z
+
+
+def error_map(family: str, dtype: str, chosen: list[Candidate], label_set: str = "all") -> ErrorMap | None:
+    """Bits of error of every chosen per-example candidate over the (logit, label) grid of
+    :func:`error_map_grid`, in one oracle call; None for a family outside :data:`ERROR_MAP_FAMILIES` or a run
+    restricted to hard or soft labels (``label_set``). Candidates scored on hard labels only, and those that
+    raise on the grid, are left out."""
+    if family not in ERROR_MAP_FAMILIES or label_set != "all":
+        return None
+    fam = oracles.get_family(family)
+    fmt = oracles.resolve_format(dtype)
+    x, z = error_map_grid(dtype)
+    grid_x, grid_z = (a.astype(fmt.numpy_dtype).ravel() for a in np.meshgrid(x, z))  # row j: label z[j]
+    truth = oracles.evaluate(family, **{fam.input_name: grid_x}, labels=grid_z, dtype=dtype)
+    bits: dict[str, tuple[tuple[float | None, ...], ...]] = {}
+    for candidate in _per_example(chosen, dtype):
+        if getattr(candidate, "labels", "all") != "all":
+            continue
+        try:
+            got = call_candidate(candidate, grid_x, grid_z, truth.rounded.shape, dtype)
+        except (CandidateFailure, Unsupported):
+            continue
+        rows = np.round(compare(truth, got).bits, MAP_DECIMALS).reshape(z.size, x.size)
+        bits[candidate.name] = tuple(_numbers(row) for row in rows)
+    return ErrorMap(family, dtype, "logit", tuple(map(float, x)), "label", tuple(map(float, z)), bits)

@@ -14,6 +14,7 @@ COMMANDS: dict[str, str] = {
     "run": "harness.commands.run",
     "audit": "harness.commands.audit",
     "gate": "harness.commands.gate",
+    "compare": "harness.commands.compare",
 }
 
 __all__ = ["COMMANDS"]

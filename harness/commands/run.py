@@ -92,7 +92,7 @@ def _run(args: argparse.Namespace) -> int:
     journal = Journal(journal_path, chosen.to_json(), fingerprint, fresh=resume is None)
     console = Console(stderr=True)
     with progress_bar(console, enabled=options["progress"]) as bar, stop_on_signals() as stop:
-        hooks = bar.hooks(scored=journal.scored, swept=journal.swept, stop=stop)
+        hooks = bar.hooks(scored=journal.scored, swept=journal.swept, mapped=journal.mapped, stop=stop)
         result, new_corpus = run_campaign(chosen, corpus, hooks, resume=resume)
         bar.finish()
     # Only a finished run updates the corpus (a resumed run must start from the same one); it goes in with

@@ -1,9 +1,11 @@
 """``report.html``: one self-contained page (inline CSS, plots as base64 PNG data URLs).
 
-Header and provenance, the summary table of each family, and per family x dtype the research plot (ULP
-error of each candidate along a swept logit or probability, from the run's :class:`Curve` records) and a
-histogram of the errors; then every score's worst cases with their replay commands. Every string that
-comes from a user or from audited code goes through :func:`html.escape`. matplotlib is imported here only,
+Header and provenance, the summary table of each family, and per family x dtype the research plots: small
+multiples, one panel per candidate, of the bits of error (Herbie's, 0 to the format's width) along a swept
+logit or probability (the run's :class:`Curve` records), of the bits over the (logit, label) plane (its
+:class:`ErrorMap` records, sigmoid_ce), and a histogram of the errors; then every score's worst cases
+with their replay commands. Every string that comes from a user or from audited code goes through
+:func:`html.escape`. matplotlib is imported here only,
 through :class:`matplotlib.figure.Figure` (no pyplot, no GUI backend); this module itself is imported only
 when a report is rendered (:data:`harness.reports.WRITERS`), so ``import harness`` never loads matplotlib.
 """
@@ -19,10 +21,13 @@ from typing import Any, Iterable
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.figure import Figure
+from matplotlib.collections import LineCollection
 from matplotlib.lines import Line2D
-from matplotlib.ticker import NullFormatter, NullLocator
+from matplotlib.patches import Patch
+from matplotlib.ticker import NullLocator
 
-from harness._records import HISTOGRAM_BINS, Curve, RunResult, Score, WorstCase
+import oracles
+from harness._records import HISTOGRAM_BINS, Curve, ErrorMap, RunResult, Score, WorstCase
 from harness._values import fmt_rel
 
 from ._common import (
@@ -43,8 +48,13 @@ from .sections import Section, Span, Table, audit_sections, regime_sections, sco
 __all__ = ["render_html"]
 
 DPI = 100
-# Exact results (0 ULP) are drawn at this error so that a log axis can show them.
-FLOOR = 1e-3
+# Small multiples: panels a row, and a panel's size in inches.
+COLUMNS = 5
+PANEL = (2.45, 1.55)
+# The label settings of a sweep (hard, soft) in every panel; the error maps' colours (0 bits: light).
+_LABEL_COLORS = ("#0b5394", "#e8590c", "#2b8a3e", "#862e9c")
+_MAP_COLORS = colormaps["inferno_r"]
+_MAP_NONFINITE = "#22b8cf"
 SHOWN_VALUES = 16
 
 _CSS = """
@@ -88,8 +98,7 @@ def _mpl(text: Any) -> str:
 
 def _png(fig: Any) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
-    fig.clear()
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})  # (no fig.clear(): it rebuilt every tick)
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -98,118 +107,212 @@ def _colors(names: list[str]) -> dict[str, Any]:
     return {name: palette[i % len(palette)] for i, name in enumerate(names)}
 
 
-_STYLES = ("-", "--", "-.", ":")
+def _format_bits(dtype: str) -> int:
+    """The top of a bits-of-error axis: the width of ``dtype`` (16, 32, 64), the most bits an error can have."""
+    try:
+        return oracles.resolve_format(dtype).bits
+    except ValueError:  # a dtype this lossfuzz does not know (a report from elsewhere): Herbie's 64
+        return 64
 
 
-def _x_axis(ax: Any, curve: Curve, x: np.ndarray) -> None:
-    """A logit axis for probabilities strictly inside (0, 1), else a symmetric-log axis over ``x``."""
+def _panel_grid(count: int, bottom: float, right: float = 0.0) -> tuple[Any, list[Any], list[bool], list[bool]]:
+    """One figure of ``count`` small panels, :data:`COLUMNS` a row; fixed margins in inches (``bottom`` for
+    a legend, ``right`` for a colour bar) instead of a layout engine. Also, per panel, whether it carries
+    the x and the y tick labels (the outer ones). The panels do not share axes: :func:`_ticks` gives the
+    inner ones no ticks at all, since making tick objects was most of the rendering time."""
+    cols = min(COLUMNS, count)
+    rows = -(-count // cols)
+    width, height = cols * PANEL[0] + 0.75 + right, rows * PANEL[1] + 0.35 + bottom
+    fig = Figure(figsize=(width, height))
+    fig.subplots_adjust(left=0.62 / width, right=1 - (0.13 + right) / width, bottom=bottom / height,
+                        top=1 - 0.3 / height, wspace=0.07, hspace=0.3)
+    spec = fig.add_gridspec(rows, cols)
+    axes = [fig.add_subplot(spec[i // cols, i % cols]) for i in range(count)]
+    return fig, axes, [i + cols >= count for i in range(count)], [i % cols == 0 for i in range(count)]
+
+
+def _ticks(ax: Any, axis: str, shown: bool, ticks: Any, labels: Any = None) -> None:
+    """Fixed ticks with labels on an outer panel; none on an inner one."""
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_minor_locator(NullLocator())
+    if not shown:
+        target.set_major_locator(NullLocator())
+        return
+    target.set_ticks(ticks, labels)
+    ax.tick_params(axis=axis, labelsize=7, length=2.5, pad=1.5)
+
+
+def _curve_bits(curve: Curve, name: str) -> tuple[np.ndarray, bool]:
+    """Bits of error of ``name`` along ``curve`` (nan: no number), and whether they are estimated: a curve
+    written before curves held bits gives ``log2(1 + ULP error)`` instead (close within a binade)."""
+    if curve.bits is not None and name in curve.bits:
+        return np.array([np.nan if b is None else b for b in curve.bits[name]], dtype=float), False
+    ulp = np.array([np.nan if e is None else e for e in curve.errors[name]], dtype=float)
+    return np.log2(1.0 + ulp), True
+
+
+def _x_scale(curve: Curve, x: np.ndarray) -> tuple[Any, str, list[float], list[str]]:
+    """How a sweep's input is drawn on a linear axis (matplotlib's own logit and symlog scales transform every
+    point at draw time, most of the drawing cost): the function that maps the input there, the axis label,
+    and ticks (in input units) with their labels. Probabilities strictly inside (0, 1) as logits; anything
+    else as ``asinh(x / s)``, ``s`` the smallest magnitude swept: linear near 0, logarithmic beyond."""
     if curve.x_name == "probability" and x.size and x.min() > 0 and x.max() < 1:
-        ax.set_xscale("logit")
-        ticks, labels = _logit_ticks(x)
-        ax.set_xticks(ticks, labels)
-        ax.xaxis.set_minor_locator(NullLocator())
-    else:
-        positive = np.abs(x[np.isfinite(x) & (x != 0)])
-        ax.set_xscale("symlog", linthresh=float(positive.min()) if positive.size else 1.0, linscale=0.25)
-        ax.set_xticks(_symlog_ticks(x))
-        ax.set_xlim(-float(positive.max()) * 1.5 if positive.size else -1, float(positive.max()) * 1.5 if positive.size else 1)
+        ticks, labels = _logit_ticks(x, 5)
+        return (lambda v: np.log(v) - np.log1p(-v)), "probability (logit scale)", ticks, labels
+    finite = np.abs(x[np.isfinite(x) & (x != 0)])
+    scale = float(finite.min()) if finite.size else 1.0
+    ticks = _symlog_ticks(x)
+    return (lambda v: np.arcsinh(np.asarray(v, dtype=float) / scale)), f"{curve.x_name} (symmetric log scale)", ticks, [_tick_text(t) for t in ticks]
 
 
-def _plot_errors(ax: Any, x: np.ndarray, errs: tuple[float | None, ...], i: int, name: str, count: int, color: Any) -> bool:
-    """One candidate's errors (``i`` of ``count``) on ``ax``: a line, dots where no line passes, and × at the
-    top of the axis where the result has no ULP number. True when there was such a point."""
-    y = np.array([np.nan if e is None else e for e in errs], dtype=float)
-    missing = ~np.isfinite(y)
-    shown = np.where(missing, np.nan, np.maximum(y, FLOOR))
-    ax.plot(x, shown, _STYLES[i % len(_STYLES)], color=color, lw=1.6, label=_mpl(name), zorder=3 + count - i)
-    ok = ~np.isnan(shown)
-    alone = ok & ~np.r_[False, ok[:-1]] & ~np.r_[ok[1:], False]  # no line through it: a dot
-    if alone.any():
-        ax.plot(x[alone], shown[alone], "o", color=color, ms=3, zorder=3 + count - i)
-    if missing.any():
-        # Non-finite mistakes have no ULP number: marked at the top of the axis.
-        ax.plot(x[missing], np.full(missing.sum(), 0.985 - 0.02 * (i % 3)), "x", color=color,
-                ms=5, mew=1.3, transform=ax.get_xaxis_transform(), clip_on=False, zorder=10)
-    return bool(missing.any())
+def _tick_text(value: float) -> str:
+    """Short text of a tick at a power of ten (``-1e4``, ``100``, ``0.01``) or 0."""
+    if value == 0:
+        return "0"
+    exponent = round(math.log10(abs(value)))
+    sign = "−" if value < 0 else ""
+    return f"{sign}{abs(value):g}" if -2 <= exponent <= 2 else f"{sign}1e{exponent}"
 
 
-def _y_axis_and_labels(ax: Any, curve: Curve, top: float) -> None:
-    """Decade ticks, the 0.5 ULP line, the exact floor, grid, axis label and panel title."""
-    ax.set_yticks(_decade_ticks(FLOOR, top))
-    ax.yaxis.set_minor_locator(NullLocator())
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.axhline(0.5, color="0.35", lw=0.8, ls=(0, (1, 2)), zorder=1)
-    ax.text(0.99, 0.5, "0.5 ULP ", transform=ax.get_yaxis_transform(), va="bottom", ha="right",
-            fontsize=7, color="0.35")
-    ax.text(0.01, FLOOR, " exact (0 ULP)", transform=ax.get_yaxis_transform(), va="bottom", ha="left",
-            fontsize=7, color="0.35")
-    ax.grid(True, which="major", lw=0.4, alpha=0.5)
-    ax.set_xlabel(_mpl(curve.x_name) + (" (logit scale)" if ax.get_xscale() == "logit" else " (symmetric log scale)"))
-    ax.set_title(_mpl(f"{curve.family} · {curve.dtype} · {curve.label}"), fontsize=10)
-
-
-def _curve_figure(curves: list[Curve], colors: dict[str, Any]) -> str | None:
-    """One panel per label setting: ULP error (log) against the swept input; None if nothing to draw."""
+def _curve_figure(curves: list[Curve], dtype: str) -> tuple[str, bool] | None:
+    """Small multiples: one panel per candidate, bits of error (0 to the format's width) against the swept
+    input, one line per label setting; None if nothing to draw. Also whether bits were estimated."""
     curves = [c for c in curves if c.x and c.errors]
     if not curves:
         return None
     names = ordered_unique(n for c in curves for n in c.errors)
-    finite = [e for c in curves for errs in c.errors.values() for e in errs if e is not None and math.isfinite(e)]
-    top = min(1e308, max([10.0] + [e * 30 for e in finite if e > 0]))
-    width = max(7.0, 5.4 * len(curves))
-    fig = Figure(figsize=(width, 4.0), layout="constrained")
-    axes = fig.subplots(1, len(curves), sharey=True, squeeze=False)[0]
-    any_missing = False
-    for ax, curve in zip(axes, curves):
-        x = np.asarray(curve.x, dtype=float)
-        ax.set_yscale("log")
-        ax.set_ylim(FLOOR / 2, top)
-        ax.set_autoscaley_on(False)  # fixed limits: no margins computed past the float64 range
-        _x_axis(ax, curve, x)
-        for i, name in enumerate(names):
-            errs = curve.errors.get(name)
-            if errs is not None and len(errs) == x.size:
-                any_missing |= _plot_errors(ax, x, errs, i, name, len(names), colors.get(name, "0.5"))
-        _y_axis_and_labels(ax, curve, top)
-    axes[0].set_ylabel("error (ULP of the exact value)")
-    handles = [Line2D([], [], color=colors.get(n, "0.5"), ls=_STYLES[i % len(_STYLES)], lw=1.6, label=_mpl(n)) for i, n in enumerate(names)]
+    top = _format_bits(dtype)
+    fig, axes, show_x, show_y = _panel_grid(len(names), bottom=0.75)
+    estimated = any_missing = False
+    first = curves[0]
+    to_axis, xlabel, xticks, xlabels = _x_scale(first, np.asarray(first.x, dtype=float))
+    ticks_at = [float(to_axis(t)) for t in xticks]
+    span = to_axis(np.asarray(first.x, dtype=float))
+    margin = 0.02 * float(span.max() - span.min())
+    grid = [[(float(span.min()) - margin, level), (float(span.max()) + margin, level)] for level in range(top // 4, top, top // 4)]
+    grid += [[(t, -top), (t, 2 * top)] for t in ticks_at]
+    for ax, name, sx, sy in zip(axes, names, show_x, show_y):
+        ax.set_xlim(float(span.min()) - margin, float(span.max()) + margin)
+        ax.set_ylim(-0.03 * top, 1.06 * top)
+        _ticks(ax, "x", sx, ticks_at, xlabels)
+        _ticks(ax, "y", sy, range(0, top + 1, top // 4))
+        # the grid as one collection (tick objects and one line per level cost more); the 1-bit line
+        ax.add_collection(LineCollection(grid, colors="0.9", linewidths=0.5, zorder=0), autolim=False)
+        ax.axhline(1, color="0.55", lw=0.6, ls=(0, (1, 2)), zorder=1)
+        for k, curve in enumerate(curves):
+            if name not in curve.errors or len(curve.errors[name]) != len(curve.x):
+                continue
+            y, guessed = _curve_bits(curve, name)
+            estimated |= guessed
+            any_missing |= _plot_bits(ax, to_axis(np.asarray(curve.x, dtype=float)), y, top * (1.02 - 0.05 * k),
+                                      _LABEL_COLORS[k % len(_LABEL_COLORS)])
+        ax.set_title(_mpl(name), fontsize=8, pad=2)
+    fig.supylabel("bits of error", fontsize=8, x=0.08 / fig.get_figwidth())
+    handles = [Line2D([], [], color=_LABEL_COLORS[k % len(_LABEL_COLORS)], lw=1.4, label=_mpl(c.label)) for k, c in enumerate(curves)]
     if any_missing:
-        handles.append(Line2D([], [], color="0.2", marker="x", ls="none", label="non-finite result (no ULP), at top"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=max(1, min(len(handles), int(width / 1.8))), fontsize=8, frameon=False)
+        handles.append(Line2D([], [], color="0.2", marker="x", ls="none", label="non-finite result (no number), at top"))
+    handles.append(Line2D([], [], color="0.55", lw=0.6, ls=(0, (1, 2)), label="1 bit: one format number off"))
+    fig.text(0.5, 0.32 / fig.get_figheight(), _mpl(xlabel), ha="center", fontsize=8)
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False, borderaxespad=0.1)
+    return _png(fig), estimated
+
+
+def _plot_bits(ax: Any, x: np.ndarray, y: np.ndarray, top: float, color: Any) -> bool:
+    """One candidate's bits along one sweep: a line, dots where no line passes, × at ``top`` (near the top
+    of the axis) where the result has no number. True when there was such a point."""
+    missing = np.isnan(y)
+    ax.plot(x, y, "-", color=color, lw=1.1, zorder=3)
+    ok = ~missing
+    alone = ok & ~np.r_[False, ok[:-1]] & ~np.r_[ok[1:], False]  # no line through it: a dot
+    if alone.any():
+        ax.plot(x[alone], y[alone], "o", color=color, ms=2.5, zorder=3)
+    if missing.any():
+        ax.plot(x[missing], np.full(missing.sum(), top), "x", color=color, ms=3.5, mew=1.0, clip_on=False, zorder=4)
+    return bool(missing.any())
+
+
+def _index_ticks(values: np.ndarray, wanted: list[tuple[float, str]], transform: Any) -> tuple[list[float], list[str]]:
+    """Ticks of an image axis whose pixels are the grid ``values``: each wanted value inside the grid's
+    range at its position interpolated in ``transform`` space (in which the grid is about evenly spaced)."""
+    t = transform(values)
+    ticks, labels = [], []
+    for value, label in wanted:
+        if values.min() <= value <= values.max():
+            ticks.append(float(np.interp(transform(np.float64(value)), t, np.arange(values.size))))
+            labels.append(label)
+    return ticks, labels
+
+
+def _label_ticks(z: np.ndarray) -> tuple[list[float], list[str]]:
+    """Ticks of the label axis of an error map: its rows are 0, labels spaced evenly in logit, and 1."""
+    inner = z[(z > 0) & (z < 1)]
+    logit = lambda v: np.log(v) - np.log1p(-v)  # noqa: E731
+    wanted = [(1e-4, "1e-4"), (0.5, "0.5"), (1 - 1e-4, "1−1e-4")]
+    ticks, labels = _index_ticks(inner, wanted, logit) if inner.size > 1 else ([], [])
+    offset = int(z[0] == 0)
+    ticks = [t + offset for t in ticks]
+    if z[0] == 0:
+        ticks, labels = [0.0] + ticks, ["0"] + labels
+    if z[-1] == 1:
+        ticks, labels = ticks + [z.size - 1.0], labels + ["1"]
+    keep = [i for i in range(len(ticks)) if all(abs(ticks[i] - ticks[j]) >= 2.5 for j in range(i))]
+    return [ticks[i] for i in keep], [labels[i] for i in keep]
+
+
+def _map_figure(emap: ErrorMap) -> str | None:
+    """Small multiples of an error map: one heat map per candidate of the bits of error over the (logit,
+    label) plane, one colour scale (0 to the format's width), non-finite results in blue; None if empty."""
+    names = [n for n, rows in emap.bits.items() if len(rows) == len(emap.y)]
+    if not names or not emap.x or not emap.y:
+        return None
+    top = _format_bits(emap.dtype)
+    x, z = np.asarray(emap.x, dtype=float), np.asarray(emap.y, dtype=float)
+    fig, axes, show_x, show_y = _panel_grid(len(names), bottom=0.55, right=0.75)
+    cmap = _MAP_COLORS.with_extremes(bad=_MAP_NONFINITE)
+    scale = float(np.abs(x[x != 0]).min()) if (x != 0).any() else 1.0
+    xticks = _index_ticks(x, [(v, _tick_text(v)) for v in _symlog_ticks(x)], lambda v: np.arcsinh(v / scale))
+    yticks = _label_ticks(z)
+    image = None
+    for ax, name, sx, sy in zip(axes, names, show_x, show_y):
+        data = np.array([[np.nan if b is None else b for b in row] for row in emap.bits[name]], dtype=float)
+        image = ax.imshow(np.ma.masked_invalid(data), origin="lower", aspect="auto", interpolation="nearest",
+                          cmap=cmap, vmin=0, vmax=top)
+        ax.set_title(_mpl(name), fontsize=8, pad=2)
+        _ticks(ax, "x", sx, *xticks)
+        _ticks(ax, "y", sy, *yticks)
+    width, height = fig.get_figwidth(), fig.get_figheight()
+    cax = fig.add_axes((1 - 0.62 / width, 0.55 / height, 0.12 / width, 1 - 0.85 / height))
+    bar = fig.colorbar(image, cax=cax, ticks=range(0, top + 1, top // 4))
+    bar.ax.tick_params(labelsize=7)
+    bar.set_label("bits of error", fontsize=8)
+    fig.supylabel(_mpl(f"{emap.y_name} z"), fontsize=8, x=0.08 / width)
+    fig.text(0.5, 0.3 / height, _mpl(f"{emap.x_name} (symmetric log scale)"), ha="center", fontsize=8)
+    fig.legend(handles=[Patch(color=_MAP_NONFINITE, label="non-finite result (no number)")], loc="lower right",
+               fontsize=8, frameon=False, borderaxespad=0.1)
     return _png(fig)
 
 
-def _decade_ticks(low: float, high: float, most: int = 9) -> list[float]:
-    """Powers of ten within ``[low, high]`` at a round stride of decades, at most ``most`` of them, 10**0
-    among them (matplotlib's LogLocator overflows near the top of the float64 range)."""
-    lo, hi = math.ceil(math.log10(low)), math.floor(math.log10(high))
-    for step in (1, 2, 3, 5, 10, 20, 25, 50, 100, 200):
-        ticks = [10.0**k for k in range(math.ceil(lo / step) * step, hi + 1, step)]
-        if len(ticks) <= most:
-            return ticks
-    return [10.0**lo, 10.0**hi]
-
-
 def _symlog_ticks(x: Any) -> list[float]:
-    """Major ticks of a symmetric-log axis over ``x``: 0 and powers of ten on both sides (every other one
-    when the range spans many decades)."""
+    """Major ticks of a symmetric-log axis over ``x``: 0 and powers of ten on both sides, every third decade
+    from 10**0 outwards (small panels: labels apart, none at the very ends)."""
     mags = np.abs(np.asarray(x, dtype=float))
     mags = mags[(mags > 0) & np.isfinite(mags)]
     if not mags.size:
         return [0.0]
-    lo, hi = int(math.floor(math.log10(mags.min()))), int(math.ceil(math.log10(mags.max())))
-    step = 2 if hi - lo > 6 else 1
-    powers = [10.0**k for k in range(hi, lo - 1, -step)]
+    lo, hi = int(math.floor(math.log10(mags.min()))), int(math.floor(math.log10(mags.max())))
+    # every third decade from 10**0 (or the largest one) inwards, past the smallest: small panels, labels apart
+    top = min(hi, max(lo + 1, 3 * (hi // 3)))
+    powers = [10.0**k for k in range(top, lo, -3)] or [10.0**hi]
     return [-p for p in powers] + [0.0] + powers[::-1]
 
 
-def _logit_ticks(x: Any) -> tuple[list[float], list[str]]:
+def _logit_ticks(x: Any, most: int = 9) -> tuple[list[float], list[str]]:
     """Ticks of a logit (probability) axis over ``x``: ``10**-k`` below one half, ``1 - 10**-k`` above, and
-    0.5; chosen outwards from 0.5 at least a ninth of the axis apart (in logit units) so labels never collide."""
+    0.5; chosen outwards from 0.5 at least a ``most``-th of the axis apart (in logit units) so labels never collide."""
     x = np.asarray(x, dtype=float)
     lo, hi = float(x.min()), float(x.max())
     logit = lambda p: math.log(p) - math.log1p(-p)  # noqa: E731
-    gap = (logit(hi) - logit(lo)) / 9 if hi > lo else 1.0
+    gap = (logit(hi) - logit(lo)) / most if hi > lo else 1.0
     below = [(10.0**-k, f"1e-{k}") for k in range(1, 400) if 10.0**-k >= lo * (1 - 1e-6) and 10.0**-k > 0]
     above = [(1 - 10.0**-k, f"1-1e-{k}") for k in range(1, 17) if 1 - 10.0**-k <= hi * (1 + 1e-12)]
     ticks = [(0.5, "0.5")]
@@ -230,7 +333,9 @@ def _histogram_figure(scores: list[Score], colors: dict[str, Any]) -> str | None
         return None
     bins = list(HISTOGRAM_BINS) + ["no ULP"]
     labels = ["exact", "≤0.5", "≤1", "≤4", "≤1024", ">1024", "no ULP\n(non-finite,\nraised)"]
-    fig = Figure(figsize=(max(6.0, 1.0 + 0.2 * len(scores) * len(bins)), 3.4), layout="constrained")
+    width, height = max(6.0, 1.0 + 0.2 * len(scores) * len(bins)), 3.4
+    fig = Figure(figsize=(width, height))  # fixed margins: a layout engine cost more than the drawing
+    fig.subplots_adjust(left=0.6 / width, right=1 - 0.15 / width, bottom=0.95 / height, top=1 - 0.3 / height)
     ax = fig.subplots()
     width = 0.84 / len(scores)
     centers = np.arange(len(bins))
@@ -435,31 +540,46 @@ def _overview(result: RunResult) -> list[str]:
 
 
 def _plots(result: RunResult, family: str, dtype: str, scores: list[Score], colors: dict[str, Any]) -> list[str]:
-    """The research plot and the histogram of one family x dtype, with their caption; nothing to draw: []."""
+    """The plots of one family x dtype (the sweeps' small multiples, the error map, the histogram) with their
+    captions; nothing to draw: []."""
     curves = [c for c in result.curves if c.family == family and c.dtype == dtype]
-    curve_png = _curve_figure(curves, colors)
+    drawn = _curve_figure(curves, dtype)
+    maps = [(m, _map_figure(m)) for m in result.error_maps if m.family == family and m.dtype == dtype]
+    maps = [(m, png) for m, png in maps if png]
     hist_png = _histogram_figure([s for s in scores if s.dtype == dtype], colors)
-    if not curve_png and not hist_png:
+    if not drawn and not maps and not hist_png:
         return []
+    top = _format_bits(dtype)
     out = [f"<h3>{_e(family)} · {_e(dtype)}</h3>"]
-    if curves:
+    if drawn:
+        curve_png, estimated = drawn
         labels = "; ".join(c.label for c in curves)
         out.append(
-            f'<p class="muted">ULP error along the swept {_e(curves[0].x_name)} ({_e(labels)}); exact results'
-            f" are drawn at {FLOOR:g} ULP, and non-finite results (no ULP number) as × at the top.</p>"
+            f'<p class="muted">Bits of error along the swept {_e(curves[0].x_name)} ({_e(labels)}), one panel per'
+            f" candidate: Herbie's log2(1 + n), n the {_e(dtype)} numbers between the result and the correctly"
+            f" rounded value, counting one of them; 0 is correctly rounded, {top} the worst an error can be in"
+            f" {_e(dtype)}. Non-finite results (no number) are × at the top."
+            + (" This report predates bits in the sweeps: they are estimated as log2(1 + ULP error)." if estimated else "")
+            + "</p>"
         )
-    out.append('<div class="plots">')
-    if curve_png:
-        out.append(f'<img src="{curve_png}" alt="{_e(f"ULP error along the swept input, {family} in {dtype}")}">')
+        out.append(f'<div class="plots"><img src="{curve_png}" alt="{_e(f"Bits of error along the swept input, {family} in {dtype}")}"></div>')
+    for m, png in maps:
+        out.append(
+            f'<p class="muted">Bits of error over the ({_e(m.x_name)}, {_e(m.y_name)}) plane, one panel per candidate'
+            f" ({len(m.x)} x {len(m.y)} points, the label axis spaced evenly in logit between 0 and 1): light is"
+            f" correctly rounded, dark is {top} bits; blue: a non-finite result. Where an implementation computes"
+            " max(x, 0) − x·z, soft labels near 1 cancel at large positive logits.</p>"
+        )
+        out.append(f'<div class="plots"><img src="{png}" alt="{_e(f"Bits of error over logit and label, {family} in {dtype}")}"></div>')
     if hist_png:
-        out.append(f'<img src="{hist_png}" alt="{_e(f"Error histogram, {family} in {dtype}")}">')
-    out.append("</div>")
+        out.append(f'<div class="plots"><img src="{hist_png}" alt="{_e(f"Error histogram, {family} in {dtype}")}"></div>')
     return out
 
 
 def _families(result: RunResult, groups: list[tuple[str, list[Score]]], colors: dict[str, Any]) -> list[str]:
     """The navigation, then per family its score table and the plots of each dtype."""
-    families = ordered_unique([f for f, _ in groups] + [c.family for c in result.curves])
+    plotted = list(result.curves) + list(result.error_maps)
+    families = ordered_unique([f for f, _ in groups] + [c.family for c in plotted])
     out = []
     if families:
         out.append("<nav>" + "".join(f'<a href="#family-{i}">{_e(f)}</a>' for i, f in enumerate(families))
@@ -470,7 +590,7 @@ def _families(result: RunResult, groups: list[tuple[str, list[Score]]], colors: 
         out.append(f'<h2 id="family-{i}">{_e(family)}</h2>')
         if scores:
             out.append(render_table(score_table(scores)))
-        dtypes = ordered_unique([s.dtype for s in scores] + [c.dtype for c in result.curves if c.family == family])
+        dtypes = ordered_unique([s.dtype for s in scores] + [c.dtype for c in plotted if c.family == family])
         for dtype in dtypes:
             out += _plots(result, family, dtype, scores, colors)
     return out

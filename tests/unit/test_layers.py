@@ -47,6 +47,7 @@ FLOORS: dict[str, int] = {
     "harness.sweep": 4,
     "harness.auditing": 4,
     "harness.gate": 4,
+    "harness.comparison": 4,
     "harness.journal": 4,
     # floor 5: reports
     "harness.reports": 5,

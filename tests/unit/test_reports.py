@@ -331,7 +331,7 @@ class _Tags(HTMLParser):
 def test_the_html_page_embeds_png_plots(page):
     assert page.startswith("<!DOCTYPE html>")
     assert page.count('<img src="data:image/png;base64,') >= 3  # curves and histogram of sigmoid_ce, curve of binary_ce
-    assert "ULP error along the swept logit" in page and "ULP error along the swept probability" in page
+    assert "Bits of error along the swept logit" in page and "Bits of error along the swept probability" in page
 
 
 def test_the_html_page_escapes_every_name_and_message(page):
