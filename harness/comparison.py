@@ -123,7 +123,7 @@ def _rows_of(result: RunResult) -> dict[tuple[str, str, str, str], Figures]:
     rows: dict[tuple[str, str, str, str], Figures] = {}
     for score in result.scores:
         rows[(score.family, score.candidate, score.dtype, ALL_REGIME)] = figures_of(score)
-        for regime, stats in (getattr(score, "regimes", None) or {}).items():
+        for regime, stats in score.regimes.items():
             rows[(score.family, score.candidate, score.dtype, regime)] = figures_of(stats)
     return rows
 

@@ -58,10 +58,19 @@ def _mark(a: Score, b: Score) -> tuple[str, tuple[str, ...], tuple[str, ...]]:
 def test_two_runs_with_different_seeds_are_put_side_by_side_with_their_own_figures(two_runs):
     a, b = two_runs
     table = compare_reports([a, b], ["seed0.json", "seed1.json"])
-    assert [r.key for r in table.rows] == [(s.family, s.candidate, s.dtype, ALL_REGIME) for s in a.scores]
+    # each score's row, then one row per regime it has, in the family's order (B's regimes may add rows)
+    keys = [r.key for r in table.rows]
+    expected = [key for s in a.scores for key in [(s.family, s.candidate, s.dtype, ALL_REGIME)]
+                + [(s.family, s.candidate, s.dtype, name) for name in s.regimes]]
+    assert [k for k in keys if k in set(expected)] == expected and len(expected) > 2 * len(a.scores)
     for row in table.rows:
         for result, figures in zip((a, b), row.figures):
             score = result.score(row.family, row.candidate, row.dtype)
+            if row.regime != ALL_REGIME:
+                score = score.regimes.get(row.regime)
+                if score is None:
+                    assert figures is None  # a regime this run did not reach: shown as missing
+                    continue
             assert (figures.max_ulp, figures.p99_ulp, figures.mean_bits) == (score.max_ulp, score.p99_ulp, score.mean_bits)
             assert figures.non_finite == sum(score.counts[k] for k in ("nan", "inf", "finite_where_infinite", "nan_where_infinite",
                                                                       "wrong_infinity", "number_where_nan"))
