@@ -1,0 +1,541 @@
+"""``accurate``: loss formulas of our own, within 2 ULP of the exact value in every family and format.
+
+Public API (numpy arrays in, an array of the input dtype out; the shapes, label domains and limit values
+of :mod:`oracles` for each family)::
+
+    sigmoid_ce(x, z)            sigmoid_ce_grad(x, z)           # elementwise; z in [0, 1]
+    binary_ce(p, z)             binary_ce_grad(p, z)            # elementwise; p, z in [0, 1]
+    softmax_ce(x, z)            softmax_ce_grad(x, z)           # rows [..., K]; z in [0, 1]
+    sparse_softmax_ce(x, c)     sparse_softmax_ce_grad(x, c)    # rows [..., K]; int class index [...]
+
+Every function accepts float16, bfloat16, float32 and float64 and returns that dtype. Nothing here calls
+:mod:`oracles` (a candidate is never scored against itself); the README section "How ``accurate`` stays
+within 2 ULP" tells the same story in prose.
+
+Three ideas carry every formula.
+
+1. **Sums of non-negative terms only.** With ``a = |x|`` and ``w = 1 - z`` (``x >= 0``) or ``z`` (``x < 0``)::
+
+       sigmoid_ce = a*w + log1p(exp(-a))
+       softmax_ce = sum_i z_i*(m - x_i) + S*log1p(T),  m = max x, S = sum z, T = sum_{i != j} exp(x_i - m)
+       binary_ce  = z*(-log p) + (1 - z)*(-log1p(-p))  (log1p(p - 1) and log(1 - p) above p = 1/2, both exact)
+
+   TensorFlow's ``max(x, 0) - x*z + log1p(exp(-|x|))`` subtracts ``x*z`` from ``x``: for a soft label near
+   1 at a large logit (float32 ``x = 1e4``, ``z = 0.9999``) the two cancel and the rounding error of
+   ``x*z`` is worth thousands of ULP of the small result. A sum of non-negative terms has relative error
+   at most the largest relative error of a term, plus one rounding per addition: nothing is amplified.
+   The softmax form uses ``log1p`` of the *other* terms: ``log(sum exp(x_i - m))`` is ``log`` of a number
+   near 1 for a confident-correct row (logits ``[20, 0]``), where ``log`` has an absolute error of one
+   ULP of 1 (``2**-53``) on a result of ``2e-9``; ``log1p(T)`` keeps ``T``'s relative accuracy.
+
+2. **Half precision and float32: evaluate in float64, round once.** The formulas above, evaluated with
+   float64 operations and numpy's float64 ``exp``/``log``/``log1p`` (within 4 ULP of float64: the
+   assumption of :mod:`oracles._fast`, measured by ``tests/unit/test_fast_oracle.py``; 0.66 ULP measured on
+   this machine) have relative error at most ``(2F + (K + 3)u) < 2**-45`` for ``K <= 2**20`` classes
+   (``u = 2**-53``, ``F = 4 * 2**-52``): every term is non-negative, ``exp``'s error passes through
+   ``log1p`` unamplified (its relative condition number ``t/((1 + t) log1p t)`` is at most 1). The target
+   has ``p <= 24`` bits, so that error is below ``2**-45 * 2**24 = 2**-21`` ULP; one rounding of the
+   float64 value to the target adds 0.5 ULP (numpy and ml_dtypes cast float64 to float16/bfloat16/float32
+   directly, round to nearest even). Total: at most ``0.5 + 2**-21`` ULP. Subnormal results of the target
+   are normal numbers in float64 (float32's smallest subnormal is ``2**-149``, float64's smallest normal
+   ``2**-1022``), so nothing flushes: the one rounding lands on the subnormal grid, error at most 0.5 ULP.
+
+3. **float64: double-double arithmetic with our own ``exp`` and a Newton step on ``log1p``/``log``.** A
+   float64 result needs the float64 steps themselves to be (nearly) error-free:
+
+   - ``1 - z``, ``m - x_i``, ``p - z``, ``1 - p`` are exact as ``two_sum`` pairs; ``a*w``, ``z_i*d_i`` are
+     exact as ``two_prod`` pairs (Dekker's split; arguments above ``2**900`` are scaled by ``2**-200``
+     first so the split cannot overflow); sums of many terms are pairwise double-double sums.
+   - ``exp`` (:func:`_exp_parts`): numpy's float64 ``exp`` is within 0.66 ULP here, but a ULP of error in
+     ``exp(-|x|)`` can cost up to 2 ULP of ``log1p(exp(-|x|))`` through the binade alignment, so it is
+     ours: ``y = k*ln2 + r`` with ``k*LN2_HI`` exact (fdlibm's split of ``ln 2``) and ``|r| <= 0.35``;
+     ``expm1(r) = r + r*r/2 + r**3 * P(r)`` with ``r*r`` exact (``two_prod``) and ``P`` the Taylor
+     polynomial to ``r**14/17!`` (truncation below ``2**-62``): the only rounding of size is in the
+     ``r**3 * P`` term, at most ``0.007 * 4u``, so ``exp`` comes out as a double-double with relative error
+     below ``2**-57``.
+   - ``log1p(t)`` and ``log(p)`` (:func:`_log1p_dd`, :func:`_log_dd`): numpy's value ``g0`` (within 4 ULP)
+     corrected by one Newton step ``g = g0 + (t - expm1(g0)) / (1 + expm1(g0))`` with our double-double
+     ``expm1``: the numerator cancels exactly (Sterbenz) and the neglected quadratic term is below
+     ``(2**-50)**2``, so ``g`` is a double-double with relative error below ``2**-56``.
+
+   Every result is then a double-double ``hi + lo`` with relative error below ``2**-54`` (the sums add
+   ``ceil(log2 K) * 2**-104`` each), and the one rounding of ``hi + lo`` adds 0.5 ULP: at most
+   ``0.5 + 2**-54 * 2**53 = 1`` ULP, without assuming anything of numpy's ``log``/``log1p`` beyond
+   ``2**-40``. Where a double-double tail underflows (a product below ``2**-969``), the error is at most
+   ``2**-1074`` absolute per term, below one ULP of any normal result; a subnormal float64 result comes from
+   a correctly rounded leading part and its tail, within 1 ULP.
+
+Gradients. ``dL/dx`` of ``sigmoid_ce`` and ``softmax_ce`` is a difference (``sigmoid(x) - z``,
+``S*softmax_i - z_i``), which no formula keeps relatively accurate when the two sides nearly cancel (the
+label is an input rounded to the format). Their bound is mixed, and proven the same way: the computed
+gradient ``g~`` satisfies ``|g~ - g| <= 0.5 ulp(g) + 2**-50 * s`` for half precision and float32 (float64
+evaluation) and ``|g~ - g| <= 0.5 ulp(g) + 2**-100 * s`` for float64 (double-double), with ``s`` the size of
+the larger side (``max(sigmoid(x), z)`` or ``max(S*softmax_i, z_i)``): within 2 ULP unless the result is
+``2**-(50 - p)`` times smaller than its terms. At the maximal logit of a row the gradient is evaluated as
+``(S/c - z_j) - S*R/(c*(c + R))`` (``c`` ties, ``R`` the sum of the other ``exp(x_i - m)``), so a
+confident-correct row's ``-R/(1 + R)`` keeps its relative accuracy. ``binary_ce``'s gradient
+``(p - z)/(p*(1 - p))`` has an exact numerator and denominator factors: within 1 ULP everywhere.
+
+Limit values (as the oracles define them): ``sigmoid_ce`` at ``x = +inf`` is 0 if ``z == 1`` else ``inf``,
+at ``-inf`` 0 if ``z == 0`` else ``inf``; ``binary_ce`` is ``inf`` at ``p = 0, z > 0`` and ``p = 1, z < 1``
+and a vanishing coefficient contributes 0; softmax rows with ``+inf`` logits share the probability among
+them, an all ``-inf`` row is uniform, a positive label on a zero probability is ``inf``; nan in a row
+gives nan.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._numpy import _elementwise, _rows, _sparse
+
+__all__ = [
+    "sigmoid_ce",
+    "sigmoid_ce_grad",
+    "binary_ce",
+    "binary_ce_grad",
+    "softmax_ce",
+    "softmax_ce_grad",
+    "sparse_softmax_ce",
+    "sparse_softmax_ce_grad",
+]
+
+_F64 = np.dtype(np.float64)
+
+# ----------------------------------------------------------------------------------------------------------
+# Error-free transformations and double-double arithmetic (Dekker 1971, Knuth; no fma in numpy)
+# ----------------------------------------------------------------------------------------------------------
+
+_SPLITTER = 134217729.0  # 2**27 + 1
+_SCALE_ABOVE = 2.0**900  # Dekker's split overflows above ~2**996: larger factors are scaled first
+_SCALE_DOWN, _SCALE_UP = 2.0**-200, 2.0**200
+
+
+def _two_sum(a, b):
+    """``a + b = s + e`` exactly (Knuth; any magnitudes)."""
+    s = a + b
+    bb = s - a
+    return s, (a - (s - bb)) + (b - bb)
+
+
+def _fast_two_sum(a, b):
+    """``a + b = s + e`` exactly when ``|a| >= |b|`` (Dekker)."""
+    s = a + b
+    return s, b - (s - a)
+
+
+def _split(a):
+    t = _SPLITTER * a
+    hi = t - (t - a)
+    return hi, a - hi
+
+
+def _two_prod(a, b):
+    """``a * b = p + e`` exactly (Dekker; factors below 2**996, product tail above the underflow)."""
+    p = a * b
+    ah, al = _split(a)
+    bh, bl = _split(b)
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+def _scaled_two_prod(a, b):
+    """:func:`_two_prod` for ``0 <= b <= 1`` and any finite ``a >= 0``: a factor above 2**900 is scaled by an
+    exact power of two before the split (which would overflow) and the pair scaled back (exact)."""
+    big = a > _SCALE_ABOVE
+    if not big.any():
+        return _two_prod(a, b)
+    scale = np.where(big, _SCALE_DOWN, 1.0)
+    p, e = _two_prod(a * scale, b)
+    back = np.where(big, _SCALE_UP, 1.0)
+    return p * back, e * back
+
+
+def _dd_add(ah, al, bh, bl):
+    """Double-double ``a + b`` (relative error ``2**-104`` for terms of one sign)."""
+    s, e = _two_sum(ah, bh)
+    return _fast_two_sum(s, e + (al + bl))
+
+
+def _dd_mul(ah, al, bh, bl):
+    p, e = _two_prod(ah, bh)
+    return _fast_two_sum(p, e + (ah * bl + al * bh))
+
+
+def _dd_div(ah, al, bh, bl):
+    """Double-double ``a / b``: a quotient, its remainder ``a - q*b`` (exact ``two_prod``), a correction."""
+    q = ah / bh
+    p, e = _two_prod(q, bh)
+    r = ((ah - p) - e + al) - q * bl
+    return _fast_two_sum(q, r / bh)
+
+
+def _tree_sum(hi, lo):
+    """Pairwise double-double sum over the last axis (each term passes ``ceil(log2 K)`` additions, so the
+    relative error of a sum of non-negative terms is at most ``ceil(log2 K) * 2**-104``)."""
+    while hi.shape[-1] > 1:
+        if hi.shape[-1] % 2:  # pad with an exact zero term
+            pad = np.zeros(hi.shape[:-1] + (1,))
+            hi, lo = np.concatenate([hi, pad], axis=-1), np.concatenate([lo, pad], axis=-1)
+        hi, lo = _dd_add(hi[..., 0::2], lo[..., 0::2], hi[..., 1::2], lo[..., 1::2])
+    return hi[..., 0], lo[..., 0]
+
+
+# ----------------------------------------------------------------------------------------------------------
+# exp, expm1, log1p, log in double-double (float64 targets only)
+# ----------------------------------------------------------------------------------------------------------
+
+_INV_LN2 = 1.4426950408889634
+_LN2_HI = 6.93147180369123816490e-01  # fdlibm: 32 trailing zero bits, so k * _LN2_HI is exact for |k| < 2**20
+_LN2_LO = 1.90821492927058770002e-10
+# 1/(j+3)! for j = 0..14: P(r) with expm1(r) = r + r**2/2 + r**3 * P(r); the first term left out,
+# r**15/18!, is below 2**-62 * r**3 for |r| <= 0.35
+_TAYLOR = tuple(1.0 / float(np.prod(np.arange(1, j + 4, dtype=np.float64))) for j in range(15))
+
+
+def _exp_parts(yh, yl):
+    """``exp(yh + yl) = 2**k * (1 + qh + ql)`` with ``|qh + ql| <= 0.42`` and the double-double ``q``
+    within ``2**-58`` absolute of ``expm1(r)``; ``yh`` clamped to ``[-1100, 710]`` (beyond, exp is 0 or
+    overflows in any case)."""
+    yh = np.minimum(np.maximum(yh, -1100.0), 710.0)
+    k = np.rint(yh * _INV_LN2)
+    r = yh - k * _LN2_HI  # exact: k * _LN2_HI is exact and r is within a factor 2 of yh's (Sterbenz)
+    # yl (up to 2**-44 for |y| near 700) joins before the split, so that the tail rl is below ulp(rh)/2 and
+    # its products with the polynomial's higher terms are negligible; k * _LN2_LO and the addition of yl
+    # round by at most 2**-53 * (1100 * 2**-32 + |yl|), far below 2**-62
+    rh, rl = _two_sum(r, yl - k * _LN2_LO)
+    p = _TAYLOR[-1]
+    for c in _TAYLOR[-2::-1]:  # Horner: a few roundings on a term below 0.007 (0.35**3 / 6)
+        p = p * rh + c
+    sh, sl = _two_prod(rh, rh)  # r*r exact, halved exactly
+    cubic = (rh * sh) * p
+    # 1 + q = rh + rh**2/2 + rh**3 P + rl * (1 + rh): the big parts as exact pairs, the small ones summed
+    qh, ql = _fast_two_sum(rh, 0.5 * sh)
+    ql = ql + (0.5 * sl + cubic + rl * (1.0 + qh))  # exp(r + rl) = (1 + q)(1 + rl) to 2**-100
+    qh, ql = _fast_two_sum(qh, ql)
+    return k.astype(np.int32), qh, ql  # int32: what np.ldexp takes on every platform
+
+
+def _exp_dd(yh, yl):
+    """``exp(yh + yl)`` as a double-double, relative error below ``2**-57`` for normal results (a subnormal
+    result gets one correct rounding of its leading part in ``ldexp``)."""
+    k, qh, ql = _exp_parts(yh, yl)
+    h, l = _fast_two_sum(1.0, qh)
+    l = l + ql
+    return np.ldexp(h, k), np.ldexp(l, k)
+
+
+def _expm1_dd(y):
+    """``expm1(y)`` as a double-double for float64 ``y <= 710``, relative error below ``2**-56``: for
+    ``k = 0`` the polynomial's ``q`` itself (no cancellation against 1), else ``2**k (1 + q) - 1``
+    (``|result| >= 0.29``)."""
+    k, qh, ql = _exp_parts(y, np.zeros_like(y))
+    h, l = _fast_two_sum(1.0, qh)
+    l = l + ql
+    eh, el = np.ldexp(h, k), np.ldexp(l, k)
+    mh, ml = _two_sum(eh, -1.0)
+    mh, ml = _fast_two_sum(mh, ml + el)
+    zero = k == 0
+    return np.where(zero, qh, mh), np.where(zero, ql, ml)
+
+
+def _log1p_dd(th, tl):
+    """``log1p(th + tl)`` for ``th > -1`` as a double-double: numpy's ``log1p`` refined by one Newton step
+    ``g = g0 + (t - expm1(g0)) / (1 + expm1(g0))``. ``t - expm1(g0)``: ``th - mh`` is exact (the two agree
+    to numpy's accuracy, Sterbenz), the rest adds ``2**-56`` relative of ``expm1(g0)``; the neglected term
+    of ``log(1 + c)`` is ``c**2/2 < 2**-100``."""
+    g0 = np.log1p(th)
+    g0 = np.where(np.isfinite(g0), g0, 0.0)  # nan/inf arguments are replaced by the callers' limits
+    mh, ml = _expm1_dd(g0)
+    num = (th - mh) + (tl - ml)
+    c = num / (1.0 + mh)
+    return _fast_two_sum(g0, c)
+
+
+def _log_dd(p):
+    """``log(p)`` for float64 ``0 < p <= 1/2`` as a double-double: ``g = g0 + (p - exp(g0)) / exp(g0)``
+    (``p - eh`` exact by Sterbenz), relative error below ``2**-56`` (``|log p| >= 0.69``). ``p`` below
+    ``2**-900`` is scaled by ``2**200`` first (exact) so that ``exp(g0)`` is a normal number with its full
+    relative accuracy, and ``200 ln 2`` subtracted (``200 * _LN2_HI`` exact)."""
+    small = p < 2.0**-900
+    p = np.where(small, p * 2.0**200, p)
+    g0 = np.log(p)
+    g0 = np.where(np.isfinite(g0), g0, 0.0)
+    eh, el = _exp_dd(g0, np.zeros_like(g0))
+    c = ((p - eh) - el) / eh
+    gh, gl = _fast_two_sum(g0, c)
+    sh, sl = _two_sum(gh, np.where(small, -200 * _LN2_HI, 0.0))
+    return _fast_two_sum(sh, sl + (gl - np.where(small, 200 * _LN2_LO, 0.0)))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# sigmoid_ce
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _sigmoid_limits(out, x, z):
+    """The limit values at infinite logits and nan, over whatever the finite formula gave there."""
+    finite = np.isfinite(x) & np.isfinite(z)
+    if finite.all():
+        return out
+    out = np.where(x == np.inf, np.where(z == 1, 0.0, np.inf), out)
+    out = np.where(x == -np.inf, np.where(z == 0, 0.0, np.inf), out)
+    return np.where(np.isnan(x) | np.isnan(z), np.nan, out)
+
+
+@_elementwise
+def sigmoid_ce(x, z, t):
+    """Sigmoid cross-entropy with logits: ``|x|*w + log1p(exp(-|x|))``, ``w = 1 - z`` (x >= 0) or ``z``."""
+    if x.dtype == _F64:
+        a = np.abs(x)
+        wh, wl = _two_sum(np.ones_like(z), -z)  # 1 - z exactly
+        positive = x >= 0
+        wh, wl = np.where(positive, wh, z), np.where(positive, wl, 0.0)
+        ph, pl = _scaled_two_prod(np.where(np.isfinite(a), a, 0.0), wh)  # a*w exactly
+        pl = pl + a * wl
+        eh, el = _exp_dd(-a, np.zeros_like(a))
+        gh, gl = _log1p_dd(eh, el)
+        sh, sl = _two_sum(ph, gh)  # the only rounding of size is the final one
+        out = sh + (sl + (pl + gl))
+    else:
+        xd, zd = x.astype(_F64), z.astype(_F64)
+        a = np.abs(xd)
+        w = np.where(xd >= 0, 1.0 - zd, zd)  # exact: z has at most 24 bits
+        out = a * w + np.log1p(np.exp(-a))
+    return _sigmoid_limits(out, x, z).astype(t)
+
+
+@_elementwise
+def sigmoid_ce_grad(x, z, t):
+    """``sigmoid(x) - z`` as ``(1 - z) - sigmoid(-|x|)`` (x > 0) or ``sigmoid(-|x|) - z``: ``sigmoid(-|x|)``
+    is ``e/(1 + e)``, ``e = exp(-|x|) <= 1``, never near 1 where it would lose relative accuracy."""
+    if x.dtype == _F64:
+        a = np.abs(x)
+        eh, el = _exp_dd(-a, np.zeros_like(a))
+        dh, dl = _fast_two_sum(1.0, eh)
+        sh, sl = _dd_div(eh, el, dh, dl + el)
+        wh, wl = _two_sum(np.ones_like(z), -z)
+        ph, pl = _dd_add(wh, wl, -sh, -sl)
+        nh, nl = _dd_add(sh, sl, -z, np.zeros_like(z))
+        positive = x > 0
+        out = np.where(positive, ph + pl, nh + nl)
+    else:
+        xd, zd = x.astype(_F64), z.astype(_F64)
+        e = np.exp(-np.abs(xd))
+        s = e / (1.0 + e)
+        out = np.where(xd > 0, (1.0 - zd) - s, s - zd)
+    out = np.where(np.isnan(x) | np.isnan(z), np.nan, out)  # +-inf: e = 0 gives 1 - z and -z already
+    return out.astype(t)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# binary_ce
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _binary_limits(out, p, z):
+    out = np.where(((p == 0) & (z > 0)) | ((p == 1) & (z < 1)), np.inf, out)
+    return np.where(np.isnan(p) | np.isnan(z), np.nan, out)
+
+
+@_elementwise
+def binary_ce(p, z, t):
+    """``z*(-log p) + (1 - z)*(-log(1 - p))``, each logarithm of an exact argument: ``log p`` and
+    ``log1p(-p)`` up to ``p = 1/2``, ``log1p(p - 1)`` and ``log(1 - p)`` above (``p - 1``, ``1 - p`` exact)."""
+    first = (z > 0) & (p < 1)  # a term whose coefficient is 0, or whose log is log 1, is exactly 0
+    second = (z < 1) & (p > 0)
+    if p.dtype == _F64:
+        upper = p > 0.5
+        safe = np.where((p > 0) & (p < 1), p, 0.25)  # keeps the logarithms finite; those terms are masked
+        lp_low = _log_dd(np.where(upper, 0.25, safe))
+        lp_up = _log1p_dd(np.where(upper, safe - 1.0, 0.0), np.zeros_like(p))
+        lq_low = _log1p_dd(np.where(upper, 0.0, -safe), np.zeros_like(p))
+        lq_up = _log_dd(np.where(upper, 1.0 - safe, 0.25))
+        lph, lpl = np.where(upper, -lp_up[0], -lp_low[0]), np.where(upper, -lp_up[1], -lp_low[1])
+        lqh, lql = np.where(upper, -lq_up[0], -lq_low[0]), np.where(upper, -lq_up[1], -lq_low[1])
+        ah, al = _two_prod(z, lph)
+        al = al + z * lpl
+        wh, wl = _two_sum(np.ones_like(z), -z)
+        bh, bl = _dd_mul(wh, wl, lqh, lql)
+        ah, al = np.where(first, ah, 0.0), np.where(first, al, 0.0)
+        bh, bl = np.where(second, bh, 0.0), np.where(second, bl, 0.0)
+        sh, sl = _dd_add(ah, al, bh, bl)
+        out = sh + sl
+    else:
+        pd, zd = p.astype(_F64), z.astype(_F64)
+        upper = pd > 0.5
+        neg_log_p = np.where(upper, -np.log1p(pd - 1.0), -np.log(pd))
+        neg_log_q = np.where(upper, -np.log(1.0 - pd), -np.log1p(-pd))
+        out = np.where(first, zd * neg_log_p, 0.0) + np.where(second, (1.0 - zd) * neg_log_q, 0.0)
+    return _binary_limits(out, p, z).astype(t)
+
+
+@_elementwise
+def binary_ce_grad(p, z, t):
+    """``(p - z) / (p*(1 - p))`` with ``p - z`` and ``1 - p`` exact; at ``p = 0``: ``-inf`` if ``z > 0``
+    else 1; at ``p = 1``: ``+inf`` if ``z < 1`` else -1."""
+    if p.dtype == _F64:
+        nh, nl = _two_sum(p, -z)
+        qh, ql = _two_sum(np.ones_like(p), -p)
+        dh, dl = _two_prod(qh, p)
+        dl = dl + ql * p
+        gh, gl = _dd_div(nh, nl, dh, dl)
+        out = gh + gl
+    else:
+        pd, zd = p.astype(_F64), z.astype(_F64)
+        out = (pd - zd) / (pd * (1.0 - pd))
+    out = np.where(p == 0, np.where(z > 0, -np.inf, 1.0), out)
+    out = np.where(p == 1, np.where(z < 1, np.inf, -1.0), out)
+    return np.where(np.isnan(p) | np.isnan(z), np.nan, out).astype(t)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# softmax_ce and sparse_softmax_ce
+# ----------------------------------------------------------------------------------------------------------
+
+
+def _row_parts(x, z):
+    """Per row: finite logits only (``-inf`` entries left out, ``+inf``/nan rows replaced later), the max
+    ``m``, the mask of the first maximal entry, and ``d = m - x`` (float64; exact pair in float64 mode)."""
+    neg = x == -np.inf
+    finite = np.isfinite(x)
+    m = np.max(np.where(finite, x, -np.inf), axis=-1, keepdims=True)
+    m = np.where(np.isfinite(m), m, 0.0)  # rows without a finite logit take their limit value later
+    xs = np.where(finite, x, m)  # non-finite entries get d = 0; their weight is masked by the callers
+    first = np.arange(x.shape[-1]) == np.argmax(xs, axis=-1)[..., None]
+    return neg, xs, m, first
+
+
+def _row_limits(out, x, z, grad=False):
+    """The limit values of rows holding +-inf or nan (oracles._softmax_ce), over the finite formula's."""
+    bad = ~np.isfinite(x)
+    if not bad.any() and not np.isnan(z).any():
+        return out
+    k = x.shape[-1]
+    pos = x == np.inf
+    neg = x == -np.inf
+    npos = pos.sum(axis=-1, keepdims=True)
+    s = z.sum(axis=-1, keepdims=True)
+    any_pos = npos > 0
+    all_neg = neg.all(axis=-1, keepdims=True)
+    if grad:
+        share = np.where(any_pos, pos, True)
+        count = np.where(any_pos, npos, k)
+        limit = np.where(share, s / count, 0.0) - z
+        out = np.where(any_pos | all_neg, limit, out)
+        nan_row = np.isnan(x).any(axis=-1, keepdims=True) | np.isnan(z).any(axis=-1, keepdims=True)
+        return np.where(nan_row, np.nan, out)
+    spos = np.where(pos, z, 0.0).sum(axis=-1)
+    pos_limit = np.where((np.where(pos, 0.0, z) > 0).any(axis=-1), np.inf, spos * np.log(np.maximum(npos[..., 0], 1)))
+    out = np.where(any_pos[..., 0], pos_limit, out)
+    out = np.where(all_neg[..., 0] & ~any_pos[..., 0], s[..., 0] * np.log(k), out)
+    out = np.where(~all_neg[..., 0] & ~any_pos[..., 0] & (np.where(neg, z, 0.0) > 0).any(axis=-1), np.inf, out)
+    nan_row = np.isnan(x).any(axis=-1) | np.isnan(z).any(axis=-1)
+    return np.where(nan_row, np.nan, out)
+
+
+def _softmax_loss64(x, z):
+    """Rows ``(…, K)`` of float64: ``A + S*log1p(T)`` in double-double (module docstring, item 3)."""
+    neg, xs, m, first = _row_parts(x, z)
+    dh, dl = _two_sum(np.broadcast_to(m, x.shape), -xs)  # m - x exactly, or inf beyond the float64 range
+    overflow = ~np.isfinite(dh)
+    dh, dl = np.where(overflow, 0.0, dh), np.where(overflow, 0.0, dl)
+    eh, el = _exp_dd(-dh, -dl)
+    eh, el = np.where(overflow, 0.0, eh), np.where(overflow, 0.0, el)
+    keep = ~(first | neg)
+    th, tl = _tree_sum(np.where(keep, eh, 0.0), np.where(keep, el, 0.0))
+    gh, gl = _log1p_dd(th, tl)
+    zw = np.where(neg | np.isnan(z), 0.0, z)
+    ph, pl = _scaled_two_prod(dh, zw)  # z_i * d_i exactly (d's tail below)
+    pl = pl + zw * dl
+    ah, al = _tree_sum(ph, pl)
+    sh, sl = _tree_sum(z, np.zeros_like(z))
+    bh, bl = _dd_mul(sh, sl, gh, gl)
+    vh, vl = _dd_add(ah, al, bh, bl)
+    # z_i * (m - x_i) beyond the float64 range: the exact loss rounds to inf
+    return np.where((overflow & (zw > 0)).any(axis=-1), np.inf, vh + vl)
+
+
+def _softmax_loss_wide(x, z):
+    """Rows of half precision or float32, evaluated in float64 (module docstring, item 2)."""
+    x, z = x.astype(_F64), z.astype(_F64)
+    neg, xs, m, first = _row_parts(x, z)
+    d = m - xs
+    e = np.where(first | neg, 0.0, np.exp(-d))
+    zw = np.where(neg | np.isnan(z), 0.0, z)
+    return (zw * d).sum(axis=-1) + z.sum(axis=-1) * np.log1p(e.sum(axis=-1))
+
+
+def _softmax_grad(x, z, precise):
+    """``S*softmax_i - z_i``; at the maximal logits ``(S/c - z_j) - S*R/(c*(c + R))`` (module docstring)."""
+    if not precise:
+        x, z = x.astype(_F64), z.astype(_F64)
+    neg, xs, m, first = _row_parts(x, z)
+    top = (xs == m) & ~neg
+    c = top.sum(axis=-1, keepdims=True).astype(_F64)
+    if precise:
+        sh, sl = _tree_sum(z, np.zeros_like(z))
+        sh, sl = sh[..., None], sl[..., None]
+        dh, dl = _two_sum(np.broadcast_to(m, x.shape), -xs)
+        gone = neg | ~np.isfinite(dh)  # exp(-inf) and exp(x_i - m) beyond the float64 range are 0
+        eh, el = _exp_dd(-np.where(gone, 0.0, dh), -np.where(gone, 0.0, dl))
+        eh, el = np.where(gone, 0.0, eh), np.where(gone, 0.0, el)
+        rh, rl = _tree_sum(np.where(top, 0.0, eh), np.where(top, 0.0, el))
+        rh, rl = rh[..., None], rl[..., None]
+        # others: S * e_i / (c + R)
+        ch, cl = _fast_two_sum(c, rh)
+        cl = cl + rl
+        ph, pl = _dd_div(*_dd_mul(sh, sl, eh, el), ch, cl)
+        oh, ol = _dd_add(ph, pl, -z, np.zeros_like(z))
+        # maxima: (S/c - z_j) - S*R/(c*(c + R))
+        qh, ql = _dd_div(sh, sl, c, np.zeros_like(c))
+        qh, ql = _dd_add(qh, ql, -z, np.zeros_like(z))
+        nh, nl = _dd_mul(sh, sl, rh, rl)
+        dh2, dl2 = _dd_mul(c, np.zeros_like(c), ch, cl)
+        fh, fl = _dd_div(nh, nl, dh2, dl2)
+        th, tl = _dd_add(qh, ql, -fh, -fl)
+        out = np.where(top, th + tl, oh + ol)
+    else:
+        s = z.sum(axis=-1, keepdims=True)
+        e = np.where(neg, 0.0, np.exp(-(m - xs)))
+        r = np.where(top, 0.0, e).sum(axis=-1, keepdims=True)
+        others = s * e / (c + r) - z
+        maxima = (s / c - z) - s * r / (c * (c + r))
+        out = np.where(top, maxima, others)
+    return out
+
+
+@_rows
+def softmax_ce(x, z, t):
+    """Softmax cross-entropy over the last axis: ``sum z_i*(m - x_i) + S*log1p(sum_{i != j} exp(x_i - m))``."""
+    out = _softmax_loss64(x, z) if x.dtype == _F64 else _softmax_loss_wide(x, z)
+    return _row_limits(out, x.astype(_F64), z.astype(_F64)).astype(t)
+
+
+@_rows
+def softmax_ce_grad(x, z, t):
+    """``S*softmax(x) - z`` over the last axis (shape of ``x``)."""
+    out = _softmax_grad(x, z, precise=x.dtype == _F64)
+    return _row_limits(out, x.astype(_F64), z.astype(_F64), grad=True).astype(t)
+
+
+def _one_hot(c, k, dtype):
+    return (c[..., None] == np.arange(k)).astype(dtype)
+
+
+@_sparse
+def sparse_softmax_ce(x, c, t):
+    """``logsumexp(x) - x[c]``: the softmax form with the one-hot label of ``c`` (``S = 1``)."""
+    z = _one_hot(c, x.shape[-1], _F64)
+    if x.dtype == _F64:
+        out = _softmax_loss64(x, z)
+    else:
+        out = _softmax_loss_wide(x, z)
+    return _row_limits(out, x.astype(_F64), z).astype(t)
+
+
+@_sparse
+def sparse_softmax_ce_grad(x, c, t):
+    """``softmax(x) - onehot(c)`` over the last axis."""
+    z = _one_hot(c, x.shape[-1], _F64)
+    out = _softmax_grad(x, z, precise=x.dtype == _F64)
+    return _row_limits(out, x.astype(_F64), z, grad=True).astype(t)
