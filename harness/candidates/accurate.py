@@ -85,6 +85,8 @@ gives nan.
 
 from __future__ import annotations
 
+from functools import wraps
+
 import numpy as np
 
 from ._numpy import _elementwise, _rows, _sparse
@@ -101,6 +103,36 @@ __all__ = [
 ]
 
 _F64 = np.dtype(np.float64)
+# Values per block: a float64 temporary of a block (128 KiB) stays in the L2 cache and under malloc's mmap
+# threshold, so the dozens of temporaries of the double-double paths cost neither page faults nor memory
+# bandwidth (measured: about 3x faster than whole 10**6-element arrays, README).
+_BLOCK = 1 << 14
+
+
+def _blocks(rows: bool = False, grad: bool = False):
+    """``fn(x, z, t)`` evaluated block by block along the batch into one output array: elementwise
+    (``rows=False``) or over rows ``[..., K]`` kept whole, with a per-row loss or (``grad``) an output of
+    the logits' shape. Every block is an independent evaluation, so the values are those of one call."""
+
+    def decorate(fn):
+        @wraps(fn)
+        def run(x, z, t):
+            per_row = x.shape[-1] if rows else 1
+            batch = x.shape[:-1] if rows else x.shape
+            n = int(np.prod(batch, dtype=np.int64))
+            if n * per_row <= _BLOCK:
+                return fn(x, z, t)
+            xf = x.reshape((n, per_row) if rows else (n,))
+            zf = z.reshape((n,) + z.shape[len(batch):])
+            out = np.empty(xf.shape if grad or not rows else (n,), dtype=x.dtype)
+            step = max(1, _BLOCK // per_row)
+            for i in range(0, n, step):
+                out[i : i + step] = fn(xf[i : i + step], zf[i : i + step], t)
+            return out.reshape(x.shape if grad or not rows else batch)
+
+        return run
+
+    return decorate
 
 # ----------------------------------------------------------------------------------------------------------
 # Error-free transformations and double-double arithmetic (Dekker 1971, Knuth; no fma in numpy)
@@ -196,7 +228,9 @@ def _exp_parts(yh, yl):
     """``exp(yh + yl) = 2**k * (1 + qh + ql)`` with ``|qh + ql| <= 0.42`` and the double-double ``q``
     within ``2**-58`` absolute of ``expm1(r)``; ``yh`` clamped to ``[-1100, 710]`` (beyond, exp is 0 or
     overflows in any case)."""
+    outside = (yh < -1100.0) | (yh > 710.0)
     yh = np.minimum(np.maximum(yh, -1100.0), 710.0)
+    yl = np.where(outside, 0.0, yl)  # the tail of a clamped argument would only overflow the polynomial
     k = np.rint(yh * _INV_LN2)
     r = yh - k * _LN2_HI  # exact: k * _LN2_HI is exact and r is within a factor 2 of yh's (Sterbenz)
     # yl (up to 2**-44 for |y| near 700) joins before the split, so that the tail rl is below ulp(rh)/2 and
@@ -283,6 +317,7 @@ def _sigmoid_limits(out, x, z):
 
 
 @_elementwise
+@_blocks()
 def sigmoid_ce(x, z, t):
     """Sigmoid cross-entropy with logits: ``|x|*w + log1p(exp(-|x|))``, ``w = 1 - z`` (x >= 0) or ``z``."""
     if x.dtype == _F64:
@@ -298,13 +333,22 @@ def sigmoid_ce(x, z, t):
         out = sh + (sl + (pl + gl))
     else:
         xd, zd = x.astype(_F64), z.astype(_F64)
-        a = np.abs(xd)
-        w = np.where(xd >= 0, 1.0 - zd, zd)  # exact: z has at most 24 bits
-        out = a * w + np.log1p(np.exp(-a))
+        # TensorFlow's form, but in float64: x*z of two numbers of at most 24 bits is exact there, so
+        # max(x, 0) - x*z (= |x|*w) is one rounding of an exact difference, relative error 2**-53; the
+        # cancellation that costs TF thousands of ULP comes from rounding x*z in the input precision
+        tail = np.abs(xd)
+        np.negative(tail, out=tail)  # in place: each temporary of a block is made once (speed)
+        np.exp(tail, out=tail)
+        np.log1p(tail, out=tail)
+        zd *= xd
+        out = np.maximum(xd, 0.0)
+        out -= zd
+        out += tail
     return _sigmoid_limits(out, x, z).astype(t)
 
 
 @_elementwise
+@_blocks(grad=True)
 def sigmoid_ce_grad(x, z, t):
     """``sigmoid(x) - z`` as ``(1 - z) - sigmoid(-|x|)`` (x > 0) or ``sigmoid(-|x|) - z``: ``sigmoid(-|x|)``
     is ``e/(1 + e)``, ``e = exp(-|x|) <= 1``, never near 1 where it would lose relative accuracy."""
@@ -332,44 +376,49 @@ def sigmoid_ce_grad(x, z, t):
 # ----------------------------------------------------------------------------------------------------------
 
 
+@_elementwise
+@_blocks()
+def binary_ce(p, z, t):
+    """``z*(-log p) + (1 - z)*(-log(1 - p))``, each logarithm of an exact argument.
+
+    float64: ``log`` of ``min(p, 1 - p)`` (exact, at most 1/2: :func:`_log_dd`) and ``log1p`` of ``p - 1``
+    or ``-p`` (exact, in ``[-1/2, 0]``: :func:`_log1p_dd`), one of each per element, each weighted by its
+    coefficient (``z`` or ``1 - z``, the latter an exact pair). Half precision and float32: in float64,
+    ``-log p`` and ``-log1p(-p)`` (``1 - p`` exact there, and numpy's ``log`` is accurate relative to its
+    result near 1 too). ``p`` of 0 or 1 makes a ``0 * inf`` term: those take the limit values."""
+    if p.dtype == _F64:
+        upper = p > 0.5
+        q = 1.0 - p  # exact for p >= 1/2 (Sterbenz); only used there
+        small_arg = np.where(upper, q, p)
+        small_arg = np.where(small_arg > 0, small_arg, 0.25)  # p = 0 or 1: finite placeholder, limits below
+        onep_arg = np.where(upper, p - 1.0, -p)  # exact: p - 1 for p >= 1/2, -p always
+        lh, ll = _log_dd(small_arg)
+        gh, gl = _log1p_dd(onep_arg, np.zeros_like(p))
+        wh, wl = _two_sum(np.ones_like(z), -z)  # 1 - z exactly
+        # log(min(p, 1 - p)) belongs to z (p <= 1/2: -log p) or to 1 - z (p > 1/2: -log(1 - p))
+        ch, cl = np.where(upper, wh, z), np.where(upper, wl, 0.0)
+        dh, dl = np.where(upper, z, wh), np.where(upper, 0.0, wl)
+        ah, al = _dd_mul(ch, cl, -lh, -ll)
+        bh, bl = _dd_mul(dh, dl, -gh, -gl)
+        sh, sl = _dd_add(ah, al, bh, bl)  # two non-negative terms
+        out = sh + sl
+    else:
+        pd, zd = p.astype(_F64), z.astype(_F64)
+        out = zd * -np.log(pd) + (1.0 - zd) * -np.log1p(-pd)
+    return _binary_limits(out, p, z).astype(t)
+
+
 def _binary_limits(out, p, z):
-    out = np.where(((p == 0) & (z > 0)) | ((p == 1) & (z < 1)), np.inf, out)
+    """``p = 0`` or ``1``: a vanishing coefficient's term is 0 (``0 * log 0 = 0``), the other is 0 or inf."""
+    ends = (p == 0) | (p == 1)
+    if ends.any():
+        infinite = ((p == 0) & (z > 0)) | ((p == 1) & (z < 1))
+        out = np.where(ends, np.where(infinite, np.inf, 0.0), out)
     return np.where(np.isnan(p) | np.isnan(z), np.nan, out)
 
 
 @_elementwise
-def binary_ce(p, z, t):
-    """``z*(-log p) + (1 - z)*(-log(1 - p))``, each logarithm of an exact argument: ``log p`` and
-    ``log1p(-p)`` up to ``p = 1/2``, ``log1p(p - 1)`` and ``log(1 - p)`` above (``p - 1``, ``1 - p`` exact)."""
-    first = (z > 0) & (p < 1)  # a term whose coefficient is 0, or whose log is log 1, is exactly 0
-    second = (z < 1) & (p > 0)
-    if p.dtype == _F64:
-        upper = p > 0.5
-        safe = np.where((p > 0) & (p < 1), p, 0.25)  # keeps the logarithms finite; those terms are masked
-        lp_low = _log_dd(np.where(upper, 0.25, safe))
-        lp_up = _log1p_dd(np.where(upper, safe - 1.0, 0.0), np.zeros_like(p))
-        lq_low = _log1p_dd(np.where(upper, 0.0, -safe), np.zeros_like(p))
-        lq_up = _log_dd(np.where(upper, 1.0 - safe, 0.25))
-        lph, lpl = np.where(upper, -lp_up[0], -lp_low[0]), np.where(upper, -lp_up[1], -lp_low[1])
-        lqh, lql = np.where(upper, -lq_up[0], -lq_low[0]), np.where(upper, -lq_up[1], -lq_low[1])
-        ah, al = _two_prod(z, lph)
-        al = al + z * lpl
-        wh, wl = _two_sum(np.ones_like(z), -z)
-        bh, bl = _dd_mul(wh, wl, lqh, lql)
-        ah, al = np.where(first, ah, 0.0), np.where(first, al, 0.0)
-        bh, bl = np.where(second, bh, 0.0), np.where(second, bl, 0.0)
-        sh, sl = _dd_add(ah, al, bh, bl)
-        out = sh + sl
-    else:
-        pd, zd = p.astype(_F64), z.astype(_F64)
-        upper = pd > 0.5
-        neg_log_p = np.where(upper, -np.log1p(pd - 1.0), -np.log(pd))
-        neg_log_q = np.where(upper, -np.log(1.0 - pd), -np.log1p(-pd))
-        out = np.where(first, zd * neg_log_p, 0.0) + np.where(second, (1.0 - zd) * neg_log_q, 0.0)
-    return _binary_limits(out, p, z).astype(t)
-
-
-@_elementwise
+@_blocks(grad=True)
 def binary_ce_grad(p, z, t):
     """``(p - z) / (p*(1 - p))`` with ``p - z`` and ``1 - p`` exact; at ``p = 0``: ``-inf`` if ``z > 0``
     else 1; at ``p = 1``: ``+inf`` if ``z < 1`` else -1."""
@@ -398,10 +447,12 @@ def _row_parts(x, z):
     ``m``, the mask of the first maximal entry, and ``d = m - x`` (float64; exact pair in float64 mode)."""
     neg = x == -np.inf
     finite = np.isfinite(x)
-    m = np.max(np.where(finite, x, -np.inf), axis=-1, keepdims=True)
+    finite_only = np.where(finite, x, -np.inf)
+    m = np.max(finite_only, axis=-1, keepdims=True)
+    # the first maximal finite entry (argmax before the non-finite ones are given m's value below)
+    first = np.arange(x.shape[-1]) == np.argmax(finite_only, axis=-1)[..., None]
     m = np.where(np.isfinite(m), m, 0.0)  # rows without a finite logit take their limit value later
     xs = np.where(finite, x, m)  # non-finite entries get d = 0; their weight is masked by the callers
-    first = np.arange(x.shape[-1]) == np.argmax(xs, axis=-1)[..., None]
     return neg, xs, m, first
 
 
@@ -445,24 +496,34 @@ def _softmax_loss64(x, z):
     th, tl = _tree_sum(np.where(keep, eh, 0.0), np.where(keep, el, 0.0))
     gh, gl = _log1p_dd(th, tl)
     zw = np.where(neg | np.isnan(z), 0.0, z)
+    if overflow.any():  # m - x_i beyond the float64 range: (m/2 - x_i/2) is exact, the product doubled
+        hh, hl = _two_sum(np.broadcast_to(m, x.shape) * 0.5, -xs * 0.5)
+        dh, dl = np.where(overflow, hh, dh), np.where(overflow, hl, dl)
     ph, pl = _scaled_two_prod(dh, zw)  # z_i * d_i exactly (d's tail below)
     pl = pl + zw * dl
+    if overflow.any():
+        ph, pl = ph * np.where(overflow, 2.0, 1.0), pl * np.where(overflow, 2.0, 1.0)
+    too_big = np.isinf(ph).any(axis=-1)  # a term beyond the float64 range: the loss rounds to inf
+    ph, pl = np.where(np.isinf(ph), 0.0, ph), np.where(np.isinf(ph), 0.0, pl)
     ah, al = _tree_sum(ph, pl)
     sh, sl = _tree_sum(z, np.zeros_like(z))
     bh, bl = _dd_mul(sh, sl, gh, gl)
     vh, vl = _dd_add(ah, al, bh, bl)
-    # z_i * (m - x_i) beyond the float64 range: the exact loss rounds to inf
-    return np.where((overflow & (zw > 0)).any(axis=-1), np.inf, vh + vl)
+    # a sum beyond the float64 range: the exact loss, larger still, rounds to inf as well. Every term is
+    # non-negative and finite inputs make no 0 * inf, so a nan here is an overflow met inside an error-free
+    # transformation (inf - inf); rows with nan inputs get their nan back from _row_limits
+    out = vh + vl
+    return np.where(too_big | np.isinf(ah) | np.isnan(out), np.inf, out)
 
 
 def _softmax_loss_wide(x, z):
     """Rows of half precision or float32, evaluated in float64 (module docstring, item 2)."""
     x, z = x.astype(_F64), z.astype(_F64)
     neg, xs, m, first = _row_parts(x, z)
-    d = m - xs
-    e = np.where(first | neg, 0.0, np.exp(-d))
-    zw = np.where(neg | np.isnan(z), 0.0, z)
-    return (zw * d).sum(axis=-1) + z.sum(axis=-1) * np.log1p(e.sum(axis=-1))
+    d = m - xs  # non-finite entries have d = 0 (_row_parts): their products vanish
+    e = np.exp(-d)
+    e[first | neg] = 0.0
+    return (z * d).sum(axis=-1) + z.sum(axis=-1) * np.log1p(e.sum(axis=-1))
 
 
 def _softmax_grad(x, z, precise):
@@ -505,6 +566,7 @@ def _softmax_grad(x, z, precise):
 
 
 @_rows
+@_blocks(rows=True)
 def softmax_ce(x, z, t):
     """Softmax cross-entropy over the last axis: ``sum z_i*(m - x_i) + S*log1p(sum_{i != j} exp(x_i - m))``."""
     out = _softmax_loss64(x, z) if x.dtype == _F64 else _softmax_loss_wide(x, z)
@@ -512,6 +574,7 @@ def softmax_ce(x, z, t):
 
 
 @_rows
+@_blocks(rows=True, grad=True)
 def softmax_ce_grad(x, z, t):
     """``S*softmax(x) - z`` over the last axis (shape of ``x``)."""
     out = _softmax_grad(x, z, precise=x.dtype == _F64)
@@ -522,18 +585,40 @@ def _one_hot(c, k, dtype):
     return (c[..., None] == np.arange(k)).astype(dtype)
 
 
+def _take(values, c):
+    return np.take_along_axis(values, c[..., None], axis=-1)[..., 0]
+
+
 @_sparse
+@_blocks(rows=True)
 def sparse_softmax_ce(x, c, t):
-    """``logsumexp(x) - x[c]``: the softmax form with the one-hot label of ``c`` (``S = 1``)."""
-    z = _one_hot(c, x.shape[-1], _F64)
+    """``logsumexp(x) - x[c]`` as ``(m - x[c]) + log1p(sum_{i != j} exp(x_i - m))`` (``S = 1``, one
+    non-negative linear term)."""
     if x.dtype == _F64:
-        out = _softmax_loss64(x, z)
+        neg, xs, m, first = _row_parts(x, None)
+        dh, dl = _two_sum(np.broadcast_to(m, x.shape), -xs)
+        overflow = ~np.isfinite(dh)
+        keep = ~(first | neg | overflow)
+        eh, el = _exp_dd(-np.where(keep, dh, 0.0), -np.where(keep, dl, 0.0))
+        th, tl = _tree_sum(np.where(keep, eh, 0.0), np.where(keep, el, 0.0))
+        gh, gl = _log1p_dd(th, tl)
+        ch, cl = _take(dh, c), _take(dl, c)
+        vh, vl = _dd_add(np.where(np.isfinite(ch), ch, 0.0), np.where(np.isfinite(ch), cl, 0.0), gh, gl)
+        out = np.where(np.isfinite(ch), vh + vl, np.inf)  # m - x[c] beyond float64: the loss rounds to inf
     else:
-        out = _softmax_loss_wide(x, z)
-    return _row_limits(out, x.astype(_F64), z).astype(t)
+        xd = x.astype(_F64)
+        neg, xs, m, first = _row_parts(xd, None)
+        d = m - xs
+        e = np.exp(-d)
+        e[first | neg] = 0.0
+        out = _take(d, c) + np.log1p(e.sum(axis=-1))
+    if not np.isfinite(x).all():
+        out = _row_limits(out, x.astype(_F64), _one_hot(c, x.shape[-1], _F64))
+    return out.astype(t)
 
 
 @_sparse
+@_blocks(rows=True, grad=True)
 def sparse_softmax_ce_grad(x, c, t):
     """``softmax(x) - onehot(c)`` over the last axis."""
     z = _one_hot(c, x.shape[-1], _F64)
