@@ -68,10 +68,12 @@ Three ideas carry every formula.
 Gradients. ``dL/dx`` of ``sigmoid_ce`` and ``softmax_ce`` is a difference (``sigmoid(x) - z``,
 ``S*softmax_i - z_i``), which no formula keeps relatively accurate when the two sides nearly cancel (the
 label is an input rounded to the format). Their bound is mixed, and proven the same way: the computed
-gradient ``g~`` satisfies ``|g~ - g| <= 0.5 ulp(g) + 2**-50 * s`` for half precision and float32 (float64
-evaluation) and ``|g~ - g| <= 0.5 ulp(g) + 2**-100 * s`` for float64 (double-double), with ``s`` the size of
-the larger side (``max(sigmoid(x), z)`` or ``max(S*softmax_i, z_i)``): within 2 ULP unless the result is
-``2**-(50 - p)`` times smaller than its terms. At the maximal logit of a row the gradient is evaluated as
+gradient ``g~`` satisfies ``|g~ - g| <= 0.5 ulp(g) + 2**-48 * s`` for half precision and float32 (float64
+evaluation: ``exp`` within ``2**-50``, a division and a subtraction) and ``|g~ - g| <= 0.5 ulp(g) + 2**-55 * s``
+for float64 (double-double, limited by our ``exp``'s ``2**-57`` entering ``e`` and the row sum ``D``), with
+``s`` the larger side (``max(sigmoid(x), z)`` or ``max(S*softmax_i, z_i)``): within 2 ULP unless the result
+is about ``2**-(48 - p)`` (float64: ``2**-2``... i.e. a few ULP of ``s``) times smaller than its terms, where
+the label itself, an input rounded to the format, makes the gradient's last bits a matter of cancellation. At the maximal logit of a row the gradient is evaluated as
 ``(S/c - z_j) - S*R/(c*(c + R))`` (``c`` ties, ``R`` the sum of the other ``exp(x_i - m)``), so a
 confident-correct row's ``-R/(1 + R)`` keeps its relative accuracy. ``binary_ce``'s gradient
 ``(p - z)/(p*(1 - p))`` has an exact numerator and denominator factors: within 1 ULP everywhere.
@@ -249,13 +251,42 @@ def _exp_parts(yh, yl):
     return k.astype(np.int32), qh, ql  # int32: what np.ldexp takes on every platform
 
 
+def _exp_mant(yh, yl):
+    """``exp(yh + yl) = 2**k * (h + l)`` with ``h + l`` in ``[0.7, 1.42]`` to ``2**-57`` relative: the scale
+    kept apart, so that a result far below the float64 range (an ``exp(x_i - m)`` whose products and sums
+    end up subnormal) keeps every bit until the one final rounding."""
+    k, qh, ql = _exp_parts(yh, yl)
+    h, l = _fast_two_sum(1.0, qh)
+    return k, h, l + ql
+
+
 def _exp_dd(yh, yl):
     """``exp(yh + yl)`` as a double-double, relative error below ``2**-57`` for normal results (a subnormal
     result gets one correct rounding of its leading part in ``ldexp``)."""
-    k, qh, ql = _exp_parts(yh, yl)
-    h, l = _fast_two_sum(1.0, qh)
-    l = l + ql
+    k, h, l = _exp_mant(yh, yl)
     return np.ldexp(h, k), np.ldexp(l, k)
+
+
+_NO_TERM = -(1 << 20)  # the scale of an absent term: below any exponent, so it never wins a max
+
+
+def _scaled_sum(k, h, l, keep):
+    """``sum over keep of 2**k_i (h_i + l_i)`` per row as ``2**kmax (sh + sl)``: every term scaled to the
+    largest one's exponent (terms more than ~1074 binades below vanish, far below ``2**-100`` of the sum)."""
+    kk = np.where(keep, k, _NO_TERM)
+    kmax = kk.max(axis=-1, keepdims=True)
+    kmax = np.where(kmax == _NO_TERM, 0, kmax)
+    shift = np.maximum(kk - kmax, -1100).astype(np.int32)
+    sh, sl = _tree_sum(np.where(keep, np.ldexp(h, shift), 0.0), np.where(keep, np.ldexp(l, shift), 0.0))
+    return kmax[..., 0].astype(np.int32), sh, sl
+
+
+def _log1p_scaled(k, sh, sl):
+    """``log1p(2**k (sh + sl))`` as ``2**kg (gh + gl)``: below ``2**-79`` it is the argument itself
+    (``log1p(T) = T (1 - T/2 + ...)``, relative error below ``2**-80``), scale kept; else :func:`_log1p_dd`."""
+    tiny = k < -80
+    gh, gl = _log1p_dd(np.ldexp(sh, np.where(tiny, 0, k)), np.ldexp(sl, np.where(tiny, 0, k)))
+    return np.where(tiny, k, 0), np.where(tiny, sh, gh), np.where(tiny, sl, gl)
 
 
 def _expm1_dd(y):
@@ -427,8 +458,14 @@ def binary_ce_grad(p, z, t):
         qh, ql = _two_sum(np.ones_like(p), -p)
         dh, dl = _two_prod(qh, p)
         dl = dl + ql * p
-        gh, gl = _dd_div(nh, nl, dh, dl)
-        out = gh + gl
+        # a denominator below 2**-900 would make the quotient too large for Dekker's split, a small
+        # quotient's tail would underflow: numerator and denominator below 2**-900 are scaled by 2**200
+        # (exact), the quotient by the ratio of the two scales (an overflow there is the exact value's)
+        sd = np.where(dh < 2.0**-900, 2.0**200, 1.0)
+        sn = np.where(np.abs(nh) < 2.0**-900, 2.0**200, 1.0)
+        gh, gl = _dd_div(nh * sn, nl * sn, dh * sd, dl * sd)
+        back = sd / sn
+        out = gh * back + gl * back
     else:
         pd, zd = p.astype(_F64), z.astype(_F64)
         out = (pd - zd) / (pd * (1.0 - pd))
@@ -456,8 +493,21 @@ def _row_parts(x, z):
     return neg, xs, m, first
 
 
+def _log_count_dd(n):
+    """``log(n)`` of counts ``n >= 1`` as a double-double: ``n = f * 2**e`` with ``f`` in ``[1/4, 1/2)``,
+    ``log f`` by :func:`_log_dd` and ``e ln 2`` as ``e * _LN2_HI`` (exact) plus ``e * _LN2_LO``."""
+    f, e = np.frexp(n.astype(_F64))
+    f, e = f * 0.5, e + 1  # [1/4, 1/2): inside _log_dd's domain
+    lh, ll = _log_dd(f)
+    sh, sl = _two_sum(lh, e * _LN2_HI)
+    return _fast_two_sum(sh, sl + (ll + e * _LN2_LO))
+
+
 def _row_limits(out, x, z, grad=False):
-    """The limit values of rows holding +-inf or nan (oracles._softmax_ce), over the finite formula's."""
+    """The limit values of rows holding +-inf or nan (oracles._softmax_ce), over the finite formula's: the
+    probability shared by the ``+inf`` logits (or, all ``-inf``, by every logit), the loss
+    ``S_shared * log(count)`` and the gradient ``S/count - z_i`` on the sharing entries, ``-z_i`` elsewhere,
+    each in double-double and rounded once (``S - z_j`` cancels when one label dominates)."""
     bad = ~np.isfinite(x)
     if not bad.any() and not np.isnan(z).any():
         return out
@@ -465,20 +515,26 @@ def _row_limits(out, x, z, grad=False):
     pos = x == np.inf
     neg = x == -np.inf
     npos = pos.sum(axis=-1, keepdims=True)
-    s = z.sum(axis=-1, keepdims=True)
     any_pos = npos > 0
     all_neg = neg.all(axis=-1, keepdims=True)
+    share = np.where(any_pos, pos, True)
+    count = np.where(any_pos, npos, k).astype(_F64)
+    zero = np.zeros_like(z)
     if grad:
-        share = np.where(any_pos, pos, True)
-        count = np.where(any_pos, npos, k)
-        limit = np.where(share, s / count, 0.0) - z
+        sh, sl = _tree_sum(z, zero)
+        qh, ql = _dd_div(sh[..., None], sl[..., None], count, np.zeros_like(count))
+        vh, vl = _dd_add(qh, ql, -z, zero)
+        limit = np.where(share, vh + vl, -z)
         out = np.where(any_pos | all_neg, limit, out)
         nan_row = np.isnan(x).any(axis=-1, keepdims=True) | np.isnan(z).any(axis=-1, keepdims=True)
         return np.where(nan_row, np.nan, out)
-    spos = np.where(pos, z, 0.0).sum(axis=-1)
-    pos_limit = np.where((np.where(pos, 0.0, z) > 0).any(axis=-1), np.inf, spos * np.log(np.maximum(npos[..., 0], 1)))
-    out = np.where(any_pos[..., 0], pos_limit, out)
-    out = np.where(all_neg[..., 0] & ~any_pos[..., 0], s[..., 0] * np.log(k), out)
+    sh, sl = _tree_sum(np.where(share, z, 0.0), zero)  # the labels on the sharing logits
+    lh, ll = _log_count_dd(count[..., 0])
+    vh, vl = _dd_mul(sh, sl, lh, ll)
+    shared = np.where(count[..., 0] == 1, 0.0, vh + vl)  # log 1 = 0 exactly
+    lost = (np.where(share, 0.0, z) > 0).any(axis=-1)  # a positive label on a zero probability
+    limit = np.where(lost, np.inf, shared)
+    out = np.where((any_pos | all_neg)[..., 0], limit, out)
     out = np.where(~all_neg[..., 0] & ~any_pos[..., 0] & (np.where(neg, z, 0.0) > 0).any(axis=-1), np.inf, out)
     nan_row = np.isnan(x).any(axis=-1) | np.isnan(z).any(axis=-1)
     return np.where(nan_row, np.nan, out)
@@ -490,11 +546,9 @@ def _softmax_loss64(x, z):
     dh, dl = _two_sum(np.broadcast_to(m, x.shape), -xs)  # m - x exactly, or inf beyond the float64 range
     overflow = ~np.isfinite(dh)
     dh, dl = np.where(overflow, 0.0, dh), np.where(overflow, 0.0, dl)
-    eh, el = _exp_dd(-dh, -dl)
-    eh, el = np.where(overflow, 0.0, eh), np.where(overflow, 0.0, el)
-    keep = ~(first | neg)
-    th, tl = _tree_sum(np.where(keep, eh, 0.0), np.where(keep, el, 0.0))
-    gh, gl = _log1p_dd(th, tl)
+    ek, eh, el = _exp_mant(-dh, -dl)
+    kt, th, tl = _scaled_sum(ek, eh, el, ~(first | neg | overflow))  # T = 2**kt (th + tl)
+    kg, gh, gl = _log1p_scaled(kt, th, tl)  # log1p(T) = 2**kg (gh + gl)
     zw = np.where(neg | np.isnan(z), 0.0, z)
     if overflow.any():  # m - x_i beyond the float64 range: (m/2 - x_i/2) is exact, the product doubled
         hh, hl = _two_sum(np.broadcast_to(m, x.shape) * 0.5, -xs * 0.5)
@@ -508,7 +562,11 @@ def _softmax_loss64(x, z):
     ah, al = _tree_sum(ph, pl)
     sh, sl = _tree_sum(z, np.zeros_like(z))
     bh, bl = _dd_mul(sh, sl, gh, gl)
-    vh, vl = _dd_add(ah, al, bh, bl)
+    # S*log1p(T) scaled back; where it is all there is (A = 0) it is rounded once, onto the subnormal grid
+    # if it lies there
+    alone = np.ldexp(bh + bl, kg)
+    vh, vl = _dd_add(ah, al, np.ldexp(bh, kg), np.ldexp(bl, kg))
+    vh, vl = np.where(ah == 0, alone, vh), np.where(ah == 0, 0.0, vl)
     # a sum beyond the float64 range: the exact loss, larger still, rounds to inf as well. Every term is
     # non-negative and finite inputs make no 0 * inf, so a nan here is an overflow met inside an error-free
     # transformation (inf - inf); rows with nan inputs get their nan back from _row_limits
@@ -538,21 +596,24 @@ def _softmax_grad(x, z, precise):
         sh, sl = sh[..., None], sl[..., None]
         dh, dl = _two_sum(np.broadcast_to(m, x.shape), -xs)
         gone = neg | ~np.isfinite(dh)  # exp(-inf) and exp(x_i - m) beyond the float64 range are 0
-        eh, el = _exp_dd(-np.where(gone, 0.0, dh), -np.where(gone, 0.0, dl))
-        eh, el = np.where(gone, 0.0, eh), np.where(gone, 0.0, el)
-        rh, rl = _tree_sum(np.where(top, 0.0, eh), np.where(top, 0.0, el))
-        rh, rl = rh[..., None], rl[..., None]
-        # others: S * e_i / (c + R)
-        ch, cl = _fast_two_sum(c, rh)
-        cl = cl + rl
+        # e_i = 2**k_i (eh + el): the scales are applied last, so a subnormal result is rounded once
+        ek, eh, el = _exp_mant(-np.where(gone, 0.0, dh), -np.where(gone, 0.0, dl))
+        kr, rh, rl = _scaled_sum(ek, eh, el, ~(top | gone))  # R = 2**kr (rh + rl)
+        kr, rh, rl = kr[..., None], rh[..., None], rl[..., None]
+        r_full = np.ldexp(rh, kr)  # R itself, where it is added to c >= 1 (its tail is negligible there)
+        ch, cl = _fast_two_sum(c, r_full)
+        cl = cl + np.ldexp(rl, kr)
+        # others: S * e_i / (c + R), scaled by 2**k_i at the end
         ph, pl = _dd_div(*_dd_mul(sh, sl, eh, el), ch, cl)
+        ph, pl = np.where(gone, 0.0, np.ldexp(ph, ek)), np.where(gone, 0.0, np.ldexp(pl, ek))
         oh, ol = _dd_add(ph, pl, -z, np.zeros_like(z))
-        # maxima: (S/c - z_j) - S*R/(c*(c + R))
+        # maxima: (S/c - z_j) - S*R/(c*(c + R)), the second term scaled by 2**kr at the end
         qh, ql = _dd_div(sh, sl, c, np.zeros_like(c))
         qh, ql = _dd_add(qh, ql, -z, np.zeros_like(z))
         nh, nl = _dd_mul(sh, sl, rh, rl)
         dh2, dl2 = _dd_mul(c, np.zeros_like(c), ch, cl)
         fh, fl = _dd_div(nh, nl, dh2, dl2)
+        fh, fl = np.ldexp(fh, kr), np.ldexp(fl, kr)
         th, tl = _dd_add(qh, ql, -fh, -fl)
         out = np.where(top, th + tl, oh + ol)
     else:
@@ -599,12 +660,15 @@ def sparse_softmax_ce(x, c, t):
         dh, dl = _two_sum(np.broadcast_to(m, x.shape), -xs)
         overflow = ~np.isfinite(dh)
         keep = ~(first | neg | overflow)
-        eh, el = _exp_dd(-np.where(keep, dh, 0.0), -np.where(keep, dl, 0.0))
-        th, tl = _tree_sum(np.where(keep, eh, 0.0), np.where(keep, el, 0.0))
-        gh, gl = _log1p_dd(th, tl)
+        ek, eh, el = _exp_mant(-np.where(keep, dh, 0.0), -np.where(keep, dl, 0.0))
+        kt, th, tl = _scaled_sum(ek, eh, el, keep)
+        kg, gh, gl = _log1p_scaled(kt, th, tl)
         ch, cl = _take(dh, c), _take(dl, c)
-        vh, vl = _dd_add(np.where(np.isfinite(ch), ch, 0.0), np.where(np.isfinite(ch), cl, 0.0), gh, gl)
-        out = np.where(np.isfinite(ch), vh + vl, np.inf)  # m - x[c] beyond float64: the loss rounds to inf
+        fin = np.isfinite(ch)
+        ch, cl = np.where(fin, ch, 0.0), np.where(fin, cl, 0.0)
+        vh, vl = _dd_add(ch, cl, np.ldexp(gh, kg), np.ldexp(gl, kg))
+        vh, vl = np.where(ch == 0, np.ldexp(gh + gl, kg), vh), np.where(ch == 0, 0.0, vl)  # one rounding
+        out = np.where(fin, vh + vl, np.inf)  # m - x[c] beyond float64: the loss rounds to inf
     else:
         xd = x.astype(_F64)
         neg, xs, m, first = _row_parts(xd, None)
