@@ -630,7 +630,17 @@ def _softmax_grad(x, z, precise):
 @_blocks(rows=True)
 def softmax_ce(x, z, t):
     """Softmax cross-entropy over the last axis: ``sum z_i*(m - x_i) + S*log1p(sum_{i != j} exp(x_i - m))``."""
-    out = _softmax_loss64(x, z) if x.dtype == _F64 else _softmax_loss_wide(x, z)
+    if x.dtype == _F64:
+        out = _softmax_loss64(x, z)
+        # A loss below 2**-900 may sum several products z_i*(m - x_i) whose double-double tails underflow
+        # (half a subnormal ULP each). The loss is linear in z: such rows are evaluated again with the labels
+        # scaled by 2**200 (exact, no term can overflow there) and scaled back with one rounding.
+        small = out < 2.0**-900
+        if small.any():
+            scaled = _softmax_loss64(x, np.where(small[..., None], z * 2.0**200, z))
+            out = np.where(small, np.ldexp(scaled, -200), out)
+    else:
+        out = _softmax_loss_wide(x, z)
     return _row_limits(out, x.astype(_F64), z.astype(_F64)).astype(t)
 
 
