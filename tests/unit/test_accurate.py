@@ -165,6 +165,15 @@ def test_subnormal_results_are_not_flushed(dtype):
     x = (rng.standard_normal((2000, 16)) * 3).astype(t)
     z = (rng.integers(1, 50, (2000, 16)) * float(fmt.min_subnormal) * rng.random((2000, 1))).astype(t)
     _assert_within("softmax_ce", dtype, x, z)
+    # a confident-correct row whose other 15 terms exp(x_i - m) are each a few subnormal ULP: their sum, the
+    # loss and the gradient at the maximum are subnormal; rounding each term first costs 3.1 ULP (measured)
+    edge = -math.log(float(fmt.min_subnormal))
+    x = np.concatenate([np.zeros((500, 1)), -(edge - 3.0 + 2.0 * rng.random((500, 15)))], axis=1).astype(t)
+    hot = np.zeros(500, np.int64)
+    _assert_within("sparse_softmax_ce", dtype, x, hot)
+    _assert_within("softmax_ce", dtype, x, np.eye(16)[hot].astype(t))
+    outcome, ulp, truth, got = _measure("sparse_softmax_ce", dtype, x, hot, what="gradient")
+    assert np.isin(outcome, OK).all() and np.nanmax(ulp) <= ULP_BOUND
 
 
 # --------------------------------------------------------------------------- dense grids in half precision
@@ -217,12 +226,15 @@ def _specials(family: str, dtype: str):
         z = [0.0, 1.0, 0.5, 1.0, 0.0, 0.5, 0.5, nan, 1e-4, 0.9999]
         return np.array(p).astype(t), np.array(z).astype(t)
     x = np.array([[inf, 3.0], [inf, inf], [inf, 3.0], [-inf, -inf], [-inf, 2.0], [-inf, 2.0], [nan, 1.0],
-                  [1.0, 2.0], [inf, -inf], [-inf, -inf]]).astype(t)
+                  [1.0, 2.0], [inf, -inf], [-inf, -inf], [-inf, inf]]).astype(t)
     if family == "softmax_ce":
+        # the last row: the gradient S - z_1 at the +inf logit is the tiny label z_0 (S computed as a rounded
+        # sum would give 0)
+        tiny = float(oracles.resolve_format(dtype).min_normal)
         z = np.array([[1.0, 0.0], [1.0, 0.0], [0.5, 0.5], [0.5, 0.25], [0.0, 1.0], [0.5, 0.5], [1.0, 0.0],
-                      [nan, 1.0], [0.75, 0.0], [0.0, 0.0]]).astype(t)
+                      [nan, 1.0], [0.75, 0.0], [0.0, 0.0], [tiny, 1.0]]).astype(t)
         return x, z
-    return x, np.array([0, 0, 1, 1, 1, 0, 0, 1, 0, 0])
+    return x, np.array([0, 0, 1, 1, 1, 0, 0, 1, 0, 0, 1])
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
