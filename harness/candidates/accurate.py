@@ -559,9 +559,12 @@ def _softmax_loss64(x, z):
         ph, pl = ph * np.where(overflow, 2.0, 1.0), pl * np.where(overflow, 2.0, 1.0)
     too_big = np.isinf(ph).any(axis=-1)  # a term beyond the float64 range: the loss rounds to inf
     ph, pl = np.where(np.isinf(ph), 0.0, ph), np.where(np.isinf(ph), 0.0, pl)
-    ah, al = _tree_sum(ph, pl)
+    # near the top of the range the sums run at half scale (exact): the leading parts of a double-double
+    # sum can overflow where the value itself, just below max + ulp/2, rounds to max
+    half = np.where((ph > 2.0**1000).any(axis=-1, keepdims=True), 0.5, 1.0)
+    ah, al = _tree_sum(ph * half, pl * half)
     sh, sl = _tree_sum(z, np.zeros_like(z))
-    bh, bl = _dd_mul(sh, sl, gh, gl)
+    bh, bl = _dd_mul(sh, sl, gh * half[..., 0], gl * half[..., 0])
     # S*log1p(T) scaled back; where it is all there is (A = 0) it is rounded once, onto the subnormal grid
     # if it lies there
     alone = np.ldexp(bh + bl, kg)
@@ -570,7 +573,7 @@ def _softmax_loss64(x, z):
     # a sum beyond the float64 range: the exact loss, larger still, rounds to inf as well. Every term is
     # non-negative and finite inputs make no 0 * inf, so a nan here is an overflow met inside an error-free
     # transformation (inf - inf); rows with nan inputs get their nan back from _row_limits
-    out = vh + vl
+    out = (vh + vl) / half[..., 0]  # exact, or the overflow of the value itself
     return np.where(too_big | np.isinf(ah) | np.isnan(out), np.inf, out)
 
 

@@ -380,3 +380,15 @@ def test_blocks_give_the_values_of_one_call():
     assert whole.shape == (50_000,) and np.array_equal(whole, parts)
     g = accurate.softmax_ce_grad(x, z)
     assert g.shape == x.shape and np.array_equal(g[:1000], accurate.softmax_ce_grad(x[:1000], z[:1000]))
+
+
+def test_a_float64_loss_a_hair_above_max_rounds_to_max_not_to_inf():
+    # found by tests/crosscheck/points (seed 30): the exact loss is max + 0.074 ULP; the leading parts of the
+    # double-double sum overflowed although the value rounds to max (the sums now run at half scale there)
+    x = np.array([[float.fromhex(v) for v in ("-0x1p-1022", "0x1.9p+6", "0x1p+0", "0x1.fffffffffffffp+1023", "0x1p+0", "0x1p+0",
+                                               "-0x1.fffffffffffffp+1023")]])
+    small, big = float.fromhex("0x1.767dce434a9b1p-10"), float.fromhex("0x1.fb9c869536203p-1")
+    z = np.array([[small, small, small, small, big, small, small]])
+    got = accurate.softmax_ce(x, z)
+    assert got[0] == np.finfo(np.float64).max
+    _assert_within("softmax_ce", "float64", x, z)
