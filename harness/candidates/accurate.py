@@ -61,9 +61,14 @@ Three ideas carry every formula.
    Every result is then a double-double ``hi + lo`` with relative error below ``2**-54`` (the sums add
    ``ceil(log2 K) * 2**-104`` each), and the one rounding of ``hi + lo`` adds 0.5 ULP: at most
    ``0.5 + 2**-54 * 2**53 = 1`` ULP, without assuming anything of numpy's ``log``/``log1p`` beyond
-   ``2**-40``. Where a double-double tail underflows (a product below ``2**-969``), the error is at most
-   ``2**-1074`` absolute per term, below one ULP of any normal result; a subnormal float64 result comes from
-   a correctly rounded leading part and its tail, within 1 ULP.
+   ``2**-40``. Subnormal float64 results: a product whose double-double tail underflows (below
+   ``2**-969``) is its correctly rounded leading part, half a subnormal ULP; ``sigmoid_ce`` and
+   ``binary_ce`` have at most two such terms, so at most 1.5 ULP; a ``softmax_ce`` row whose loss is below
+   ``2**-900`` is evaluated again with its labels scaled by ``2**200`` (the loss is linear in them), and the
+   ``exp(x_i - m)`` keep their scales ``2**k`` apart until the end (:func:`_exp_mant`, :func:`_scaled_sum`),
+   so their sum is rounded once. Near the top of the range, ``m - x_i`` beyond float64 is taken at half
+   scale (exact), and row sums with a term above ``2**1000`` run at half scale, so that the leading part of
+   a double-double cannot overflow where the value rounds to ``max``.
 
 Gradients. ``dL/dx`` of ``sigmoid_ce`` and ``softmax_ce`` is a difference (``sigmoid(x) - z``,
 ``S*softmax_i - z_i``), which no formula keeps relatively accurate when the two sides nearly cancel (the
@@ -72,8 +77,9 @@ gradient ``g~`` satisfies ``|g~ - g| <= 0.5 ulp(g) + 2**-48 * s`` for half preci
 evaluation: ``exp`` within ``2**-50``, a division and a subtraction) and ``|g~ - g| <= 0.5 ulp(g) + 2**-55 * s``
 for float64 (double-double, limited by our ``exp``'s ``2**-57`` entering ``e`` and the row sum ``D``), with
 ``s`` the larger side (``max(sigmoid(x), z)`` or ``max(S*softmax_i, z_i)``): within 2 ULP unless the result
-is about ``2**-(48 - p)`` (float64: ``2**-2``... i.e. a few ULP of ``s``) times smaller than its terms, where
-the label itself, an input rounded to the format, makes the gradient's last bits a matter of cancellation. At the maximal logit of a row the gradient is evaluated as
+is more than ``2**(48 - p)`` times smaller than ``s`` (float64: within a few float64 ULP of ``s``), where the
+label itself, an input rounded to the format, leaves the gradient's last bits to cancellation.
+At the maximal logit of a row the gradient is evaluated as
 ``(S/c - z_j) - S*R/(c*(c + R))`` (``c`` ties, ``R`` the sum of the other ``exp(x_i - m)``), so a
 confident-correct row's ``-R/(1 + R)`` keeps its relative accuracy. ``binary_ce``'s gradient
 ``(p - z)/(p*(1 - p))`` has an exact numerator and denominator factors: within 1 ULP everywhere.
