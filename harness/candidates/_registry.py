@@ -65,6 +65,7 @@ CANDIDATE_NAMES: tuple[str, ...] = (
     "torch_upcast",
     "optax_upcast",
     "numpy_stable_upcast",
+    "accurate",  # ours: within 2 ULP everywhere (harness.candidates.accurate)
 )
 
 UPCAST_SUFFIX = "_upcast"
@@ -196,6 +197,8 @@ _SKLEARN = "harness.candidates._sklearn"
 _NEEDS_TORCH = ("torch",)
 _NEEDS_OPTAX = ("jax", "optax")
 _NEEDS_SKLEARN = ("sklearn",)
+_ACCURATE = "harness.candidates.accurate"
+_ACCURATE_SOURCE = "lossfuzz's own numpy formulas, within 2 ULP everywhere (README: How `accurate` stays within 2 ULP)"
 
 # (family, name, target, reduction, needs, source)
 _BUILTINS: tuple[tuple[str, str, str, str, tuple[str, ...], str], ...] = (
@@ -283,6 +286,9 @@ _BUILTINS: tuple[tuple[str, str, str, str, tuple[str, ...], str], ...] = (
      "torch.nn.functional.cross_entropy(x, c, reduction='none') with class indices, CPU"),
     ("sparse_softmax_ce", "optax", f"{_OPTAX}:sparse_optax", "none", _NEEDS_OPTAX,
      "optax.softmax_cross_entropy_with_integer_labels(x, c) (JAX on the CPU, eager; x64 mode for float64 only)"),
+    # --- accurate: ours, one per family ---------------------------------------------------------------------------
+    *((family, "accurate", f"{_ACCURATE}:{family}", "none", (), _ACCURATE_SOURCE)
+      for family in ("sigmoid_ce", "binary_ce", "softmax_ce", "sparse_softmax_ce")),
 )
 
 # Candidates that take hard (0/1) labels only: their library rejects soft ones.

@@ -99,7 +99,7 @@ def test_every_family_offers_candidates_named_from_the_common_list():
     assert set(CANDIDATE_NAMES) == {
         "naive", "naive_rearranged", "keras_clipped", "keras", "keras_from_logits", "tf", "tf_xla",
         "numpy_stable", "tf_v1_losses", "torch", "optax", "sklearn",
-        "tf_upcast", "torch_upcast", "optax_upcast", "numpy_stable_upcast",
+        "tf_upcast", "torch_upcast", "optax_upcast", "numpy_stable_upcast", "accurate",
     }
     for family in oracles.FAMILIES:
         names = [c.name for c in candidates(family)]
@@ -111,7 +111,7 @@ def test_every_family_offers_candidates_named_from_the_common_list():
         assert [c.name for c in candidates(family)] == [n for n in CANDIDATE_NAMES if n != "sklearn"]
     assert [c.name for c in candidates("binary_ce")] == [
         "naive", "keras_clipped", "keras", "numpy_stable", "tf_v1_losses", "torch", "sklearn", "torch_upcast",
-        "numpy_stable_upcast"]
+        "numpy_stable_upcast", "accurate"]
 
 
 def test_candidates_filter_by_family_and_by_names():
