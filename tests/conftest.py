@@ -39,17 +39,21 @@ def child_processes() -> dict[int, str]:
     return found
 
 
-def tagged_processes(tag: str) -> dict[int, str]:
-    """pid -> state of every process (but this one) whose environment holds ``TEST_TAG=tag``: started by
-    this test through exec, in any session, process group or parent."""
-    me, found, entry_text = os.getpid(), {}, f"{TEST_TAG}={tag}".encode()
+def _other_pids() -> list[str]:
+    """The /proc entries of every process but this one."""
     try:
         entries = os.listdir("/proc")
     except OSError:
-        return found
-    for entry in entries:
-        if not entry.isdigit() or int(entry) == me:
-            continue
+        return []
+    me = str(os.getpid())
+    return [entry for entry in entries if entry.isdigit() and entry != me]
+
+
+def tagged_processes(tag: str) -> dict[int, str]:
+    """pid -> state of every process (but this one) whose environment holds ``TEST_TAG=tag``: started by
+    this test through exec, in any session, process group or parent."""
+    found, entry_text = {}, f"{TEST_TAG}={tag}".encode()
+    for entry in _other_pids():
         try:
             with open(f"/proc/{entry}/environ", "rb") as f:
                 if entry_text not in f.read().split(b"\0"):
@@ -65,16 +69,10 @@ def tagged_processes(tag: str) -> dict[int, str]:
 def group_members(groups: set[int]) -> dict[int, str]:
     """pid -> state of every process (but this one) whose process group or session is one of ``groups``:
     what a leftover process started with a cleared environment (no tag) still shares with it."""
-    me, found = os.getpid(), {}
+    found: dict[int, str] = {}
     if not groups:
         return found
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return found
-    for entry in entries:
-        if not entry.isdigit() or int(entry) == me:
-            continue
+    for entry in _other_pids():
         fields = _stat(entry)
         if fields is not None and (int(fields[2]) in groups or int(fields[3]) in groups):
             found[int(entry)] = fields[0]

@@ -2,8 +2,6 @@
 report sets swapped in whole, signals and write failures while writing, output paths checked up front, a
 double Ctrl-C."""
 
-import json
-import os
 import resource
 import signal
 import subprocess
@@ -13,6 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.reliability.test_interruption import wait_for_journal_records
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = ["run", "--families", "sigmoid_ce", "--candidates", "naive,numpy_stable", "--dtypes", "float32",
@@ -33,16 +33,8 @@ def start(*args: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True, cwd=ROOT)
 
 
-def wait_for_scores(out: Path, proc: subprocess.Popen, count: int = 1, limit: float = 120.0) -> None:
-    journal = out / "journal.jsonl"
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        if journal.exists() and journal.read_text().count('"score"') >= count:
-            return
-        if proc.poll() is not None:
-            pytest.fail(f"lossfuzz ended before a score was journaled: {proc.stderr.read()}")
-        time.sleep(0.05)
-    pytest.fail("no journal record in time")
+def wait_for_scores(out: Path, proc: subprocess.Popen, count: int = 1) -> None:
+    wait_for_journal_records(out, count, proc)
 
 
 def snapshot(out: Path) -> dict[str, bytes]:
