@@ -7,14 +7,13 @@ import json
 import math
 from dataclasses import replace
 from pathlib import Path
-from types import SimpleNamespace
 
 import pytest
 
 from harness.campaign import Settings, run_campaign
 from harness.cli import main
 from harness.comparison import ALL_REGIME, compare_reports
-from harness.records import COUNTED_OUTCOMES, HISTOGRAM_BINS, SCHEMA_VERSION, RunResult, Score
+from harness.records import COUNTED_OUTCOMES, HISTOGRAM_BINS, SCHEMA_VERSION, RegimeScore, RunResult, Score
 from harness.reports.comparison import RENDERERS, latex_escape, render_html, render_latex, render_markdown
 from harness.reports import fmt_ulp
 from harness.reports.json_report import render_json
@@ -162,15 +161,14 @@ def test_a_candidate_no_longer_scored_is_a_regression_and_rows_in_one_report_onl
 
 
 def test_per_regime_rows_follow_the_whole_score_and_are_compared_alone():
-    """Against the regimes contract (Score.regimes: name -> statistics with a score's attribute names)."""
-    def scored(soft_max: float) -> SimpleNamespace:
-        hard = SimpleNamespace(examples=500, max_ulp=2.0, p99_ulp=1.0, mean_bits=0.5, counts={})
-        soft = SimpleNamespace(examples=400, max_ulp=soft_max, p99_ulp=10.0, mean_bits=3.0, counts={})
-        whole = _score(max_ulp=max(2.0, soft_max))
-        return SimpleNamespace(**{f: getattr(whole, f) for f in ("family", "candidate", "dtype", "examples", "max_ulp",
-                                                                  "p99_ulp", "mean_bits", "counts", "unsupported")},
-                               regimes={"hard": hard, "soft": soft})
-    table = compare_reports([SimpleNamespace(scores=[scored(1392.0)]), SimpleNamespace(scores=[scored(1.7e7)])], ["a", "b"])
+    """Score.regimes (name -> RegimeScore, a score's attribute names) gives a row per regime after the whole."""
+    def regime(examples: int, max_ulp: float, p99_ulp: float, mean_bits: float) -> RegimeScore:
+        return RegimeScore(examples, max_ulp, p99_ulp, None, None, None, mean_bits, dict.fromkeys(COUNTED_OUTCOMES, 0))
+
+    def scored(soft_max: float) -> Score:
+        return _score(max_ulp=max(2.0, soft_max),
+                      regimes={"hard": regime(500, 2.0, 1.0, 0.5), "soft": regime(400, soft_max, 10.0, 3.0)})
+    table = compare_reports([_result(scored(1392.0)), _result(scored(1.7e7))], ["a", "b"])
     assert [r.regime for r in table.rows] == ["all", "hard", "soft"]
     assert [r.deltas[0].mark for r in table.rows] == ["regression", "same", "regression"]
     assert table.rows[2].figures[1].max_ulp == 1.7e7

@@ -2,9 +2,8 @@
 every outcome count as a rate per example, for the whole score and per regime, each against a threshold
 (defaults, ``--threshold`` flags, the baseline's ``"gate"`` entry). Hand-made scores, no campaign; the
 end-to-end runs are in tests/e2e/test_gate.py.
-
-Per-regime statistics (``Score.regimes``) come with issue 10; until then a stand-in with the contract's
-attribute names (REGIME_SPEC.md) shows the gate compares them as it compares the whole score."""
+Per-regime statistics (``Score.regimes``, :class:`harness.records.RegimeScore`) are compared as the whole
+score is."""
 
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ import contextlib
 import io
 import json
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass, field
 
 import pytest
 
@@ -21,7 +19,7 @@ from harness.commands.gate import load_baseline, thresholds_in_effect
 from harness.gate import check_run, gate_entry, read_gate_entry
 from harness.junit import render_junit
 from harness.options import UsageError, resolve
-from harness.records import NON_FINITE_MISTAKES, RunResult, Score, WorstCase
+from harness.records import NON_FINITE_MISTAKES, RegimeScore, RunResult, Score, WorstCase
 from harness.reports.gate_markdown import render_gate_markdown
 from harness.thresholds import DEFAULT_THRESHOLDS, Threshold, parse_thresholds, threshold_for
 
@@ -34,38 +32,16 @@ def case(ulp=1e7, outcome="finite", inputs=("0x1p+4",), replay=REPLAY) -> WorstC
     return WorstCase(inputs, ("0x1p-1",), "0x1p+1", "1.5", "0x1.8p+0", ulp, outcome, replay)
 
 
-@dataclass(frozen=True, slots=True)
-class RegimeStats:
-    """Stand-in for issue 10's RegimeScore: the attribute names of REGIME_SPEC.md."""
-
-    examples: int
-    max_ulp: float | None
-    p99_ulp: float | None
-    median_ulp: float | None
-    mean_ulp: float | None
-    max_bits: float | None
-    mean_bits: float | None
-    counts: dict
-    worst: WorstCase | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RegimedScore(Score):
-    """A Score with the ``regimes`` field issue 10 adds."""
-
-    regimes: dict = field(default_factory=dict)
-
-
-def score(max_ulp=1.68e7, p99=1e6, median=0.15, mean_bits=1.2, examples=5650, counts=None, cls=Score, **kw) -> Score:
+def score(max_ulp=1.68e7, p99=1e6, median=0.15, mean_bits=1.2, examples=5650, counts=None, **kw) -> Score:
     data = dict(family="sigmoid_ce", candidate="mine", dtype="float32", reduction="none", examples=examples,
                 max_ulp=max_ulp, mean_ulp=None, median_ulp=median, p99_ulp=p99, max_bits=None, mean_bits=mean_bits,
                 histogram={}, counts={**COUNTS, **(counts or {})})
     data.update(kw)
-    return cls(**data)
+    return Score(**data)
 
 
-def regime(max_ulp=2.0, median=0.3, mean_bits=0.5, examples=1000, counts=None, worst=None) -> RegimeStats:
-    return RegimeStats(examples, max_ulp, max_ulp, median, None, None, mean_bits, {**COUNTS, **(counts or {})}, worst)
+def regime(max_ulp=2.0, median=0.3, mean_bits=0.5, examples=1000, counts=None, worst=None) -> RegimeScore:
+    return RegimeScore(examples, max_ulp, max_ulp, median, None, None, mean_bits, {**COUNTS, **(counts or {})}, worst)
 
 
 def run(*scores) -> RunResult:
@@ -275,8 +251,8 @@ def test_max_ulp_regression_and_a_max_ulp_threshold_together_are_refused():
 
 def test_each_regime_is_compared_like_the_whole_score_with_its_own_thresholds():
     soft_case = case(ulp=2e3, replay=REPLAY.replace("0x1p-1", "0x1.8p-1"))
-    old = score(cls=RegimedScore, regimes={"hard": regime(2.0), "soft": regime(40.0)})
-    new = score(cls=RegimedScore, regimes={"hard": regime(2.0), "soft": regime(2e3, worst=soft_case)})
+    old = score(regimes={"hard": regime(2.0), "soft": regime(40.0)})
+    new = score(regimes={"hard": regime(2.0), "soft": regime(2e3, worst=soft_case)})
     check = verdict(old, new)  # the whole score is the same: only the soft regime got worse
     assert (check.status, check.failed) == ("regression", True)
     assert worse(check) == [("soft", "max_ulp"), ("soft", "p99_ulp")]
@@ -289,10 +265,10 @@ def test_each_regime_is_compared_like_the_whole_score_with_its_own_thresholds():
 
 
 def test_regime_counts_are_rates_and_new_nonfinite_in_a_regime_fails():
-    old = score(cls=RegimedScore, regimes={"tiny": regime(examples=100)})
-    flushed = score(cls=RegimedScore, regimes={"tiny": regime(examples=100, counts={"flushed_subnormal": 7})})
+    old = score(regimes={"tiny": regime(examples=100)})
+    flushed = score(regimes={"tiny": regime(examples=100, counts={"flushed_subnormal": 7})})
     assert worse(verdict(old, flushed)) == [("tiny", "flushed_subnormal")]
-    nan = score(cls=RegimedScore, regimes={"tiny": regime(examples=100, counts={"nan": 1})})
+    nan = score(regimes={"tiny": regime(examples=100, counts={"nan": 1})})
     check = verdict(old, nan)
     assert (check.status, check.failed) == ("new_nonfinite", True)
     assert check.reasons == ("tiny: non-finite results on finite inputs 0 → 1 of 100 examples (limit 0: rate +2% of"
@@ -300,8 +276,8 @@ def test_regime_counts_are_rates_and_new_nonfinite_in_a_regime_fails():
 
 
 def test_a_regime_gone_or_new_is_noted_and_a_threshold_of_no_regime_is_said():
-    old = score(cls=RegimedScore, regimes={"soft": regime(40.0)})
-    new = score(cls=RegimedScore, regimes={"hard": regime(1e9)})
+    old = score(regimes={"soft": regime(40.0)})
+    new = score(regimes={"hard": regime(1e9)})
     check = verdict(old, new)
     assert check.status == "pass" and any("regime soft: 1000 examples in the baseline, none now" in r for r in check.reasons)
     result = check_run(run(old), run(old), thresholds={"sfot.max_ulp": "2x"})
@@ -315,8 +291,8 @@ def test_a_regime_gone_or_new_is_noted_and_a_threshold_of_no_regime_is_said():
 
 def test_markdown_and_junit_name_each_statistic_regime_change_limit_threshold_and_replay():
     soft_case = case(ulp=2e3, replay=REPLAY.replace("0x1p-1", "0x1.8p-1"))
-    old = score(cls=RegimedScore, median=0.15, regimes={"soft": regime(40.0)})
-    new = score(cls=RegimedScore, median=11358.0, worst=(case(),), regimes={"soft": regime(2e3, worst=soft_case)})
+    old = score(median=0.15, regimes={"soft": regime(40.0)})
+    new = score(median=11358.0, worst=(case(),), regimes={"soft": regime(2e3, worst=soft_case)})
     result = check_run(run(old), run(new), thresholds={"mean_bits": "2bits"})
     text = render_gate_markdown(result, "b.json")
     assert "| median ULP | all | 0.15 → 11358 | 1 | 1.5x, at least 1 ULP |" in text
