@@ -18,8 +18,6 @@ import numpy as np
 import oracles
 from oracles import Truth
 
-import mpmath
-
 from ._records import NON_FINITE_MISTAKES, CandidateFailure, Finding, WorstCase
 from ._values import float_hex
 from .candidates import Unsupported
@@ -27,7 +25,7 @@ from .metrics import Comparison, compare, severity
 from .strategies import Example
 
 # CandidateFailure is imported for its raisers' old import path; it lives in harness._records (public: harness.records).
-__all__ = ["CHUNK", "MAX_CHUNKS", "AUDIT_MAX_CHUNKS", "TruthCache", "Observations", "observe", "call_candidate", "finding", "worst_cases", "listed_cases", "relative_error", "replay_command"]
+__all__ = ["CHUNK", "MAX_CHUNKS", "AUDIT_MAX_CHUNKS", "TruthCache", "Observations", "observe", "call_candidate", "finding", "worst_cases", "listed_cases", "replay_command"]
 
 CHUNK = 8
 from .options import MAX_CHUNKS  # noqa: E402  (declared with Settings, whose default it is)
@@ -259,21 +257,6 @@ def _example_key(obs: Observations, g: int, i: int, reduction: str) -> tuple:
     return (b"".join(e.inputs.tobytes() for e in group), b"".join(e.labels.tobytes() for e in group), group[0].params)
 
 
-def relative_error(computed: float, exact: Any) -> float:
-    """``|c - v| / |v|`` for the candidate's value ``c`` and the exact value ``v`` (``mpmath.mpf``), as a
-    float: 0 where ``c == v`` (two zeros, or equal infinities), inf where ``v == 0 != c``; nan where it is
-    undefined (``c`` or ``v`` nan, or an infinity on one side only)."""
-    c, v = mpmath.mpf(float(computed)), mpmath.mpf(exact)
-    if c == v:
-        return 0.0
-    if not (mpmath.isfinite(c) and mpmath.isfinite(v)):
-        return math.nan
-    if v == 0:
-        return math.inf
-    with mpmath.workprec(64):
-        return float(abs(c - v) / abs(v))
-
-
 def _worst_case(obs: Observations, g: int, i: int, family: str, candidate: str, dtype: str, reduction: str) -> WorstCase:
     """Value ``i`` of group ``g`` as a reproducer (its exact value from the Ziv path: only cases shown ask)."""
     group, truth, got, comparison = obs.groups[g], obs.truths[g], obs.got[g], obs.comparisons[g]
@@ -284,7 +267,7 @@ def _worst_case(obs: Observations, g: int, i: int, family: str, candidate: str, 
     ulp = float(comparison.ulp[i])
     exact = truth.exact_value(i)
     computed = np.ravel(got)[i]
-    rel = None if math.isnan(ulp) else relative_error(computed, exact)
+    rel = None if math.isnan(ulp) else oracles.relative_error(computed, exact)
     return WorstCase(
         inputs=tuple(float_hex(v) for v in np.ravel(inputs)),
         labels=_labels_text(labels),

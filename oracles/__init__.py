@@ -16,13 +16,13 @@ Public API::
     gradient(family, *, logits|probs, labels, dtype, reduction="none") -> ndarray in dtype
     exact(family, *, logits|probs, labels, dtype="float64", ...)       -> ndarray of mpmath.mpf
     evaluate(...)                                                      -> Truth (values + status per point)
-    ulp_error(computed, exact, dtype), bits_of_error(...), classify(...)
+    ulp_error(computed, exact, dtype), bits_of_error(...), relative_error(c, v), classify(...)
 """
 
 from ._api import FAMILIES, REDUCTIONS, OracleUnconverged, Truth, default_families, evaluate, exact, family_names, format_exact, get_family, gradient, loss
 from ._formats import FORMATS, Format, resolve_format
 from ._rounding import round_mpf, round_rational
-from ._ulp import OUTCOMES, bits_of_error, classify, measure, ordinal, ulp_error, ulp_exponent
+from ._ulp import OUTCOMES, bits_of_error, classify, measure, ordinal, relative_error, ulp_error, ulp_exponent
 
 __all__ = [
     "FAMILIES",
@@ -44,6 +44,7 @@ __all__ = [
     "loss",
     "measure",
     "ordinal",
+    "relative_error",
     "resolve_format",
     "round_mpf",
     "round_rational",

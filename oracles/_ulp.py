@@ -13,6 +13,9 @@ Definitions, in a target format with precision ``p`` and normal exponent range `
 - Bits of error (as Herbie): ``log2(1 + n)`` where ``n`` is the number of format values strictly between
   ``c`` and the correctly rounded ``round(v)``, plus one if they differ (the ordinal distance; ``-0`` and
   ``+0`` are one point, ``±inf`` sits one step beyond ``±max``).
+- Relative error (shown beside the ULP error in reports): ``|c - v| / |v|`` against the exact value, at
+  64-bit precision; 0 where ``c == v`` (two zeros, equal infinities), inf where ``v == 0 != c``, nan where
+  undefined (``c`` or ``v`` nan, an infinity on one side only).
 - Outcomes: a ULP number is only given where both ``c`` and ``v`` are finite (``FINITE``), or where they agree
   on a non-finite value (``AGREE``, error 0: nan for nan, the same infinity, or the infinity that ``v``
   correctly rounds to). Every other pairing is its own class and gets ``nan`` as ULP error: ``NAN``
@@ -28,6 +31,7 @@ import math
 from typing import Any
 
 import numpy as np
+import mpmath
 from mpmath import libmp
 
 from ._formats import Format, resolve_format
@@ -37,6 +41,7 @@ __all__ = [
     "ulp_exponent",
     "ulp_error",
     "bits_of_error",
+    "relative_error",
     "measure",
     "classify",
     "ordinal",
@@ -168,6 +173,20 @@ def _ulp_errors(outcomes: np.ndarray, computed: Any, exact: Any, fmt: Format) ->
             except OverflowError:
                 err[idx] = math.inf
     return err
+
+
+def relative_error(computed: float, exact: Any) -> float:
+    """``|c - v| / |v|`` for a computed value ``c`` and the exact value ``v`` (``mpmath.mpf``, or anything
+    ``mpmath.mpf`` takes), as a float (module docstring)."""
+    c, v = mpmath.mpf(float(computed)), mpmath.mpf(exact)
+    if c == v:
+        return 0.0
+    if not (mpmath.isfinite(c) and mpmath.isfinite(v)):
+        return math.nan
+    if v == 0:
+        return math.inf
+    with mpmath.workprec(64):
+        return float(abs(c - v) / abs(v))
 
 
 def ordinal(values: Any, dtype: Any) -> np.ndarray:

@@ -24,7 +24,8 @@ from harness.reports.html import render_html
 from harness.reports.json_report import load_json, render_json
 from harness.reports.markdown import render_markdown
 from harness.reports.sections import regime_matrix, regime_sections
-from harness.scoring import TruthCache, batches, listed_cases, observe, relative_error
+from harness.scoring import TruthCache, batches, listed_cases, observe
+from oracles import relative_error
 from harness.strategies import Example, catalogue
 from oracles._family import CONFIDENT, HARD, SOFT, SPECIAL, TINY
 
