@@ -52,6 +52,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def read_report(path: str):
     """A report from ``path``; a one-line ``ValueError`` naming the file when it is missing, a folder,
     unreadable, not a lossfuzz report, or of a newer schema."""
+    from .._files import read_text
     from ..reports.json_report import load_json
 
     p = Path(path)
@@ -60,11 +61,8 @@ def read_report(path: str):
     if p.is_dir():
         hint = f"; pass {p / 'report.json'}" if (p / "report.json").exists() else ""
         raise ValueError(f"report {path} is a folder{hint}")
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ValueError(f"report {path} cannot be read ({getattr(exc, 'strerror', None) or exc})") from None
-    return load_json(text, f"report {path}")
+    # the one safe reader: a regular file of bounded size, UTF-8 (never /dev/zero or a FIFO)
+    return load_json(read_text(p, f"report {path}"), f"report {path}")
 
 
 def _compare(args: argparse.Namespace) -> int:

@@ -88,6 +88,18 @@ def test_a_baseline_that_is_not_utf8_is_named(tmp_path):
                    f"baseline {path} is not UTF-8")
 
 
+def test_a_report_to_compare_that_is_a_device_a_fifo_or_not_utf8_is_refused_without_reading_it(tmp_path):
+    """Before: ``lossfuzz compare`` read its reports with ``Path.read_text``: a FIFO hung, /dev/zero read until
+    memory ran out. It now takes the same safe reader as baselines, corpora and journals."""
+    good = write(tmp_path / "good.json", json.dumps(BASELINE))
+    fifo = tmp_path / "fifo.json"
+    os.mkfifo(fifo)
+    for path in ("/dev/zero", str(fifo)):
+        one_line_error(lossfuzz("compare", str(good), path), f"report {path} is not a regular file")
+    bad = write(tmp_path / "bad.json", b'{"tool": "lossfuzz\xff"}')
+    one_line_error(lossfuzz("compare", str(good), str(bad)), f"report {bad} is not UTF-8")
+
+
 # --------------------------------------------------------------------------------------------------- corpus
 
 GOOD_CORPUS = {"lossfuzz_corpus": 1, "family": "sigmoid_ce", "dtype": "float32",
