@@ -16,7 +16,7 @@ from oracles import Truth
 
 from ._records import COUNTED_OUTCOMES, HISTOGRAM_BINS, NON_FINITE_MISTAKES, RegimeScore
 
-__all__ = ["Comparison", "compare", "summarize", "regime_stats", "severity"]
+__all__ = ["Comparison", "compare", "summarize", "severity"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,18 +135,12 @@ def _block(values: int, ulp: np.ndarray, bits: np.ndarray, counts: dict[str, int
     return {"examples": int(values - counts["unconverged"]), **_ulp_stats(ulp, bits), "counts": counts}
 
 
-def regime_stats(c: Comparison, order: Sequence[str] | None = None) -> dict[str, RegimeScore]:
-    """Per regime (``c.regime``), the :class:`~harness.records.RegimeScore` of its examples (``worst``
-    left None: scoring adds the reproducers), in ``order`` (a family's regime names; others, and all of
-    them without ``order``, in order of first appearance), only regimes with at least one example; ``{}``
-    when ``c`` is not classified."""
-    return summarize(c, order)["regimes"]
-
-
 def summarize(c: Comparison, regimes: Sequence[str] | None = None) -> dict:
-    """ULP statistics, histogram and outcome counts of one comparison, and ``regimes``: the same per regime
-    (a :class:`~harness.records.RegimeScore` each, in the order ``regimes`` names, see :func:`regime_stats`;
-    ``{}`` when ``c`` is not classified). See :class:`harness.Score`."""
+    """ULP statistics, histogram and outcome counts of one comparison, and ``regimes``: the same per regime,
+    a :class:`~harness.records.RegimeScore` each (``worst`` left None: scoring adds the reproducers), in the
+    order ``regimes`` names (a family's regime names; others, and all of them without ``regimes``, in order
+    of first appearance), only regimes with at least one example; ``{}`` when ``c`` is not classified.
+    See :class:`harness.Score`."""
     hist = dict.fromkeys(HISTOGRAM_BINS, 0)
     exact = (c.bits == 0) & ~np.isnan(c.ulp)
     hist["exact"] = int(exact.sum())
