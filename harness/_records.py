@@ -29,6 +29,7 @@ from typing import Any, ClassVar, Mapping, TypeVar, Union
 
 __all__ = [
     "SCHEMA_VERSION",
+    "QUANTITIES",
     "FINDING_KINDS",
     "LABEL_SETS",
     "JsonRecord",
@@ -50,8 +51,12 @@ __all__ = [
     "NON_FINITE_MISTAKES",
 ]
 
-# The report.json format this code writes; it reads every version from 1 up to this one.
-SCHEMA_VERSION = 1
+# The report.json format this code writes; it reads every version from 1 up to this one. Version 2: every
+# score row has ``quantity`` ("loss" or "gradient"); a version-1 row is read as a loss row.
+SCHEMA_VERSION = 2
+# What a score measures: the loss value, or the gradient with respect to the inputs (logits; probabilities
+# for binary_ce), compared component by component with ``oracles.gradient``.
+QUANTITIES: tuple[str, ...] = ("loss", "gradient")
 # Histogram of fractional ULP errors: "exact" is bit-identical to the correctly rounded value; the others
 # are upper bounds (inclusive) in ULP; "more" is everything above 2**10.
 HISTOGRAM_BINS = ("exact", "<=0.5", "<=1", "<=4", "<=1024", "more")
@@ -338,10 +343,14 @@ class Score(JsonRecord):
     # regime name -> the statistics over that regime's examples, in the family's regime order, only regimes
     # with at least one example (oracles._family); {} for reports written before it (left out while empty)
     regimes: dict[str, RegimeScore] = field(default_factory=dict, metadata={"omit_default": True})
+    # what was scored (QUANTITIES): "loss", or "gradient" (one ULP number per component of the gradient with
+    # respect to the inputs; a reduced candidate's is the gradient of its sum or mean). Rows of version-1
+    # reports are loss rows.
+    quantity: str = "loss"
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.family, self.candidate, self.dtype)
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.family, self.candidate, self.dtype, self.quantity)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -403,11 +412,12 @@ class RunResult(JsonRecord):
 
     TOOL: ClassVar[str] = "lossfuzz"
 
-    def score(self, family: str, candidate: str, dtype: str) -> Score:
+    def score(self, family: str, candidate: str, dtype: str, quantity: str = "loss") -> Score:
         for s in self.scores:
-            if s.key == (family, candidate, dtype):
+            if s.key == (family, candidate, dtype, quantity):
                 return s
-        raise KeyError(f"no score for family={family!r} candidate={candidate!r} dtype={dtype!r} in this run")
+        raise KeyError(f"no score for family={family!r} candidate={candidate!r} dtype={dtype!r}"
+                       f" quantity={quantity!r} in this run")
 
     def to_json(self) -> dict[str, Any]:
         data = record_to_json(self)

@@ -477,7 +477,7 @@ def check_run(
     checks: list[Check] = []
     for key, old in before.items():
         new = now.get(key)
-        family, candidate, dtype = key
+        family, candidate, dtype, _quantity = key
         if new is None:
             hint = "" if candidate in CANDIDATE_NAMES else (
                 f" (a function of yours? pass --function MODULE:FUNCTION --family {family} --name {candidate})")
@@ -491,7 +491,7 @@ def check_run(
     for key, new in now.items():
         if key not in before:
             what = "unsupported" if new.unsupported else f"max ULP {_fmt(new.max_ulp)}"
-            checks.append(Check(*key, "new", False, (f"not in the baseline ({what})",), None, new.max_ulp, None,
+            checks.append(Check(*key[:3], "new", False, (f"not in the baseline ({what})",), None, new.max_ulp, None,
                                 None, nonfinite_on_finite_inputs(new), case_of(new), _label(new, case_of(new))))
     exact = slack == 0 if isinstance(slack, int) else not any(slack.values())
     regimes = {name for s in (*baseline.scores, *current.scores) for name in s.regimes}

@@ -12,6 +12,7 @@ from ._records import (
     LABEL_SETS,
     NON_FINITE_MISTAKES,
     SCHEMA_VERSION,
+    QUANTITIES,
     CandidateFailure,
     Curve,
     ErrorMap,
@@ -25,6 +26,7 @@ from ._records import (
 
 __all__ = [
     "SCHEMA_VERSION",
+    "QUANTITIES",
     "COUNTED_OUTCOMES",
     "FINDING_KINDS",
     "HISTOGRAM_BINS",

@@ -13,6 +13,6 @@ PyTorch, JAX/optax and scikit-learn are imported only when a candidate that need
 mixed-precision variant (float16/bfloat16 in, float32 inside, one rounding back).
 """
 
-from ._registry import CANDIDATE_NAMES, UPCAST_SUFFIX, Candidate, Unsupported, candidates, get_candidate
+from ._registry import CANDIDATE_NAMES, UPCAST_SUFFIX, Candidate, NoGradient, Unsupported, candidates, get_candidate
 
-__all__ = ["CANDIDATE_NAMES", "UPCAST_SUFFIX", "Candidate", "Unsupported", "candidates", "get_candidate"]
+__all__ = ["CANDIDATE_NAMES", "UPCAST_SUFFIX", "Candidate", "NoGradient", "Unsupported", "candidates", "get_candidate"]

@@ -18,6 +18,14 @@ A family may declare its candidates in its own module (``Family.candidates_modul
 :class:`Unsupported`; nothing is ever evaluated in another dtype and cast back, except by the
 ``<name>_upcast`` variants, whose whole point is that pattern (:mod:`harness.candidates._upcast`).
 
+**Gradients.** A candidate's gradient with respect to its inputs (logits; probabilities for ``binary_ce``)
+is computed by its own framework's autodiff, or for numpy formulas by the derivative of the formula as
+written (what autodiff of that code gives: a clip has zero derivative outside its window). Its target is
+the loss target with ``_grad`` appended (``module:function_grad``), same calling convention, returning an
+array of the inputs' shape in the dtype the implementation produced; a reduced candidate returns the
+gradient of its sum or mean. :attr:`Candidate.gradient_note` is non-empty for a candidate without one (the
+reason, shown in reports), and :meth:`Candidate.gradient` raises :class:`NoGradient` for it.
+
 A candidate that declares ``labels="hard"`` (its library rejects soft labels) is scored on hard-label
 examples only (:func:`harness.strategies.has_labels`).
 """
@@ -39,6 +47,7 @@ __all__ = [
     "CANDIDATE_NAMES",
     "Candidate",
     "REGISTRY",
+    "NoGradient",
     "Unsupported",
     "candidates",
     "dtype_name",
@@ -82,6 +91,10 @@ class Unsupported(TypeError):
     """The candidate does not accept inputs of this dtype (it is never evaluated in another one instead)."""
 
 
+class NoGradient(LookupError):
+    """The candidate has no gradient to score (:attr:`Candidate.gradient_note` says why)."""
+
+
 def dtype_name(array: np.ndarray, allowed: Iterable[str] = ALL_DTYPES) -> str:
     """The format name of ``array``'s dtype, or :class:`Unsupported` if it is not one of ``allowed``."""
     allowed = tuple(allowed)
@@ -100,6 +113,11 @@ def _import_target(target: str) -> Callable[..., Any]:
     if not module or not attribute:
         raise ValueError(f"target={target!r} is not of the form 'package.module:function'")
     return getattr(importlib.import_module(module), attribute)
+
+
+def gradient_target_of(target: str) -> str:
+    """The gradient's target of a loss target: ``module:function`` -> ``module:function_grad``."""
+    return target + "_grad"
 
 
 @cache
@@ -134,6 +152,8 @@ class Candidate:
     labels: str = "all"
     upcast: bool = False
     takes_params: bool = False
+    # why this candidate's gradient is not scored ("" = it has one, at gradient_target_of(target))
+    gradient_note: str = ""
 
     def __post_init__(self) -> None:
         if self.family not in oracles.FAMILIES:
@@ -163,6 +183,28 @@ class Candidate:
     def load(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         """The implementation, imported on first call and cached (wrapped for an ``upcast`` variant)."""
         return _import_upcast(self.target) if self.upcast else _import_target(self.target)
+
+    @property
+    def has_gradient(self) -> bool:
+        return not self.gradient_note
+
+    def load_gradient(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """The gradient implementation (``module:function_grad``), imported on first call and cached."""
+        if self.gradient_note:
+            raise NoGradient(f"candidate {self} has no gradient: {self.gradient_note}")
+        target = gradient_target_of(self.target)
+        return _import_upcast(target) if self.upcast else _import_target(target)
+
+    def gradient(self, inputs: Any, labels: Any, **params: Any) -> np.ndarray:
+        """The candidate's gradient with respect to ``inputs``, called as :meth:`__call__` calls the loss."""
+        inputs = np.asarray(inputs)
+        dtype_name(inputs, self.dtypes)
+        fn = self.load_gradient()
+        if self.takes_params:
+            return fn(inputs, np.asarray(labels), **oracles.get_family(self.family).check_params(params))
+        if params:
+            raise ValueError(f"candidate {self} takes no parameters; got {', '.join(params)}")
+        return fn(inputs, np.asarray(labels))
 
     def supports(self, dtype: Any) -> bool:
         try:
@@ -293,6 +335,10 @@ _BUILTINS: tuple[tuple[str, str, str, str, tuple[str, ...], str], ...] = (
 
 # Candidates that take hard (0/1) labels only: their library rejects soft ones.
 _HARD_LABELS_ONLY = {("binary_ce", "sklearn")}
+# Candidates without a gradient, and why (every other built-in has one at gradient_target_of(target)).
+_NO_GRADIENT: dict[tuple[str, str], str] = {
+    ("binary_ce", "sklearn"): "scikit-learn's log_loss is a metric with no autodiff",
+}
 
 # Bases of the mixed-precision variants ``<base>_upcast`` (float16 and bfloat16 only): the framework ops that
 # mixed-precision training calls, and the numpy stable formula as the reference of the pattern.
@@ -319,13 +365,15 @@ def _build() -> dict[tuple[str, str], Candidate]:
         if name not in CANDIDATE_NAMES:
             raise ValueError(f"candidate={name!r} is not one of: {', '.join(CANDIDATE_NAMES)}")
         takes_params = bool(oracles.get_family(family).params)
-        candidate = Candidate(name, family, target, ALL_DTYPES, reduction, source, needs, labels, takes_params=takes_params)
+        note = _NO_GRADIENT.get((family, name), "")
+        candidate = Candidate(name, family, target, ALL_DTYPES, reduction, source, needs, labels,
+                              takes_params=takes_params, gradient_note=note)
         registry[candidate.key] = candidate
         if name in UPCAST_BASES:
             variant = Candidate(
                 name + UPCAST_SUFFIX, family, target, HALF_DTYPES, reduction,
                 f"mixed precision: float16/bfloat16 inputs cast to float32, {source}; the result cast back once",
-                needs, labels, upcast=True, takes_params=takes_params,
+                needs, labels, upcast=True, takes_params=takes_params, gradient_note=note,
             )
             registry[variant.key] = variant
     # deterministic order: family order of oracles.FAMILIES, then name order of CANDIDATE_NAMES

@@ -232,7 +232,7 @@ def upcast_comparisons(result: RunResult) -> list[UpcastComparison]:
     scores = {s.key: s for s in result.scores}
     out = []
     for s in result.scores:
-        variant = scores.get((s.family, s.candidate + UPCAST_SUFFIX, s.dtype))
+        variant = scores.get((s.family, s.candidate + UPCAST_SUFFIX, s.dtype, s.quantity))
         if variant is not None and not s.unsupported and not variant.unsupported and s.examples and variant.examples:
             out.append(UpcastComparison(s.family, s.dtype, s.candidate, s, variant))
     return out

@@ -31,11 +31,17 @@ def _score(**changes) -> dict:
 
 
 @pytest.mark.parametrize("name", ["report.json", "audit_report.json"])
-def test_a_report_of_the_previous_version_reads_and_writes_back_the_same_text(name):
+def test_a_version_1_report_reads_as_loss_rows_and_writes_back_the_same_figures(name):
     text = (V1 / name).read_text()
     result = load_json(text, name)
     assert result.scores and result.scores[0].family
-    assert render_json(result) == text  # same keys, same order, same numbers ("inf" stays a string)
+    assert {s.quantity for s in result.scores} == {"loss"}  # version 1 scored losses only
+    written = json.loads(render_json(result))
+    assert written["schema_version"] == SCHEMA_VERSION == 2
+    assert all(row.pop("quantity") == "loss" for row in written["results"])
+    old = json.loads(text)
+    # same keys, same order, same numbers ("inf" stays a string), apart from the version
+    assert {**written, "schema_version": 1} == old and list(written) == list(old)
 
 
 def test_the_previous_versions_audit_block_reads_as_typed_records():
