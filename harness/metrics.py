@@ -76,17 +76,35 @@ def _stat(values: np.ndarray, fn) -> float | None:
     return float(fn(values)) if values.size else None
 
 
+def _mean(values: np.ndarray) -> float:
+    """The arithmetic mean ``sum(v) / n``, summed as ``sum(v / n)`` so that it cannot overflow: ULP errors
+    of float64 results reach 1e300 and more, where ``np.mean`` overflowed to inf with a RuntimeWarning (a
+    mean of two 1e308-ULP errors is 1e308, not inf). Each ``v / n`` is one rounding; the sum is numpy's
+    pairwise summation, the same as ``np.mean``'s."""
+    return np.sum(values / values.size)
+
+
+def _median(values: np.ndarray) -> float:
+    """The median: the middle value of the sorted values, or for an even count the mean of the two middle
+    ones, computed as ``a/2 + b/2`` (``np.median``'s ``(a + b)/2`` overflowed for two errors above 9e307)."""
+    ordered = np.sort(values)
+    half = ordered.size // 2
+    return ordered[half] if ordered.size % 2 else ordered[half - 1] / 2 + ordered[half] / 2
+
+
 def _ulp_stats(ulp: np.ndarray, bits: np.ndarray) -> dict:
-    """ULP statistics over the values with a ULP number, bits statistics over those with bits."""
+    """ULP statistics over the values with a ULP number, bits statistics over those with bits. ``mean_ulp``
+    and ``mean_bits``: arithmetic means (:func:`_mean`); ``median_ulp``: the median (:func:`_median`); ``p99_ulp``: the value at position ``ceil(0.99 * (n - 1))`` of the
+    sorted values (``np.percentile(..., 99, method="higher")``: never between two values)."""
     measured = ulp[~np.isnan(ulp)]
     bits = bits[~np.isnan(bits)]
     return {
         "max_ulp": _stat(measured, np.max),
-        "mean_ulp": _stat(measured, np.mean),
-        "median_ulp": _stat(measured, np.median),
+        "mean_ulp": _stat(measured, _mean),
+        "median_ulp": _stat(measured, _median),
         "p99_ulp": _stat(measured, lambda v: np.percentile(v, 99, method="higher")),
         "max_bits": _stat(bits, np.max),
-        "mean_bits": _stat(bits, np.mean),
+        "mean_bits": _stat(bits, _mean),
     }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import warnings
 
 import numpy as np
 import pytest
@@ -56,6 +57,18 @@ def test_summary_statistics_equal_values_computed_by_hand():
     assert stats["p99_ulp"] == _higher_percentile(errors, 99) == 49.75  # 199 * 0.99 = 197.01: the 199th value
     assert stats["max_bits"] == max(bits)
     assert stats["mean_bits"] == pytest.approx(statistics.fmean(bits), rel=1e-15)
+
+
+def test_the_mean_and_median_of_errors_near_the_float64_maximum_are_finite_not_inf():
+    # ULP errors of float64 results reach 1e300 and more; np.mean and np.median overflowed to inf (with a
+    # RuntimeWarning once per default run)
+    errors = [1e308, 1.5e308, 0.5, 1e308]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stats = summarize(_comparison(errors, bits=[64.0] * 4))
+    assert stats["mean_ulp"] == pytest.approx(8.75e307, rel=1e-15)  # (1 + 1.5 + 1) * 1e308 / 4
+    assert stats["median_ulp"] == 1e308  # (1e308 + 1e308) / 2
+    assert math.isfinite(stats["mean_ulp"]) and stats["mean_bits"] == 64.0
 
 
 @pytest.mark.parametrize("n", [1, 2, 7, 100, 101, 1000])
