@@ -277,14 +277,22 @@ class _Outputs:
     fast_status: str
 
 
+# The widest single float64 example (row) sent to the Ziv path first (see _settle_all).
+_ZIV_FIRST_MAX_WIDTH = 12
+
+
 def _settle_all(fam: Family, what: str, fmt: Format, reduction: str, x: np.ndarray, z: np.ndarray, path: str) -> _Outputs:
     """Decide every output value: the fast path in chunks where it certifies, the Ziv path for the rest."""
     batch = fam.batch_shape(x)
     n = int(np.prod(batch, dtype=np.int64))
     width = x.shape[-1] if fam.row_wise else 1
     # A double-double evaluation (float64 targets) has a fixed cost of dozens of numpy calls: on a single
-    # example the Ziv path settles a typical value in about half that time (the search asks one at a time).
-    use_fast = path == "auto" and _fast.has_fast_path(fmt) and not (fmt.precision == 53 and n == 1)
+    # example the Ziv path settles a typical value in about half that time (the search asks one at a time),
+    # but its cost grows with a row's width: one float64 softmax row of 50 classes took 8.0 ms on the Ziv
+    # path against 2.7 ms on the fast one, of 8 classes 1.8 against 2.4 (200 random rows, `_evaluate(..., path="ziv")` against the fast path on a
+    # two-row batch, on a loaded machine). In the default run single wide rows took 11 ms each on the Ziv path.
+    ziv_first = fmt.precision == 53 and n == 1 and width <= _ZIV_FIRST_MAX_WIDTH
+    use_fast = path == "auto" and _fast.has_fast_path(fmt) and not ziv_first
     status = fam.fast_status[what]
     if what == "loss" and reduction != "none":
         out = _Outputs((), np.full(1, np.nan), np.zeros(1, dtype=bool), np.full(1, np.nan), np.zeros(1), {}, status)

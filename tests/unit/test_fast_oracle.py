@@ -468,6 +468,21 @@ def test_evaluate_counts_the_values_each_path_decided():
     assert truth.status.tolist() == ["converged", "converged", "exact", "nan"]
 
 
+def test_a_single_float64_example_goes_to_the_ziv_path_first_unless_it_is_a_wide_row():
+    # one value or a narrow row: the Ziv path settles it faster than double-double's fixed cost; a wide row
+    # costs the Ziv path one mpmath exp per class, so the fast path takes it (measured in oracles._api)
+    rng = np.random.default_rng(3)
+    one = oracles.evaluate("sigmoid_ce", logits=np.float64([2.5]), labels=np.float64([0.25]), dtype="float64")
+    narrow = oracles.evaluate("softmax_ce", logits=rng.standard_normal((1, 3)), labels=np.float64([[0.2, 0.3, 0.5]]),
+                              dtype="float64")
+    wide = oracles.evaluate("sparse_softmax_ce", logits=rng.standard_normal((1, 50)), labels=np.int64([7]),
+                            dtype="float64")
+    assert (one.path_counts, narrow.path_counts, wide.path_counts) == ({"fast": 0, "ziv": 1}, {"fast": 0, "ziv": 1},
+                                                                       {"fast": 1, "ziv": 0})
+    ziv = oracles._api._evaluate("sparse_softmax_ce", logits=wide.inputs, labels=wide.labels, dtype="float64", path="ziv")
+    assert ziv.rounded.tobytes() == wide.rounded.tobytes()
+
+
 def test_random_float32_inputs_almost_never_fall_back():
     rng = np.random.default_rng(9)
     x = rng.integers(0, 2**32, 100_000, dtype=np.uint64).astype(np.uint32).view(np.float32)
