@@ -564,7 +564,8 @@ def _campaign_settings(settings: AuditSettings, builtins: tuple[str, ...]):
     systematic failure early, and every catalogue batch for a reduced function."""
     return Settings(seed=settings.seed, examples=settings.examples, families=(settings.family,), candidates=builtins,
                     dtypes=settings.dtypes, speed_elements=settings.speed_elements, shrink=settings.shrink,
-                    labels=settings.labels, stop_after=EARLY_STOP_CALLS, max_chunks=AUDIT_MAX_CHUNKS)
+                    labels=settings.labels, stop_after=EARLY_STOP_CALLS, max_chunks=AUDIT_MAX_CHUNKS,
+                    quantities=settings.quantities)
 
 
 def _check_audit(settings: AuditSettings, targets: list) -> None:
