@@ -18,7 +18,7 @@ import oracles
 from ._records import CandidateFailure, Curve, ErrorMap, Finding, RunResult, Score
 from .candidates import UPCAST_SUFFIX, Candidate, NoGradient, Unsupported, candidates
 from .metrics import severity, summarize
-from .options import Settings
+from .options import MAX_CHUNKS, Settings
 from .provenance import provenance
 from .scoring import Observations, TruthCache, batches, finding, listed_cases, observe, worst_cases
 from .search import SearchResult, search
@@ -26,7 +26,7 @@ from .speed import speed_inputs, time_candidate
 from .strategies import Example, catalogue, has_labels
 from .sweep import error_map, sweep
 
-__all__ = ["Settings", "Progress", "Resume", "run_campaign", "score_candidate", "score_rows", "score_gradient", "labels_scored",
+__all__ = ["Settings", "Progress", "Resume", "run_campaign", "score_candidate", "score_rows", "score_loss", "score_gradient", "gradient_units", "labels_scored",
            "DEFAULT_DTYPES"]
 
 DEFAULT_DTYPES: tuple[str, ...] = tuple(oracles.FORMATS)  # float16, bfloat16, float32, float64
@@ -92,7 +92,7 @@ def score_candidate(
 
     The examples scored, from ``base`` and from the search, are those of :func:`labels_scored` only.
     :func:`score_rows` scores the gradient too."""
-    score, worst, _visited = _score_loss(candidate, dtype, base, cache, settings)
+    score, worst, _visited = score_loss(candidate, dtype, base, cache, settings)
     return score, worst
 
 
@@ -111,16 +111,17 @@ def score_rows(
     worst: list[Example] = []
     visited = Observations()
     if "loss" in settings.quantities:
-        loss, worst, visited = _score_loss(candidate, dtype, base, cache, settings)
+        loss, worst, visited = score_loss(candidate, dtype, base, cache, settings)
         rows.append(loss)
     if "gradient" in settings.quantities:
         rows.append(score_gradient(candidate, dtype, base, visited, cache, settings))
     return tuple(rows), worst
 
 
-def _score_loss(candidate: Candidate, dtype: str, base: Sequence[Example], cache: TruthCache,
+def score_loss(candidate: Candidate, dtype: str, base: Sequence[Example], cache: TruthCache,
                 settings: Settings) -> tuple[Score, list[Example], Observations]:
-    """:func:`score_candidate`, also returning every observation made (base, search and shrink)."""
+    """:func:`score_candidate`, also returning every observation made (base, search and shrink): the
+    examples the loss search visited, on which :func:`score_gradient` scores the gradient too."""
     empty = _unscorable(candidate, dtype, settings)
     if empty is not None:
         return empty, [], Observations()
@@ -169,6 +170,21 @@ def _score_loss(candidate: Candidate, dtype: str, base: Sequence[Example], cache
                   failure=failure, worst=worst, speed=speed, source=candidate.source, reproducer=reproducer,
                   findings=tuple(findings[:MAX_FINDINGS]), stopped=stopped, labels=labels, **stats)
     return score, _worst_examples(obs, candidate.reduction), obs
+
+
+def gradient_units(base: Sequence[Example], visited: Observations, reduction: str,
+                   max_chunks: int = MAX_CHUNKS) -> list[list[Example]]:
+    """The examples a gradient row is scored on, as the calls :func:`score_gradient` makes (each unit one
+    :func:`~harness.scoring.observe` call): ``base`` (grouped as the loss groups it, so the exact values
+    are shared), then, for ``reduction='none'``, every example of ``visited`` not in ``base`` (each once);
+    for a reduced candidate, each batch of ``visited`` that is not one of the base's chunks (each once)."""
+    base = list(base)
+    if reduction == "none":
+        known = {e.key for e in base}
+        return [base, [e for group in visited.groups for e in group if e.key not in known and not known.add(e.key)]]
+    seen = {tuple(e.key for e in group) for group in batches(base, reduction, max_chunks)}
+    keys = [tuple(e.key for e in group) for group in visited.groups]
+    return [base] + [list(group) for group, key in zip(visited.groups, keys) if key not in seen and not seen.add(key)]
 
 
 @dataclass(frozen=True)
@@ -236,14 +252,7 @@ def score_gradient(
     if labels != "all":
         base = [e for e in base if has_labels(e, labels)]
     fn = _Gradient(candidate)
-    known = {e.key for e in base}
-    if candidate.reduction == "none":
-        extra = [e for group in visited.groups for e in group if e.key not in known and not known.add(e.key)]
-        units = [base, extra]
-    else:
-        seen = {tuple(e.key for e in group) for group in batches(base, candidate.reduction, settings.max_chunks)}
-        batch_keys = [tuple(e.key for e in group) for group in visited.groups]
-        units = [base] + [list(group) for group, key in zip(visited.groups, batch_keys) if key not in seen and not seen.add(key)]
+    units = gradient_units(base, visited, candidate.reduction, settings.max_chunks)
     obs = Observations()
     findings: list[Finding] = []
     stopped: str | None = None
