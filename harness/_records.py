@@ -82,11 +82,12 @@ COUNTED_OUTCOMES = (
     "zero_where_nonzero",
     "wrong_sign",
 )
-# Finite results that a ULP figure alone hides (harness.metrics.sign_mistakes decides them), counted on
-# every row (loss and gradient alike; a score read from a report without them counts 0):
+# Finite gradient components that a ULP figure alone hides (harness.metrics.sign_mistakes decides them),
+# counted on gradient rows; always 0 on loss rows (a loss underflowing to 0 shows in its ULP error and the
+# tiny regime), and 0 in a score read from a report without them:
 # - zero_where_nonzero: the candidate returned +0 or -0 where the correctly rounded exact value is a nonzero
-#   normal number (finite, |value| >= the format's smallest normal): a vanishing gradient, or a loss that
-#   underflowed to 0. A nonzero subnormal returned as 0 is flushed_subnormal instead;
+#   normal number (finite, |value| >= the format's smallest normal): a vanishing gradient. A nonzero
+#   subnormal returned as 0 is flushed_subnormal instead;
 # - wrong_sign: a finite nonzero result whose sign differs from that of the finite nonzero correctly
 #   rounded value.
 SIGN_MISTAKES = ("zero_where_nonzero", "wrong_sign")

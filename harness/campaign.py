@@ -2,7 +2,9 @@
 
 Per family x dtype, the boundary catalogue and the corpus (worst cases of earlier runs) are evaluated for
 every candidate against one shared ground truth; then each candidate gets its own seeded Hypothesis search
-(:mod:`harness.search`) and, optionally, a speed measurement. The result is one :class:`RunResult`.
+(:mod:`harness.search`) and, optionally, a speed measurement; then its gradient is scored on the same base
+examples and every example its search visited (:func:`score_gradient`; ``Settings.quantities`` says which
+rows are made). The result is one :class:`RunResult`.
 Pure computation: the CLI reads the corpus and writes reports.
 """
 
@@ -26,8 +28,8 @@ from .speed import speed_inputs, time_candidate
 from .strategies import Example, catalogue, has_labels
 from .sweep import error_map, sweep
 
-__all__ = ["Settings", "Progress", "Resume", "run_campaign", "score_candidate", "score_rows", "score_loss", "score_gradient", "gradient_units", "labels_scored",
-           "DEFAULT_DTYPES"]
+__all__ = ["Settings", "Progress", "Resume", "run_campaign", "score_candidate", "score_rows", "score_loss", "score_gradient",
+           "gradient_units", "CandidateGradient", "labels_scored", "DEFAULT_DTYPES"]
 
 DEFAULT_DTYPES: tuple[str, ...] = tuple(oracles.FORMATS)  # float16, bfloat16, float32, float64
 
@@ -119,7 +121,7 @@ def score_rows(
 
 
 def score_loss(candidate: Candidate, dtype: str, base: Sequence[Example], cache: TruthCache,
-                settings: Settings) -> tuple[Score, list[Example], Observations]:
+               settings: Settings) -> tuple[Score, list[Example], Observations]:
     """:func:`score_candidate`, also returning every observation made (base, search and shrink): the
     examples the loss search visited, on which :func:`score_gradient` scores the gradient too."""
     empty = _unscorable(candidate, dtype, settings)
@@ -188,7 +190,7 @@ def gradient_units(base: Sequence[Example], visited: Observations, reduction: st
 
 
 @dataclass(frozen=True)
-class _Gradient:
+class CandidateGradient:
     """A candidate's gradient as a function ``fn(inputs, labels, **params)`` that :func:`observe` calls
     (with the candidate's ``takes_params``, so a parameterised family's examples reach it)."""
 
@@ -251,7 +253,7 @@ def score_gradient(
     labels = labels_scored(candidate, settings.labels)
     if labels != "all":
         base = [e for e in base if has_labels(e, labels)]
-    fn = _Gradient(candidate)
+    fn = CandidateGradient(candidate)
     units = gradient_units(base, visited, candidate.reduction, settings.max_chunks)
     obs = Observations()
     findings: list[Finding] = []

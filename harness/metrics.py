@@ -26,8 +26,8 @@ class Comparison:
     ``finite_input`` (every input of the example, or of the reduced batch, is finite); ``regime``: the regime
     name of each value's example (:meth:`oracles._family.Family.regimes_of`; a reduced batch is one
     example; a gradient's components each take their example's), or None where not classified;
-    ``zero_where_nonzero`` and ``wrong_sign``: the two sign-and-zero mistakes of :func:`sign_mistakes`
-    (None: not computed, counted as none).
+    ``zero_where_nonzero`` and ``wrong_sign``: the two mistakes of :func:`sign_mistakes` on a gradient's
+    components (all False for a loss; None: not computed, counted as none).
 
     For a gradient each value is one component: the arrays are flattened in the inputs' order, so the
     ``K`` components of a row-family example are consecutive."""
@@ -43,12 +43,13 @@ class Comparison:
 
 
 def sign_mistakes(got: np.ndarray, rounded: np.ndarray, min_normal: float) -> tuple[np.ndarray, np.ndarray]:
-    """Two mistakes no ULP figure shows well, per value (flattened), for every row, loss and gradient alike:
+    """Two mistakes of a gradient that no ULP figure shows well, per value (flattened); :func:`compare`
+    applies them to gradient components only (0 on loss rows):
 
     - ``zero_where_nonzero``: the candidate returned ``+0`` or ``-0`` where the correctly rounded exact value
       is a nonzero NORMAL number (``|rounded| >= min_normal``, finite): a vanishing gradient (a clip's zero
-      derivative, an underflowed factor), or a loss that underflowed to 0. A nonzero SUBNORMAL rounded value
-      returned as 0 is not counted here: that is ``flushed_subnormal``.
+      derivative, an underflowed factor). A nonzero SUBNORMAL rounded value returned as 0 is not counted
+      here: that is ``flushed_subnormal``.
     - ``wrong_sign``: the candidate returned a finite nonzero value whose sign differs from that of the
       correctly rounded value, which is finite and nonzero (an infinite exact value returned finite is
       ``finite_where_infinite``'s; a rounded 0 has no sign to get wrong).
@@ -95,7 +96,10 @@ def compare(truth: Truth, computed: np.ndarray, regimes: np.ndarray | None = Non
     else:
         rows = x.reshape(examples, -1) if outcome.size else x.reshape(0, 1)
         finite_input = np.repeat(np.isfinite(rows).all(axis=1), per)
-    zero, wrong = sign_mistakes(got, rounded, fmt.min_normal)
+    if truth.what == "gradient":
+        zero, wrong = sign_mistakes(got, rounded, fmt.min_normal)
+    else:  # counted on gradient rows only: a loss that underflows to 0 shows in its ULP error and the tiny regime
+        zero = wrong = np.zeros(outcome.size, dtype=bool)
     regime = None
     if truth.what == "gradient" and regimes is not None:
         regime = np.repeat(np.asarray(regimes).ravel(), per)

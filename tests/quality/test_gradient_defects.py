@@ -6,7 +6,7 @@ what autodiff of that code gives, its clips and overflows included."""
 import numpy as np
 import pytest
 
-from harness.campaign import _Gradient
+from harness.campaign import CandidateGradient
 from harness.candidates import get_candidate
 from harness.records import NON_FINITE_MISTAKES
 from harness.scoring import TruthCache, observe
@@ -23,7 +23,7 @@ def _gradient_at(candidate: str, dtype: str, x: float, z: float):
     """(the candidate's gradient component, the comparison) at one sigmoid_ce point, scored as the campaign
     scores a gradient row."""
     t = np.dtype(dtype)
-    obs = observe(_Gradient(get_candidate("sigmoid_ce", candidate)), [Example(np.array(x, t), np.array(z, t))],
+    obs = observe(CandidateGradient(get_candidate("sigmoid_ce", candidate)), [Example(np.array(x, t), np.array(z, t))],
                   TruthCache("sigmoid_ce", dtype), quantity="gradient")
     return obs.got[0][0], obs.truths[0], obs.comparisons[0]
 

@@ -94,6 +94,18 @@ def test_sign_mistakes_follow_their_definitions():
     assert wrong.tolist() == [False, False, False, True, False, False, False, False, False]
 
 
+def test_the_sign_counts_are_the_gradients_a_loss_underflowing_to_zero_is_not_counted():
+    """naive_rearranged sigmoid_ce at x = 20, z = 1 (float32): log(1 + exp(-20)) rounds to log(1) = 0 where
+    the exact loss 2.06e-9 is normal; the loss row keeps that in its ULP error (and the tiny regime is not it), never in
+    zero_where_nonzero, so loss gates keep their meaning."""
+    x, z = np.array([20.0], np.float32), np.array([1.0], np.float32)
+    loss = oracles.evaluate("sigmoid_ce", logits=x, labels=z, dtype="float32")
+    got = get_candidate("sigmoid_ce", "naive_rearranged")(x, z)
+    assert got[0] == 0 and float(loss.rounded[0]) > 1e-9
+    c = compare(loss, got)
+    assert not c.zero_where_nonzero.any() and c.ulp[0] > 1e6
+
+
 def test_gradient_components_take_their_examples_regime_and_input_finiteness():
     x = np.array([[np.inf, 0.0], [1.0, 2.0]], dtype=np.float32)
     z = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
