@@ -49,6 +49,7 @@ __all__ = [
     "HISTOGRAM_BINS",
     "COUNTED_OUTCOMES",
     "NON_FINITE_MISTAKES",
+    "SIGN_MISTAKES",
 ]
 
 # The report.json format this code writes; it reads every version from 1 up to this one. Version 2: every
@@ -65,7 +66,8 @@ HISTOGRAM_BINS = ("exact", "<=0.5", "<=1", "<=4", "<=1024", "more")
 # flushed subnormals (the correctly rounded value is a nonzero subnormal and the candidate returned 0) and
 # raised (examples on which the candidate raised or returned something unusable: see Score.failure), and
 # on_nonfinite_inputs: how many of the non-finite mistakes were on examples with a ±inf or nan input
-# (limit values; see the family docstrings), so they can be told from failures on finite inputs.
+# (limit values; see the family docstrings), so they can be told from failures on finite inputs; and the
+# SIGN_MISTAKES below. Each counts values: examples on a loss row, components on a gradient row.
 COUNTED_OUTCOMES = (
     "nan",
     "inf",
@@ -77,7 +79,18 @@ COUNTED_OUTCOMES = (
     "raised",
     "unconverged",
     "on_nonfinite_inputs",
+    "zero_where_nonzero",
+    "wrong_sign",
 )
+# Finite gradient components that a ULP figure alone hides (harness.metrics.sign_mistakes decides them),
+# counted on gradient rows; always 0 on loss rows (a loss underflowing to 0 shows in its ULP error and the
+# tiny regime), and 0 in a score read from a report without them:
+# - zero_where_nonzero: the candidate returned +0 or -0 where the correctly rounded exact value is a nonzero
+#   normal number (finite, |value| >= the format's smallest normal): a vanishing gradient. A nonzero
+#   subnormal returned as 0 is flushed_subnormal instead;
+# - wrong_sign: a finite nonzero result whose sign differs from that of the finite nonzero correctly
+#   rounded value.
+SIGN_MISTAKES = ("zero_where_nonzero", "wrong_sign")
 
 # The outcome classes that are non-finite mistakes (a ULP number cannot describe them).
 NON_FINITE_MISTAKES = ("nan", "inf", "finite_where_infinite", "nan_where_infinite", "wrong_infinity", "number_where_nan")
@@ -228,7 +241,8 @@ class CandidateFailure(Exception):
 class WorstCase(JsonRecord):
     """One reproducer: the example's inputs and labels (hex text), what the candidate returned, the exact
     value (20 significant digits), the correctly rounded value, the error (ULP, and ``rel_error``) and a command
-    that replays it."""
+    that replays it. ``outcome``: the outcome class, or ``flushed_subnormal``, ``zero_where_nonzero``,
+    ``wrong_sign`` for those finite mistakes (:data:`SIGN_MISTAKES`)."""
 
     inputs: tuple[str, ...]
     labels: tuple[str, ...]
@@ -242,6 +256,9 @@ class WorstCase(JsonRecord):
     # computed from the 20-digit exact value: 0 where c == v (both zero included), inf where v == 0 != c;
     # None where the outcome has no ULP number (a non-finite mistake) and in reports written before it.
     rel_error: float | None = field(default=None, metadata={"omit_default": True})
+    # The component this case is about, for a gradient case: its flat index in ``inputs`` (the replay
+    # prints every component); None for a loss case (left out).
+    component: int | None = field(default=None, metadata={"omit_default": True})
 
 
 @dataclass(frozen=True, slots=True)

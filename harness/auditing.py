@@ -364,8 +364,8 @@ def audit_verdict(result: RunResult, name: str, *, target: str = "", convention:
     the level: a reduced function wrong on single elements has problems); ``replay_note``: why its
     reproducer cannot be replayed with the function; ``stopped``: why the audit stopped before the end;
     ``output``: what the function wrote (captured in its worker)."""
-    mine = [s for s in result.scores if s.candidate == name]
-    others = [s for s in result.scores if s.candidate != name and (compared is None or s.candidate in compared)]
+    mine = [s for s in result.scores if s.candidate == name and s.quantity == "loss"]
+    others = [s for s in result.scores if s.candidate != name and s.quantity == "loss" and (compared is None or s.candidate in compared)]
     if not mine and stopped:
         return _unscored_verdict(name, target, convention, stopped, output)
     if not mine:
@@ -564,7 +564,8 @@ def _campaign_settings(settings: AuditSettings, builtins: tuple[str, ...]):
     systematic failure early, and every catalogue batch for a reduced function."""
     return Settings(seed=settings.seed, examples=settings.examples, families=(settings.family,), candidates=builtins,
                     dtypes=settings.dtypes, speed_elements=settings.speed_elements, shrink=settings.shrink,
-                    labels=settings.labels, stop_after=EARLY_STOP_CALLS, max_chunks=AUDIT_MAX_CHUNKS)
+                    labels=settings.labels, stop_after=EARLY_STOP_CALLS, max_chunks=AUDIT_MAX_CHUNKS,
+                    quantities=settings.quantities)
 
 
 def _check_audit(settings: AuditSettings, targets: list) -> None:

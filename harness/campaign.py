@@ -2,7 +2,9 @@
 
 Per family x dtype, the boundary catalogue and the corpus (worst cases of earlier runs) are evaluated for
 every candidate against one shared ground truth; then each candidate gets its own seeded Hypothesis search
-(:mod:`harness.search`) and, optionally, a speed measurement. The result is one :class:`RunResult`.
+(:mod:`harness.search`) and, optionally, a speed measurement; then its gradient is scored on the same base
+examples and every example its search visited (:func:`score_gradient`; ``Settings.quantities`` says which
+rows are made). The result is one :class:`RunResult`.
 Pure computation: the CLI reads the corpus and writes reports.
 """
 
@@ -16,9 +18,9 @@ from typing import Callable, Sequence
 import oracles
 
 from ._records import CandidateFailure, Curve, ErrorMap, Finding, RunResult, Score
-from .candidates import UPCAST_SUFFIX, Candidate, Unsupported, candidates
+from .candidates import UPCAST_SUFFIX, Candidate, NoGradient, Unsupported, candidates
 from .metrics import severity, summarize
-from .options import Settings
+from .options import MAX_CHUNKS, Settings
 from .provenance import provenance
 from .scoring import Observations, TruthCache, batches, finding, listed_cases, observe, worst_cases
 from .search import SearchResult, search
@@ -26,7 +28,8 @@ from .speed import speed_inputs, time_candidate
 from .strategies import Example, catalogue, has_labels
 from .sweep import error_map, sweep
 
-__all__ = ["Settings", "Progress", "Resume", "run_campaign", "score_candidate", "labels_scored", "DEFAULT_DTYPES"]
+__all__ = ["Settings", "Progress", "Resume", "run_campaign", "score_candidate", "score_rows", "score_loss", "score_gradient",
+           "gradient_units", "CandidateGradient", "labels_scored", "DEFAULT_DTYPES"]
 
 DEFAULT_DTYPES: tuple[str, ...] = tuple(oracles.FORMATS)  # float16, bfloat16, float32, float64
 
@@ -66,6 +69,20 @@ def labels_scored(candidate: Candidate, asked: str = "all") -> str | None:
     return own if asked == "all" else None
 
 
+def _unscorable(candidate: Candidate, dtype: str, settings: Settings, quantity: str = "loss") -> Score | None:
+    """The empty row of a candidate that cannot be scored in ``dtype`` at all (dtype not declared, library
+    missing, label sets excluding each other); None when it can be."""
+    if not candidate.supports(dtype):
+        return _empty_score(candidate, dtype, unsupported=True, quantity=quantity)
+    if not candidate.available():
+        return _empty_score(candidate, dtype, failure=f"needs {', '.join(candidate.needs)}: {candidate.install_hint}",
+                            quantity=quantity)
+    if labels_scored(candidate, settings.labels) is None:
+        return _empty_score(candidate, dtype, quantity=quantity,
+                            failure=f"takes {candidate.labels} labels only; this run scores {settings.labels} labels")
+    return None
+
+
 def score_candidate(
     candidate: Candidate,
     dtype: str,
@@ -73,16 +90,44 @@ def score_candidate(
     cache: TruthCache,
     settings: Settings,
 ) -> tuple[Score, list[Example]]:
-    """Score one candidate in one dtype; return the score and its worst examples (for the corpus).
+    """Score one candidate's loss in one dtype; return the score and its worst examples (for the corpus).
 
-    The examples scored, from ``base`` and from the search, are those of :func:`labels_scored` only."""
-    if not candidate.supports(dtype):
-        return _empty_score(candidate, dtype, unsupported=True), []
-    if not candidate.available():
-        return _empty_score(candidate, dtype, failure=f"needs {', '.join(candidate.needs)}: {candidate.install_hint}"), []
+    The examples scored, from ``base`` and from the search, are those of :func:`labels_scored` only.
+    :func:`score_rows` scores the gradient too."""
+    score, worst, _visited = score_loss(candidate, dtype, base, cache, settings)
+    return score, worst
+
+
+def score_rows(
+    candidate: Candidate,
+    dtype: str,
+    base: Sequence[Example],
+    cache: TruthCache,
+    settings: Settings,
+) -> tuple[tuple[Score, ...], list[Example]]:
+    """The rows of ``settings.quantities`` for one candidate in one dtype (loss first), and the loss's worst
+    examples (for the corpus). The gradient row is scored on the base examples and every example the
+    loss search visited (:func:`score_gradient`); without ``loss`` in the quantities there is no search,
+    and the gradient is scored on the base examples only."""
+    rows: list[Score] = []
+    worst: list[Example] = []
+    visited = Observations()
+    if "loss" in settings.quantities:
+        loss, worst, visited = score_loss(candidate, dtype, base, cache, settings)
+        rows.append(loss)
+    if "gradient" in settings.quantities:
+        rows.append(score_gradient(candidate, dtype, base, visited, cache, settings))
+    return tuple(rows), worst
+
+
+def score_loss(candidate: Candidate, dtype: str, base: Sequence[Example], cache: TruthCache,
+               settings: Settings) -> tuple[Score, list[Example], Observations]:
+    """:func:`score_candidate`, also returning every observation made (base, search and shrink): the
+    examples the loss search visited, on which :func:`score_gradient` scores the gradient too."""
+    empty = _unscorable(candidate, dtype, settings)
+    if empty is not None:
+        return empty, [], Observations()
     labels = labels_scored(candidate, settings.labels)
-    if labels is None:
-        return _empty_score(candidate, dtype, failure=f"takes {candidate.labels} labels only; this run scores {settings.labels} labels"), []
     if labels != "all":
         base = [e for e in base if has_labels(e, labels)]
     obs = Observations()
@@ -91,7 +136,7 @@ def score_candidate(
     try:
         obs.extend(observe(candidate, base, cache, candidate.reduction, settings.max_chunks))
     except Unsupported as exc:
-        return _empty_score(candidate, dtype, unsupported=True, failure=str(exc)), []
+        return _empty_score(candidate, dtype, unsupported=True, failure=str(exc)), [], Observations()
     except CandidateFailure:
         findings, stopped = _one_at_a_time(candidate, base, cache, settings, obs)
     # An _upcast variant searches with its base's seed: both start from the same drawn inputs, so the
@@ -126,21 +171,126 @@ def score_candidate(
     score = Score(family=candidate.family, candidate=candidate.name, dtype=dtype, reduction=candidate.reduction,
                   failure=failure, worst=worst, speed=speed, source=candidate.source, reproducer=reproducer,
                   findings=tuple(findings[:MAX_FINDINGS]), stopped=stopped, labels=labels, **stats)
-    return score, _worst_examples(obs, candidate.reduction)
+    return score, _worst_examples(obs, candidate.reduction), obs
+
+
+def gradient_units(base: Sequence[Example], visited: Observations, reduction: str,
+                   max_chunks: int = MAX_CHUNKS) -> list[list[Example]]:
+    """The examples a gradient row is scored on, as the calls :func:`score_gradient` makes (each unit one
+    :func:`~harness.scoring.observe` call): ``base`` (grouped as the loss groups it, so the exact values
+    are shared), then, for ``reduction='none'``, every example of ``visited`` not in ``base`` (each once);
+    for a reduced candidate, each batch of ``visited`` that is not one of the base's chunks (each once)."""
+    base = list(base)
+    if reduction == "none":
+        known = {e.key for e in base}
+        return [base, [e for group in visited.groups for e in group if e.key not in known and not known.add(e.key)]]
+    seen = {tuple(e.key for e in group) for group in batches(base, reduction, max_chunks)}
+    keys = [tuple(e.key for e in group) for group in visited.groups]
+    return [base] + [list(group) for group, key in zip(visited.groups, keys) if key not in seen and not seen.add(key)]
+
+
+@dataclass(frozen=True)
+class CandidateGradient:
+    """A candidate's gradient as a function ``fn(inputs, labels, **params)`` that :func:`observe` calls
+    (with the candidate's ``takes_params``, so a parameterised family's examples reach it)."""
+
+    candidate: Candidate
+
+    @property
+    def takes_params(self) -> bool:
+        return bool(getattr(self.candidate, "takes_params", False))
+
+    def __call__(self, inputs, labels, **params):
+        return self.candidate.gradient(inputs, labels, **params)
+
+
+def _gradient_missing(candidate: Candidate) -> str | None:
+    """Why ``candidate`` has no gradient to score (its ``gradient_note``), or why its gradient cannot be
+    loaded (an import or attribute error: a finding about the candidate, reported on its row); None if
+    there is one."""
+    note = getattr(candidate, "gradient_note", "")
+    if note:
+        return note
+    load = getattr(candidate, "load_gradient", None)
+    if load is None:
+        return None if callable(getattr(candidate, "gradient", None)) else "no gradient function"
+    try:
+        load()
+    except NoGradient as exc:
+        return str(exc)
+    except Exception as exc:  # noqa: BLE001 - a missing or broken gradient is the candidate's, never a crash
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        return f"gradient could not be loaded: {type(exc).__name__}: {first[:300]}"
+    return None
+
+
+def score_gradient(
+    candidate: Candidate,
+    dtype: str,
+    base: Sequence[Example],
+    visited: Observations,
+    cache: TruthCache,
+    settings: Settings,
+) -> Score:
+    """The gradient row (``quantity="gradient"``) of one candidate in one dtype.
+
+    Scored on the base examples (catalogue and corpus, in the loss's groups, so their exact gradient is
+    computed once per family and dtype and shared by every candidate through ``cache``) and on every
+    example the loss search visited (``visited``: the loss's observations), in one more batched gradient
+    call and one more oracle call per shape; there is no second Hypothesis search (the loss search's
+    examples are where the formula is stressed, and reusing them costs one vectorised call instead of a
+    search per candidate). A reduced candidate is scored per chunk, as the loss (the base's chunks, and
+    each batch the search drew). Each component is compared with ``oracles.evaluate(..., what="gradient")``
+    by :func:`harness.metrics.compare` and classified by its example's regime. A candidate without a
+    gradient (:attr:`Candidate.gradient_note`), or whose gradient cannot be loaded, gets a row whose
+    ``failure`` says why; calls that raise are findings, as for the loss."""
+    empty = _unscorable(candidate, dtype, settings, "gradient")
+    if empty is not None:
+        return empty
+    missing = _gradient_missing(candidate)
+    if missing is not None:
+        return _empty_score(candidate, dtype, failure=missing, quantity="gradient")
+    labels = labels_scored(candidate, settings.labels)
+    if labels != "all":
+        base = [e for e in base if has_labels(e, labels)]
+    fn = CandidateGradient(candidate)
+    units = gradient_units(base, visited, candidate.reduction, settings.max_chunks)
+    obs = Observations()
+    findings: list[Finding] = []
+    stopped: str | None = None
+    for unit in units:
+        try:
+            obs.extend(observe(fn, unit, cache, candidate.reduction, settings.max_chunks, quantity="gradient"))
+        except Unsupported as exc:
+            return _empty_score(candidate, dtype, unsupported=True, failure=str(exc), quantity="gradient")
+        except CandidateFailure:
+            found, stopped = _one_at_a_time(candidate, unit, cache, settings, obs, fn=fn, quantity="gradient")
+            findings += found
+            if stopped is not None:
+                break
+    stats = summarize(obs.merged(), [r.name for r in oracles.get_family(candidate.family).regimes])
+    stats["counts"]["raised"] += len(findings)
+    worst, behind = listed_cases(obs, candidate.family, candidate.name, dtype, candidate.reduction)
+    stats["regimes"] = {name: replace(r, worst=behind.get(name)) for name, r in stats["regimes"].items()}
+    return Score(family=candidate.family, candidate=candidate.name, dtype=dtype, reduction=candidate.reduction,
+                 failure=stopped or _failure_summary(findings), worst=worst, source=candidate.source,
+                 findings=tuple(findings[:MAX_FINDINGS]), stopped=stopped, labels=labels, quantity="gradient",
+                 **stats)
 
 
 def _one_at_a_time(candidate: Candidate, base: Sequence[Example], cache: TruthCache, settings: Settings,
-                   obs: Observations) -> tuple[list[Finding], str | None]:
+                   obs: Observations, fn: Callable | None = None, quantity: str = "loss") -> tuple[list[Finding], str | None]:
     """After a failed call on all of ``base``: call the examples (batches, for reduced candidates) one at a
     time, probes first, adding what works to ``obs``; return a finding per failure and, when every probe
-    failed alike, why it stopped there (see :func:`systematic_failure`)."""
+    failed alike, why it stopped there (see :func:`systematic_failure`). ``fn`` and ``quantity``: what is
+    called and compared (default: the candidate's loss)."""
     units = [[e] for e in base] if candidate.reduction == "none" else batches(base, candidate.reduction, settings.max_chunks)
     findings: list[Finding] = []
     failures: list[CandidateFailure] = []
     for done, i in enumerate(_probe_first(len(units), settings.stop_after), 1):
         batch = units[i]
         try:
-            obs.extend(observe(candidate, batch, cache, candidate.reduction))
+            obs.extend(observe(fn or candidate, batch, cache, candidate.reduction, quantity=quantity))
         except (CandidateFailure, Unsupported) as exc:
             failed = exc if isinstance(exc, CandidateFailure) else CandidateFailure(str(exc), "wrong_dtype")
             findings.append(finding(failed, batch))
@@ -214,7 +364,8 @@ def _worst_examples(obs: Observations, reduction: str, count: int = 10) -> list[
 @dataclass
 class Resume:
     """Work finished by an earlier, interrupted run with the same settings (read from its journal):
-    scores and their corpus additions per (family, candidate, dtype), curves and error maps per (family, dtype)."""
+    scores and their corpus additions per (family, candidate, dtype, quantity) (``Score.key``), curves and
+    error maps per (family, dtype)."""
 
     scores: dict[tuple[str, str, str], tuple[Score, list[Example]]] = field(default_factory=dict)
     curves: dict[tuple[str, str], list[Curve]] = field(default_factory=dict)
@@ -266,15 +417,18 @@ class _Work:
         return self.caches[(family, dtype)]
 
     def score(self, family: str, dtype: str, candidate: Candidate) -> None:
-        """Score one candidate (or take its finished score from ``resume``) and keep its worst examples."""
-        done = self.resume.scores.get((family, candidate.name, dtype))
-        if done is not None:
-            score, worst = done
+        """Score one candidate's rows (or take them from ``resume`` when every one of ``settings.quantities``
+        is finished there) and keep the loss's worst examples."""
+        done = [self.resume.scores.get((family, candidate.name, dtype, q)) for q in self.settings.quantities]
+        if all(d is not None for d in done):
+            rows = tuple(score for score, _ in done)
+            worst = [e for _, w in done for e in w]
         else:
             cache, base = self.base(family, dtype)
-            score, worst = score_candidate(candidate, dtype, base, cache, self.settings)
-            self.progress.scored(score, worst)
-        self.scores.append(score)
+            rows, worst = score_rows(candidate, dtype, base, cache, self.settings)
+            for row in rows:
+                self.progress.scored(row, worst if row.quantity == "loss" else [])
+        self.scores.extend(rows)
         kept = self.new_corpus.setdefault((family, dtype), list(self.corpus.get((family, dtype), [])))
         known = {e.key for e in kept}
         kept.extend(e for e in worst if e.key not in known and not known.add(e.key))

@@ -121,7 +121,7 @@ def figures_of(stats: Any) -> Figures:
 
 def _rows_of(result: RunResult) -> dict[tuple[str, str, str, str], Figures]:
     rows: dict[tuple[str, str, str, str], Figures] = {}
-    for score in result.scores:
+    for score in (s for s in result.scores if s.quantity == "loss"):  # gradient rows: keyed by gradreport
         rows[(score.family, score.candidate, score.dtype, ALL_REGIME)] = figures_of(score)
         for regime, stats in score.regimes.items():
             rows[(score.family, score.candidate, score.dtype, regime)] = figures_of(stats)

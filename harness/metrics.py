@@ -14,9 +14,9 @@ import numpy as np
 import oracles
 from oracles import Truth
 
-from ._records import COUNTED_OUTCOMES, HISTOGRAM_BINS, NON_FINITE_MISTAKES, RegimeScore
+from ._records import COUNTED_OUTCOMES, HISTOGRAM_BINS, NON_FINITE_MISTAKES, SIGN_MISTAKES, RegimeScore
 
-__all__ = ["Comparison", "compare", "summarize", "severity"]
+__all__ = ["Comparison", "compare", "example_regimes", "sign_marks", "sign_mistakes", "summarize", "severity"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,8 +24,13 @@ class Comparison:
     """Per-example arrays (flattened): ``ulp`` (nan where no ULP number applies), ``bits``, ``outcome``, and
     ``flushed`` (correctly rounded value is a nonzero subnormal, the candidate returned zero) and
     ``finite_input`` (every input of the example, or of the reduced batch, is finite); ``regime``: the regime
-    name of each example (:meth:`oracles._family.Family.regimes_of`; a reduced batch is one example), or
-    None where not classified (gradients)."""
+    name of each value's example (:meth:`oracles._family.Family.regimes_of`; a reduced batch is one
+    example; a gradient's components each take their example's), or None where not classified;
+    ``zero_where_nonzero`` and ``wrong_sign``: the two mistakes of :func:`sign_mistakes` on a gradient's
+    components (all False for a loss; None: not computed, counted as none).
+
+    For a gradient each value is one component: the arrays are flattened in the inputs' order, so the
+    ``K`` components of a row-family example are consecutive."""
 
     ulp: np.ndarray
     bits: np.ndarray
@@ -33,14 +38,42 @@ class Comparison:
     flushed: np.ndarray
     finite_input: np.ndarray
     regime: np.ndarray | None = None
+    zero_where_nonzero: np.ndarray | None = None
+    wrong_sign: np.ndarray | None = None
 
 
-def compare(truth: Truth, computed: np.ndarray) -> Comparison:
+def sign_mistakes(got: np.ndarray, rounded: np.ndarray, min_normal: float) -> tuple[np.ndarray, np.ndarray]:
+    """Two mistakes of a gradient that no ULP figure shows well, per value (flattened); :func:`compare`
+    applies them to gradient components only (0 on loss rows):
+
+    - ``zero_where_nonzero``: the candidate returned ``+0`` or ``-0`` where the correctly rounded exact value
+      is a nonzero NORMAL number (``|rounded| >= min_normal``, finite): a vanishing gradient (a clip's zero
+      derivative, an underflowed factor). A nonzero SUBNORMAL rounded value returned as 0 is not counted
+      here: that is ``flushed_subnormal``.
+    - ``wrong_sign``: the candidate returned a finite nonzero value whose sign differs from that of the
+      correctly rounded value, which is finite and nonzero (an infinite exact value returned finite is
+      ``finite_where_infinite``'s; a rounded 0 has no sign to get wrong).
+
+    Both values are finite numbers, so both examples also have a ULP number (a large one)."""
+    g = np.asarray(got).astype(np.float64).ravel()
+    r = np.asarray(rounded, dtype=np.float64).ravel()
+    with np.errstate(invalid="ignore"):
+        nonzero = np.isfinite(r) & (r != 0)
+        zero = nonzero & (np.abs(r) >= min_normal) & (g == 0)
+        wrong = nonzero & np.isfinite(g) & (g != 0) & (np.signbit(g) != np.signbit(r))
+    return zero, wrong
+
+
+def compare(truth: Truth, computed: np.ndarray, regimes: np.ndarray | None = None) -> Comparison:
     """Compare a candidate's values (same shape as ``truth.rounded``) with the ground truth.
 
     ``finite_input`` and ``regime`` are derived from ``truth``: per example for ``reduction='none'``, for
     the whole batch otherwise (the batch is one example: its inputs and labels together, the reduced exact
-    value; see :meth:`oracles._family.Family.regimes_of`)."""
+    value; see :meth:`oracles._family.Family.regimes_of`). A gradient ``truth`` (``what='gradient'``) cannot
+    classify its examples (a regime is decided by the exact LOSS): ``regimes`` gives them, one per
+    example (one for a reduced batch), and each component takes its example's regime; its ``finite_input``
+    is its example's too (a row with one infinite logit makes every component's input non-finite). Without
+    ``regimes`` a gradient comparison is unclassified (``regime`` None)."""
     got = np.asarray(computed)
     outcome, ulp, bits = (a.ravel() for a in oracles.measure(got, truth, truth.dtype))
     fmt = oracles.resolve_format(truth.dtype)
@@ -50,18 +83,39 @@ def compare(truth: Truth, computed: np.ndarray) -> Comparison:
         subnormal = (rounded != 0) & (np.abs(rounded) < fmt.min_normal)
     flushed = subnormal & (g == 0) & (outcome == "finite")
     x = np.asarray(truth.inputs, dtype=np.float64)
+    # values per example: 1 for a loss, the example's inputs for a gradient (all of them for a reduced batch)
+    if truth.reduction != "none":
+        examples = 1
+    elif truth.what == "gradient":
+        examples = int(np.prod(oracles.get_family(truth.family).batch_shape(x), dtype=np.int64))
+    else:
+        examples = outcome.size
+    per = outcome.size // examples if examples else 1
     if truth.reduction != "none":
         finite_input = np.full(outcome.shape, bool(np.isfinite(x).all()))
     else:
-        rows = x.reshape(outcome.size, -1) if outcome.size else x.reshape(0, 1)
-        finite_input = np.isfinite(rows).all(axis=1)
+        rows = x.reshape(examples, -1) if outcome.size else x.reshape(0, 1)
+        finite_input = np.repeat(np.isfinite(rows).all(axis=1), per)
+    if truth.what == "gradient":
+        zero, wrong = sign_mistakes(got, rounded, fmt.min_normal)
+    else:  # counted on gradient rows only: a loss that underflows to 0 shows in its ULP error and the tiny regime
+        zero = wrong = np.zeros(outcome.size, dtype=bool)
     regime = None
-    if truth.what == "loss":
-        batch = truth.reduction != "none"
-        regime = oracles.get_family(truth.family).regimes_of(
-            truth.inputs[None] if batch else truth.inputs, truth.labels[None] if batch else truth.labels,
-            truth.dtype, truth.rounded, truth.exact)
-    return Comparison(ulp=ulp, bits=bits, outcome=outcome, flushed=flushed, finite_input=finite_input, regime=regime)
+    if truth.what == "gradient" and regimes is not None:
+        regime = np.repeat(np.asarray(regimes).ravel(), per)
+    elif truth.what == "loss":
+        regime = example_regimes(truth)
+    return Comparison(ulp=ulp, bits=bits, outcome=outcome, flushed=flushed, finite_input=finite_input, regime=regime,
+                      zero_where_nonzero=zero, wrong_sign=wrong)
+
+
+def example_regimes(truth: Truth) -> np.ndarray:
+    """The regime of each example of a LOSS ``truth`` (:meth:`oracles._family.Family.regimes_of`): one per
+    example for ``reduction='none'``, one for the whole batch otherwise (the batch is one example)."""
+    batch = truth.reduction != "none"
+    return oracles.get_family(truth.family).regimes_of(
+        truth.inputs[None] if batch else truth.inputs, truth.labels[None] if batch else truth.labels,
+        truth.dtype, truth.rounded, truth.exact)
 
 
 def severity(c: Comparison) -> np.ndarray:
@@ -73,7 +127,8 @@ def severity(c: Comparison) -> np.ndarray:
 
 
 def _stat(values: np.ndarray, fn) -> float | None:
-    return float(fn(values)) if values.size else None
+    with np.errstate(over="ignore"):  # a mean of errors near 1e308 ULP (gradients of float64 overflows) is inf
+        return float(fn(values)) if values.size else None
 
 
 def _mean(values: np.ndarray) -> float:
@@ -127,6 +182,12 @@ def _regime_codes(c: Comparison, order: Sequence[str] | None) -> tuple[list[str]
     return names, code
 
 
+def sign_marks(c: Comparison, name: str) -> np.ndarray:
+    """The boolean array ``name`` (one of :data:`SIGN_MISTAKES`) of ``c``, all False where not computed."""
+    marks = getattr(c, name)
+    return np.zeros(c.outcome.size, dtype=bool) if marks is None else marks
+
+
 def _counts(c: Comparison, group: np.ndarray, groups: int) -> list[dict[str, int]]:
     """Per group (``group``: each example's group index, ``0 .. groups-1``), the outcome counts of
     :data:`COUNTED_OUTCOMES`: each outcome class compared once over all examples, then counted per group."""
@@ -136,12 +197,14 @@ def _counts(c: Comparison, group: np.ndarray, groups: int) -> list[dict[str, int
         code[c.outcome == name] = j
     table = np.bincount(group * (k + 1) + code, minlength=groups * (k + 1)).reshape(groups, k + 1)
     flushed = np.bincount(group, weights=c.flushed, minlength=groups)
+    marked = {name: np.bincount(group, weights=sign_marks(c, name), minlength=groups) for name in SIGN_MISTAKES}
     mistake = np.isin(code, [COUNTED_OUTCOMES.index(name) for name in NON_FINITE_MISTAKES])
     on_nonfinite = np.bincount(group, weights=mistake & ~c.finite_input, minlength=groups)
     out = []
     for g in range(groups):
         counts = {name: int(table[g, j]) for j, name in enumerate(COUNTED_OUTCOMES)}
         counts["flushed_subnormal"] = int(flushed[g])
+        counts.update((name, int(marked[name][g])) for name in SIGN_MISTAKES)
         counts["on_nonfinite_inputs"] = int(on_nonfinite[g])
         out.append(counts)
     return out

@@ -32,7 +32,7 @@ from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 import oracles
 
-from ._records import LABEL_SETS
+from ._records import LABEL_SETS, QUANTITIES
 from ._values import parse_value
 from .candidates import CANDIDATE_NAMES
 from .thresholds import parse_thresholds
@@ -121,6 +121,13 @@ def comma_list(kind: str, choices: tuple[str, ...] | Callable[[], tuple[str, ...
         return items
 
     return parse
+
+
+def quantity_list(value: Any) -> tuple[str, ...]:
+    """``--quantities``: a comma list of :data:`~harness._records.QUANTITIES` (``loss``, ``gradient``; ``all``:
+    both), kept in that order, each once; a one-line :class:`UsageError` naming the valid ones otherwise."""
+    given = comma_list("quantity", QUANTITIES)(value)
+    return tuple(q for q in QUANTITIES if q in given)
 
 
 def one_of(kind: str, choices: tuple[str, ...] | Callable[[], tuple[str, ...]]) -> Callable[[Any], str]:
@@ -396,6 +403,10 @@ OPTIONS: tuple[Option, ...] = (
                   "gate": {"help": "folder for this run's report.md (Gate section on top) and report.json (default reports/)"},
                   "compare": {"default": None, "metavar": "FILE", "help": "write the table to FILE (atomically) instead of"
                               " standard output"}}),
+    Option("quantities", quantity_list, QUANTITIES,
+           "what to score, a comma list of: loss (the loss value), gradient (the gradient with respect to the"
+           " inputs, per component, on the base examples and those the loss search visited); default loss,gradient",
+           "LIST", faces={"run": {}, "audit": {}, "audit_api": {}}),
     Option("speed_elements", bounded_count(MAX_SPEED_ELEMENTS, "elements to time (gigabytes of memory)"), 1_000_000,
            "array size for timing each candidate against a memory copy; 0 skips timing (default 10^6)", "N",
            faces={"run": {}, "audit_api": {"default": 0},
@@ -572,7 +583,8 @@ class Settings:
     examples per family x candidate x dtype (on top of the boundary catalogue and the corpus);
     ``speed_elements``: array size for timing (0 turns timing off); ``labels``: the label set scored;
     ``stop_after``: probe calls that stop a candidate x dtype when all fail alike (0: never; audits);
-    ``max_chunks``: catalogue batches a reduced candidate is scored on."""
+    ``max_chunks``: catalogue batches a reduced candidate is scored on; ``quantities``: the rows scored per
+    candidate (:data:`~harness._records.QUANTITIES`: loss, gradient)."""
 
     seed: int = _default("seed")
     examples: int = _default("examples")
@@ -584,6 +596,7 @@ class Settings:
     labels: str = field(default=_default("labels", "audit"), metadata=_WHEN_SET)
     stop_after: int = field(default=0, metadata=_WHEN_SET)
     max_chunks: int = field(default=MAX_CHUNKS, metadata=_WHEN_SET)
+    quantities: tuple[str, ...] = field(default=_default("quantities"), metadata=_WHEN_SET)
 
     def to_json(self) -> dict[str, Any]:
         return _to_json(self)
@@ -603,6 +616,7 @@ class AuditSettings:
     per_element: bool = _default("per_element", "audit_api")
     speed_elements: int = _default("speed_elements", "audit_api")
     shrink: bool = _default("shrink", "audit_api")
+    quantities: tuple[str, ...] = _default("quantities", "audit_api")
     takes: Any = None
     inputs: str | None = None
     reduction: str = _default("reduction", "audit_api")

@@ -38,6 +38,8 @@ OUTCOME_WORDS = {
     "wrong_infinity": "the opposite infinity",
     "number_where_nan": "a number where the exact value is undefined (nan)",
     "flushed_subnormal": "zero where the correctly rounded value is a nonzero subnormal",
+    "zero_where_nonzero": "zero where the correctly rounded value is a nonzero normal number",
+    "wrong_sign": "the opposite sign of the correctly rounded value",
     "raised": "the candidate raised",
     "unconverged": "the oracle did not converge (nothing claimed)",
 }
@@ -53,13 +55,17 @@ class Tally:
     """The outcomes of one score that are not a ULP number. ``non_finite``: the six non-finite mistakes
     summed; ``on_nonfinite_inputs``: how many of those were on examples with a ±inf or nan input;
     ``raised``: examples (or reduced batches) without a usable answer (raised, timed out, crashed, wrong
-    shape or dtype); ``flushed``: flushed subnormals; ``unconverged``: oracle values not settled."""
+    shape or dtype); ``flushed``: flushed subnormals; ``unconverged``: oracle values not settled;
+    ``zero_where_nonzero`` and ``wrong_sign``: the counts of those names (:data:`~harness._records.SIGN_MISTAKES`:
+    a zero where the rounded exact value is a nonzero normal number; a finite result of the wrong sign)."""
 
     non_finite: int
     on_nonfinite_inputs: int
     raised: int
     flushed: int
     unconverged: int
+    zero_where_nonzero: int = 0
+    wrong_sign: int = 0
 
     @property
     def on_finite_inputs(self) -> int:
@@ -76,6 +82,8 @@ def tally_outcomes(score: Score) -> Tally:
         raised=count(score, ("raised",)),
         flushed=count(score, ("flushed_subnormal",)),
         unconverged=count(score, ("unconverged",)),
+        zero_where_nonzero=count(score, ("zero_where_nonzero",)),
+        wrong_sign=count(score, ("wrong_sign",)),
     )
 
 

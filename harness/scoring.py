@@ -3,6 +3,11 @@
 Examples of one shape are evaluated together: one oracle call per group (shared by every candidate through
 :class:`TruthCache`) and one vectorized candidate call. A reduced candidate (``reduction`` mean/sum) is
 scored on consecutive chunks of :data:`CHUNK` examples, each chunk one batch, against the exact reduced loss.
+
+The same functions score a gradient (``quantity="gradient"``): the candidate's gradient with respect to its
+inputs against ``oracles.evaluate(..., what="gradient")`` (cached beside the loss), one value per component
+(the inputs' shape; a reduced candidate's: the gradient of its mean or sum over the chunk). Each component
+takes its example's regime, decided by the exact loss as for the loss row.
 """
 
 from __future__ import annotations
@@ -18,10 +23,10 @@ import numpy as np
 import oracles
 from oracles import Truth
 
-from ._records import NON_FINITE_MISTAKES, CandidateFailure, Finding, WorstCase
+from ._records import NON_FINITE_MISTAKES, SIGN_MISTAKES, CandidateFailure, Finding, WorstCase
 from ._values import float_hex
 from .candidates import Unsupported
-from .metrics import Comparison, compare, severity
+from .metrics import Comparison, sign_marks, compare, example_regimes, severity
 from .strategies import Example
 
 # CandidateFailure is imported for its raisers' old import path; it lives in harness._records (public: harness.records).
@@ -42,17 +47,23 @@ class TruthCache:
     dtype: str
     _store: dict[tuple, Truth] = field(default_factory=dict)
 
-    def truth(self, examples: Sequence[Example], reduction: str) -> Truth:
-        key = (reduction, tuple(e.key for e in examples))
+    def truth(self, examples: Sequence[Example], reduction: str, quantity: str = "loss") -> Truth:
+        """The exact ``quantity`` (``loss`` or ``gradient``, :data:`~harness._records.QUANTITIES`) of the
+        examples stacked (a group of one shape and parameters), computed on first request."""
+        key = (reduction, quantity, tuple(e.key for e in examples))
         hit = self._store.get(key)
         if hit is None:
             fam = oracles.get_family(self.family)
             x = np.stack([e.inputs for e in examples])
             z = np.stack([e.labels for e in examples])
             hit = oracles.evaluate(self.family, **{fam.input_name: x}, labels=z, dtype=self.dtype, reduction=reduction,
-                                   params=examples[0].param_values)  # a group shares its parameters (batches)
+                                   what=quantity, params=examples[0].param_values)  # a group shares its parameters
             self._store[key] = hit
         return hit
+
+    def regimes(self, examples: Sequence[Example], reduction: str) -> np.ndarray:
+        """The regime of each example (one for a reduced batch), from the exact loss (cached as the loss's)."""
+        return example_regimes(self.truth(examples, reduction))
 
 
 @dataclass
@@ -76,6 +87,7 @@ class Observations:
             finite_input=np.concatenate([c.finite_input for c in self.comparisons]),
             regime=None if any(c.regime is None for c in self.comparisons)
             else np.concatenate([c.regime for c in self.comparisons]),
+            **{name: np.concatenate([sign_marks(c, name) for c in self.comparisons]) for name in SIGN_MISTAKES},
         )
 
     def extend(self, other: "Observations") -> None:
@@ -134,8 +146,11 @@ def observe(
     cache: TruthCache,
     reduction: str = "none",
     max_chunks: int = MAX_CHUNKS,
+    quantity: str = "loss",
 ) -> Observations:
-    """Run ``fn`` on the examples (grouped, see :func:`batches`) and compare with the ground truth.
+    """Run ``fn`` on the examples (grouped, see :func:`batches`) and compare with the ground truth of
+    ``quantity``: ``fn`` computes the loss, or for ``quantity="gradient"`` the gradient (inputs' shape),
+    each component then classified by its example's regime (:meth:`TruthCache.regimes`).
 
     Raises :class:`harness.candidates.Unsupported` (dtype rejected) or :class:`~harness.records.CandidateFailure`.
     """
@@ -144,14 +159,15 @@ def observe(
     for group in batches(examples, reduction, max_chunks):
         if group[0].params and not takes_params:
             continue  # examples at other parameter values: only for candidates that take the parameters
-        truth = cache.truth(group, reduction)
+        truth = cache.truth(group, reduction, quantity)
         x = np.stack([e.inputs for e in group])
         z = np.stack([e.labels for e in group])
         got = call_candidate(fn, x, z, truth.rounded.shape, cache.dtype, group[0].param_values)
+        regimes = cache.regimes(group, reduction) if quantity == "gradient" else None
         obs.groups.append(group)
         obs.got.append(got)
         obs.truths.append(truth)
-        obs.comparisons.append(compare(truth, got))
+        obs.comparisons.append(compare(truth, got, regimes))
     return obs
 
 
@@ -169,9 +185,10 @@ def _labels_text(labels: np.ndarray) -> tuple[str, ...]:
 
 
 def replay_command(family: str, candidate: str, dtype: str, inputs: np.ndarray, labels: np.ndarray, reduction: str = "none",
-                   params: dict | None = None) -> str:
+                   params: dict | None = None, quantity: str = "loss") -> str:
     """One command that recomputes the candidate and the exact value on these inputs (with ``--param
-    name=value`` for each of the family's parameters: ``params``, defaults for the rest)."""
+    name=value`` for each of the family's parameters: ``params``, defaults for the rest; with
+    ``--gradient`` for ``quantity="gradient"``: the candidate's gradient beside the exact one)."""
     fam = oracles.get_family(family)
     rows = ";".join(",".join(float_hex(v) for v in row) for row in np.atleast_2d(inputs)) if inputs.ndim > 1 else ",".join(float_hex(v) for v in np.ravel(inputs))
     label_rows = ";".join(",".join(_labels_text(row)) for row in np.atleast_2d(labels)) if labels.ndim > 1 else ",".join(_labels_text(labels))
@@ -180,6 +197,8 @@ def replay_command(family: str, candidate: str, dtype: str, inputs: np.ndarray, 
         words += ["--reduction", reduction]
     for name, value in fam.check_params(params).items():
         words += ["--param", f"{name}={value:g}" if float(f"{value:g}") == value else f"{name}={value!r}"]
+    if quantity == "gradient":
+        words.append("--gradient")
     words += ["--candidate", candidate]
     return shlex.join(words)
 
@@ -250,20 +269,31 @@ def listed_cases(obs: Observations, family: str, candidate: str, dtype: str, red
     return tuple(case(k) for k in chosen), {name: case(k) for name, k in behind.items()}
 
 
+def _example_index(obs: Observations, g: int, i: int) -> int:
+    """The example of group ``g`` behind its value ``i``: ``i`` itself for a loss, ``i // K`` for a gradient
+    whose examples have ``K`` components each (reduction none)."""
+    per = max(obs.truths[g].rounded.size // max(len(obs.groups[g]), 1), 1)
+    return i // per
+
+
 def _example_key(obs: Observations, g: int, i: int, reduction: str) -> tuple:
     group = obs.groups[g]
     if reduction == "none":
+        i = _example_index(obs, g, i)
         return (group[i].inputs.tobytes(), group[i].labels.tobytes(), group[i].params)
     return (b"".join(e.inputs.tobytes() for e in group), b"".join(e.labels.tobytes() for e in group), group[0].params)
 
 
 def _worst_case(obs: Observations, g: int, i: int, family: str, candidate: str, dtype: str, reduction: str) -> WorstCase:
-    """Value ``i`` of group ``g`` as a reproducer (its exact value from the Ziv path: only cases shown ask)."""
+    """Value ``i`` of group ``g`` as a reproducer (its exact value from the Ziv path: only cases shown ask);
+    for a gradient, the example of component ``i`` and the component's index in its inputs."""
     group, truth, got, comparison = obs.groups[g], obs.truths[g], obs.got[g], obs.comparisons[g]
+    example = _example_index(obs, g, i) if reduction == "none" else 0
     if reduction == "none":
-        inputs, labels = group[i].inputs, group[i].labels
+        inputs, labels = group[example].inputs, group[example].labels
     else:
         inputs, labels = np.stack([e.inputs for e in group]), np.stack([e.labels for e in group])
+    component = i - example * inputs.size if truth.what == "gradient" else None
     ulp = float(comparison.ulp[i])
     exact = truth.exact_value(i)
     computed = np.ravel(got)[i]
@@ -275,7 +305,19 @@ def _worst_case(obs: Observations, g: int, i: int, family: str, candidate: str, 
         exact=oracles.format_exact(exact),
         rounded=float_hex(np.ravel(truth.rounded)[i]),
         ulp=None if math.isnan(ulp) else ulp,
-        outcome=str(comparison.outcome[i]) if not comparison.flushed[i] else "flushed_subnormal",
-        replay=replay_command(family, candidate, dtype, inputs, labels, reduction, group[i if reduction == "none" else 0].param_values),
+        outcome=_case_outcome(comparison, i),
+        replay=replay_command(family, candidate, dtype, inputs, labels, reduction, group[example].param_values, truth.what),
         rel_error=None if rel is None or math.isnan(rel) else rel,
+        component=component,
     )
+
+
+def _case_outcome(comparison: Comparison, i: int) -> str:
+    """The outcome of value ``i`` as a case shows it: the class of :func:`oracles.measure`, unless the
+    value is a flushed subnormal or one of :data:`~harness._records.SIGN_MISTAKES`, which it names."""
+    if comparison.flushed[i]:
+        return "flushed_subnormal"
+    for name in SIGN_MISTAKES:
+        if sign_marks(comparison, name)[i]:
+            return name
+    return str(comparison.outcome[i])

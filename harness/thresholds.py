@@ -28,10 +28,11 @@ class of :data:`~harness._records.COUNTED_OUTCOMES`.
   an unchanged candidate replays the baseline's inputs and gives identical figures, while a changed one is
   searched anew, and a figure may then move by a little without the code being worse.
 - ``mean_bits``: ``1bits``: one more bit of error on average is a doubling of the typical ULP error.
-- ``nonfinite_on_finite_inputs``, ``raised``, ``flushed_subnormal``, ``unconverged``: ``2%,keep0``: a nan
-  or inf where the inputs are finite, a call that raises, a subnormal result flushed to 0, a value the oracle
-  could not settle: where the baseline had none, one is a new kind of failure (never search noise on code
-  that does not make them) and fails; where it had some, a new search finds more or fewer of them, and the
+- ``nonfinite_on_finite_inputs``, ``raised``, ``flushed_subnormal``, ``unconverged``, ``zero_where_nonzero``,
+  ``wrong_sign``: ``2%,keep0``: a nan or inf where the inputs are finite, a call that raises, a subnormal
+  result flushed to 0, a value the oracle could not settle, a vanishing gradient or a sign flip: where the
+  baseline had none, one is a new kind of failure (never search noise on code that does not make them) and
+  fails; where it had some, a new search finds more or fewer of them, and the
   rate may grow by 2 points of the examples (``python ci/gate_noise.py``: against a run with another seed,
   0% failed 23-30 of 188 checks on this statistic alone, 2% 3-4, as many as max ULP's own rule).
 - the six non-finite classes (``nan``, ``inf``, ...) and ``on_nonfinite_inputs``: ``1%``: their growth on
@@ -53,7 +54,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Mapping
 
-from ._records import COUNTED_OUTCOMES, NON_FINITE_MISTAKES
+from ._records import COUNTED_OUTCOMES, NON_FINITE_MISTAKES, SIGN_MISTAKES
 
 __all__ = [
     "WHOLE",
@@ -95,6 +96,8 @@ STATISTIC_WORDS: Mapping[str, str] = MappingProxyType({
     "raised": "raised on",
     "unconverged": "oracle values not settled",
     "on_nonfinite_inputs": "non-finite results on ±inf/nan inputs",
+    "zero_where_nonzero": "zeros where the exact value is a nonzero normal number",
+    "wrong_sign": "results of the wrong sign",
 })
 
 _ULP_FORM = "a factor and/or a floor, e.g. 2x, 4ulp or 2x,4ulp"
@@ -161,7 +164,7 @@ DEFAULT_THRESHOLDS: Mapping[str, Threshold] = MappingProxyType({
     "mean_bits": Threshold("bits", growth=1.0),
     **{s: Threshold("rate", growth=0.01) for s in (*NON_FINITE_MISTAKES, "on_nonfinite_inputs")},
     **{s: Threshold("rate", growth=0.02, keep_zero=True)
-       for s in (NONFINITE_ON_FINITE, "raised", "flushed_subnormal", "unconverged")},
+       for s in (NONFINITE_ON_FINITE, "raised", "flushed_subnormal", "unconverged", *SIGN_MISTAKES)},
 })
 assert set(DEFAULT_THRESHOLDS) == set(STATISTICS), "every compared statistic needs a default threshold"
 

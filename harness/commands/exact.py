@@ -63,10 +63,15 @@ def _read_inputs(family: str, options: dict[str, Any]) -> tuple[Any, Any, np.nda
 def _candidate_values(spec: str, fam: Any, inputs: np.ndarray, labels: np.ndarray, options: dict[str, Any],
                       params: dict[str, float]) -> Any:
     """What ``spec`` (a built-in name, or ``module:function`` called as ``lossfuzz audit`` calls it, in a
-    worker process) returns on the inputs; None (and a line saying why) when the candidate itself fails."""
-    from ..candidates import get_candidate
+    worker process) returns on the inputs, its gradient with ``--gradient``; None (and a line saying why)
+    when the candidate itself fails or has no gradient."""
+    from ..candidates import NoGradient, get_candidate
     from ..records import CandidateFailure
 
+    gradient = options["gradient"]
+    if ":" in spec and gradient:
+        raise UsageError(f"--gradient --candidate {spec}: a function's gradient is scored by `lossfuzz audit`;"
+                         " here pass a built-in candidate name")
     if ":" in spec:  # a user's function: imported, called and converted in a worker, as `lossfuzz audit` runs it
         from ..auditing import call_function_once
 
@@ -83,10 +88,13 @@ def _candidate_values(spec: str, fam: Any, inputs: np.ndarray, labels: np.ndarra
         candidate = get_candidate(fam.name, spec)
     if not candidate.available():
         raise UsageError(f"candidate {spec} needs {', '.join(candidate.needs)}: {candidate.install_hint}")
+    run = candidate.gradient if gradient else candidate
     try:
         with np.errstate(all="ignore"):
-            return np.asarray(candidate(inputs, labels, **params) if getattr(candidate, "takes_params", False)
-                              else candidate(inputs, labels))
+            return np.asarray(run(inputs, labels, **params) if getattr(candidate, "takes_params", False)
+                              else run(inputs, labels))
+    except NoGradient:
+        print(f"{spec}: no gradient: {candidate.gradient_note}")
     except CandidateFailure as exc:
         print(f"{spec}: {exc} ({exc.kind})")
     except Exception as exc:  # noqa: BLE001 - the candidate's own failure is output, not a usage error

@@ -125,7 +125,7 @@ def _summary(console, result) -> None:
     for d in dtypes:
         table.add_column(d, justify="right")
     rows: dict = {}
-    for s in result.scores:
+    for s in (s for s in result.scores if s.quantity == "loss"):
         rows.setdefault((s.family, s.candidate), {})[s.dtype] = s
     for (family, candidate), by_dtype in rows.items():
         cells = []

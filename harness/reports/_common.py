@@ -245,7 +245,7 @@ def by_family(result: RunResult) -> list[tuple[str, list[Score]]]:
     dtype_order = {d: i for i, d in enumerate(ordered_unique(s.dtype for s in result.scores))}
     groups = []
     for family in families:
-        rows = [s for s in result.scores if s.family == family]
+        rows = [s for s in result.scores if s.family == family and s.quantity == "loss"]  # gradient tables: gradreport
         rows.sort(key=lambda s: (cand_order[s.candidate], dtype_order[s.dtype]))
         groups.append((family, rows))
     return groups

@@ -7,7 +7,9 @@ each dtype: subnormals, ``±max``, exp thresholds, soft and subnormal labels, ``
 
 Default run: 10^4 points (rows for the softmax families) per family x dtype for the loss, 2000 for the
 gradient, a few hundred small batches for the ``sum``/``mean`` reductions, and 2000 points per family x
-dtype built to sit a hair away from a rounding midpoint (:func:`points.structured`). ``-m slow`` runs 10^6 points in all
+dtype built to sit a hair away from a rounding midpoint (:func:`points.structured`), and the gradient at every
+point a default campaign scores gradients on (the catalogue and the loss searches' examples of two
+candidates). ``-m slow`` runs 10^6 points in all
 (``LOSSFUZZ_CROSSCHECK_POINTS`` overrides), on every CPU.
 """
 
@@ -164,6 +166,39 @@ def test_arb_reference_agrees_bit_for_bit_with_the_oracle_on_sum_and_mean_reduct
         _check_blocks("loss", family, dtype, batches, reduction)
     _check_blocks("gradient", family, dtype, batches[: REDUCTION_BATCHES // 2], "mean")
     _check_blocks("gradient", family, dtype, batches[REDUCTION_BATCHES // 2 :], "sum")
+
+
+def _campaign_gradient_blocks(family: str, dtype: str) -> tuple[list, int]:
+    """The points a default campaign scores gradients on in ``family`` x ``dtype``, as (x, z) blocks of one
+    shape, and how many examples: the base (the boundary catalogue; the corpus is empty in a fresh run)
+    and the examples the loss search of ``numpy_stable`` and of ``naive`` visited, chosen by the campaign's
+    own :func:`harness.campaign.gradient_units`."""
+    from harness.campaign import Settings, gradient_units, score_loss
+    from harness.candidates import get_candidate
+    from harness.scoring import TruthCache, batches
+    from harness.strategies import catalogue
+
+    settings = Settings(families=(family,), dtypes=(dtype,), speed_elements=0)  # the default search
+    base = catalogue(family, dtype)
+    examples = list(base)
+    for name in ("numpy_stable", "naive"):
+        candidate = get_candidate(family, name)
+        _loss, _worst, visited = score_loss(candidate, dtype, base, TruthCache(family, dtype), settings)
+        examples += gradient_units(base, visited, candidate.reduction, settings.max_chunks)[1]
+    blocks = [(np.stack([e.inputs for e in group]), np.stack([e.labels for e in group]))
+              for group in batches(list({e.key: e for e in examples}.values()), "none")]
+    return blocks, len({e.key for e in examples})
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("family", FAMILIES)
+def test_arb_reference_agrees_bit_for_bit_with_the_oracle_on_the_gradient_at_the_points_the_campaign_scores(family, dtype):
+    blocks, examples = _campaign_gradient_blocks(family, dtype)
+    from harness.strategies import catalogue
+
+    assert examples > len(catalogue(family, dtype))  # the searches' examples are in, not the catalogue alone
+    compared = _check_blocks("gradient", family, dtype, blocks)
+    assert compared >= examples
 
 
 STRUCTURED_POINTS = 2_000

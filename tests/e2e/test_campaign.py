@@ -113,8 +113,9 @@ def test_lossfuzz_run_writes_the_three_reports_and_the_corpus(tmp_path):
     for key in ("family", "candidate", "dtype", "examples", "max_ulp", "mean_ulp", "median_ulp", "p99_ulp",
                 "nan", "inf", "finite_where_infinite", "unsupported", "worst"):
         assert key in row
-    rows = {r["candidate"]: r for r in data["results"]}
-    stable, naive = rows["numpy_stable"], rows["naive"]
+    rows = {(r["candidate"], r["quantity"]): r for r in data["results"]}
+    assert len(rows) == len(data["results"]) == 4  # a loss row and a gradient row per candidate
+    stable, naive = rows["numpy_stable", "loss"], rows["naive", "loss"]
     assert stable["max_ulp"] > 1000  # soft labels near 1 with large logits
     assert naive["nan"] > 0 and naive["inf"] > 0
     # numpy_stable's non-finite mistakes are all on ±inf/nan inputs (inf - inf), none on finite ones

@@ -211,7 +211,7 @@ def test_the_python_api_takes_a_callable_even_a_lambda():
                            name="my_lambda", examples=5, compare_with=())
     v = verdict(result)
     assert v.name == "my_lambda" and v.examples > 1000
-    assert [s.candidate for s in result.scores] == ["my_lambda"]
+    assert [(s.candidate, s.quantity) for s in result.scores] == [("my_lambda", "loss"), ("my_lambda", "gradient")]
     assert v.best_builtin is None
     score = result.scores[0]
     assert all("--candidate" not in w.replay for w in score.worst)  # a lambda cannot be imported again

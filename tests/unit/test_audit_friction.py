@@ -279,7 +279,8 @@ def test_a_reduced_function_is_scored_on_every_catalogue_chunk_and_per_element()
     if view.reproducer is not None:  # its replay calls the reduced function on that element
         assert view.reproducer.replay.endswith(f"--reduction mean --candidate {spec}")
     only = harness.audit(spec, family="sigmoid_ce", reduction="mean", examples=5, compare_with=(), per_element=False)
-    assert [s.candidate for s in only.scores] == [spec] and one(only).per_element is None
+    assert [(s.candidate, s.quantity) for s in only.scores] == [(spec, "loss"), (spec, "gradient")]
+    assert one(only).per_element is None
 
 
 def test_the_per_element_view_finds_what_a_mean_hides():

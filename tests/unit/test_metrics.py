@@ -111,6 +111,7 @@ def test_outcomes_are_counted_by_name_and_unconverged_values_are_not_examples():
     assert stats["counts"] == {
         "nan": 2, "inf": 1, "finite_where_infinite": 1, "nan_where_infinite": 1, "wrong_infinity": 1,
         "number_where_nan": 1, "flushed_subnormal": 1, "raised": 0, "unconverged": 2, "on_nonfinite_inputs": 2,
+        "zero_where_nonzero": 0, "wrong_sign": 0,
     }
     assert list(stats["counts"]) == list(COUNTED_OUTCOMES)
     assert stats["max_ulp"] == 3.0 and stats["mean_ulp"] == 1.5  # over the three values that have a ULP number

@@ -176,10 +176,10 @@ def test_a_nan_statistic_is_written_as_null():
 def test_the_json_report_has_the_keys_other_tools_rely_on():
     data = json.loads(render_json(_result()))
     assert list(data)[:8] == ["schema_version", "tool", "partial", "settings", "provenance", "wall_seconds", "results", "curves"]
-    assert data["schema_version"] == 1 and data["tool"] == "lossfuzz" and data["partial"] is False
+    assert data["schema_version"] == 2 and data["tool"] == "lossfuzz" and data["partial"] is False
     for s in data["results"]:
         for key in ("family", "candidate", "dtype", "examples", "max_ulp", "mean_ulp", "median_ulp", "p99_ulp",
-                    "nan", "inf", "finite_where_infinite", "unsupported", "worst", "counts", "histogram", "speed"):
+                    "nan", "inf", "finite_where_infinite", "unsupported", "worst", "counts", "histogram", "speed", "quantity"):
             assert key in s, key
         assert set(s["counts"]) == set(COUNTED_OUTCOMES)
     naive = data["results"][0]
@@ -227,8 +227,8 @@ def test_an_empty_or_nan_laden_report_is_refused_in_one_line():
 
 def test_a_report_from_another_schema_version_or_missing_keys_is_refused_in_one_line():
     data = json.loads(render_json(_result()))
-    with pytest.raises(ValueError, match="schema_version=2 is not one this lossfuzz reads") as info:
-        load_json(json.dumps({**data, "schema_version": 2}))
+    with pytest.raises(ValueError, match="schema_version=3 is not one this lossfuzz reads") as info:
+        load_json(json.dumps({**data, "schema_version": 3}))
     assert "\n" not in str(info.value)
     del data["results"][0]["counts"]
     with pytest.raises(ValueError, match="lacks the key 'counts'"):
