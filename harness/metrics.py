@@ -127,8 +127,7 @@ def severity(c: Comparison) -> np.ndarray:
 
 
 def _stat(values: np.ndarray, fn) -> float | None:
-    with np.errstate(over="ignore"):  # a mean of errors near 1e308 ULP (gradients of float64 overflows) is inf
-        return float(fn(values)) if values.size else None
+    return float(fn(values)) if values.size else None
 
 
 def _mean(values: np.ndarray) -> float:
@@ -148,9 +147,10 @@ def _median(values: np.ndarray) -> float:
 
 
 def _ulp_stats(ulp: np.ndarray, bits: np.ndarray) -> dict:
-    """ULP statistics over the values with a ULP number, bits statistics over those with bits. ``mean_ulp``
-    and ``mean_bits``: arithmetic means (:func:`_mean`); ``median_ulp``: the median (:func:`_median`); ``p99_ulp``: the value at position ``ceil(0.99 * (n - 1))`` of the
-    sorted values (``np.percentile(..., 99, method="higher")``: never between two values)."""
+    """ULP statistics over the values with a ULP number, bits statistics over those with bits.
+    ``mean_ulp`` and ``mean_bits``: arithmetic means (:func:`_mean`); ``median_ulp``: the median
+    (:func:`_median`); ``p99_ulp``: the value at position ``ceil(0.99 * (n - 1))`` of the sorted values
+    (``np.percentile(..., 99, method="higher")``: never between two values)."""
     measured = ulp[~np.isnan(ulp)]
     bits = bits[~np.isnan(bits)]
     return {
