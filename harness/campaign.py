@@ -214,9 +214,10 @@ def _worst_examples(obs: Observations, reduction: str, count: int = 10) -> list[
 @dataclass
 class Resume:
     """Work finished by an earlier, interrupted run with the same settings (read from its journal):
-    scores and their corpus additions per (family, candidate, dtype), curves and error maps per (family, dtype)."""
+    scores and their corpus additions by :attr:`Score.key` (family, candidate, dtype, quantity), curves and
+    error maps per (family, dtype)."""
 
-    scores: dict[tuple[str, str, str], tuple[Score, list[Example]]] = field(default_factory=dict)
+    scores: dict[tuple[str, str, str, str], tuple[Score, list[Example]]] = field(default_factory=dict)
     curves: dict[tuple[str, str], list[Curve]] = field(default_factory=dict)
     maps: dict[tuple[str, str], ErrorMap] = field(default_factory=dict)
 
@@ -267,7 +268,7 @@ class _Work:
 
     def score(self, family: str, dtype: str, candidate: Candidate) -> None:
         """Score one candidate (or take its finished score from ``resume``) and keep its worst examples."""
-        done = self.resume.scores.get((family, candidate.name, dtype))
+        done = self.resume.scores.get((family, candidate.name, dtype, "loss"))
         if done is not None:
             score, worst = done
         else:
@@ -283,7 +284,8 @@ class _Work:
         """Sweep one family x dtype and map its error (or take finished ones from ``resume``)."""
         swept = self.resume.curves.get((family, dtype))
         if swept is None:
-            swept = sweep(family, dtype, _chosen(self.settings, family, self.extra), self.settings.labels)
+            swept = sweep(family, dtype, _chosen(self.settings, family, self.extra), self.settings.labels,
+                          self.settings.quantities)
             self.progress.swept(family, dtype, swept)
         self.curves.extend(swept)
         mapped = self.resume.maps.get((family, dtype))

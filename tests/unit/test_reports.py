@@ -176,7 +176,7 @@ def test_a_nan_statistic_is_written_as_null():
 def test_the_json_report_has_the_keys_other_tools_rely_on():
     data = json.loads(render_json(_result()))
     assert list(data)[:8] == ["schema_version", "tool", "partial", "settings", "provenance", "wall_seconds", "results", "curves"]
-    assert data["schema_version"] == 1 and data["tool"] == "lossfuzz" and data["partial"] is False
+    assert data["schema_version"] == 2 and data["tool"] == "lossfuzz" and data["partial"] is False
     for s in data["results"]:
         for key in ("family", "candidate", "dtype", "examples", "max_ulp", "mean_ulp", "median_ulp", "p99_ulp",
                     "nan", "inf", "finite_where_infinite", "unsupported", "worst", "counts", "histogram", "speed"):
