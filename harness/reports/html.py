@@ -454,7 +454,6 @@ def _cases_table(cases: list[tuple[str, WorstCase]]) -> str:
 
 def _worst_section(s: Score) -> str:
     v = verdict(s)
-    gradient = " · gradient" if s.quantity == "gradient" else ""
     cases: list[tuple[str, WorstCase]] = []
     if s.reproducer is not None:
         cases.append(("shrunk reproducer", s.reproducer))
@@ -468,7 +467,7 @@ def _worst_section(s: Score) -> str:
     if not cases and not s.failure:
         return ""
     summary = (
-        f"<code>{_e(s.family)}</code> · <code>{_e(s.candidate)}</code> · {_e(s.dtype)}{gradient}: "
+        f"<code>{_e(s.family)}</code> · <code>{_e(s.candidate)}</code> · {_e(s.dtype)}: "
         f'<span class="v-{v.level}">{_e(verdict_line(s))}</span> <span class="muted">({len(cases)} cases'
         + (f"; worst {_e(case_error(s.worst[0]))}" if s.worst else "")
         + ")</span>"
