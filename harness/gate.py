@@ -224,8 +224,8 @@ class Check:
 
     @property
     def subject(self) -> str:
-        """What was checked, in words: ``sigmoid_ce naive float32 gradient``."""
-        return f"{self.family} {self.candidate} {self.dtype} {self.quantity}"
+        """What was checked, in words: ``sigmoid_ce naive float32``, and ``gradient`` after it for a gradient."""
+        return f"{self.family} {self.candidate} {self.dtype}" + ("" if self.quantity == "loss" else f" {self.quantity}")
 
     @property
     def summary(self) -> str:

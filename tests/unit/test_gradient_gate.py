@@ -171,6 +171,9 @@ def stable(labels, logits):
 
 
 def test_check_takes_the_quantities_option():
+    # the campaign a check runs scores what it checks (a loss-only check computes no gradient)
+    assert _chosen(quantities=("loss",)).campaign().quantities == ("loss",)
+    assert _chosen().campaign().quantities == ("loss", "gradient")
     score = check(stable, family="sigmoid_ce", dtype="float64", examples=5, quantities="loss", max_ulp=None)
     assert score.quantity == "loss" and score.candidate == "stable" and score.examples > 5000
     with pytest.raises(ValueError, match="quantity='grad' is not one of: loss, gradient"):
