@@ -9,13 +9,9 @@ from __future__ import annotations
 
 import html
 import json
-import math
 import re
 from dataclasses import replace
 from pathlib import Path
-
-import numpy as np
-import pytest
 
 from harness.candidates import Candidate, get_candidate
 from harness.comparison import compare_reports
