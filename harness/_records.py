@@ -379,7 +379,8 @@ class Curve(JsonRecord):
     errors: dict[str, tuple[float | None, ...]]
     bits: dict[str, tuple[float | None, ...]] | None = field(default=None, metadata={"omit_default": True})
     quantity: str = field(default="loss", metadata={"omit_default": True})
-    # candidate -> why it is not in this curve (it raised, or has no gradient); left out while empty
+    # gradient curves: candidate -> why it is not in this curve (no gradient, or its gradient raised); left
+    # out while empty
     skipped: dict[str, str] = field(default_factory=dict, metadata={"omit_default": True})
 
 

@@ -65,9 +65,10 @@ def sweep(family: str, dtype: str, chosen: list[Candidate], label_set: str = "al
 
     A gradient curve holds the error of each candidate's gradient (:meth:`Candidate.gradient`) against the
     exact, correctly rounded gradient (``oracles.evaluate(..., what="gradient")``), at the component of
-    the swept input (a row's first logit). A candidate is left out of a curve, with a one-line note in
-    ``Curve.skipped``, when it has no gradient (its ``gradient_note``) or when its call raises or returns
-    something unusable; a sweep never fails because of a candidate."""
+    the swept input (a row's first logit). A candidate is left out of a gradient curve, with a one-line note
+    in ``Curve.skipped``, when it has no gradient (its ``gradient_note``) or when its gradient raises or
+    returns something unusable; out of a loss curve when its loss does (silently, as before gradients: its
+    score says why). A sweep never fails because of a candidate."""
     x_name, x = sweep_points(family, dtype)
     curves = []
     fam = oracles.get_family(family)
@@ -95,8 +96,11 @@ def sweep(family: str, dtype: str, chosen: list[Candidate], label_set: str = "al
                 fn = candidate if quantity == "loss" else candidate.gradient
                 try:
                     got = call_candidate(fn, stacked_x, stacked_z, truth.rounded.shape, dtype)
-                except (CandidateFailure, Unsupported) as exc:
-                    skipped[candidate.name] = f"{'gradient ' if quantity == 'gradient' else ''}{exc}"
+                except Unsupported:  # rejects the dtype: left out of every curve, as of the score tables
+                    continue
+                except CandidateFailure as exc:
+                    if quantity == "gradient":  # (a loss that fails here shows in its score's findings)
+                        skipped[candidate.name] = f"gradient {exc}"
                     continue
                 comparison = compare(truth, got)
                 errors[candidate.name] = _numbers(_swept_component(comparison.ulp, truth.rounded.shape, fam.row_wise))
