@@ -384,7 +384,9 @@ class Curve(JsonRecord):
     inputs fixed as ``label`` describes, ``x`` holds the swept values (``x_name``: logit or probability) and
     ``errors[candidate]`` the fractional ULP error at each, None where the candidate returned a non-finite
     value for a finite exact one (or the like: no ULP number). ``bits[candidate]``: Herbie's bits of error
-    at each (oracles._ulp), None likewise; None for curves written before it."""
+    at each (oracles._ulp), None likewise; None for curves written before it. ``quantity`` (:data:`QUANTITIES`):
+    what the errors are of: the loss, or its gradient with respect to the swept input (for a row family, the
+    gradient's component at the swept logit, the row's first); left out of the JSON for the loss."""
 
     family: str
     dtype: str
@@ -393,6 +395,10 @@ class Curve(JsonRecord):
     x: tuple[float, ...]
     errors: dict[str, tuple[float | None, ...]]
     bits: dict[str, tuple[float | None, ...]] | None = field(default=None, metadata={"omit_default": True})
+    quantity: str = field(default="loss", metadata={"omit_default": True})
+    # gradient curves: candidate -> why it is not in this curve (no gradient, or its gradient raised); left
+    # out while empty
+    skipped: dict[str, str] = field(default_factory=dict, metadata={"omit_default": True})
 
 
 @dataclass(frozen=True, slots=True)

@@ -399,7 +399,7 @@ def audit_verdict(result: RunResult, name: str, *, target: str = "", convention:
         findings=dict(Counter(f.kind for f in findings)),
         first_findings=tuple(first.values()),
         where=_regions(family, bad_cases, "worst cases") if bad_cases else (),
-        sweep=sweep_regions([c for c in result.curves if c.family == family], name),
+        sweep=sweep_regions([c for c in result.curves if c.family == family and c.quantity == "loss"], name),
         findings_where=_regions(family, [(f.inputs, f.labels) for f in findings], "failed calls kept") if findings else (),
         reproducer=reproducer,
         reproducer_dtype=reproducer_dtype,

@@ -1,7 +1,9 @@
 """Reports side by side (``lossfuzz compare``): the same rows of several runs, with deltas against the first.
 
-A **row** is one (family, candidate, dtype, regime). Regime ``all`` is the whole score; the other regimes
-come from the score's per-regime statistics (``Score.regimes``, reports/SCHEMA.md) when the report has
+A **row** is one (family, candidate, dtype, quantity, regime): ``quantity`` is the score's (the loss, or
+the gradient with respect to the inputs, :attr:`Score.quantity`; a report written before gradients has loss
+rows only), and a gradient row is compared with the same rules as a loss row. Regime ``all`` is the whole
+score; the other regimes come from the score's per-regime statistics (``Score.regimes``, reports/SCHEMA.md) when the report has
 them. Per report, a row shows its **figures**: max ULP, p99 ULP, mean bits of error, and the non-finite
 mistakes (the six outcome classes of :data:`harness._records.NON_FINITE_MISTAKES`, summed by
 :func:`harness.outcomes.tally_outcomes`), each defined in reports/SCHEMA.md. A row absent from a report is
@@ -74,8 +76,8 @@ class Delta:
 
 @dataclass(frozen=True, slots=True)
 class Row:
-    """One (family, candidate, dtype, regime): its figures in each report (None: missing there) and, for
-    each report after the first, its delta against the first."""
+    """One (family, candidate, dtype, quantity, regime): its figures in each report (None: missing there)
+    and, for each report after the first, its delta against the first."""
 
     family: str
     candidate: str
@@ -83,10 +85,11 @@ class Row:
     regime: str
     figures: tuple[Figures | None, ...]
     deltas: tuple[Delta, ...]
+    quantity: str = "loss"
 
     @property
-    def key(self) -> tuple[str, str, str, str]:
-        return (self.family, self.candidate, self.dtype, self.regime)
+    def key(self) -> tuple[str, str, str, str, str]:
+        return (self.family, self.candidate, self.dtype, self.quantity, self.regime)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +122,13 @@ def figures_of(stats: Any) -> Figures:
     return Figures(examples, stats.max_ulp, stats.p99_ulp, stats.mean_bits, tally_outcomes(stats).non_finite, scored)
 
 
-def _rows_of(result: RunResult) -> dict[tuple[str, str, str, str], Figures]:
-    rows: dict[tuple[str, str, str, str], Figures] = {}
-    for score in (s for s in result.scores if s.quantity == "loss"):  # gradient rows: keyed by gradreport
-        rows[(score.family, score.candidate, score.dtype, ALL_REGIME)] = figures_of(score)
+def _rows_of(result: RunResult) -> dict[tuple[str, str, str, str, str], Figures]:
+    """Figures by row key (family, candidate, dtype, quantity, regime)."""
+    rows: dict[tuple[str, str, str, str, str], Figures] = {}
+    for score in result.scores:
+        rows[(*score.key, ALL_REGIME)] = figures_of(score)
         for regime, stats in score.regimes.items():
-            rows[(score.family, score.candidate, score.dtype, regime)] = figures_of(stats)
+            rows[(*score.key, regime)] = figures_of(stats)
     return rows
 
 
@@ -195,12 +199,13 @@ def compare_reports(results: Sequence[RunResult], names: Sequence[str], factor: 
     if len(names) != len(results):
         raise ValueError(f"{len(names)} names for {len(results)} reports; pass one name per report")
     tables = [_rows_of(r) for r in results]
-    keys: dict[tuple[str, str, str, str], None] = {}
+    keys: dict[tuple[str, str, str, str, str], None] = {}
     for table in tables:
         keys.update(dict.fromkeys(table))
     rows = []
     for key in keys:
         figures = tuple(t.get(key) for t in tables)
         deltas = tuple(_delta(figures[0], f, factor) for f in figures[1:])
-        rows.append(Row(*key, figures=figures, deltas=deltas))
+        family, candidate, dtype, quantity, regime = key
+        rows.append(Row(family, candidate, dtype, regime, figures, deltas, quantity))
     return SideBySide(tuple(names), tuple(rows), factor)

@@ -1,4 +1,4 @@
-"""The regression gate: compare a run with a baseline run, per family x candidate x dtype. Pure computation.
+"""The regression gate: compare a run with a baseline run, per family x candidate x dtype x quantity. Pure computation.
 
 A **baseline** is a report in the ``report.json`` format (a :class:`~harness._records.RunResult`), so the
 output of ``lossfuzz run`` serves as one. ``lossfuzz gate --update-baseline`` writes baselines with one more
@@ -33,7 +33,11 @@ baseline but absent now (every value non-finite) is worse; one absent from the b
 ``inf`` beats any finite figure and nothing beats ``inf``. A regime in the baseline without examples now is
 noted, not compared.
 
-**Verdicts** per key (family, candidate, dtype):
+**Quantities.** A gradient row (``Score.quantity == "gradient"``: the gradient with respect to the inputs,
+compared component by component) is checked like a loss row, against the same thresholds: a key is
+(family, candidate, dtype, quantity), and each :class:`Check` says its quantity.
+
+**Verdicts** per key (family, candidate, dtype, quantity):
 
 - ``regression`` (fails the gate): a statistic of the whole score or of a regime beyond its threshold
   (each is a :class:`Comparison`: statistic, regime, old → new, limit, threshold, the case behind it); or the
@@ -188,9 +192,9 @@ class Comparison:
 
 @dataclass(frozen=True, slots=True)
 class Check:
-    """The verdict on one family x candidate x dtype. ``reasons``: one line each (what changed);
-    ``failed``: whether it fails the gate; ``case``: the current worst case (its replay command) or, for a
-    missing key, the baseline's."""
+    """The verdict on one family x candidate x dtype x quantity (``quantity``: ``loss`` or ``gradient``, as
+    :attr:`Score.quantity`). ``reasons``: one line each (what changed); ``failed``: whether it fails the
+    gate; ``case``: the current worst case (its replay command) or, for a missing key, the baseline's."""
 
     family: str
     candidate: str
@@ -206,15 +210,22 @@ class Check:
     case: WorstCase | None = None
     case_label: str = "worst case"
     worse: tuple[Comparison, ...] = ()
+    quantity: str = "loss"
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        return (self.family, self.candidate, self.dtype)
+    def key(self) -> tuple[str, str, str, str]:
+        return (self.family, self.candidate, self.dtype, self.quantity)
 
     @property
     def name(self) -> str:
-        """``candidate[dtype]``: the test-case name in JUnit."""
-        return f"{self.candidate}[{self.dtype}]"
+        """The test-case name in JUnit: ``candidate[dtype]`` for the loss (as before gradients were scored),
+        ``candidate[dtype, gradient]`` for the gradient."""
+        return f"{self.candidate}[{self.dtype}]" if self.quantity == "loss" else f"{self.candidate}[{self.dtype}, {self.quantity}]"
+
+    @property
+    def subject(self) -> str:
+        """What was checked, in words: ``sigmoid_ce naive float32``, and ``gradient`` after it for a gradient."""
+        return f"{self.family} {self.candidate} {self.dtype}" + ("" if self.quantity == "loss" else f" {self.quantity}")
 
     @property
     def summary(self) -> str:
@@ -411,7 +422,8 @@ def _check(old: Score, new: Score, thresholds: Mapping[str, Threshold], fail_non
     first = next((c for c in worse if c.case is not None), None)
     case = first.case if first is not None else case_of(new)
     return Check(new.family, new.candidate, new.dtype, status, failed, reasons, old.max_ulp, new.max_ulp, limit,
-                 nonfinite_on_finite_inputs(old), nonfinite_on_finite_inputs(new), case, _label(new, case), worse)
+                 nonfinite_on_finite_inputs(old), nonfinite_on_finite_inputs(new), case, _label(new, case), worse,
+                 new.quantity)
 
 
 def _label(score: Score | None, case: WorstCase | None, prefix: str = "") -> str:
@@ -462,7 +474,7 @@ def check_run(
     fail_on_new_nonfinite: bool = True,
     slack: int | Mapping[tuple[str, str], int] = 0,
 ) -> GateResult:
-    """Compare ``current`` with ``baseline`` per (family, candidate, dtype); see the module docstring.
+    """Compare ``current`` with ``baseline`` per (family, candidate, dtype, quantity); see the module docstring.
 
     ``thresholds``: by key (``max_ulp``, ``soft.median_ulp``, ``all.nan``: :mod:`harness.thresholds`), as
     :class:`~harness.thresholds.Threshold` or text; the others keep their defaults. ``max_ulp_regression``:
@@ -477,14 +489,14 @@ def check_run(
     checks: list[Check] = []
     for key, old in before.items():
         new = now.get(key)
-        family, candidate, dtype, _quantity = key
+        family, candidate, dtype, quantity = key
         if new is None:
             hint = "" if candidate in CANDIDATE_NAMES else (
                 f" (a function of yours? pass --function MODULE:FUNCTION --family {family} --name {candidate})")
             checks.append(Check(family, candidate, dtype, "missing", True,
                                 (f"in the baseline (max ULP {_fmt(old.max_ulp)}) but not in this run{hint}",),
                                 old.max_ulp, None, None, nonfinite_on_finite_inputs(old), None, case_of(old),
-                                _label(old, case_of(old), "baseline's ")))
+                                _label(old, case_of(old), "baseline's "), quantity=quantity))
             continue
         extra = slack if isinstance(slack, int) else int(slack.get((family, dtype), 0))
         checks.append(_check(old, new, table, fail_on_new_nonfinite, extra))
@@ -492,7 +504,8 @@ def check_run(
         if key not in before:
             what = "unsupported" if new.unsupported else f"max ULP {_fmt(new.max_ulp)}"
             checks.append(Check(*key[:3], "new", False, (f"not in the baseline ({what})",), None, new.max_ulp, None,
-                                None, nonfinite_on_finite_inputs(new), case_of(new), _label(new, case_of(new))))
+                                None, nonfinite_on_finite_inputs(new), case_of(new), _label(new, case_of(new)),
+                                quantity=key[3]))
     exact = slack == 0 if isinstance(slack, int) else not any(slack.values())
     regimes = {name for s in (*baseline.scores, *current.scores) for name in s.regimes}
     unused = sorted(k for k in table if "." in k and k.split(".", 1)[0] not in regimes | {WHOLE})

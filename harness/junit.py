@@ -1,7 +1,7 @@
-"""JUnit XML of a gate result: one test case per family x candidate x dtype, so CI systems list each one.
+"""JUnit XML of a gate result: one test case per family x candidate x dtype x quantity, so CI systems list each one.
 
 ``<testsuites>`` holds one ``<testsuite name="lossfuzz gate">``; each :class:`~harness.gate.Check` is a
-``<testcase classname="FAMILY" name="CANDIDATE[DTYPE]">``, with a ``<failure>`` when it fails the gate
+``<testcase classname="FAMILY" name="CANDIDATE[DTYPE]">`` (``CANDIDATE[DTYPE, gradient]`` for a gradient row), with a ``<failure>`` when it fails the gate
 (``message``: what got worse; text: old and new figures, one line per statistic that got worse with its
 regime, limit, threshold and replay command, and the worst case) and a
 ``<system-out>`` line otherwise. No timings: the same result gives the same bytes. Text from candidates and
@@ -32,7 +32,8 @@ def _clean(text: object) -> str:
 
 def _details(check: Check, result: GateResult) -> str:
     lines = [
-        f"{check.family} / {check.candidate} / {check.dtype}: {check.status}",
+        f"{check.family} / {check.candidate} / {check.dtype}{'' if check.quantity == 'loss' else ' / ' + check.quantity}:"
+        f" {check.status}",
         *(f"- {r}" for r in check.reasons),
         f"max ULP: baseline {fmt_ulp(check.old_max_ulp)}, now {fmt_ulp(check.new_max_ulp)}"
         + (f", limit {fmt_ulp(check.limit)} ({result.threshold('max_ulp')})" if check.limit is not None else ""),

@@ -397,6 +397,10 @@ OPTIONS: tuple[Option, ...] = (
            faces={"run": {}, "audit": {}, "audit_api": {"default": ("float32",)},
                   "gate": {**_BASELINE, "help": "comma list of float16, bfloat16, float32, float64, or all (default:"
                            " the baseline's)"}}),
+    Option("quantities", comma_list("quantity", QUANTITIES), QUANTITIES,
+           "comma list of what to score: loss, gradient (with respect to the inputs), or all (default loss,gradient)",
+           "LIST", faces={"run": {}, "plugin": {}, "check": {},
+                          "gate": {**_BASELINE, "help": "comma list of loss, gradient (default: the baseline's)"}}),
     Option("out", str, "reports", "folder for report.json, report.md, report.html and the corpus (default reports/)", "DIR",
            faces={"run": {},
                   "audit": {"default": _AUDIT_OUT, "help": f"folder for report.json, report.md and report.html (default {_AUDIT_OUT}/)"},
@@ -593,6 +597,8 @@ class Settings:
     dtypes: tuple[str, ...] = _default("dtypes")
     speed_elements: int = _default("speed_elements")
     shrink: bool = _default("shrink")
+    # what is scored (harness._records.QUANTITIES); in report.json only when not both
+    quantities: tuple[str, ...] = field(default=_default("quantities"), metadata=_WHEN_SET)
     labels: str = field(default=_default("labels", "audit"), metadata=_WHEN_SET)
     stop_after: int = field(default=0, metadata=_WHEN_SET)
     max_chunks: int = field(default=MAX_CHUNKS, metadata=_WHEN_SET)
@@ -647,8 +653,9 @@ class CheckSettings:
     reduction: str = _default("reduction", "check")
     kwargs: Mapping[str, Any] | None = None
     name: str | None = None
+    quantities: tuple[str, ...] = _default("quantities", "check")
 
     def campaign(self) -> Settings:
-        """The campaign settings of the check: its family and dtype, no built-ins, no timing."""
+        """The campaign settings of the check: its family, dtype and quantities, no built-ins, no timing."""
         return Settings(seed=self.seed, examples=self.examples, families=(self.family,), candidates=(),
-                        dtypes=(self.dtype,), speed_elements=0, shrink=True)
+                        dtypes=(self.dtype,), quantities=self.quantities, speed_elements=0, shrink=True)

@@ -21,12 +21,15 @@ The function is scored in this process (no worker) through :func:`harness.adapte
 family's boundary catalogue and a seeded Hypothesis search, against the exact oracle. The check fails (an
 ``AssertionError``) when the max ULP error exceeds ``max_ulp``, when it returns a non-finite value where the
 exact loss is finite (or the like) on finite inputs and ``allow_nonfinite`` is False, when it raises, or when
-it cannot be scored; the message shows the shrunk reproducer: inputs in hex, got vs exact, ULPs, the outcome
+it cannot be scored, for each quantity checked (``quantities``, as ``lossfuzz run --quantities``: the loss
+and the gradient with respect to the inputs by default; a function without a gradient is checked on its loss,
+with a warning that says why); the message shows the shrunk reproducer: inputs in hex, got vs exact, ULPs, the outcome
 and a command that replays it (``--candidate MODULE:NAME``; for a lambda or local function, which cannot be
 imported again, it says so and replays the exact value only). Mistakes on ±inf/nan inputs are reported, never failed on.
 
-Options ``--lossfuzz-seed`` and ``--lossfuzz-examples`` (or ``lossfuzz_seed``/``lossfuzz_examples`` in
-the ini file; the ``lossfuzz run`` options ``--seed`` and ``--examples``: the ``plugin`` face of
+Options ``--lossfuzz-seed``, ``--lossfuzz-examples`` and ``--lossfuzz-quantities`` (or ``lossfuzz_seed``,
+``lossfuzz_examples``, ``lossfuzz_quantities`` in the ini file; the ``lossfuzz run`` options ``--seed``,
+``--examples`` and ``--quantities``: the ``plugin`` face of
 :data:`harness.options.OPTIONS`) set the defaults of every check; the arguments of ``check`` are its
 ``check`` face, read by the same :func:`harness.options.resolve` as the commands' options. Importing this
 plugin imports neither TensorFlow, Keras nor matplotlib; disable it with ``-p no:lossfuzz``.
@@ -39,7 +42,7 @@ from typing import Any, Callable
 
 import pytest
 
-__all__ = ["LossFuzz", "check", "bound_problems", "failure_message", "MARKER"]
+__all__ = ["LossFuzz", "check", "judge", "bound_problems", "failure_message", "MARKER"]
 
 MARKER = "lossfuzz"
 
@@ -65,7 +68,8 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "lossfuzz(fn=None, family=..., dtype='float32', max_ulp=4, allow_nonfinite=False, examples=None, seed=None,"
-        " takes=None, inputs=None, reduction='none', kwargs=None, name=None): an accuracy bound on a loss function"
+        " takes=None, inputs=None, reduction='none', kwargs=None, name=None, quantities=None): an accuracy bound on a"
+        " loss function"
         " (lossfuzz); defaults for the lossfuzz fixture's check(), run before the test when fn is given",
     )
 
@@ -152,15 +156,16 @@ def _case_lines(label: str, case: Any, input_name: str, replay_note: str = "") -
 
 def failure_message(score: Any, problems: list[str], *, what: str, max_ulp: float | None, allow_nonfinite: bool,
                     seed: int, examples: int, replay_note: str = "") -> str:
-    """The assertion message: what breaks the bound, then the shrunk reproducer (or worst case) in hex, with
-    a replay command that runs the function again (``--candidate MODULE:NAME``), or why there is none
-    (``replay_note``) and the command for the exact value."""
+    """The assertion message: what breaks the bound (``the gradient of WHAT`` for a gradient row), then the
+    shrunk reproducer (or worst case) in hex, with a replay command that runs the function again
+    (``--candidate MODULE:NAME``), or why there is none (``replay_note``) and the command for the exact value."""
     import oracles
     from harness.gate import relevant_case
 
     input_name = oracles.get_family(score.family).input_name
     bound = f"max_ulp={'none' if max_ulp is None else format(max_ulp, 'g')}, allow_nonfinite={allow_nonfinite}"
-    lines = [f"lossfuzz: {what} on {score.family} {score.dtype} breaks its bound ({bound}):"]
+    subject = f"the gradient of {what}" if getattr(score, "quantity", "loss") == "gradient" else what
+    lines = [f"lossfuzz: {subject} on {score.family} {score.dtype} breaks its bound ({bound}):"]
     lines += [f"  - {p}" for p in problems]
     lines.append(f"  scored on {score.examples} examples: the boundary catalogue + {examples} Hypothesis examples"
                  f" (seed {seed}) against the exact oracle")
@@ -227,27 +232,30 @@ def check(
     reduction: str | None = None,
     kwargs: dict | None = None,
     name: str | None = None,
+    quantities: str | tuple[str, ...] | None = None,
 ) -> Any:
     """Score ``fn`` (a callable or ``"module:function"``) on ``family`` in ``dtype`` and return its
-    :class:`~harness._records.Score`; ``AssertionError`` with the reproducer when it breaks the bound.
-    Arguments left out take the ``check`` defaults of :data:`harness.options.OPTIONS` (float32,
-    ``max_ulp=4``, no non-finite results, 60 examples, seed 0); ``max_ulp=None``: no ULP bound."""
+    :class:`~harness._records.Score` (the loss's; the gradient's when only the gradient is checked);
+    ``AssertionError`` with the reproducer when a checked quantity breaks the bound. Arguments left out take
+    the ``check`` defaults of :data:`harness.options.OPTIONS` (float32, ``max_ulp=4``, no non-finite results,
+    60 examples, seed 0, ``quantities="loss,gradient"``); ``max_ulp=None``: no ULP bound."""
     __tracebackhide__ = True
     from harness.options import CheckSettings, settings
 
     given = _given(family=family, dtype=dtype, max_ulp=max_ulp, allow_nonfinite=allow_nonfinite, examples=examples,
-                   seed=seed, takes=takes, inputs=inputs, reduction=reduction, kwargs=kwargs, name=name)
+                   seed=seed, takes=takes, inputs=inputs, reduction=reduction, kwargs=kwargs, name=name,
+                   quantities=quantities)
     return check_settings(fn, settings(CheckSettings, "check", given))
 
 
 def check_settings(fn: Callable[..., Any] | str, chosen: Any) -> Any:
-    """:func:`check` with its arguments as a :class:`harness.options.CheckSettings`."""
+    """:func:`check` with its arguments as a :class:`harness.options.CheckSettings`: the function is scored by
+    the campaign of ``lossfuzz run`` (``chosen.campaign()``: its family and dtype, each quantity asked), and
+    each quantity's score is held to the bound (:func:`judge`)."""
     __tracebackhide__ = True
     from harness.adapters import function_candidate
-    from harness.campaign import score_candidate
+    from harness.campaign import run_campaign
     from harness.options import UsageError
-    from harness.scoring import TruthCache
-    from harness.strategies import catalogue
 
     if chosen.family is None:
         raise UsageError(f"lossfuzz.check needs family=: {', '.join(_families())} (as an argument or in"
@@ -256,21 +264,51 @@ def check_settings(fn: Callable[..., Any] | str, chosen: Any) -> Any:
     candidate = function_candidate(fn, chosen.family, takes=chosen.takes, inputs=chosen.inputs,
                                    reduction=chosen.reduction, kwargs=chosen.kwargs, name=what, isolate=False)
     try:
-        score, _ = score_candidate(candidate, chosen.dtype, catalogue(candidate.family, chosen.dtype),
-                                   TruthCache(candidate.family, chosen.dtype), chosen.campaign())
+        result, _ = run_campaign(chosen.campaign(), extra=[candidate])
     finally:
         candidate.close()
+    if result.partial:  # the campaign keeps what it finished on Ctrl-C; a test run stops
+        raise KeyboardInterrupt
     from harness.auditing import replay_unavailable, replay_words, rewrite_score_replays
 
     note = replay_unavailable(fn, candidate.target)
+    scores = [s for s in result.scores if s.candidate == candidate.name]
     if not note:
-        score = rewrite_score_replays(score, replay_words(candidate.target, chosen.takes, chosen.inputs, chosen.kwargs))
-    problems = bound_problems(score, chosen.max_ulp, chosen.allow_nonfinite)
-    if problems:
-        raise AssertionError(failure_message(score, problems, what=what, max_ulp=chosen.max_ulp,
-                                             allow_nonfinite=chosen.allow_nonfinite, seed=chosen.seed,
-                                             examples=chosen.examples, replay_note=note))
-    return score
+        words = replay_words(candidate.target, chosen.takes, chosen.inputs, chosen.kwargs)
+        scores = [rewrite_score_replays(s, words) for s in scores]
+    return judge(scores, chosen, what, replay_note=note,
+                 gradient_note=getattr(candidate, "gradient_note", "") or "no gradient was scored")
+
+
+def judge(scores: Any, chosen: Any, what: str, *, replay_note: str = "", gradient_note: str = "") -> Any:
+    """Hold each quantity of ``chosen.quantities`` to the bound of ``chosen`` (a
+    :class:`harness.options.CheckSettings`): ``scores`` are the function's scores (one per quantity). A
+    quantity without a score is a :class:`pytest.PytestWarning` saying why (``gradient_note``: e.g. plain numpy
+    code has no autodiff), never a failure; every quantity that breaks the bound is in the one
+    ``AssertionError``. Returns the loss's score (the gradient's when only the gradient is checked)."""
+    __tracebackhide__ = True
+    import warnings
+
+    by_quantity = {s.quantity: s for s in scores}
+    messages, checked = [], []
+    for quantity in chosen.quantities:
+        score = by_quantity.get(quantity)
+        if score is None:
+            why = gradient_note if quantity == "gradient" else "no score"
+            warnings.warn(pytest.PytestWarning(f"lossfuzz: {what}: its {quantity} is not checked: {why}"), stacklevel=3)
+            continue
+        checked.append(score)
+        problems = bound_problems(score, chosen.max_ulp, chosen.allow_nonfinite)
+        if problems:
+            messages.append(failure_message(score, problems, what=what, max_ulp=chosen.max_ulp,
+                                            allow_nonfinite=chosen.allow_nonfinite, seed=chosen.seed,
+                                            examples=chosen.examples, replay_note=replay_note))
+    if messages:
+        raise AssertionError("\n\n".join(messages))
+    if not checked:
+        raise AssertionError(f"lossfuzz: {what} on {chosen.family} {chosen.dtype}: nothing was scored"
+                             f" (quantities {', '.join(chosen.quantities)})")
+    return checked[0]
 
 
 def _families() -> tuple[str, ...]:
@@ -297,7 +335,8 @@ class LossFuzz:
     def check(self, fn: Callable[..., Any] | str, family: str | None = None, dtype: str | None = None, *,
               max_ulp: float | None = DEFAULT, allow_nonfinite: bool | None = None, examples: int | None = None,
               seed: int | None = None, takes: str | tuple[str, ...] | None = None, inputs: str | None = None,
-              reduction: str | None = None, kwargs: dict | None = None, name: str | None = None) -> Any:
+              reduction: str | None = None, kwargs: dict | None = None, name: str | None = None,
+              quantities: str | tuple[str, ...] | None = None) -> Any:
         """Score ``fn`` and assert the bound (see :func:`check`); unset arguments come from the marker, the
         ``--lossfuzz-*`` options, then the defaults (float32, max_ulp=4, no non-finite results)."""
         __tracebackhide__ = True
@@ -305,7 +344,8 @@ class LossFuzz:
 
         marker = _given(**{"max_ulp": DEFAULT, **self.defaults})
         given = _given(family=family, dtype=dtype, max_ulp=max_ulp, allow_nonfinite=allow_nonfinite, examples=examples,
-                       seed=seed, takes=takes, inputs=inputs, reduction=reduction, kwargs=kwargs, name=name)
+                       seed=seed, takes=takes, inputs=inputs, reduction=reduction, kwargs=kwargs, name=name,
+                       quantities=quantities)
         return check_settings(fn, settings(CheckSettings, "check", {**plugin_defaults(self.config), **marker, **given}))
 
 

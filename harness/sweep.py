@@ -19,13 +19,13 @@ oracle evaluates the whole grid in one call (its fast path decides all but a few
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
 import oracles
 
-from ._records import Curve, ErrorMap
+from ._records import QUANTITIES, Curve, ErrorMap
 from .candidates import Candidate, Unsupported
 from .metrics import compare
 from .scoring import CandidateFailure, TruthCache, call_candidate
@@ -57,33 +57,63 @@ def _examples(family: str, dtype: str, x: np.ndarray, z: Any) -> list[Example]:
     return [Example(cast([v, 0.0]), cast([z, 1 - z])) for v in x]
 
 
-def sweep(family: str, dtype: str, chosen: list[Candidate], label_set: str = "all") -> list[Curve]:
-    """One curve per label setting, with every chosen per-example candidate that supports ``dtype``;
-    ``label_set`` (:data:`harness._records.LABEL_SETS`) keeps the hard (z = 1) or the soft curve only."""
+def sweep(family: str, dtype: str, chosen: list[Candidate], label_set: str = "all",
+          quantities: Sequence[str] = ("loss",)) -> list[Curve]:
+    """One curve per label setting and quantity (:data:`~harness._records.QUANTITIES`, the loss curves
+    first), with every chosen per-example candidate that supports ``dtype``; ``label_set``
+    (:data:`harness._records.LABEL_SETS`) keeps the hard (z = 1) or the soft curve only.
+
+    A gradient curve holds the error of each candidate's gradient (:meth:`Candidate.gradient`) against the
+    exact, correctly rounded gradient (``oracles.evaluate(..., what="gradient")``), at the component of
+    the swept input (a row's first logit). A candidate is left out of a gradient curve, with a one-line note
+    in ``Curve.skipped``, when it has no gradient (its ``gradient_note``) or when its gradient raises or
+    returns something unusable; out of a loss curve when its loss does (silently, as before gradients: its
+    score says why). A sweep never fails because of a candidate."""
     x_name, x = sweep_points(family, dtype)
     curves = []
     fam = oracles.get_family(family)
     settings = fam.sweep_labels()
     if label_set != "all":  # a class index is a hard label
         settings = tuple((c, z) for c, z in settings if (fam.label_kind == "index" or z in (0.0, 1.0)) == (label_set == "hard"))
-    for label, z in settings:
-        examples = _examples(family, dtype, x, z)
-        cache = TruthCache(family, dtype)
-        truth = cache.truth(examples, "none")
-        stacked_x = np.stack([e.inputs for e in examples])
-        stacked_z = np.stack([e.labels for e in examples])
-        errors: dict[str, tuple[float | None, ...]] = {}
-        bits: dict[str, tuple[float | None, ...]] = {}
-        for candidate in _per_example(chosen, dtype):
-            try:
-                got = call_candidate(candidate, stacked_x, stacked_z, truth.rounded.shape, dtype)
-            except (CandidateFailure, Unsupported):
-                continue
-            comparison = compare(truth, got)
-            errors[candidate.name] = _numbers(comparison.ulp)
-            bits[candidate.name] = _numbers(comparison.bits)
-        curves.append(Curve(family, dtype, label, x_name, tuple(float(v) for v in x), errors, bits))
+    for quantity in (q for q in QUANTITIES if q in quantities):
+        for label, z in settings:
+            examples = _examples(family, dtype, x, z)
+            stacked_x = np.stack([e.inputs for e in examples])
+            stacked_z = np.stack([e.labels for e in examples])
+            if quantity == "loss":
+                truth = TruthCache(family, dtype).truth(examples, "none")
+            else:
+                truth = oracles.evaluate(family, **{fam.input_name: stacked_x}, labels=stacked_z, dtype=dtype,
+                                         what="gradient")
+            errors: dict[str, tuple[float | None, ...]] = {}
+            bits: dict[str, tuple[float | None, ...]] = {}
+            skipped: dict[str, str] = {}
+            for candidate in _per_example(chosen, dtype):
+                if quantity == "gradient" and not getattr(candidate, "has_gradient", False):
+                    # (an audited function without gradient support has neither attribute)
+                    skipped[candidate.name] = f"no gradient: {getattr(candidate, 'gradient_note', '') or 'none given'}"
+                    continue
+                fn = candidate if quantity == "loss" else candidate.gradient
+                try:
+                    got = call_candidate(fn, stacked_x, stacked_z, truth.rounded.shape, dtype)
+                except Unsupported:  # rejects the dtype: left out of every curve, as of the score tables
+                    continue
+                except CandidateFailure as exc:
+                    if quantity == "gradient":  # (a loss that fails here shows in its score's findings)
+                        skipped[candidate.name] = f"gradient {exc}"
+                    continue
+                comparison = compare(truth, got)
+                errors[candidate.name] = _numbers(_swept_component(comparison.ulp, truth.rounded.shape, fam.row_wise))
+                bits[candidate.name] = _numbers(_swept_component(comparison.bits, truth.rounded.shape, fam.row_wise))
+            curves.append(Curve(family, dtype, label, x_name, tuple(float(v) for v in x), errors, bits, quantity, skipped))
     return curves
+
+
+def _swept_component(values: np.ndarray, shape: tuple[int, ...], row_wise: bool) -> np.ndarray:
+    """The values at the swept input: all of them for a loss or an elementwise gradient, the first
+    component of each row of a row family's gradient (rows are ``[x, 0]``)."""
+    values = np.asarray(values).reshape(shape)
+    return values[:, 0] if row_wise and values.ndim == 2 else values
 
 
 def _per_example(chosen: list[Candidate], dtype: str) -> list[Candidate]:

@@ -25,11 +25,12 @@ __all__ = ["add_parser", "Baseline", "load_baseline", "gate_settings", "render_b
 EXIT_PASS, EXIT_REGRESSION, EXIT_USAGE = 0, 1, 2
 
 # The campaign options whose default is the baseline's own setting (given: they override it).
-_FROM_BASELINE = ("seed", "examples", "families", "candidates", "dtypes")
+_FROM_BASELINE = ("seed", "examples", "families", "candidates", "dtypes", "quantities")
 
 _DESCRIPTION = """\
-Replay a baseline's fixed-seed campaign (its seed, examples, families, candidates and dtypes; no timing) with
-the baseline's worst-case inputs first, compare every family x candidate x dtype with the baseline and print
+Replay a baseline's fixed-seed campaign (its seed, examples, families, candidates, dtypes and quantities; no
+timing) with the baseline's worst-case inputs first, compare every family x candidate x dtype x quantity (the
+loss, and the gradient with respect to the inputs, against the same thresholds) with the baseline and print
 what got worse. Compared, for the whole score and for each regime: max, p99 and median ULP (default: may grow
 to max(1.5 x baseline, 1 ULP)), mean bits (+1 bit), and every outcome count as a rate per example: non-finite
 results on finite inputs, raised, flushed subnormals and unsettled oracle values may not grow (0 stays 0), the
@@ -134,6 +135,7 @@ def _setting(baseline: Baseline, option: Option) -> Any:
 
 def _baseline_settings(baseline: Baseline) -> dict[str, Any]:
     """The campaign settings a baseline records; those it lacks: what its results cover."""
+    from .._records import QUANTITIES
     from ..candidates import CANDIDATE_NAMES
 
     table = {o.name: o for o in options_for("run")}
@@ -145,6 +147,8 @@ def _baseline_settings(baseline: Baseline) -> dict[str, Any]:
         base["dtypes"] = tuple(dict.fromkeys(s.dtype for s in scores))
     if base["candidates"] is None:
         base["candidates"] = tuple(dict.fromkeys(s.candidate for s in scores if s.candidate in CANDIDATE_NAMES))
+    if base["quantities"] is None:  # a report of a default run (both), or of a version without gradients (loss)
+        base["quantities"] = tuple(q for q in QUANTITIES if any(s.quantity == q for s in scores)) or None
     return base
 
 
@@ -175,7 +179,7 @@ def gate_settings(baseline: Baseline | None, options: Mapping[str, Any], functio
 def _in_scope(score, settings) -> bool:
     from ..candidates import CANDIDATE_NAMES
 
-    if score.family not in settings.families or score.dtype not in settings.dtypes:
+    if score.family not in settings.families or score.dtype not in settings.dtypes or score.quantity not in settings.quantities:
         return False
     return score.candidate in settings.candidates or score.candidate not in CANDIDATE_NAMES
 
@@ -261,7 +265,7 @@ def _scoped(baseline: Baseline | None, settings: Settings, notes: list[str]):
     kept = tuple(s for s in baseline.result.scores if _in_scope(s, settings))
     if len(kept) < len(baseline.result.scores):
         notes.append(f"{len(baseline.result.scores) - len(kept)} baseline results outside the chosen families,"
-                     " candidates and dtypes are not compared")
+                     " candidates, dtypes and quantities are not compared")
     return replace(baseline.result, scores=kept)
 
 
@@ -416,7 +420,7 @@ def _print_summary(result, baseline: str, updated: str | None) -> None:
         label = check.status.replace("_", " ") if check.failed else "warning: " + check.status.replace("_", " ")
         # one line per statistic that got worse (its regime, baseline → now, limit and threshold), then the case
         # behind the first, and the case behind each other one that shows something else
-        _say(f"  {label}: {check.family} {check.candidate} {check.dtype}: {check.reasons[0]}")
+        _say(f"  {label}: {check.subject}: {check.reasons[0]}")
         for reason in check.reasons[1:]:
             _say(f"    {reason}")
         if check.case is not None:

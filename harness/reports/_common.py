@@ -13,7 +13,7 @@ from typing import Any, Iterable
 
 from harness._records import NON_FINITE_MISTAKES, RunResult, Score, Speed, WorstCase
 from harness._values import fmt_bits, fmt_seconds, fmt_ulp, parse_value
-from harness.candidates import UPCAST_SUFFIX
+from harness.candidates import UPCAST_SUFFIX, get_candidate
 from harness.outcomes import OTHER_NON_FINITE, OUTCOME_WORDS, case_error, count, shown_case, tally_outcomes
 
 __all__ = [
@@ -44,6 +44,12 @@ __all__ = [
     "regime_summary",
     "case_where",
     "OK_ULP",
+    "GRADIENT_COUNTS",
+    "of_quantity",
+    "verdict_line",
+    "tally_sentence",
+    "has_gradients",
+    "missing_gradients",
 ]
 
 # At most this many ULP (and no non-finite mistake) is "ok".
@@ -136,11 +142,20 @@ def regime_summary(score: Score) -> str:
     return "; ".join(parts)
 
 
+# Outcome counts that only a gradient row can have (0 on loss rows; harness._records.COUNTED_OUTCOMES):
+# ±0 where the correctly rounded exact component is a nonzero normal number (a vanishing gradient), and a
+# finite nonzero component whose sign differs from the correctly rounded exact one. Each in words.
+GRADIENT_COUNTS: dict[str, str] = {"zero_where_nonzero": "zero where nonzero", "wrong_sign": "wrong sign"}
+
+
 def verdict(score: Score) -> Verdict:
     """One cell's judgement: ok = at most 1 ULP everywhere and no non-finite mistake or raise. A score with
-    problems and per-regime figures says them per regime after the problems (:func:`regime_summary`)."""
+    problems and per-regime figures says them per regime after the problems (:func:`regime_summary`); a
+    gradient row names its vanishing and wrong-sign components (:data:`GRADIENT_COUNTS`) among them, and an
+    unsupported gradient row the reason it has (``failure``: e.g. the candidate has no gradient)."""
     if score.unsupported:
-        return Verdict("skip", "unsupported")
+        reason = first_line(score.failure, 100) if score.quantity == "gradient" and score.failure else ""
+        return Verdict("skip", f"unsupported: {reason}" if reason else "unsupported")
     if score.examples == 0 and score.failure:
         return Verdict("fail", f"failed: {first_line(score.failure, 100)}")
     problems = []
@@ -151,6 +166,7 @@ def verdict(score: Score) -> Verdict:
         problems.append("non-finite results")
     if score.max_ulp is not None and not score.max_ulp <= OK_ULP:
         problems.append("inaccurate")
+    problems += [f"{count(score, (key,))} {words}" for key, words in GRADIENT_COUNTS.items() if count(score, (key,))]
     if outcomes.raised:
         problems.append(f"raised on {outcomes.raised}")
     if score.failure:
@@ -162,6 +178,51 @@ def verdict(score: Score) -> Verdict:
         return Verdict("skip", "no comparison")
     unconverged = outcomes.unconverged
     return Verdict("ok", f"ok ({unconverged} unconverged)" if unconverged else "ok")
+
+
+def verdict_line(score: Score) -> str:
+    """The verdict as a line outside a table: a gradient row's says so apart (``gradient: inaccurate, …``)."""
+    text = verdict(score).text
+    return f"gradient: {text}" if score.quantity == "gradient" else text
+
+
+def of_quantity(scores: Iterable[Score], quantity: str) -> list[Score]:
+    """The scores of one quantity (``loss`` or ``gradient``), in their order."""
+    return [s for s in scores if s.quantity == quantity]
+
+
+def has_gradients(result: RunResult, family: str | None = None) -> bool:
+    """Whether the run scored gradients (and has rows of ``family``): it has gradient rows, or its settings
+    asked for them (``settings.quantities``), so that a family whose candidates have no gradient says why."""
+    if not any(family in (None, s.family) for s in result.scores):
+        return False
+    asked = result.settings.get("quantities") if isinstance(result.settings, dict) else None
+    return any(s.quantity == "gradient" for s in result.scores) or (
+        isinstance(asked, (list, tuple)) and "gradient" in asked)
+
+
+def missing_gradients(result: RunResult, family: str) -> list[tuple[str, str]]:
+    """The candidates of ``family`` with loss rows but no gradient row, each with why: its
+    ``gradient_note`` (:class:`harness.candidates.Candidate`), or that the report has none for it."""
+    scored = {s.candidate for s in result.scores if s.family == family and s.quantity == "gradient"}
+    out = []
+    for name in ordered_unique(s.candidate for s in result.scores if s.family == family and s.quantity == "loss"):
+        if name in scored:
+            continue
+        try:
+            note = get_candidate(family, name).gradient_note
+        except ValueError:  # not a built-in (an audited function) or a family this lossfuzz does not know
+            note = ""
+        out.append((name, note or "no gradient scored in this run"))
+    return out
+
+
+def tally_sentence(scores: Iterable[Score]) -> str:
+    """``12 scores: 9 ok, 2 with problems, 0 failed, 1 unsupported or not compared.``"""
+    scores = list(scores)
+    t = count_verdicts(scores)
+    return (f"{len(scores)} scores: {t['ok']} ok, {t['bad']} with problems, {t['fail']} failed,"
+            f" {t['skip']} unsupported or not compared.")
 
 
 def count_verdicts(scores: Iterable[Score]) -> dict[str, int]:
@@ -238,15 +299,16 @@ def upcast_comparisons(result: RunResult) -> list[UpcastComparison]:
     return out
 
 
-def by_family(result: RunResult) -> list[tuple[str, list[Score]]]:
-    """Scores grouped by family (in run order), candidates in run order, then dtypes in run order."""
-    families = ordered_unique(s.family for s in result.scores)
+def by_family(result: RunResult, quantity: str | None = None) -> list[tuple[str, list[Score]]]:
+    """Scores grouped by family (in run order), candidates in run order, then dtypes in run order, then the
+    loss before the gradient; ``quantity``: that quantity's scores only (a family without any: no group)."""
+    families = ordered_unique(s.family for s in result.scores if quantity in (None, s.quantity))
     cand_order = {c: i for i, c in enumerate(ordered_unique(s.candidate for s in result.scores))}
     dtype_order = {d: i for i, d in enumerate(ordered_unique(s.dtype for s in result.scores))}
     groups = []
     for family in families:
-        rows = [s for s in result.scores if s.family == family and s.quantity == "loss"]  # gradient tables: gradreport
-        rows.sort(key=lambda s: (cand_order[s.candidate], dtype_order[s.dtype]))
+        rows = [s for s in result.scores if s.family == family and quantity in (None, s.quantity)]
+        rows.sort(key=lambda s: (cand_order[s.candidate], dtype_order[s.dtype], s.quantity != "loss"))
         groups.append((family, rows))
     return groups
 

@@ -2,7 +2,9 @@
 page, and a LaTeX ``tabular`` (papers; needs ``\\usepackage{booktabs}``).
 
 Each renderer turns a :class:`harness.comparison.SideBySide` into text and touches no file. The reports are
-lettered A, B, C … in the table (A is the base), with a legend naming their files. Per report: max ULP,
+lettered A, B, C … in the table (A is the base), with a legend naming their files. A ``quantity`` column
+(loss or gradient) is shown when a report has gradient rows (tables of loss-only reports stay as they were).
+Per report: max ULP,
 p99 ULP, mean bits and non-finite mistakes; per later report a column "vs A" with the row's mark
 (regression, improvement; see :mod:`harness.comparison` for the rules) and the figures that moved.
 Every name from a report is escaped for its format (Markdown, HTML, LaTeX special characters).
@@ -23,6 +25,13 @@ __all__ = ["RENDERERS", "render_markdown", "render_html", "render_latex", "latex
 
 _FIGURES = ("max ULP", "p99 ULP", "mean bits", "non-finite")
 _KEYS = ("family", "candidate", "dtype", "regime")
+
+
+def _keys(table: SideBySide) -> tuple[str, ...]:
+    """The key columns: :data:`_KEYS`, with ``quantity`` before ``regime`` when any row is not a loss row."""
+    if all(r.quantity == "loss" for r in table.rows):
+        return _KEYS
+    return ("family", "candidate", "dtype", "quantity", "regime")
 
 
 def letters(count: int) -> list[str]:
@@ -52,7 +61,7 @@ def _delta_text(d: Delta) -> tuple[str, str]:
 
 def _summary(table: SideBySide) -> str:
     later = len(table.names) - 1
-    return (f"{len(table.rows)} rows (family x candidate x dtype x regime; regime all is the whole score);"
+    return (f"{len(table.rows)} rows ({' x '.join(_keys(table))}; regime all is the whole score);"
             f" against A: {table.regressions} regressions, {table.improvements} improvements"
             f" over {later} report{'s' if later != 1 else ''} (worse: max or p99 ULP above max({table.factor:g} x A,"
             f" 1 ULP), mean bits up by more than 1, non-finite mistakes new or their share up {table.factor:g}x;"
@@ -65,14 +74,15 @@ def _summary(table: SideBySide) -> str:
 def render_markdown(table: SideBySide) -> str:
     """The comparison as a Markdown table with a legend of the reports."""
     labels = letters(len(table.names))
+    keys = _keys(table)
     out = ["# lossfuzz compare", ""]
     out += [f"- **{label}**{' (base)' if i == 0 else ''}: {md_escape(name)}" for i, (label, name) in enumerate(zip(labels, table.names))]
     out += ["", md_escape(_summary(table)), ""]
-    head = list(_KEYS) + [f"{fig} {label}" for label in labels for fig in _FIGURES] + [f"{label} vs {labels[0]}" for label in labels[1:]]
-    align = ["---"] * len(_KEYS) + ["--:"] * (len(_FIGURES) * len(labels)) + ["---"] * (len(labels) - 1)
+    head = list(keys) + [f"{fig} {label}" for label in labels for fig in _FIGURES] + [f"{label} vs {labels[0]}" for label in labels[1:]]
+    align = ["---"] * len(keys) + ["--:"] * (len(_FIGURES) * len(labels)) + ["---"] * (len(labels) - 1)
     out += ["| " + " | ".join(head) + " |", "|" + "|".join(align) + "|"]
     for row in table.rows:
-        cells = [_md_name(getattr(row, k)) for k in _KEYS]
+        cells = [_md_name(getattr(row, k)) for k in keys]
         cells += [md_escape(c) for f in row.figures for c in _cells(f)]
         for d in row.deltas:
             word, moved = _delta_text(d)
@@ -96,17 +106,18 @@ def _e(text: object) -> str:
 def render_html(table: SideBySide) -> str:
     """The comparison as a self-contained HTML page: regressions red, improvements green."""
     labels = letters(len(table.names))
+    keys = _keys(table)
     out = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8"><title>lossfuzz compare</title>',
            f"<style>{_CSS}</style></head><body>", "<h1>lossfuzz compare</h1>", "<ul>"]
     out += [f"<li><b>{label}</b>{' (base)' if i == 0 else ''}: <code>{_e(name)}</code></li>"
             for i, (label, name) in enumerate(zip(labels, table.names))]
     out += ["</ul>", f'<p class="muted">{_e(_summary(table))}</p>', "<table><thead><tr>"]
-    out += [f'<th rowspan="2">{k}</th>' for k in _KEYS]
+    out += [f'<th rowspan="2">{k}</th>' for k in keys]
     out += [f'<th colspan="{len(_FIGURES)}">{label}</th>' for label in labels]
     out += [f'<th rowspan="2">{_e(label)} vs {_e(labels[0])}</th>' for label in labels[1:]]
     out += ["</tr><tr>"] + [f"<th>{fig}</th>" for _ in labels for fig in _FIGURES] + ["</tr></thead><tbody>"]
     for row in table.rows:
-        cells = [f"<td><code>{_e(getattr(row, k))}</code></td>" for k in _KEYS]
+        cells = [f"<td><code>{_e(getattr(row, k))}</code></td>" for k in keys]
         cells += [f'<td class="n">{_e(c)}</td>' for f in row.figures for c in _cells(f)]
         for d in row.deltas:
             word, moved = _delta_text(d)
@@ -133,18 +144,19 @@ def latex_escape(text: object) -> str:
 def render_latex(table: SideBySide) -> str:
     """The comparison as a LaTeX ``table`` with a booktabs ``tabular`` (``\\usepackage{booktabs}``)."""
     labels = letters(len(table.names))
+    keys = _keys(table)
     later = labels[1:]
-    spec = "llll" + "rrrr" * len(labels) + "l" * len(later)
+    spec = "l" * len(keys) + "rrrr" * len(labels) + "l" * len(later)
     out = ["% lossfuzz compare; needs \\usepackage{booktabs}", "\\begin{table}", "\\centering", "\\small",
            f"\\begin{{tabular}}{{{spec}}}", "\\toprule"]
     groups = [f"\\multicolumn{{{len(_FIGURES)}}}{{c}}{{{label}}}" for label in labels]
-    out.append(" & ".join([""] * len(_KEYS) + groups + [f"{label} vs {labels[0]}" for label in later]) + " \\\\")
-    rules = [f"\\cmidrule(lr){{{len(_KEYS) + 1 + i * len(_FIGURES)}-{len(_KEYS) + (i + 1) * len(_FIGURES)}}}" for i in range(len(labels))]
+    out.append(" & ".join([""] * len(keys) + groups + [f"{label} vs {labels[0]}" for label in later]) + " \\\\")
+    rules = [f"\\cmidrule(lr){{{len(keys) + 1 + i * len(_FIGURES)}-{len(keys) + (i + 1) * len(_FIGURES)}}}" for i in range(len(labels))]
     out.append(" ".join(rules))
-    out.append(" & ".join(list(_KEYS) + [latex_escape(f) for _ in labels for f in _FIGURES] + [""] * len(later)) + " \\\\")
+    out.append(" & ".join(list(keys) + [latex_escape(f) for _ in labels for f in _FIGURES] + [""] * len(later)) + " \\\\")
     out.append("\\midrule")
     for row in table.rows:
-        cells = [latex_escape(getattr(row, k)) for k in _KEYS]
+        cells = [latex_escape(getattr(row, k)) for k in keys]
         cells += [latex_escape(c) for f in row.figures for c in _cells(f)]
         for d in row.deltas:
             word, moved = _delta_text(d)

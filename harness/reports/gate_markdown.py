@@ -1,7 +1,7 @@
 """The "Gate" section on top of ``report.md`` for ``lossfuzz gate``: pass/fail, what got worse, how to replay.
 
-Text only (the command writes the file): a headline, the thresholds, a table of the checks that failed or
-warn (all of them when there are few), the passing ones folded in a ``<details>`` block, and for every
+Text only (the command writes the file): a headline, the thresholds, a table of the checks (each with its
+quantity: the loss, or the gradient) that failed or warn (all of them when there are few), the passing ones folded in a ``<details>`` block, and for every
 failure a table of the statistics that got worse (statistic, regime, baseline → now, limit, threshold) with
 the case behind each and its replay command. Fits a GitHub Actions job summary.
 """
@@ -17,8 +17,8 @@ __all__ = ["render_gate_markdown"]
 
 _ICON = {"pass": "✅", "new": "🆕", "new_nonfinite": "⚠️", "regression": "❌", "missing": "❌"}
 _WORDS = {"pass": "pass", "new": "new", "new_nonfinite": "new non-finite", "regression": "regression", "missing": "missing"}
-_HEADER = ["| | family | candidate | dtype | max ULP: baseline → now | limit | non-finite on finite inputs | what changed |",
-           "|---|---|---|---|--:|--:|--:|---|"]
+_HEADER = ["| | family | candidate | dtype | quantity | max ULP: baseline → now | limit | non-finite on finite inputs |"
+           " what changed |", "|---|---|---|---|---|--:|--:|--:|---|"]
 _WORSE_HEADER = ["| statistic | regime | baseline → now | limit | threshold |", "|---|---|--:|--:|---|"]
 # Rows shown in the open table before the passing ones are folded away.
 _OPEN_ROWS = 12
@@ -35,6 +35,7 @@ def _row(c: Check) -> str:
         _md_name(c.family),
         _md_name(c.candidate),
         _md_name(c.dtype),
+        _md_name(c.quantity),
         f"{fmt_ulp(c.old_max_ulp)} → {fmt_ulp(c.new_max_ulp)}",
         fmt_ulp(c.limit),
         f"{_count(c.old_nonfinite)} → {_count(c.new_nonfinite)}",
@@ -87,7 +88,8 @@ def render_gate_markdown(result: GateResult, baseline: str = "the baseline", *, 
     if shown:
         out += ["## What got worse", ""]
         for c in shown:
-            out += [f"### {_md_name(c.family)} · {_md_name(c.candidate)} · {_md_name(c.dtype)}: {md_escape(c.summary)}", ""]
+            out += [f"### {_md_name(c.family)} · {_md_name(c.candidate)} · {_md_name(c.dtype)} · {_md_name(c.quantity)}:"
+                    f" {md_escape(c.summary)}", ""]
             if c.worse:
                 out += _WORSE_HEADER + [_worse_row(w) for w in c.worse] + [""]
             if c.case is not None:

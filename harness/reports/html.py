@@ -1,10 +1,11 @@
 """``report.html``: one self-contained page (inline CSS, plots as base64 PNG data URLs).
 
-Header and provenance, the summary table of each family, and per family x dtype the research plots: small
-multiples, one panel per candidate, of the bits of error (Herbie's, 0 to the format's width) along a swept
-logit or probability (the run's :class:`Curve` records), of the bits over the (logit, label) plane (its
-:class:`ErrorMap` records, sigmoid_ce), and a histogram of the errors; then every score's worst cases
-with their replay commands. Every string that comes from a user or from audited code goes through
+Header and provenance, the summary table of each family (and its gradient table, for a run that scored
+gradients), and per family x dtype the research plots: small multiples, one panel per candidate, of the bits
+of error (Herbie's, 0 to the format's width) along a swept logit or probability (the run's :class:`Curve`
+records; the gradient's curves in a figure of their own), of the bits over the (logit, label) plane (its
+:class:`ErrorMap` records, sigmoid_ce), and a histogram of the errors (the gradient's apart); then every
+score's worst cases with their replay commands. Every string that comes from a user or from audited code goes through
 :func:`html.escape`. matplotlib is imported here only,
 through :class:`matplotlib.figure.Figure` (no pyplot, no GUI backend); this module itself is imported only
 when a report is rendered (:data:`harness.reports.WRITERS`), so ``import harness`` never loads matplotlib.
@@ -34,16 +35,18 @@ from ._common import (
     OUTCOME_WORDS,
     by_family,
     case_error,
-    count_verdicts,
     fmt_ulp,
+    of_quantity,
     ordered_unique,
     provenance_items,
     provenance_line,
     settings_line,
+    tally_sentence,
     upcast_comparisons,
     verdict,
+    verdict_line,
 )
-from .sections import Section, Span, Table, audit_sections, regime_sections, score_table
+from .sections import Section, Span, Table, audit_sections, gradient_section, regime_sections, score_table
 
 __all__ = ["render_html"]
 
@@ -326,7 +329,7 @@ def _logit_ticks(x: Any, most: int = 9) -> tuple[list[float], list[str]]:
     return [t for t, _ in ticks], [label for _, label in ticks]
 
 
-def _histogram_figure(scores: list[Score], colors: dict[str, Any]) -> str | None:
+def _histogram_figure(scores: list[Score], colors: dict[str, Any], what: str = "error histogram") -> str | None:
     """Grouped bars: share of examples per error bin, one bar per candidate; None if nothing was compared."""
     scores = [s for s in scores if s.examples > 0]
     if not scores:
@@ -352,7 +355,7 @@ def _histogram_figure(scores: list[Score], colors: dict[str, Any]) -> str | None
     ax.grid(True, axis="y", lw=0.4, alpha=0.5)
     ax.set_axisbelow(True)
     s0 = scores[0]
-    ax.set_title(_mpl(f"{s0.family} · {s0.dtype}: error histogram"), fontsize=10)
+    ax.set_title(_mpl(f"{s0.family} · {s0.dtype}: {what}"), fontsize=10)
     ax.legend(fontsize=8, ncol=min(len(scores), 3), frameon=False, loc="upper right")
     return _png(fig)
 
@@ -396,11 +399,11 @@ def render_table(table: Table) -> str:
     return "\n".join(rows)
 
 
-def render_section(section: Section, anchor: str = "") -> str:
-    """A section as HTML: heading, lead paragraph (coloured by level), items as a key-value table, table,
-    code blocks."""
+def render_section(section: Section, anchor: str = "", heading: str = "h2") -> str:
+    """A section as HTML: heading (``heading``: h2, or h3 inside a family), lead paragraph (coloured by level),
+    items as a key-value table, table, code blocks."""
     where = f' id="{anchor}"' if anchor else ""
-    out = [f"<h2{where}>{_spans(section.title)}</h2>"]
+    out = [f"<{heading}{where}>{_spans(section.title)}</{heading}>"]
     if section.lead:
         style = f' class="v-{section.level}" style="padding:6px 10px;border-radius:6px"' if section.level else ""
         out.append(f"<p{style}>{_e(section.lead)}</p>")
@@ -465,7 +468,7 @@ def _worst_section(s: Score) -> str:
         return ""
     summary = (
         f"<code>{_e(s.family)}</code> · <code>{_e(s.candidate)}</code> · {_e(s.dtype)}: "
-        f'<span class="v-{v.level}">{_e(v.text)}</span> <span class="muted">({len(cases)} cases'
+        f'<span class="v-{v.level}">{_e(verdict_line(s))}</span> <span class="muted">({len(cases)} cases'
         + (f"; worst {_e(case_error(s.worst[0]))}" if s.worst else "")
         + ")</span>"
     )
@@ -495,7 +498,8 @@ def _mixed_precision_section(result: RunResult) -> list[str]:
            "<th>max ULP</th><th>with upcast</th><th>computes in</th></tr></thead><tbody>"]
     for r in rows:
         where = {True: "the half format (no upcast)", False: "float32 (or as accurate)", None: "—"}[r.missing]
-        out.append(f"<tr><td>{_e(r.family)}</td><td>{_e(r.dtype)}</td><td><code>{_e(r.candidate)}</code></td>"
+        gradient = " (gradient)" if r.plain.quantity == "gradient" else ""
+        out.append(f"<tr><td>{_e(r.family)}</td><td>{_e(r.dtype)}</td><td><code>{_e(r.candidate)}</code>{gradient}</td>"
                    f"<td>{share(r.plain_share)}</td><td>{share(r.upcast_share)}</td><td>{_e(fmt_ulp(r.plain.max_ulp))}</td>"
                    f"<td>{_e(fmt_ulp(r.upcast.max_ulp))}</td><td>{_e(where)}</td></tr>")
     return out + ["</tbody></table>"]
@@ -521,48 +525,70 @@ def _head(result: RunResult) -> list[str]:
 
 def _overview(result: RunResult) -> list[str]:
     """Provenance and settings in a line each, the tally of verdicts with the legend, every provenance entry."""
-    t = count_verdicts(result.scores)
+    gradients = of_quantity(result.scores, "gradient")
     out = [f'<p class="prov">{_e(provenance_line(result))}</p>']
     line = settings_line(result)
     if line:
         out.append(f'<p class="prov">{_e(line)}</p>')
     out.append(
-        f"<p><b>{len(result.scores)} scores: {t['ok']} ok, {t['bad']} with problems, {t['fail']} failed,"
-        f" {t['skip']} unsupported or not compared.</b> Errors are in ULP of the exact value in the target format"
+        f"<p><b>{_e(tally_sentence(of_quantity(result.scores, 'loss')))}</b> Errors are in ULP of the exact value in the target format"
         " (0.5 = correctly rounded); ok = at most 1 ULP and no non-finite mistake. Mean bits: Herbie's bits of"
         " error. Other non-finite: nan where the exact value is infinite, the opposite infinity, or a number where"
         " it is undefined. Speed: time per element as a multiple of a memory copy of the same arrays.</p>"
     )
+    if gradients:
+        out.append(f"<p><b>Gradient: {_e(tally_sentence(gradients))}</b> The gradient with respect to the inputs, scored"
+                   " component by component in the same way (its tables follow each family's loss table).</p>")
     out.append("<details><summary>Provenance and settings</summary><table class=\"kv\"><tbody>")
     out.extend(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in provenance_items(result))
     out.append("</tbody></table></details>")
     return out
 
 
+def _curves_caption(curves: list[Curve], dtype: str, estimated: bool) -> str:
+    """What a figure of sweeps shows: the loss's or the gradient's bits of error, and the candidates left out."""
+    top = _format_bits(dtype)
+    labels = "; ".join(c.label for c in curves)
+    what = ("the gradient's component at the swept input" if curves[0].quantity == "gradient" else "")
+    skipped = {name: why for c in curves for name, why in c.skipped.items()}
+    return (
+        f'<p class="muted">Bits of error{" of the gradient" if what else ""} along the swept {_e(curves[0].x_name)}'
+        f" ({_e(labels)}), one panel per candidate{f' ({what})' if what else ''}: Herbie's log2(1 + n), n the"
+        f" {_e(dtype)} numbers between the result and the correctly rounded value, counting one of them; 0 is"
+        f" correctly rounded, {top} the worst an error can be in {_e(dtype)}. Non-finite results (no number) are ×"
+        " at the top."
+        + (" This report predates bits in the sweeps: they are estimated as log2(1 + ULP error)." if estimated else "")
+        + (" Not drawn: " + "; ".join(f"<code>{_e(n)}</code> ({_e(why)})" for n, why in skipped.items()) + "." if skipped else "")
+        + "</p>"
+    )
+
+
 def _plots(result: RunResult, family: str, dtype: str, scores: list[Score], colors: dict[str, Any]) -> list[str]:
-    """The plots of one family x dtype (the sweeps' small multiples, the error map, the histogram) with their
-    captions; nothing to draw: []."""
-    curves = [c for c in result.curves if c.family == family and c.dtype == dtype]
-    drawn = _curve_figure(curves, dtype)
+    """The plots of one family x dtype (the sweeps' small multiples, the gradient's in their own figure, the
+    error map, the histograms) with their captions; nothing to draw: []."""
+    swept = [c for c in result.curves if c.family == family and c.dtype == dtype]
+    figures = []
+    for quantity in ("loss", "gradient"):
+        curves = [c for c in swept if c.quantity == quantity]
+        drawn = _curve_figure(curves, dtype)
+        if drawn:
+            figures.append((curves, *drawn))
+        elif any(c.skipped for c in curves):  # nothing to draw: still say which candidates were left out, and why
+            figures.append((curves, None, False))
     maps = [(m, _map_figure(m)) for m in result.error_maps if m.family == family and m.dtype == dtype]
     maps = [(m, png) for m, png in maps if png]
-    hist_png = _histogram_figure([s for s in scores if s.dtype == dtype], colors)
-    if not drawn and not maps and not hist_png:
+    histograms = [(what, _histogram_figure([s for s in of_quantity(scores, q) if s.dtype == dtype], colors, what))
+                  for q, what in (("loss", "error histogram"), ("gradient", "gradient error histogram"))]
+    histograms = [(what, png) for what, png in histograms if png]
+    if not figures and not maps and not histograms:
         return []
     top = _format_bits(dtype)
     out = [f"<h3>{_e(family)} · {_e(dtype)}</h3>"]
-    if drawn:
-        curve_png, estimated = drawn
-        labels = "; ".join(c.label for c in curves)
-        out.append(
-            f'<p class="muted">Bits of error along the swept {_e(curves[0].x_name)} ({_e(labels)}), one panel per'
-            f" candidate: Herbie's log2(1 + n), n the {_e(dtype)} numbers between the result and the correctly"
-            f" rounded value, counting one of them; 0 is correctly rounded, {top} the worst an error can be in"
-            f" {_e(dtype)}. Non-finite results (no number) are × at the top."
-            + (" This report predates bits in the sweeps: they are estimated as log2(1 + ULP error)." if estimated else "")
-            + "</p>"
-        )
-        out.append(f'<div class="plots"><img src="{curve_png}" alt="{_e(f"Bits of error along the swept input, {family} in {dtype}")}"></div>')
+    for curves, curve_png, estimated in figures:
+        out.append(_curves_caption(curves, dtype, estimated))
+        if curve_png is not None:
+            what = "Bits of error along the swept input" if curves[0].quantity == "loss" else "Bits of error of the gradient along the swept input"
+            out.append(f'<div class="plots"><img src="{curve_png}" alt="{_e(f"{what}, {family} in {dtype}")}"></div>')
     for m, png in maps:
         out.append(
             f'<p class="muted">Bits of error over the ({_e(m.x_name)}, {_e(m.y_name)}) plane, one panel per candidate'
@@ -571,8 +597,9 @@ def _plots(result: RunResult, family: str, dtype: str, scores: list[Score], colo
             " max(x, 0) − x·z, soft labels near 1 cancel at large positive logits.</p>"
         )
         out.append(f'<div class="plots"><img src="{png}" alt="{_e(f"Bits of error over logit and label, {family} in {dtype}")}"></div>')
-    if hist_png:
-        out.append(f'<div class="plots"><img src="{hist_png}" alt="{_e(f"Error histogram, {family} in {dtype}")}"></div>')
+    for what, hist_png in histograms:
+        title = "Error histogram" if what == "error histogram" else "Gradient error histogram"
+        out.append(f'<div class="plots"><img src="{hist_png}" alt="{_e(f"{title}, {family} in {dtype}")}"></div>')
     return out
 
 
@@ -585,11 +612,17 @@ def _families(result: RunResult, groups: list[tuple[str, list[Score]]], colors: 
         out.append("<nav>" + "".join(f'<a href="#family-{i}">{_e(f)}</a>' for i, f in enumerate(families))
                    + '<a href="#worst">worst cases</a></nav>')
     scores_of = dict(groups)
+    lead = True  # the gradient sections' lead is said once
     for i, family in enumerate(families):
         scores = scores_of.get(family, [])
         out.append(f'<h2 id="family-{i}">{_e(family)}</h2>')
-        if scores:
-            out.append(render_table(score_table(scores)))
+        losses = of_quantity(scores, "loss")
+        if losses:
+            out.append(render_table(score_table(losses)))
+        section = gradient_section(result, family, of_quantity(scores, "gradient"), lead)
+        if section is not None:
+            out.append(render_section(section, heading="h3"))
+            lead = False
         dtypes = ordered_unique([s.dtype for s in scores] + [c.dtype for c in plotted if c.family == family])
         for dtype in dtypes:
             out += _plots(result, family, dtype, scores, colors)

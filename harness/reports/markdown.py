@@ -1,7 +1,9 @@
 """``report.md``: a summary that fits a GitHub Actions job summary (``$GITHUB_STEP_SUMMARY``).
 
 Title (with a PARTIAL warning for an interrupted run), one line of provenance, the candidate x regime
-matrix of each family (the lead), one table per family (candidate x dtype), then the shrunk reproducer (or worst case) of every score with a problem, each with
+matrix of each family (the lead; the gradient's after the loss's), one table per family (candidate x dtype)
+and, for a run that scored gradients, its gradient table (candidates without a gradient named with the
+reason), then the shrunk reproducer (or worst case) of every score with a problem, each with
 its replay command. Text from candidates and users is escaped for Markdown; the worst-cases section stops
 at a size budget so the page stays well under GitHub's limit.
 """
@@ -17,15 +19,17 @@ from ._common import (
     by_family,
     case_error,
     case_where,
-    count_verdicts,
     fmt_ulp,
+    of_quantity,
     provenance_line,
     settings_line,
     shown_case,
+    tally_sentence,
     upcast_comparisons,
     verdict,
+    verdict_line,
 )
-from .sections import Section, Span, Table, audit_sections, regime_sections, score_table
+from .sections import Section, Span, Table, audit_sections, gradient_section, regime_sections, score_table
 
 __all__ = ["render_markdown", "md_escape"]
 
@@ -132,9 +136,8 @@ def _values(values: tuple[str, ...]) -> str:
 
 
 def _case(s: Score, what: str, case: WorstCase) -> str:
-    v = verdict(s)
     lines = [
-        f"### {_md_name(s.family)} · {_md_name(s.candidate)} · {_md_name(s.dtype)}: {md_escape(v.text)}",
+        f"### {_md_name(s.family)} · {_md_name(s.candidate)} · {_md_name(s.dtype)}: {md_escape(verdict_line(s))}",
         "",
         f"- {what.capitalize()}: inputs {_values(case.inputs)}, labels {_values(case.labels)}",
         f"- got {_code_span(case.got)}, exact {_code_span(case.exact)} (correctly rounded {_code_span(case.rounded)}):"
@@ -172,7 +175,8 @@ def _mixed_precision_section(result: RunResult) -> list[str]:
     ]
     for r in rows:
         where = {True: "❌ the half format (no upcast)", False: "✅ float32 (or as accurate)", None: "—"}[r.missing]
-        out.append(f"| {_md_name(r.family)} | {_md_name(r.dtype)} | {_md_name(r.candidate)} | {_share(r.plain_share)}"
+        name = _md_name(r.candidate) + (" (gradient)" if r.plain.quantity == "gradient" else "")
+        out.append(f"| {_md_name(r.family)} | {_md_name(r.dtype)} | {name} | {_share(r.plain_share)}"
                    f" | {_share(r.upcast_share)} | {fmt_ulp(r.plain.max_ulp)} | {fmt_ulp(r.upcast.max_ulp)} | {where} |")
     return out + [""]
 
@@ -192,23 +196,32 @@ def render_markdown(result: RunResult) -> str:
     line = settings_line(result)
     if line:
         out += [md_escape(line), ""]
-    t = count_verdicts(result.scores)
+    gradients = of_quantity(result.scores, "gradient")
     out += [
-        f"**{len(result.scores)} scores: {t['ok']} ok, {t['bad']} with problems, {t['fail']} failed,"
-        f" {t['skip']} unsupported or not compared.** Errors are in ULP of the exact value in the target format"
+        f"**{tally_sentence(of_quantity(result.scores, 'loss'))}** Errors are in ULP of the exact value in the target format"
         " (0.5 = correctly rounded); ok = at most 1 ULP and no non-finite mistake. Mean bits: Herbie's bits of"
         " error. Other non-finite: nan where the exact value is infinite, the opposite infinity, or a number"
         " where it is undefined. Speed: time per element as a multiple of a memory copy.",
         "",
     ]
+    if gradients:
+        out += [f"**Gradient: {md_escape(tally_sentence(gradients))}** The gradient with respect to the inputs, scored"
+                " component by component in the same way (its tables follow each family's loss table).", ""]
     for section in regime_sections(result):  # the lead: candidate x regime per family
         out += render_section(section)
     if not result.scores:
         out += ["_No scores: nothing was run._", ""]
     problems: list[tuple[Score, str, WorstCase]] = []
+    lead = True  # the gradient sections' lead is said once
     for family, scores in by_family(result):
-        out += render_section(Section((Span(family, "name"),), table=score_table(scores)))
-        for s in scores:
+        losses = of_quantity(scores, "loss")
+        if losses:
+            out += render_section(Section((Span(family, "name"),), table=score_table(losses)))
+        section = gradient_section(result, family, of_quantity(scores, "gradient"), lead)
+        if section is not None:
+            out += render_section(section)
+            lead = False
+        for s in losses + of_quantity(scores, "gradient"):
             shown = shown_case(s)
             if shown is not None and verdict(s).level in ("bad", "fail"):
                 problems.append((s, *shown))

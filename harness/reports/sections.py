@@ -16,10 +16,11 @@ from harness._records import NON_FINITE_MISTAKES, RegimeScore, RunResult, Score
 from harness._values import fmt_ulp
 from harness.auditing import AuditVerdict, verdicts
 
-from ._common import OTHER_NON_FINITE, by_family, case_error, count, fmt_bits, fmt_speed, labels_note, ordered_unique, verdict
+from ._common import (GRADIENT_COUNTS, OTHER_NON_FINITE, by_family, case_error, count, fmt_bits, fmt_speed, has_gradients,
+                      labels_note, missing_gradients, ordered_unique, verdict)
 
-__all__ = ["Span", "Cell", "Column", "Table", "Item", "Section", "SCORE_COLUMNS", "score_table", "ALL_REGIMES",
-           "regime_matrix", "regime_sections", "audit_sections"]
+__all__ = ["Span", "Cell", "Column", "Table", "Item", "Section", "SCORE_COLUMNS", "GRADIENT_COLUMNS", "score_table",
+           "GRADIENT_LEAD", "gradient_section", "ALL_REGIMES", "regime_matrix", "regime_sections", "audit_sections"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +103,13 @@ SCORE_COLUMNS: tuple[Column, ...] = (
 )
 
 
+# The gradient table: the loss table's columns and, after the non-finite ones, the counts only a gradient has.
+_AFTER_NON_FINITE = SCORE_COLUMNS.index(Column("other non-finite", True)) + 1
+GRADIENT_COLUMNS: tuple[Column, ...] = (SCORE_COLUMNS[:_AFTER_NON_FINITE]
+                                        + tuple(Column(words, True) for words in GRADIENT_COUNTS.values())
+                                        + SCORE_COLUMNS[_AFTER_NON_FINITE:])
+
+
 def _over_one(value: float | None) -> bool:
     return value is not None and not value <= 1
 
@@ -111,7 +119,9 @@ def _score_row(s: Score) -> tuple[Cell, ...]:
     notes = [n for n in ("" if s.reduction in ("", "none") else s.reduction, labels_note(s)) if n]
     name = (Span(s.candidate, "name"),) + ((Span(f" ({', '.join(notes)})", "muted"),) if notes else ())
     counts = [count(s, (k,)) for k in ("nan", "inf", "finite_where_infinite")]
-    counts += [count(s, OTHER_NON_FINITE), count(s, ("flushed_subnormal",)), count(s, ("raised",))]
+    counts += [count(s, OTHER_NON_FINITE)]
+    counts += [count(s, (k,)) for k in GRADIENT_COUNTS] if s.quantity == "gradient" else []
+    counts += [count(s, ("flushed_subnormal",)), count(s, ("raised",))]
     return (
         Cell(name, title=s.source),
         Cell((text(s.dtype),)),
@@ -128,8 +138,30 @@ def _score_row(s: Score) -> tuple[Cell, ...]:
 
 
 def score_table(scores: Sequence[Score]) -> Table:
-    """The summary table of one family's scores: one row per candidate x dtype, :data:`SCORE_COLUMNS`."""
-    return Table(SCORE_COLUMNS, tuple(_score_row(s) for s in scores))
+    """The summary table of one family's scores of one quantity: one row per candidate x dtype,
+    :data:`SCORE_COLUMNS` (:data:`GRADIENT_COLUMNS` for gradient rows)."""
+    gradient = any(s.quantity == "gradient" for s in scores)
+    return Table(GRADIENT_COLUMNS if gradient else SCORE_COLUMNS, tuple(_score_row(s) for s in scores))
+
+
+GRADIENT_LEAD = (
+    "The gradient with respect to the inputs (logits; probabilities for binary_ce), each component against the"
+    " exact, correctly rounded gradient: ULP figures and bits are per component (a reduced candidate's gradient"
+    " is that of its sum or mean). Zero where nonzero: ±0 where the exact gradient rounds to a nonzero normal"
+    " number (a vanishing gradient: training stops learning there); wrong sign: a finite nonzero component of"
+    " the opposite sign. Bold: above 1 ULP, or a count that is not 0.")
+
+
+def gradient_section(result: RunResult, family: str, scores: Sequence[Score], lead: bool = True) -> Section | None:
+    """The gradient table of one family (``scores``: its gradient rows), with :data:`GRADIENT_LEAD` when
+    ``lead``, and an item naming each candidate without a gradient and why (its ``gradient_note``); None for
+    a run that did not score gradients."""
+    if not has_gradients(result, family):
+        return None
+    missing = missing_gradients(result, family)
+    items = (Item("no gradient", tuple((Span(name, "name"), text(f": {note}")) for name, note in missing)),) if missing else ()
+    return Section((Span(family, "name"), text(": gradient")), lead=GRADIENT_LEAD if lead else "", items=items,
+                   table=score_table(scores) if scores else None)
 
 
 # ------------------------------------------------------------------------------------------ regime matrix
@@ -148,9 +180,12 @@ def _regime_cell(block: Score | RegimeScore | None) -> Cell:
         if non_finite else fmt_ulp(block.max_ulp)
     if flushed:
         body += f" ({flushed} flushed)"
+    gradient = [f"{count(block, (key,))} {words}" for key, words in GRADIENT_COUNTS.items() if count(block, (key,))]
+    if gradient:  # a gradient's vanishing or wrong-sign components (never on a loss)
+        body += f" ({', '.join(gradient)})"
     title = (f"{block.examples} examples; max {fmt_ulp(block.max_ulp)} ULP, p99 {fmt_ulp(block.p99_ulp)},"
              f" mean bits {fmt_bits(block.mean_bits)}; {non_finite} non-finite, {flushed} flushed subnormals")
-    return Cell((text(body),), hot=non_finite > 0 or _over_one(block.max_ulp), title=title)
+    return Cell((text(body),), hot=non_finite > 0 or bool(gradient) or _over_one(block.max_ulp), title=title)
 
 
 def regime_matrix(scores: Sequence[Score]) -> Table | None:
@@ -187,20 +222,23 @@ def _regime_legend(families: Sequence[str]) -> str:
 
 
 def regime_sections(result: RunResult) -> list[Section]:
-    """The candidate x regime matrices, one per family (:func:`regime_matrix`), the first with the legend;
-    none for a report without per-regime figures. The reports lead with them."""
+    """The candidate x regime matrices, one per family and quantity (:func:`regime_matrix`: the loss's, then
+    the gradient's), the first with the legend; none for a report without per-regime figures. The reports
+    lead with them."""
     out = []
     for family, scores in by_family(result):
-        table = regime_matrix(scores)
-        if table is not None:
-            out.append((family, table))
+        for quantity in ("loss", "gradient"):
+            table = regime_matrix([s for s in scores if s.quantity == quantity])
+            if table is not None:
+                out.append((family, quantity, table))
     if not out:
         return []
     lead = ("Max ULP error per regime (each family's documented partition of its examples; all = the whole"
             " score). A cell with non-finite mistakes shows their count first; flushed: nonzero subnormal results"
-            " returned as 0. Bold: above 1 ULP or non-finite. Regimes: " + _regime_legend([f for f, _ in out]) + ".")
-    return [Section((Span(family, "name"), text(" by regime")), lead=lead if i == 0 else "", table=table)
-            for i, (family, table) in enumerate(out)]
+            " returned as 0. Bold: above 1 ULP or non-finite. Regimes: " + _regime_legend([f for f, _, _ in out]) + ".")
+    return [Section((Span(family, "name"), text(" by regime" if quantity == "loss" else " gradient by regime")),
+                    lead=lead if i == 0 else "", table=table)
+            for i, (family, quantity, table) in enumerate(out)]
 
 
 # ------------------------------------------------------------------------------------------- audit verdict

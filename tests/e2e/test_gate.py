@@ -40,6 +40,7 @@ def accuracy(path: Path) -> list[dict]:
     rows = json.loads(path.read_text())["results"]
     for row in rows:
         row.pop("speed")
+        row.setdefault("quantity", "loss")  # a version-1 row is a loss row
     return rows
 
 
@@ -59,7 +60,7 @@ def mine(tmp_path_factory) -> Path:
 
 def test_the_baseline_written_by_the_gate_is_a_loadable_report_with_its_replay_corpus(mine):
     baseline = load_baseline(mine)
-    assert [s.key for s in baseline.result.scores] == [("sigmoid_ce", "mine", "float32")]
+    assert [s.key for s in baseline.result.scores] == [("sigmoid_ce", "mine", "float32", "loss")]
     assert baseline.result.settings["examples"] == 20 and baseline.result.settings["speed_elements"] == 0
     assert baseline.stored is not None  # the replay corpus it was computed on
     load_json(mine.read_text(), "baseline")  # a report.json as any other
@@ -292,4 +293,4 @@ def test_update_baseline_replaces_an_unusable_baseline(tmp_path):
     code, _, err = gate("--update-baseline", "--baseline", str(path), "--out", str(tmp_path), "--families",
                           "binary_ce", "--candidates", "numpy_stable", *SMALL)
     assert code == 0 and "replacing an unusable baseline" in err
-    assert [s.key for s in load_baseline(path).result.scores] == [("binary_ce", "numpy_stable", "float32")]
+    assert [s.key for s in load_baseline(path).result.scores] == [("binary_ce", "numpy_stable", "float32", "loss")]

@@ -59,13 +59,11 @@ def test_two_runs_with_different_seeds_are_put_side_by_side_with_their_own_figur
     table = compare_reports([a, b], ["seed0.json", "seed1.json"])
     # each score's row, then one row per regime it has, in the family's order (B's regimes may add rows)
     keys = [r.key for r in table.rows]
-    loss_rows = [s for s in a.scores if s.quantity == "loss"]  # (gradient rows: compared by gradreport's keys)
-    expected = [key for s in loss_rows for key in [(s.family, s.candidate, s.dtype, ALL_REGIME)]
-                + [(s.family, s.candidate, s.dtype, name) for name in s.regimes]]
-    assert [k for k in keys if k in set(expected)] == expected and len(expected) > 2 * len(loss_rows)
+    expected = [key for s in a.scores for key in [(*s.key, ALL_REGIME)] + [(*s.key, name) for name in s.regimes]]
+    assert [k for k in keys if k in set(expected)] == expected and len(expected) > 2 * len(a.scores)
     for row in table.rows:
         for result, figures in zip((a, b), row.figures):
-            score = result.score(row.family, row.candidate, row.dtype)
+            score = result.score(row.family, row.candidate, row.dtype, row.quantity)
             if row.regime != ALL_REGIME:
                 score = score.regimes.get(row.regime)
                 if score is None:

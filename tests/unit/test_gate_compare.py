@@ -192,6 +192,6 @@ def test_the_markdown_gate_section_escapes_and_shows_the_replay_command():
     text = render_gate_markdown(result, "reports/baseline.json")
     assert "x\\|y" in text and "```sh\nlossfuzz exact sigmoid_ce" in text
     assert text.startswith("# lossfuzz gate: ❌ 1 of 1 checks got worse")
-    # every row has its table's columns: the checks' table (8) and the table of what got worse (5)
+    # every row has its table's columns: the checks' table (9, the quantity among them) and the table of what got worse (5)
     pipes = [line.count("|") - line.count("\\|") for line in text.splitlines() if line.startswith("| ")]
-    assert pipes == [9, 9, 6, 6], pipes
+    assert pipes == [10, 10, 6, 6], pipes

@@ -92,9 +92,12 @@ def test_the_plugin_adds_each_plugin_option_to_the_command_line_and_the_ini_file
 
     pytest_plugin.pytest_addoption(Parser())
     declared = options_for("plugin")
-    assert sorted(added) == sorted(f"--lossfuzz-{o.flag[2:]}" for o in declared) == ["--lossfuzz-examples", "--lossfuzz-seed"]
+    assert sorted(added) == sorted(f"--lossfuzz-{o.flag[2:]}" for o in declared) == ["--lossfuzz-examples", "--lossfuzz-quantities", "--lossfuzz-seed"]
     assert sorted(ini) == sorted(f"lossfuzz_{o.name}" for o in declared)
     assert added["--lossfuzz-examples"]["type"]("7") == 7
+    assert added["--lossfuzz-quantities"]["type"]("gradient") == ("gradient",)
+    with pytest.raises(argparse.ArgumentTypeError, match="quantity='grad' is not one of: loss, gradient"):
+        added["--lossfuzz-quantities"]["type"]("loss,grad")
     with pytest.raises(argparse.ArgumentTypeError, match="-3 is negative"):
         added["--lossfuzz-examples"]["type"]("-3")
 
