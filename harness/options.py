@@ -397,10 +397,6 @@ OPTIONS: tuple[Option, ...] = (
            faces={"run": {}, "audit": {}, "audit_api": {"default": ("float32",)},
                   "gate": {**_BASELINE, "help": "comma list of float16, bfloat16, float32, float64, or all (default:"
                            " the baseline's)"}}),
-    Option("quantities", comma_list("quantity", QUANTITIES), QUANTITIES,
-           "comma list of what to score: loss, gradient (with respect to the inputs), or all (default loss,gradient)",
-           "LIST", faces={"run": {}, "plugin": {}, "check": {},
-                          "gate": {**_BASELINE, "help": "comma list of loss, gradient (default: the baseline's)"}}),
     Option("out", str, "reports", "folder for report.json, report.md, report.html and the corpus (default reports/)", "DIR",
            faces={"run": {},
                   "audit": {"default": _AUDIT_OUT, "help": f"folder for report.json, report.md and report.html (default {_AUDIT_OUT}/)"},
@@ -410,7 +406,8 @@ OPTIONS: tuple[Option, ...] = (
     Option("quantities", quantity_list, QUANTITIES,
            "what to score, a comma list of: loss (the loss value), gradient (the gradient with respect to the"
            " inputs, per component, on the base examples and those the loss search visited); default loss,gradient",
-           "LIST", faces={"run": {}, "audit": {}, "audit_api": {}}),
+           "LIST", faces={"run": {}, "audit": {}, "audit_api": {}, "plugin": {}, "check": {},
+                          "gate": {**_BASELINE, "help": "comma list of loss, gradient (default: the baseline's)"}}),
     Option("speed_elements", bounded_count(MAX_SPEED_ELEMENTS, "elements to time (gigabytes of memory)"), 1_000_000,
            "array size for timing each candidate against a memory copy; 0 skips timing (default 10^6)", "N",
            faces={"run": {}, "audit_api": {"default": 0},
@@ -597,8 +594,6 @@ class Settings:
     dtypes: tuple[str, ...] = _default("dtypes")
     speed_elements: int = _default("speed_elements")
     shrink: bool = _default("shrink")
-    # what is scored (harness._records.QUANTITIES); in report.json only when not both
-    quantities: tuple[str, ...] = field(default=_default("quantities"), metadata=_WHEN_SET)
     labels: str = field(default=_default("labels", "audit"), metadata=_WHEN_SET)
     stop_after: int = field(default=0, metadata=_WHEN_SET)
     max_chunks: int = field(default=MAX_CHUNKS, metadata=_WHEN_SET)

@@ -74,11 +74,12 @@ def test_two_runs_with_different_seeds_are_put_side_by_side_with_their_own_figur
                                                                       "wrong_infinity", "number_where_nan"))
     text = render_markdown(table)
     assert "seed0.json" in text and "seed1.json" in text
-    (line,) = [line for line in text.splitlines() if line.startswith("| sigmoid_ce | naive | float32 | all |")]
+    # the runs score gradients too, so a quantity column stands before the regime
+    (line,) = [line for line in text.splitlines() if line.startswith("| sigmoid_ce | naive | float32 | loss | all |")]
     cells = [c.strip() for c in line.strip("|").split("|")]
     for i, result in enumerate((a, b)):
         naive = result.score("sigmoid_ce", "naive", "float32")
-        assert cells[4 + 4 * i] == fmt_ulp(naive.max_ulp) and cells[7 + 4 * i] == str(sum(
+        assert cells[5 + 4 * i] == fmt_ulp(naive.max_ulp) and cells[8 + 4 * i] == str(sum(
             naive.counts[k] for k in ("nan", "inf", "finite_where_infinite", "nan_where_infinite", "wrong_infinity",
                                       "number_where_nan")))
 
@@ -95,21 +96,21 @@ def test_a_report_against_itself_marks_nothing_and_exits_0(two_runs, tmp_path, c
 
 def test_a_regression_injected_into_one_report_is_marked_and_exits_1(two_runs, tmp_path, capsys):
     a, _ = two_runs
-    broken = replace(a, scores=tuple(replace(s, max_ulp=1e9, p99_ulp=1e8) if s.candidate == "numpy_stable" else s
-                                     for s in a.scores))
+    broken = replace(a, scores=tuple(replace(s, max_ulp=1e9, p99_ulp=1e8) if (s.candidate, s.quantity) == ("numpy_stable", "loss")
+                                     else s for s in a.scores))
     (tmp_path / "a.json").write_text(render_json(a))
     (tmp_path / "b.json").write_text(render_json(broken))
     assert main(["compare", str(tmp_path / "a.json"), str(tmp_path / "b.json")]) == 1
     lines = capsys.readouterr().out.splitlines()
-    (stable,) = [line for line in lines if line.startswith("| sigmoid_ce | numpy_stable | float32 | all |")]
+    (stable,) = [line for line in lines if line.startswith("| sigmoid_ce | numpy_stable | float32 | loss | all |")]
     assert stable.rstrip(" |").split("| ")[-1].startswith("**worse**: max ULP")
     assert "→ 1e+09" in stable and "p99 ULP" in stable
-    (naive,) = [line for line in lines if line.startswith("| sigmoid_ce | naive | float32 | all |")]
+    (naive,) = [line for line in lines if line.startswith("| sigmoid_ce | naive | float32 | loss | all |")]
     assert "worse" not in naive and "better" not in naive
     # the same injection the other way round is an improvement, exit 0
     assert main(["compare", str(tmp_path / "b.json"), str(tmp_path / "a.json")]) == 0
     out = capsys.readouterr().out
-    (stable,) = [line for line in out.splitlines() if line.startswith("| sigmoid_ce | numpy_stable | float32 | all |")]
+    (stable,) = [line for line in out.splitlines() if line.startswith("| sigmoid_ce | numpy_stable | float32 | loss | all |")]
     assert "| better: max ULP 1e+09 → " in stable and "1 improvements" in out
 
 
