@@ -447,7 +447,7 @@ OPTIONS: tuple[Option, ...] = (
     Option("gradient_fn", optional_text, None, "the gradient of plain numpy code, to score it: a function called as the"
            " loss function is, returning d loss / d prediction (TensorFlow, PyTorch and JAX code is differentiated by"
            " its own framework; numpy code without it is scored on its loss only, with a note)", "MODULE:FUNCTION",
-           faces={"audit": {}, "audit_api": {}}),
+           faces={"audit": {}, "audit_api": {}, "exact": {}}),
     Option("name", optional_text, None, "the name of the function in reports (default: MODULE:FUNCTION)", "NAME",
            faces={"audit": {}, "gate": {}, "audit_api": {}, "check": {}}),
     Option("timeout", seconds, 10.0, "seconds one call may take before it counts as a hang (default 10)", "S",
