@@ -28,6 +28,15 @@ callable into a candidate that follows the built-in convention ``fn(inputs, labe
   (the documented return type of a reduced loss such as scikit-learn's ``log_loss``) is rounded once to the
   dtype, so its error includes that rounding; it is not called a silent cast. A JAX array of float32 for
   float64 inputs is a ``wrong_dtype`` finding that says how to turn on JAX's 64-bit mode.
+- **gradients**: :meth:`FunctionCandidate.gradient` is d loss / d inputs computed where the function runs (in
+  the worker), by the autodiff of its framework (:func:`autodiff_framework`: the framework that defines it,
+  or for a user's module the one framework it imports; that framework's arrays go in): a TensorFlow tape,
+  ``torch.autograd`` or ``jax.vjp``, with an output gradient of ones (the gradient of the sum of the
+  per-example losses; of the mean or sum of a reduced function). It comes back as numpy like the loss. A
+  result not connected to the prediction is a ``raised`` finding. Plain numpy code, a function of
+  probabilities made from the logits, and a module importing several frameworks have none (a
+  ``gradient_note`` says why) unless ``gradient_fn`` (``--gradient-fn module:function``, called as the
+  function is, returning d loss / d prediction) gives it.
 - **isolation** (``isolate=True``, the default): every call runs in a worker process
   (:mod:`harness.isolation`) with a per-call ``timeout`` and a ``memory_mb`` limit, so a hang, a crash or
   an exhausted memory is a finding and the run goes on. :meth:`FunctionCandidate.close` ends the worker.
