@@ -147,3 +147,17 @@ def test_focal_gradients_are_nan_at_confident_logits_except_the_stable_forms():
         got = get_candidate("focal", name).gradient(x, z, gamma=0.5)
         assert np.all(np.isfinite(got)), name
         assert np.max(oracles.ulp_error(got, exact_bits, "float32")) <= 4.0, name
+
+
+def test_float16_gradients_of_keras_and_torch_are_nan_where_the_exact_one_is_finite():
+    # Keras on probabilities, float16: sigmoid(-16) = 1.1e-7 is below the clip's lower bound; the gradient
+    # comes back nan (exact 1.19e-7, the loss itself -0.0); TensorFlow's own op stays right there
+    x, z = np.float16([-15.8515625, -16.0]), np.float16([0.0, 0.0])
+    exact = oracles.exact("sigmoid_ce", logits=x, labels=z, dtype="float16", what="gradient")
+    assert np.all(np.isnan(get_candidate("sigmoid_ce", "keras").gradient(x, z)))
+    assert np.max(oracles.ulp_error(get_candidate("sigmoid_ce", "tf").gradient(x, z), exact, "float16")) <= 1.0
+    # PyTorch's binary_cross_entropy, float16: its clamp 1e-12 of the denominator underflows to 0, so p = 0,
+    # z = 0 (and p = 1, z = 1) give 0/0 = nan where the exact gradient is 1 (-1)
+    p, zp = np.float16([0.0, 1.0]), np.float16([0.0, 1.0])
+    assert _exact("binary_ce", "float16", probs=p, labels=zp).tolist() == [1.0, -1.0]
+    assert np.all(np.isnan(get_candidate("binary_ce", "torch").gradient(p, zp)))
