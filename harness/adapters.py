@@ -28,6 +28,15 @@ callable into a candidate that follows the built-in convention ``fn(inputs, labe
   (the documented return type of a reduced loss such as scikit-learn's ``log_loss``) is rounded once to the
   dtype, so its error includes that rounding; it is not called a silent cast. A JAX array of float32 for
   float64 inputs is a ``wrong_dtype`` finding that says how to turn on JAX's 64-bit mode.
+- **gradients**: :meth:`FunctionCandidate.gradient` is d loss / d inputs computed where the function runs (in
+  the worker), by the autodiff of its framework (:func:`autodiff_framework`: the framework that defines it,
+  or for a user's module the one framework it imports; that framework's arrays go in): a TensorFlow tape,
+  ``torch.autograd`` or ``jax.vjp``, with an output gradient of ones (the gradient of the sum of the
+  per-example losses; of the mean or sum of a reduced function). It comes back as numpy like the loss. A
+  result not connected to the prediction is a ``raised`` finding. Plain numpy code, a function of
+  probabilities made from the logits, and a module importing several frameworks have none (a
+  ``gradient_note`` says why) unless ``gradient_fn`` (``--gradient-fn module:function``, called as the
+  function is, returning d loss / d prediction) gives it.
 - **isolation** (``isolate=True``, the default): every call runs in a worker process
   (:mod:`harness.isolation`) with a per-call ``timeout`` and a ``memory_mb`` limit, so a hang, a crash or
   an exhausted memory is a finding and the run goes on. :meth:`FunctionCandidate.close` ends the worker.
@@ -45,7 +54,7 @@ import numpy as np
 
 import oracles
 
-from .candidates._registry import ALL_DTYPES, Candidate
+from .candidates._registry import ALL_DTYPES, Candidate, NoGradient
 
 __all__ = [
     "LABEL_NAMES",
@@ -283,6 +292,31 @@ def _framework_of(module: str) -> str:
     return "numpy"
 
 
+_FRAMEWORK_NAMES = {"tensorflow": "TensorFlow", "torch": "PyTorch", "jax": "JAX"}
+
+
+def autodiff_framework(target: Any, framework: str) -> tuple[str, ...]:
+    """The frameworks whose autodiff can differentiate ``target``: its own (``framework``, told from the module
+    that defines it) when that is TensorFlow, PyTorch or JAX; for code of another module (``numpy`` to the
+    adapter: it gets numpy arrays for its loss), those that module imports (modules, or functions and
+    classes defined in them, among its globals: ``import tensorflow as tf``, ``from torch.nn import
+    functional as F``, ``import jax.numpy as jnp``). Empty: plain numpy code; two or more: cannot tell."""
+    if framework != "numpy":
+        return (framework,)
+    import sys
+
+    module = sys.modules.get(_defining_module(target))
+    found = set()
+    for value in list(getattr(module, "__dict__", {}).values()):
+        try:
+            name = value.__name__ if inspect.ismodule(value) else getattr(value, "__module__", None)
+        except Exception:  # noqa: BLE001 - an object whose attributes raise says nothing
+            continue
+        if isinstance(name, str):
+            found.add(_framework_of(name))
+    return tuple(sorted(found - {"numpy"}))
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     """sigmoid(x) in float64, rounded once to x's dtype (exp never overflows: exp(-|x|) <= 1)."""
     w = np.asarray(x, dtype=np.float64)
@@ -400,10 +434,15 @@ class _Call:
     # The options still to resolve against the function (family, takes, inputs, reduction, framework), when
     # the spec is resolved in the worker only (``convention`` is None until then); see :func:`_plan`.
     unresolved: dict[str, Any] | None = None
+    # The user's gradient (--gradient-fn): a "module:function" spec (resolved where the call runs) or a
+    # callable; None: the function's own framework autodiff (see :meth:`gradient`).
+    gradient_fn: Any = None
+    # The frameworks whose autodiff differentiates it (:func:`autodiff_framework`; set by prepare() when None).
+    autodiff: tuple[str, ...] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         state = {k: getattr(self, k) for k in ("spec", "convention", "convert", "framework", "kwargs", "by_spec",
-                                                "per_element", "unresolved")}
+                                                "per_element", "unresolved", "gradient_fn", "autodiff")}
         state["target"] = None if self.by_spec else self.target
         return state
 
@@ -426,13 +465,18 @@ class _Call:
                 self.spec, self.target, oracles.get_family(opts["family"]), opts["takes"], opts["inputs"],
                 self.kwargs, opts["framework"], self.by_spec)
             self.unresolved = None
+        if isinstance(self.gradient_fn, str):
+            self.gradient_fn = resolve_target(self.gradient_fn)
+        if self.autodiff is None:
+            self.autodiff = autodiff_framework(self.target, self.framework)
         if self.framework == "tensorflow":
             import tensorflow  # noqa: F401 - loaded now rather than inside the first timed call
         elif self.framework == "torch":
             import torch  # noqa: F401
         elif self.framework == "jax":
             import jax.numpy  # noqa: F401
-        return {"convention": self.convention.words(), "convert": self.convert, "framework": self.framework}
+        return {"convention": self.convention.words(), "convert": self.convert, "framework": self.framework,
+                "autodiff": list(self.autodiff)}
 
     def __call__(self, inputs: np.ndarray, labels: np.ndarray) -> Any:
         if self.target is None:
@@ -451,23 +495,128 @@ class _Call:
             values.append(one.reshape(()))
         return np.stack(values) if values else np.zeros(inputs.shape[:1], dtype=inputs.dtype)
 
-    def _once(self, inputs: np.ndarray, labels: np.ndarray) -> Any:
-        x = inputs
+    def _prediction(self, inputs: np.ndarray) -> np.ndarray:
         if self.convert == "sigmoid":
-            x = _sigmoid(inputs)
-        elif self.convert == "softmax":
-            x = _softmax(inputs)
-        values = {"labels": _to_framework(labels, self.framework), "prediction": _to_framework(x, self.framework)}
+            return _sigmoid(inputs)
+        if self.convert == "softmax":
+            return _softmax(inputs)
+        return inputs
+
+    def _invoke(self, fn: Any, labels: Any, prediction: Any) -> Any:
+        """``fn`` called under the convention (labels and prediction already the framework's arrays)."""
+        values = {"labels": labels, "prediction": prediction}
         if self.convention.keywords:
-            result = self.target(**{name: values[role] for role, name in self.convention.keywords}, **self.kwargs)
-        else:
-            result = self.target(*(values[r] for r in self.convention.order), **self.kwargs)
+            return fn(**{name: values[role] for role, name in self.convention.keywords}, **self.kwargs)
+        return fn(*(values[r] for r in self.convention.order), **self.kwargs)
+
+    def _once(self, inputs: np.ndarray, labels: np.ndarray) -> Any:
+        x = self._prediction(inputs)
+        result = self._invoke(self.target, _to_framework(labels, self.framework), _to_framework(x, self.framework))
         if is_python_number(result):
             return result  # rounded to the dtype by the invoker: a reduced function's documented return type
         failure = jax_precision_failure(result, inputs.dtype)
         if failure is not None:
             raise failure
         return to_numpy(result)
+
+
+    def gradient(self, inputs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """d loss / d inputs where the function runs (in the worker when isolated), as numpy: the user's
+        ``gradient_fn`` called like the function, else the function's own framework autodiff
+        (:func:`_autodiff`). A reduced function gives the gradient of its mean or sum; its per-element view,
+        each element's gradient from a batch of that element alone."""
+        from ._records import CandidateFailure
+
+        if self.target is None or isinstance(self.gradient_fn, str) or self.autodiff is None:
+            self.prepare()
+        if not self.per_element:
+            return self._gradient_once(inputs, labels)
+        parts = []
+        for i in range(inputs.shape[0]):
+            one = self._gradient_once(inputs[i : i + 1], labels[i : i + 1])
+            if one.shape != inputs[i : i + 1].shape:
+                raise CandidateFailure(f"returned a gradient of shape {one.shape} for a batch of one element, expected"
+                                       f" {inputs[i : i + 1].shape}", "wrong_shape")
+            parts.append(one)
+        return np.concatenate(parts) if parts else np.zeros(inputs.shape, dtype=inputs.dtype)
+
+    def _gradient_once(self, inputs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        if self.gradient_fn is not None:
+            x = _to_framework(self._prediction(inputs), self.framework)
+            result = self._invoke(self.gradient_fn, _to_framework(labels, self.framework), x)
+        else:
+            result = _autodiff(self, inputs, labels)
+        failure = jax_precision_failure(result, inputs.dtype)
+        if failure is not None:
+            raise failure
+        return to_numpy(result)
+
+
+_NOT_CONNECTED = ("the loss it returned does not depend on the prediction through {what} (does it leave {framework},"
+                  " e.g. through numpy?)")
+
+
+def _autodiff(call: _Call, inputs: np.ndarray, labels: np.ndarray) -> Any:
+    """d call.target / d prediction by the function's own framework (:func:`autodiff_framework`, whose arrays
+    it is then given, also when its loss is given numpy ones): a ``tf.GradientTape`` watching the
+    prediction tensor, ``torch.autograd.grad`` on a prediction that requires grad, ``jax.vjp``; each with an
+    output gradient of ones (the gradient of the sum of the per-example losses, each example's own; of the
+    mean or sum itself for a reduced function). A result that is not connected to the prediction is a
+    ``raised`` finding; plain numpy code has no autodiff (its candidate has a ``gradient_note``)."""
+    from ._records import CandidateFailure
+
+    note = gradient_note_of(call.autodiff or (), call.convert, None, "family's")
+    if note:
+        raise CandidateFailure(note, "raised")
+    (framework,) = call.autodiff  # type: ignore[misc]
+    labels_f = _to_framework(labels, framework)
+    x = _to_framework(inputs, framework)
+    if framework == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            out = call._invoke(call.target, labels_f, x)
+        if not tf.is_tensor(out):
+            raise CandidateFailure(f"returned {type(out).__name__}, not a tensor: "
+                                   + _NOT_CONNECTED.format(what="a tf.GradientTape", framework="TensorFlow"), "raised")
+        gradient = tape.gradient(out, x)
+        if gradient is None:
+            raise CandidateFailure(_NOT_CONNECTED.format(what="a tf.GradientTape", framework="TensorFlow"), "raised")
+        return gradient
+    if framework == "torch":
+        import torch
+
+        x.requires_grad_(True)
+        out = call._invoke(call.target, labels_f, x)
+        if not isinstance(out, torch.Tensor) or not out.requires_grad:
+            raise CandidateFailure(_NOT_CONNECTED.format(what="torch.autograd", framework="PyTorch"), "raised")
+        (gradient,) = torch.autograd.grad(out, x, grad_outputs=torch.ones_like(out), allow_unused=True)
+        if gradient is None:
+            raise CandidateFailure(_NOT_CONNECTED.format(what="torch.autograd", framework="PyTorch"), "raised")
+        return gradient
+    import jax
+    import jax.numpy as jnp
+
+    out, pullback = jax.vjp(lambda prediction: call._invoke(call.target, labels_f, prediction), x)
+    (gradient,) = pullback(jnp.ones_like(out))
+    return gradient
+
+
+def gradient_note_of(autodiff: tuple[str, ...] | list[str], convert: str, gradient_fn: Any, family: str) -> str:
+    """Why an audited function's gradient is not scored ("" when it is): a function of probabilities that
+    lossfuzz makes from the logits (its gradient with respect to the logits would be lossfuzz's chain rule,
+    not the function's); without ``gradient_fn``, plain numpy code (no autodiff) or code whose module
+    imports several frameworks (which one differentiates it cannot be told)."""
+    if convert != "none":
+        return (f"it takes probabilities, which lossfuzz makes from the {family} logits: its gradient with respect to"
+                " the logits would not be its own code's")
+    if gradient_fn is not None or len(autodiff) == 1:
+        return ""
+    if not autodiff:
+        return "plain numpy code has no autodiff: pass --gradient-fn module:function to score its gradient"
+    names = " and ".join(_FRAMEWORK_NAMES.get(f, f) for f in autodiff)
+    return f"its module imports {names}: which one differentiates it cannot be told; pass --gradient-fn module:function"
 
 
 class _Invoker:
@@ -525,6 +674,21 @@ class _Invoker:
                                    "wrong_shape", hint=hint)
         return result
 
+    def gradient(self, inputs: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """The function's gradient with respect to the inputs (:meth:`_Call.gradient`), computed in the worker
+        when isolated and checked here: an array of the inputs' shape (a ``wrong_shape`` finding otherwise)."""
+        from ._records import CandidateFailure
+
+        if self.worker is not None:
+            result = self.worker.gradient(inputs, labels)
+        else:
+            result = self.call.gradient(inputs, labels)
+        result = to_numpy(result)  # a Python number (the worker's plain form of one) is not_an_array
+        if result.shape != np.shape(inputs):
+            raise CandidateFailure(f"returned a gradient of shape {result.shape}, expected the inputs' {np.shape(inputs)}",
+                                   "wrong_shape")
+        return result
+
     def close(self) -> None:
         if self.worker is not None:
             self.worker.close()
@@ -540,6 +704,13 @@ class FunctionCandidate(Candidate):
 
     def load(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
         return self.invoker
+
+    def load_gradient(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """The gradient, computed where the function runs (:meth:`_Invoker.gradient`); :class:`NoGradient`
+        when :attr:`gradient_note` says why there is none."""
+        if self.gradient_note:
+            raise NoGradient(f"candidate {self} has no gradient: {self.gradient_note}")
+        return self.invoker.gradient
 
     def available(self) -> bool:
         return True
@@ -621,6 +792,7 @@ def function_candidate(
     per_element: bool = False,
     budget: Any = None,
     startup_timeout: float | None = None,
+    gradient_fn: str | Callable[..., Any] | None = None,
 ) -> FunctionCandidate:
     """A candidate for ``target`` (spec or callable) computing ``family``; see the module docstring.
 
@@ -630,6 +802,12 @@ def function_candidate(
     batch in one round trip to the worker. ``budget``: a :class:`harness.isolation.Budget` shared by the
     audit (no call once it is spent); ``startup_timeout``: seconds the worker may take to import the function
     (default :data:`harness.isolation.STARTUP_SECONDS`).
+
+    Gradients (:meth:`FunctionCandidate.gradient`): computed where the function runs, by its own framework's
+    autodiff (TensorFlow tape, ``torch.autograd``, ``jax.vjp``), or by ``gradient_fn`` (a spec or callable
+    called exactly as the function is, returning d loss / d prediction, as ``--gradient-fn`` gives it).
+    Plain numpy code without one, and a function of probabilities made from the logits, get a
+    ``gradient_note`` instead (reports show it).
 
     Bad specs, families, conventions and options are one-line ``ValueError``\\ s naming the fix. With
     ``isolate`` (the default) a spec is imported, and its signature read, in the worker process only (under
@@ -658,13 +836,19 @@ def function_candidate(
         raise ValueError(f"inputs={inputs!r} is not one of: logits, probs")
     if framework is not None and framework not in ("numpy", "tensorflow", "torch", "jax"):
         raise ValueError(f"framework={framework!r} is not one of: numpy, tensorflow, torch, jax")
+    if isinstance(gradient_fn, str):
+        gradient_fn = gradient_fn.strip()
+        _check_spec(gradient_fn)
+    elif gradient_fn is not None and not callable(gradient_fn):
+        raise ValueError(f"gradient_fn={gradient_fn!r} is neither a 'package.module:function' spec nor a callable")
     if per_element and reduction == "none":
         raise ValueError("per_element=True is the per-element view of a reduced function; pass reduction='mean' or 'sum'")
     scored_as = "none" if per_element else reduction
     if obj is None and isolate:
         # resolved in the worker: this process never imports the audited module
         plan = {"family": fam.name, "takes": takes, "inputs": inputs, "framework": framework}
-        call = _Call(spec, None, None, "none", framework or "numpy", kwargs, True, per_element, unresolved=plan)
+        call = _Call(spec, None, None, "none", framework or "numpy", kwargs, True, per_element, unresolved=plan,
+                     gradient_fn=gradient_fn)
         invoker = _Invoker(call, fam.name, scored_as, True, timeout, memory_mb, budget, startup_timeout)
         try:
             described = invoker.start()
@@ -672,16 +856,23 @@ def function_candidate(
             invoker.close()
             raise
         words, convert, framework = described["convention"], str(described.get("convert")), str(described.get("framework"))
+        autodiff = tuple(str(f) for f in described.get("autodiff") or ())
     else:
         if obj is None:
             obj = resolve_target(spec)
         if inspect.isclass(obj):
             raise ValueError(f"{spec!r} is a class; to audit an instance made with no arguments, pass '{spec}()'")
         convention, convert, framework = _plan(spec, obj, fam, takes, inputs, kwargs, framework, by_spec)
-        call = _Call(spec, obj, convention, convert, framework, kwargs, by_spec, per_element)
+        if isinstance(gradient_fn, str):
+            gradient_fn = resolve_target(gradient_fn)
+        autodiff = autodiff_framework(obj, framework)
+        call = _Call(spec, obj, convention, convert, framework, kwargs, by_spec, per_element, gradient_fn=gradient_fn,
+                     autodiff=autodiff)
         invoker = _Invoker(call, fam.name, scored_as, isolate, timeout, memory_mb, budget, startup_timeout)
         words = convention.words()
     how = _how(words, kwargs, per_element, reduction, convert, framework)
+    if gradient_fn is not None:
+        how += f"; gradient: {gradient_fn if isinstance(gradient_fn, str) else _describe(gradient_fn)}"
     return FunctionCandidate(
         name=name or spec,
         family=fam.name,
@@ -692,4 +883,5 @@ def function_candidate(
         needs=(),
         invoker=invoker,
         convention=how,
+        gradient_note=gradient_note_of(autodiff, convert, gradient_fn, fam.name),
     )

@@ -423,7 +423,8 @@ def _unscored_verdict(name: str, target: str, convention: str, stopped: str, out
 # ------------------------------------------------------------------------------------------------ replay
 
 
-def replay_words(target: str, takes: Any, inputs: str | None, kwargs: Mapping[str, Any] | None) -> list[str]:
+def replay_words(target: str, takes: Any, inputs: str | None, kwargs: Mapping[str, Any] | None,
+                 gradient_fn: Any = None) -> list[str]:
     words = ["--candidate", target]
     if takes:
         words += ["--takes", takes if isinstance(takes, str) else ",".join(takes)]
@@ -431,6 +432,8 @@ def replay_words(target: str, takes: Any, inputs: str | None, kwargs: Mapping[st
         words += ["--inputs", inputs]
     if kwargs:
         words += ["--kwargs", json.dumps(dict(kwargs), separators=(",", ":"))]
+    if isinstance(gradient_fn, str):
+        words += ["--gradient-fn", gradient_fn]
     return words
 
 
@@ -548,7 +551,7 @@ def audit(
     found = []
     for t, candidate, view in audited:
         note = replay_unavailable(t, candidate.target)
-        extra = [] if note else replay_words(candidate.target, takes, inputs, kwargs)
+        extra = [] if note else replay_words(candidate.target, takes, inputs, kwargs, settings.gradient_fn)
         result = rewrite_replays(result, candidate.name, extra)
         if view is not None:
             result = rewrite_replays(result, view.name, ["--reduction", reduction, *extra] if extra else [])
@@ -615,18 +618,27 @@ def _audit_candidates(targets: list, settings: AuditSettings, budget: Budget) ->
 
 def call_function_once(spec: str, family: str, inputs: Any, labels: Any, *, takes: str | None = None,
                        inputs_kind: str | None = None, reduction: str = "none", kwargs: Mapping[str, Any] | None = None,
-                       timeout: float = 10.0, memory_mb: int = 4096) -> tuple[Any, str]:
+                       timeout: float = 10.0, memory_mb: int = 4096, gradient: bool = False,
+                       gradient_fn: str | None = None) -> tuple[Any, str]:
     """Run a user's ``package.module:function`` once on these inputs as ``lossfuzz audit`` runs it (imported,
     called and converted in a worker process, under ``timeout``), for ``lossfuzz exact --candidate``.
     Returns ``(result, "")``, or ``(None, message)``: one printable line saying how the call failed (an
     exception, a hang, an exit or a crash is that line, never this process's fate). The inputs given are
-    never changed (the function gets its own copies). A bad spec or convention is a one-line ``ValueError``."""
+    never changed (the function gets its own copies). A bad spec or convention is a one-line ``ValueError``.
+    ``gradient``: its gradient with respect to the inputs instead (its framework's autodiff in the worker, or
+    ``gradient_fn``); ``(None, the gradient note)`` for code that has none."""
     import numpy as np
 
+    from .candidates import NoGradient
+
     with function_candidate(spec, family, takes=takes, inputs=inputs_kind, reduction=reduction, kwargs=kwargs,
-                            timeout=timeout, memory_mb=memory_mb) as candidate:
+                            timeout=timeout, memory_mb=memory_mb, gradient_fn=gradient_fn) as candidate:
         try:
             with np.errstate(all="ignore"):
+                if gradient:
+                    return np.asarray(candidate.load_gradient()(inputs, labels)), ""
                 return np.asarray(candidate.load()(inputs, labels)), ""
+        except NoGradient:
+            return None, printable(f"{spec}: no gradient: {candidate.gradient_note}")
         except CandidateFailure as exc:
             return None, printable(f"{spec}: {exc} ({exc.kind})")

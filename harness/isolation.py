@@ -2,7 +2,10 @@
 overall budget, crashes survived, nothing left behind.
 
 :class:`Worker` wraps a callable ``call(inputs, labels)`` (an adapter of :mod:`harness.adapters`) and runs it
-in a long-lived child process, one call at a time over a socket pair.
+in a long-lived child process, one call at a time over a socket pair. :meth:`Worker.gradient` asks the same
+child for ``call.gradient(inputs, labels)`` instead (the request's ``what``: ``loss`` or ``gradient``): the
+function's gradient is computed where the function runs, comes back as plain data like the loss, and a
+hang, crash or exception during it is the same finding, counted in the same streak.
 
 **Plain data only, both ways.** Every message is a frame: a 12-byte prefix (header length, payload length),
 a JSON header (at most :data:`MAX_HEADER` bytes: dtype names, shapes, numbers as hex strings, one-line
@@ -87,6 +90,8 @@ MAX_MEMORY_MB = 2**27  # 128 TiB: the user address space of a 64-bit Linux proce
 # The wire: a frame is _PREFIX (header length, payload length), a JSON header, raw bytes.
 _PREFIX = struct.Struct("!IQ")
 MAX_HEADER = 1 << 20
+# What a call asks the worker for: the function's loss, or its gradient (call.gradient).
+_WHATS = ("loss", "gradient")
 # Bytes of the worker's captured stdout/stderr kept (the last ones).
 OUTPUT_TAIL = 4000
 # Environment variable set in every worker (and so inherited by whatever it starts): its value finds them.
@@ -648,9 +653,12 @@ def _serve(chan: _Channel, call: Any, memory_mb: int, parent: int, tag: str) -> 
             send({"status": "failure", "kind": "crashed", "message": f"bad request: {exc}"})
             continue
         try:
+            fn = call if header.get("what", "loss") == "loss" else getattr(call, "gradient", None)
+            if fn is None:
+                raise TypeError("this worker's function has no gradient")
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                result = call(inputs, labels)
+                result = fn(inputs, labels)
                 reply, raw = _encode_result(result, _reply_bound(inputs))
         except BaseException as exc:  # noqa: BLE001 - SystemExit in audited code is a finding too
             reply, raw = _failure_reply(exc, memory_mb), b""
@@ -935,9 +943,11 @@ class Worker:
 
     # ------------------------------------------------------------------------------------------------ calls
 
-    def __call__(self, inputs: Any, labels: Any) -> Any:
+    def __call__(self, inputs: Any, labels: Any, what: str = "loss") -> Any:
         from ._records import CandidateFailure
 
+        if what not in _WHATS:
+            raise ValueError(f"what={what!r} is not one of: {', '.join(_WHATS)}")
         with self._lock:
             reason = self.budget.reason() if self.budget is not None else None
             if reason is not None:
@@ -953,7 +963,7 @@ class Worker:
                     raise CandidateFailure(f"not run: the worker {what} on the {len(self._streak)} calls before"
                                            " (calls are tried again now and then)", self._streak[-1])
             try:
-                result = self._call(inputs, labels)
+                result = self._call(inputs, labels, what)
             except CandidateFailure as exc:
                 if getattr(exc, "stop", None):
                     raise
@@ -969,12 +979,17 @@ class Worker:
             self._reset()
             return result
 
+    def gradient(self, inputs: Any, labels: Any) -> Any:
+        """``call.gradient(inputs, labels)`` in the worker (d loss / d inputs), under the same timeout,
+        memory limit, budget and trip rules as a loss call."""
+        return self(inputs, labels, what="gradient")
+
     def _reset(self) -> None:
         self._streak.clear()
         self._skip = 0
         self._gap = PROBE_GAP
 
-    def _call(self, inputs: Any, labels: Any) -> Any:
+    def _call(self, inputs: Any, labels: Any, what: str = "loss") -> Any:
         import numpy as np
 
         from ._records import CandidateFailure
@@ -988,7 +1003,8 @@ class Worker:
         z_fields, z_raw = _describe_array(np.asarray(labels))
         deadline, by_budget = self._deadline(self.timeout)
         try:
-            chan.send({"op": "call", "inputs": x_fields, "labels": z_fields}, bytes(x_raw) + bytes(z_raw), deadline)
+            chan.send({"op": "call", "what": what, "inputs": x_fields, "labels": z_fields}, bytes(x_raw) + bytes(z_raw),
+                      deadline)
             if not chan.poll(deadline):
                 raise _TimedOut
             reply, payload = chan.recv(deadline, max_payload=_reply_bound(np.asarray(inputs)))

@@ -456,6 +456,10 @@ OPTIONS: tuple[Option, ...] = (
                   "exact": {"help": "none, sum or mean (default none)", "metavar": None}}),
     Option("kwargs", json_object, None, "extra keyword arguments as a JSON object, e.g. '{\"from_logits\": true}'", "JSON",
            faces={"audit": {}, "gate": {}, "exact": {}, "audit_api": {}, "check": {}}),
+    Option("gradient_fn", optional_text, None, "the gradient of plain numpy code, to score it: a function called as the"
+           " loss function is, returning d loss / d prediction (TensorFlow, PyTorch and JAX code is differentiated by"
+           " its own framework; numpy code without it is scored on its loss only, with a note)", "MODULE:FUNCTION",
+           faces={"audit": {}, "audit_api": {}, "exact": {}}),
     Option("name", optional_text, None, "the name of the function in reports (default: MODULE:FUNCTION)", "NAME",
            faces={"audit": {}, "gate": {}, "audit_api": {}, "check": {}}),
     Option("timeout", seconds, 10.0, "seconds one call may take before it counts as a hang (default 10)", "S",
@@ -491,7 +495,8 @@ OPTIONS: tuple[Option, ...] = (
 
 _BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 # Keyword arguments of harness.adapters.function_candidate that say how a user's function is called.
-CALL_OPTIONS: tuple[str, ...] = ("takes", "inputs", "reduction", "kwargs", "name", "timeout", "memory_mb", "isolate")
+CALL_OPTIONS: tuple[str, ...] = ("takes", "inputs", "reduction", "kwargs", "name", "timeout", "memory_mb", "isolate",
+                                 "gradient_fn")
 
 
 def options_for(face: str) -> tuple[Option, ...]:
@@ -627,6 +632,7 @@ class AuditSettings:
     memory_mb: int = _default("memory_mb", "audit_api")
     isolate: bool = _default("isolate", "audit_api")
     budget: float = _default("budget", "audit_api")
+    gradient_fn: Any = None
 
     def call_options(self) -> dict[str, Any]:
         """The keyword arguments of :func:`harness.adapters.function_candidate` (how the function is called)."""

@@ -19,6 +19,17 @@ imported inside the calls only.
 - ``optax``: ``optax.sigmoid_focal_loss(x, z, alpha=None, gamma=g)``: ``sigmoid_binary_cross_entropy`` times
   ``(1 - p_t)**g``, the same soft-label convention as Keras, so also ``labels="hard"``; skipped (reported as
   needing ``lossfuzz[jax]``) where optax is not installed.
+
+Each function ``f`` has its gradient ``f_grad`` (same arguments; d loss / d logits, the logits' shape).
+The numpy ones are the derivative of the formula as written, in the input dtype: reverse-mode autodiff of
+those very operations, step by step (each intermediate's adjoint, in the order a tape replays them), so
+what overflows or cancels in the formula does in its gradient too (``naive``: ``1 - p`` rounds to 0 above
+x ~ 17 in float32, and ``p**g / (1 - p)`` is then inf times a zero weight: nan for label 1). Where the
+formula has a kink, the convention is PyTorch's: ``max(a, b)`` gives each side half the gradient at a tie
+(JAX does the same; TensorFlow gives all of it to the first argument) and ``abs`` has derivative
+``sign(0) = 0`` at 0 (TensorFlow too; JAX takes 1); for ``numpy_stable`` at x = 0 these give the true
+derivative of ``sp(x)`` (1/2). Keras and optax are differentiated by their own autodiff (a TensorFlow tape;
+``jax.vjp`` with a cotangent of ones, the gradient of the sum of the per-example losses).
 """
 
 from __future__ import annotations
@@ -80,25 +91,95 @@ def focal_numpy_stable(x: np.ndarray, z: np.ndarray, g, t) -> np.ndarray:
     return z * np.exp(-g * sp_x) * sp_neg_x + (one - z) * np.exp(-g * sp_neg_x) * sp_x
 
 
-def focal_keras_from_logits(inputs: np.ndarray, labels: np.ndarray, gamma: float = 2.0) -> np.ndarray:
-    from ._backend import dtype_rejections_as_unsupported, keras, tensorflow
+@_elementwise
+def focal_naive_grad(x: np.ndarray, z: np.ndarray, g, t) -> np.ndarray:
+    one = t(1)
+    # forward, as focal_naive computes it
+    e = np.exp(-x)
+    u = one + e
+    p = one / u
+    q = one - p
+    log_p, log_q = np.log(p), np.log(q)
+    w_p, w_q = q**g, p**g  # the weights of log p and log(1 - p)
+    # backward: loss = -(z * w_p * log_p + (1 - z) * w_q * log_q)
+    a, b = -z, -(one - z)
+    d_w_p, d_log_p = a * log_p, a * w_p
+    d_w_q, d_log_q = b * log_q, b * w_q
+    d_q = d_w_p * (g * q ** (g - one)) + d_log_q / q
+    d_p = d_w_q * (g * p ** (g - one)) + d_log_p / p - d_q
+    d_u = -(d_p / u) / u  # p = 1 / u
+    return -(d_u * e)  # u = 1 + exp(-x)
 
+
+def _kink_max(a: np.ndarray, t) -> np.ndarray:
+    """d max(a, 0) / d a: 1 above 0, 0 below, 1/2 at the tie (PyTorch's and JAX's convention)."""
+    return np.where(a > t(0), t(1), np.where(a == t(0), t(0.5), t(0)))
+
+
+@_elementwise
+def focal_numpy_stable_grad(x: np.ndarray, z: np.ndarray, g, t) -> np.ndarray:
+    zero, one = t(0), t(1)
+    # forward, as focal_numpy_stable computes it
+    w = np.exp(-np.abs(x))
+    tail = np.log1p(w)
+    sp_x = np.maximum(x, zero) + tail
+    sp_neg_x = np.maximum(-x, zero) + tail
+    weight_x, weight_neg_x = np.exp(-g * sp_x), np.exp(-g * sp_neg_x)
+    # backward: loss = z * weight_x * sp_neg_x + (1 - z) * weight_neg_x * sp_x
+    a, b = z, one - z
+    d_sp_x = a * sp_neg_x * weight_x * -g + b * weight_neg_x
+    d_sp_neg_x = a * weight_x + b * sp_x * weight_neg_x * -g
+    d_tail = d_sp_x + d_sp_neg_x
+    d_abs = -(d_tail / (one + w) * w)  # tail = log1p(exp(-|x|))
+    return d_sp_x * _kink_max(x, t) - d_sp_neg_x * _kink_max(-x, t) + d_abs * np.sign(x)
+
+
+def _focal_inputs(inputs: np.ndarray, labels: np.ndarray) -> tuple[str, np.ndarray, np.ndarray]:
     inputs, labels = np.asarray(inputs), np.asarray(labels)
     name = dtype_name(inputs)
     if labels.dtype != inputs.dtype:
         raise TypeError(f"labels dtype {labels.dtype.name} differs from inputs dtype {inputs.dtype.name}")
+    return name, inputs, labels
+
+
+_KERAS_FOCAL = "keras.losses.binary_focal_crossentropy(from_logits=True)"
+
+
+def _keras_focal(gamma: float) -> Callable:
+    from ._backend import keras, tensorflow
+
     tf, K = tensorflow(), keras()
-    with dtype_rejections_as_unsupported("keras.losses.binary_focal_crossentropy(from_logits=True)", name):
-        out = K.losses.binary_focal_crossentropy(tf.expand_dims(tf.constant(labels), -1), tf.expand_dims(tf.constant(inputs), -1),
-                                                 gamma=gamma, from_logits=True)  # means over the added last axis of 1
-        return np.asarray(out.numpy())
+
+    def loss(x, z):  # means over the added last axis of 1
+        return K.losses.binary_focal_crossentropy(tf.expand_dims(z, -1), tf.expand_dims(x, -1), gamma=gamma, from_logits=True)
+
+    return loss
+
+
+def focal_keras_from_logits(inputs: np.ndarray, labels: np.ndarray, gamma: float = 2.0) -> np.ndarray:
+    from ._backend import dtype_rejections_as_unsupported, tensorflow
+
+    name, inputs, labels = _focal_inputs(inputs, labels)
+    tf = tensorflow()
+    with dtype_rejections_as_unsupported(_KERAS_FOCAL, name):
+        return np.asarray(_keras_focal(gamma)(tf.constant(inputs), tf.constant(labels)).numpy())
+
+
+def focal_keras_from_logits_grad(inputs: np.ndarray, labels: np.ndarray, gamma: float = 2.0) -> np.ndarray:
+    from ._keras import _gradient
+
+    return _gradient(_KERAS_FOCAL, _keras_focal(gamma), _focal_inputs, inputs, labels)
 
 
 def focal_optax(inputs: np.ndarray, labels: np.ndarray, gamma: float = 2.0) -> np.ndarray:
     from ._optax import _call, optax
 
-    inputs, labels = np.asarray(inputs), np.asarray(labels)
-    dtype_name(inputs)
-    if labels.dtype != inputs.dtype:
-        raise TypeError(f"labels dtype {labels.dtype.name} differs from inputs dtype {inputs.dtype.name}")
+    _focal_inputs(inputs, labels)
     return _call(lambda x, z: optax.sigmoid_focal_loss(x, z, alpha=None, gamma=gamma), inputs, labels)
+
+
+def focal_optax_grad(inputs: np.ndarray, labels: np.ndarray, gamma: float = 2.0) -> np.ndarray:
+    from ._optax import _grad_call, optax
+
+    _focal_inputs(inputs, labels)
+    return _grad_call(lambda x, z: optax.sigmoid_focal_loss(x, z, alpha=None, gamma=gamma), inputs, labels)

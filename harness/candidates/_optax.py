@@ -6,6 +6,11 @@ and turning the global flag on would change every other JAX computation in the p
 are evaluated inside :func:`x64` (JAX's thread-local context, restored on exit) and nothing else is. The
 arrays go in as JAX arrays of their own dtype (bfloat16 and float16 are JAX dtypes) and come back with
 ``np.asarray``, never cast.
+
+Each loss function ``f`` has its gradient ``f_grad`` (same arguments; d loss / d inputs, the inputs' shape)
+by JAX's autodiff: ``jax.vjp`` of the loss with a cotangent of ones, which is ``jax.grad`` of the sum of the
+per-example losses (each example's own gradient: they do not interact) without computing that sum, which
+could overflow in a half format. float64 runs in :func:`x64` as the loss does.
 """
 
 from __future__ import annotations
@@ -43,6 +48,16 @@ def _call(fn: Callable, x: np.ndarray, z: np.ndarray) -> np.ndarray:
         return np.asarray(fn(jnp.asarray(x), jnp.asarray(z)))
 
 
+def _grad_call(fn: Callable, x: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """d ``fn(x, z)`` / d x: ``jax.vjp`` with a cotangent of ones (the gradient of the sum), as numpy."""
+    scope = x64() if x.dtype == np.float64 else contextlib.nullcontext()
+    with scope:
+        labels = jnp.asarray(z)
+        out, pullback = jax.vjp(lambda logits: fn(logits, labels), jnp.asarray(x))
+        (gradient,) = pullback(jnp.ones_like(out))
+        return np.asarray(gradient)
+
+
 @_elementwise
 def sigmoid_optax(x, z, t):
     return _call(optax.sigmoid_binary_cross_entropy, x, z)
@@ -56,3 +71,18 @@ def softmax_optax(x, z, t):
 @_sparse
 def sparse_optax(x, c, t):
     return _call(optax.softmax_cross_entropy_with_integer_labels, x, c)
+
+
+@_elementwise
+def sigmoid_optax_grad(x, z, t):
+    return _grad_call(optax.sigmoid_binary_cross_entropy, x, z)
+
+
+@_rows
+def softmax_optax_grad(x, z, t):
+    return _grad_call(optax.softmax_cross_entropy, x, z)
+
+
+@_sparse
+def sparse_optax_grad(x, c, t):
+    return _grad_call(optax.softmax_cross_entropy_with_integer_labels, x, c)
