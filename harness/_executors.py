@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import contextlib
 import multiprocessing
+import os
 import signal
 import socket
 from concurrent.futures import Executor, ProcessPoolExecutor
-from typing import Iterator
+from typing import Any, ContextManager, Iterator, Mapping
 
 from .options import UsageError, scheduler_address
 
-__all__ = ["executor_for", "CONNECT_TIMEOUT", "INSTALL_HINT"]
+__all__ = ["executor_for", "executor_for_options", "CONNECT_TIMEOUT", "INSTALL_HINT"]
 
 # Seconds to reach the scheduler, and then to see at least one worker, before giving up with one line.
 CONNECT_TIMEOUT = 10.0
@@ -48,6 +49,14 @@ def executor_for(scheduler: str | None, workers: int, *, timeout: float = CONNEC
             yield executor
 
 
+def executor_for_options(options: Mapping[str, Any]) -> ContextManager[Executor]:
+    """The executor of a command from its resolved options (:func:`harness.options.resolve`): ``scheduler``
+    (``--scheduler``, a Dask cluster) if given, else ``workers`` local processes (``--workers``; default:
+    every core). ``lossfuzz sweep`` runs its chunks on it: ``with executor_for_options(options) as pool:
+    run_sweep(plan, pool, ...)``."""
+    return executor_for(options.get("scheduler"), options.get("workers") or os.cpu_count() or 1)
+
+
 def _ignore_interrupts() -> None:
     """A local worker's initializer: a terminal's Ctrl-C reaches the whole process group; only the parent
     acts on it (it stops handing out work, and ends the workers if asked twice)."""
@@ -63,7 +72,6 @@ def _local_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
     try:
         yield pool
     except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
         _end_workers(pool)
         raise
     finally:
@@ -71,13 +79,17 @@ def _local_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
 
 
 def _end_workers(pool: ProcessPoolExecutor) -> None:
-    """End the pool's worker processes now (the work they hold is pure and dropped)."""
+    """End the pool's worker processes now (the work they hold is pure and dropped), and reap them."""
     terminate = getattr(pool, "terminate_workers", None)  # Python 3.14
     if terminate is not None:
         terminate()
         return
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # (shutdown forgets them)
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
         process.terminate()
+    for process in processes:
+        process.join(timeout=10)
 
 
 def _reachable(address: str, timeout: float) -> None:

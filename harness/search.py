@@ -73,6 +73,8 @@ def _no_local_constants() -> Iterator[None]:
         cache = providers.CONSTANTS_CACHE
         providers._get_local_constants  # noqa: B018 - present only where Hypothesis has local constants
     except (ImportError, AttributeError):
+        providers = None
+    if providers is None:
         yield
         return
     with _CONSTANTS_LOCK:

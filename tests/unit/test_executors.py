@@ -8,10 +8,11 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import time
 
 import pytest
 
-from harness._executors import INSTALL_HINT, executor_for
+from harness._executors import INSTALL_HINT, executor_for, executor_for_options
 from harness.options import UsageError
 
 
@@ -36,6 +37,21 @@ def start_method() -> str:
     return multiprocessing.get_start_method()
 
 
+def started_then_sleep(flag: str) -> None:
+    with open(flag + ".tmp", "w") as f:
+        f.write(str(os.getpid()))
+    os.replace(flag + ".tmp", flag)
+    time.sleep(600)
+
+
+def alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def closed_port() -> int:
     """A port on 127.0.0.1 where nothing listens (bound, then released)."""
     with socket.socket() as s:
@@ -50,6 +66,25 @@ def test_the_local_executor_runs_tasks_in_spawned_worker_processes():
     assert [square for _pid, square in results] == [0, 1, 4, 9, 16, 25]
     assert os.getpid() not in {pid for pid, _square in results}  # other processes, not this one
     assert method == "spawn"  # never forked from a parent that may hold TensorFlow
+
+
+def test_a_command_without_scheduler_runs_on_its_workers_option_else_on_every_core():
+    with executor_for_options({"scheduler": None, "workers": 1}) as one, executor_for_options({}) as every:
+        assert one._max_workers == 1 and every._max_workers == os.cpu_count()
+        assert one.submit(worker_pid_and_square, 3).result()[1] == 9
+
+
+@pytest.mark.timeout(60)  # the task sleeps 600 s: waiting for it fails here
+def test_leaving_the_local_executor_with_an_exception_ends_its_workers_at_once(tmp_path):
+    flag = tmp_path / "started"
+    with pytest.raises(KeyboardInterrupt):
+        with executor_for(None, 1) as executor:
+            executor.submit(started_then_sleep, str(flag))
+            while not flag.exists():
+                time.sleep(0.05)
+            assert alive(int(flag.read_text()))
+            raise KeyboardInterrupt  # a second Ctrl-C: nothing waits for the work in hand
+    assert not alive(int(flag.read_text()))  # the worker was ended, not left sleeping
 
 
 @pytest.mark.parametrize("workers", [0, -1, 1.5, True])
