@@ -10,15 +10,20 @@ Pure computation: the CLI reads the corpus and writes reports.
 
 from __future__ import annotations
 
+import threading
 import time
+import warnings
 import zlib
+from collections import OrderedDict
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import oracles
 
 from ._records import CandidateFailure, Curve, ErrorMap, Finding, RunResult, Score
-from .candidates import UPCAST_SUFFIX, Candidate, NoGradient, Unsupported, candidates
+from .candidates import UPCAST_SUFFIX, Candidate, NoGradient, Unsupported, candidates, get_candidate
+from .corpus import example_from_json, example_to_json
 from .metrics import severity, summarize
 from .options import MAX_CHUNKS, Settings
 from .provenance import provenance
@@ -29,7 +34,7 @@ from .strategies import Example, catalogue, has_labels
 from .sweep import error_map, sweep
 
 __all__ = ["Settings", "Progress", "Resume", "run_campaign", "score_candidate", "score_rows", "score_loss", "score_gradient",
-           "gradient_units", "CandidateGradient", "labels_scored", "DEFAULT_DTYPES"]
+           "gradient_units", "CandidateGradient", "score_cell", "labels_scored", "DEFAULT_DTYPES"]
 
 DEFAULT_DTYPES: tuple[str, ...] = tuple(oracles.FORMATS)  # float16, bfloat16, float32, float64
 
@@ -361,6 +366,52 @@ def _worst_examples(obs: Observations, reduction: str, count: int = 10) -> list[
     return [e for _s, e in ranked[:count]]
 
 
+def base_examples(replay: Sequence[Example], family: str, dtype: str, labels: str) -> list[Example]:
+    """What every candidate of ``family`` x ``dtype`` is scored on before its search: the corpus' examples
+    (``replay``, replayed first), then the boundary catalogue, those with the run's ``labels`` only."""
+    return [e for e in list(replay) + catalogue(family, dtype) if has_labels(e, labels)]
+
+
+# Ground truths of the cells a worker process scored last, per (family, dtype): a speed-up only (a truth
+# depends on the examples alone, so a cell's figures never depend on what the process scored before). A
+# few, so that a long-lived Dask worker serving many runs does not grow without end.
+_CELL_CACHES: OrderedDict[tuple[str, str], TruthCache] = OrderedDict()
+_CELL_CACHES_KEPT = 4
+# One cell at a time per process: Hypothesis and the oracles' mpmath contexts are not thread-safe, and a
+# Dask worker runs several tasks in threads unless started with --nthreads 1.
+_CELL_LOCK = threading.Lock()
+
+
+def score_cell(settings: Settings, family: str, candidate: str, dtype: str, replay: list[dict[str, Any]]) -> dict[str, Any]:
+    """Score one cell of a campaign, (family, built-in candidate name, dtype), as a task of an executor:
+    its rows of ``settings.quantities`` (:func:`score_rows`), returned as ``{"rows": [Score JSON, ...],
+    "worst": [example JSON, ...]}``.
+
+    Pure and importable, with plain data in and out (``replay``: the corpus' examples of ``family`` x
+    ``dtype`` as :func:`harness.corpus.example_to_json` writes them), so a local process or a Dask worker
+    computes the same figures as :func:`run_campaign` does in its own process: a cell depends only on the
+    settings, the corpus and its own seed."""
+    examples = [example_from_json(item, family, dtype) for item in replay]
+    base = base_examples(examples, family, dtype, settings.labels)
+    with _CELL_LOCK:
+        cache = _CELL_CACHES.pop((family, dtype), None) or TruthCache(family, dtype)
+        _CELL_CACHES[(family, dtype)] = cache
+        while len(_CELL_CACHES) > _CELL_CACHES_KEPT:
+            _CELL_CACHES.popitem(last=False)
+        with warnings.catch_warnings():
+            # A Dask worker's event loop draws from the global `random` in its own thread while Hypothesis
+            # generates, which Hypothesis takes for a strategy using it: noise (its draws are its own).
+            warnings.filterwarnings("ignore", message="Do not use the `random` module inside strategies")
+            rows, worst = score_rows(get_candidate(family, candidate), dtype, base, cache, settings)
+    return {"rows": [row.to_json() for row in rows], "worst": [example_to_json(e) for e in worst]}
+
+
+def _cell_from_json(record: dict[str, Any]) -> tuple[tuple[Score, ...], list[Example]]:
+    """The inverse of :func:`score_cell`'s result."""
+    rows = tuple(Score.from_json(row) for row in record["rows"])
+    return rows, [example_from_json(item, rows[0].family, rows[0].dtype) for item in record["worst"]] if rows else []
+
+
 @dataclass
 class Resume:
     """Work finished by an earlier, interrupted run with the same settings (read from its journal):
@@ -411,23 +462,72 @@ class _Work:
 
     def base(self, family: str, dtype: str) -> tuple[TruthCache, list[Example]]:
         if (family, dtype) not in self.caches:
-            replay = list(self.corpus.get((family, dtype), []))
-            base = [e for e in replay + catalogue(family, dtype) if has_labels(e, self.settings.labels)]
+            base = base_examples(self.corpus.get((family, dtype), []), family, dtype, self.settings.labels)
             self.caches[(family, dtype)] = (TruthCache(family, dtype), base)
         return self.caches[(family, dtype)]
 
     def score(self, family: str, dtype: str, candidate: Candidate) -> None:
         """Score one candidate's rows (or take them from ``resume`` when every one of ``settings.quantities``
         is finished there) and keep the loss's worst examples."""
-        done = [self.resume.scores.get((family, candidate.name, dtype, q)) for q in self.settings.quantities]
-        if all(d is not None for d in done):
-            rows = tuple(score for score, _ in done)
-            worst = [e for _, w in done for e in w]
+        done = self.finished(family, dtype, candidate.name)
+        if done is not None:
+            rows, worst = done
         else:
             cache, base = self.base(family, dtype)
             rows, worst = score_rows(candidate, dtype, base, cache, self.settings)
             for row in rows:
                 self.progress.scored(row, worst if row.quantity == "loss" else [])
+        self.keep(family, dtype, rows, worst)
+
+    def finished(self, family: str, dtype: str, name: str) -> tuple[tuple[Score, ...], list[Example]] | None:
+        """The rows of one cell taken from ``resume`` (every one of ``settings.quantities``), else None."""
+        done = [self.resume.scores.get((family, name, dtype, q)) for q in self.settings.quantities]
+        if not all(d is not None for d in done):
+            return None
+        return tuple(score for score, _ in done), [e for _, w in done for e in w]
+
+    def score_on(self, executor: Executor, plan: Sequence[tuple[str, str, Candidate]]) -> None:
+        """Score every cell of ``plan`` not in ``resume`` as a task of ``executor`` (:func:`score_cell`),
+        journalling each as it finishes, and keep them all in plan order, as :meth:`score` would have.
+        Asked to stop (or interrupted), it cancels the cells not finished and keeps those that are."""
+        if self.extra:
+            raise ValueError("an executor scores built-in candidates only (a task names its candidate);"
+                             " score functions under audit without one")
+        finished: dict[tuple[str, str, str], tuple[tuple[Score, ...], list[Example]]] = {}
+        cells: dict[Future, tuple[str, str, Candidate]] = {}
+        replays: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        try:
+            for family, dtype, candidate in plan:
+                if self.finished(family, dtype, candidate.name) is not None:
+                    self.progress.step(f"{family} {candidate.name} {dtype}")
+                    continue
+                if (family, dtype) not in replays:
+                    replays[(family, dtype)] = [example_to_json(e) for e in self.corpus.get((family, dtype), [])]
+                future = executor.submit(score_cell, self.settings, family, candidate.name, dtype, replays[(family, dtype)])
+                cells[future] = (family, dtype, candidate)
+            order = {future: i for i, future in enumerate(cells)}
+            pending = set(cells)
+            while pending:
+                if self.progress.stop():
+                    raise KeyboardInterrupt
+                done, pending = wait(pending, timeout=0.25, return_when=FIRST_COMPLETED)
+                for future in sorted(done, key=order.__getitem__):  # several at once: in plan order
+                    family, dtype, candidate = cells[future]
+                    rows, worst = _cell_from_json(future.result())
+                    self.progress.step(f"{family} {candidate.name} {dtype}")
+                    for row in rows:
+                        self.progress.scored(row, worst if row.quantity == "loss" else [])
+                    finished[(family, candidate.name, dtype)] = (rows, worst)
+        finally:
+            for future in cells:
+                future.cancel()
+            for family, dtype, candidate in plan:
+                done_cell = self.finished(family, dtype, candidate.name) or finished.get((family, candidate.name, dtype))
+                if done_cell is not None:
+                    self.keep(family, dtype, *done_cell)
+
+    def keep(self, family: str, dtype: str, rows: Sequence[Score], worst: list[Example]) -> None:
+        """Add a cell's finished rows to the result and its worst examples to the new corpus."""
         self.scores.extend(rows)
         kept = self.new_corpus.setdefault((family, dtype), list(self.corpus.get((family, dtype), [])))
         known = {e.key for e in kept}
@@ -455,6 +555,7 @@ def run_campaign(
     progress: Progress | None = None,
     extra: Sequence[Candidate] = (),
     resume: Resume | None = None,
+    executor: Executor | None = None,
 ) -> tuple[RunResult, dict[tuple[str, str], list[Example]]]:
     """Run the campaign; return the result and the new corpus (worst examples per family and dtype).
 
@@ -464,7 +565,10 @@ def run_campaign(
     depends only on the settings, the corpus given and its own seed, so the figures equal those of an
     uninterrupted run). ``progress.scored``/``progress.swept`` see each piece of work as it finishes (the
     CLI journals them). A KeyboardInterrupt ends the campaign early with ``partial=True`` and every
-    finished score kept.
+    finished score kept. ``executor``: score the (family, candidate, dtype) cells as its tasks
+    (:func:`score_cell`; e.g. a Dask cluster's, :func:`harness._executors.executor_for`), built-in candidates
+    only, with the same figures; None scores them one after the other in this process. The sweeps and
+    error maps run here either way.
     """
     progress = progress or Progress()
     work = _Work(settings, corpus or {}, progress, resume or Resume(), extra)
@@ -473,11 +577,14 @@ def run_campaign(
     progress.total(len(plan) + len(settings.families) * len(settings.dtypes))
     partial = False
     try:
-        for family, dtype, candidate in plan:
-            if progress.stop():
-                raise KeyboardInterrupt
-            progress.step(f"{family} {candidate.name} {dtype}")
-            work.score(family, dtype, candidate)
+        if executor is None:
+            for family, dtype, candidate in plan:
+                if progress.stop():
+                    raise KeyboardInterrupt
+                progress.step(f"{family} {candidate.name} {dtype}")
+                work.score(family, dtype, candidate)
+        else:
+            work.score_on(executor, plan)
         for family in settings.families:
             for dtype in settings.dtypes:
                 if progress.stop():

@@ -61,6 +61,7 @@ __all__ = [
     "MAX_CHUNKS",
     "parse_factor",
     "gate_thresholds",
+    "scheduler_address",
 ]
 
 
@@ -293,6 +294,19 @@ def gate_thresholds(value: Any) -> dict:
         raise UsageError(str(exc)) from None
 
 
+def scheduler_address(value: Any) -> str | None:
+    """A Dask scheduler's address, ``tcp://HOST:PORT`` as ``dask scheduler`` prints it (None: run locally).
+    Only its form is checked here; :func:`harness._executors.executor_for` connects."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    host, colon, port = text.removeprefix("tcp://").rpartition(":")
+    if not (text.startswith("tcp://") and colon and host and port.isdigit() and 0 < int(port) < 65536):
+        raise UsageError(f"--scheduler {text!r} is not a Dask scheduler address; pass tcp://HOST:PORT, as `dask scheduler`"
+                         " prints it (e.g. tcp://127.0.0.1:8786)")
+    return text
+
+
 # ------------------------------------------------------------------------------------------- the table
 
 FACES = ("run", "audit", "gate", "exact", "compare", "plugin", "check", "audit_api")
@@ -419,6 +433,11 @@ OPTIONS: tuple[Option, ...] = (
            faces={"run": {}}),
     Option("progress", boolean, True, "no progress bar", kind="off", flag="--no-progress",
            faces={"run": {}, "audit": {}, "gate": {}}),
+    Option("scheduler", scheduler_address, None, "run the work as tasks on the Dask cluster of this scheduler,"
+           " tcp://HOST:PORT (needs lossfuzz[dask] here and on the workers; the figures equal a local run's)", "ADDRESS",
+           faces={"run": {"help": "score each family x candidate x dtype as a task on the Dask cluster of this"
+                          " scheduler, tcp://HOST:PORT (needs lossfuzz[dask] here and on the workers; the figures equal"
+                          " a local run's; default: in this process)"}}),
     Option("resume", boolean, False, "continue an interrupted run with the same options from its journal in --out"
            " (finished work is kept, the figures equal an uninterrupted run's)", kind="on", faces={"run": {}}),
     # ------------------------------------------------------------------------------- exact

@@ -8,14 +8,18 @@ Two seeded Hypothesis runs per family x candidate x dtype:
    which Hypothesis shrinks to a minimal example. A call budget bounds the shrinking; examples already
    seen to fail keep failing, so the final replay is consistent.
 
-Both runs are deterministic for a given seed and candidate (no deadline, no database).
+Both runs are deterministic for a given seed and candidate (no deadline, no database, and none of the
+constants Hypothesis would take from the source of the process's "local" modules: see
+:func:`_no_local_constants`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from hypothesis import HealthCheck, Phase, Verbosity, given, settings
 from hypothesis import seed as hypothesis_seed
@@ -45,6 +49,49 @@ class _Found(Exception):
     def __init__(self, obs: Observations) -> None:
         super().__init__("severe example")
         self.obs = obs
+
+
+_CONSTANTS_LOCK = threading.Lock()
+_constants_users = 0  # searches running (threads), and Hypothesis's own function while they do
+_local_constants_getter: Callable[[], Any] | None = None
+
+
+@contextlib.contextmanager
+def _no_local_constants() -> Iterator[None]:
+    """Hypothesis (6.131 on) also draws numbers found in the source of the *local* modules imported at the
+    time: every module outside the standard library and site-packages, so lossfuzz itself when installed
+    editable, an audited module, whatever the process imported before. The examples of a seed then depended
+    on the process's import history: ``lossfuzz run`` (which imports its commands) drew others than
+    ``run_campaign`` called from Python, or a Dask worker scoring the same cell. Within this block
+    Hypothesis draws from its own built-in constants only (local constants are empty; its cache of the
+    allowed ones is cleared on the way in and out). A no-op on Hypothesis versions without local constants."""
+    global _constants_users, _local_constants_getter
+    try:
+        from hypothesis.internal.conjecture import providers
+        from hypothesis.internal.constants_ast import Constants
+
+        cache = providers.CONSTANTS_CACHE
+        providers._get_local_constants  # noqa: B018 - present only where Hypothesis has local constants
+    except (ImportError, AttributeError):
+        providers = None
+    if providers is None:
+        yield
+        return
+    with _CONSTANTS_LOCK:
+        if _constants_users == 0:
+            _local_constants_getter = providers._get_local_constants
+            empty = Constants()
+            providers._get_local_constants = lambda: empty
+            cache.cache.clear()
+        _constants_users += 1
+    try:
+        yield
+    finally:
+        with _CONSTANTS_LOCK:
+            _constants_users -= 1
+            if _constants_users == 0:
+                providers._get_local_constants = _local_constants_getter
+                cache.cache.clear()
 
 
 def _strategy(family: str, dtype: str, reduction: str, labels: str = "all") -> st.SearchStrategy[Any]:
@@ -149,6 +196,7 @@ def search(
     findings: dict[tuple, Finding] = {}
     strategy = _strategy(family, dtype, reduction, labels)
     evaluate = partial(_evaluate, fn, cache, reduction, findings)
-    found, worst = _explore(evaluate, strategy, seed, max_examples)
-    minimal = _shrink(evaluate, strategy, seed, max_examples, worst / 2) if shrink and worst > 1.0 else None
+    with _no_local_constants():
+        found, worst = _explore(evaluate, strategy, seed, max_examples)
+        minimal = _shrink(evaluate, strategy, seed, max_examples, worst / 2) if shrink and worst > 1.0 else None
     return SearchResult(found, minimal, list(findings.values()))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 from pathlib import Path
 
 from ..options import Settings, add_options, reading_input, resolve, settings
@@ -89,11 +91,18 @@ def _run(args: argparse.Namespace) -> int:
     if options["resume"]:
         with reading_input():
             resume = read_journal(journal_path, chosen.to_json(), fingerprint)
+    # Connected before the journal is opened: a scheduler that cannot be reached leaves an earlier journal whole.
+    cluster = contextlib.ExitStack()
+    executor = None
+    if options["scheduler"] is not None:
+        from .._executors import executor_for
+
+        executor = cluster.enter_context(executor_for(options["scheduler"], os.cpu_count() or 1))
     journal = Journal(journal_path, chosen.to_json(), fingerprint, fresh=resume is None)
     console = Console(stderr=True)
-    with progress_bar(console, enabled=options["progress"]) as bar, stop_on_signals() as stop:
+    with cluster, progress_bar(console, enabled=options["progress"]) as bar, stop_on_signals() as stop:
         hooks = bar.hooks(scored=journal.scored, swept=journal.swept, mapped=journal.mapped, stop=stop)
-        result, new_corpus = run_campaign(chosen, corpus, hooks, resume=resume)
+        result, new_corpus = run_campaign(chosen, corpus, hooks, resume=resume, executor=executor)
         bar.finish()
     # Only a finished run updates the corpus (a resumed run must start from the same one); it goes in with
     # the reports, as one set.

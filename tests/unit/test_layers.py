@@ -49,6 +49,7 @@ FLOORS: dict[str, int] = {
     "harness.gate": 4,
     "harness.comparison": 4,
     "harness.journal": 4,
+    "harness._executors": 4,
     # floor 5: reports
     "harness.reports": 5,
     "harness.junit": 5,
@@ -66,6 +67,8 @@ FRAMEWORKS = {"tensorflow", "keras", "torch", "jax", "jaxlib", "optax"}
 FRAMEWORK_ROOMS = ("harness.candidates", "harness.adapters", "harness.isolation")
 PLOTTING = {"matplotlib"}
 PLOTTING_ROOMS = ("harness.reports.html",)
+CLUSTER = {"dask", "distributed"}  # the [dask] extra: imported where an executor is made, only when asked for
+CLUSTER_ROOMS = ("harness._executors",)
 
 # Known violations in files other work is rewriting right now (each to be removed by that work; the test
 # fails once one is gone, so the list cannot go stale).
@@ -149,6 +152,8 @@ def violations(module: str, imports: list[tuple[str, int, bool]]) -> list[str]:
             out.append(f"{where}: frameworks are imported in harness/candidates/ and the audit worker only")
         if top in PLOTTING and not module.startswith(PLOTTING_ROOMS):
             out.append(f"{where}: matplotlib is imported by the HTML report only")
+        if top in CLUSTER and not module.startswith(CLUSTER_ROOMS):
+            out.append(f"{where}: Dask is imported by harness/_executors.py only")
     return out
 
 
@@ -188,6 +193,7 @@ def test_the_known_exceptions_still_exist():
         ("oracles._ulp", "import harness._records\n", "oracles imports nothing of harness"),
         ("harness.campaign", "def f():\n    import tensorflow as tf\n", "frameworks are imported in"),
         ("harness.reports.markdown", "import matplotlib\n", "matplotlib is imported by the HTML report only"),
+        ("harness.campaign", "def f():\n    from distributed import Client\n", "Dask is imported by harness/_executors.py only"),
     ],
 )
 def test_the_checker_catches_each_kind_of_violation(module, source, expected):
@@ -212,7 +218,7 @@ def test_numbers_are_parsed_in_one_place():
 def test_import_harness_loads_no_framework_and_no_matplotlib():
     code = ("import sys, harness; heavy = sorted({m.split('.')[0] for m in sys.modules} & set(sys.argv[1:]));"
             " print(','.join(heavy)); assert harness.RunResult and harness.Score and harness.audit and harness.run_campaign")
-    done = subprocess.run([sys.executable, "-c", code, *sorted(FRAMEWORKS | PLOTTING | {"sklearn"})], cwd=ROOT,
+    done = subprocess.run([sys.executable, "-c", code, *sorted(FRAMEWORKS | PLOTTING | CLUSTER | {"sklearn"})], cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == ""

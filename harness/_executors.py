@@ -1,0 +1,133 @@
+"""Where the pieces of a campaign or a sweep run: local processes, or a Dask distributed cluster.
+
+:func:`executor_for` gives a :class:`concurrent.futures.Executor`: with no scheduler, a local
+:class:`~concurrent.futures.ProcessPoolExecutor` whose workers are *spawned* (never forked: the parent may
+hold TensorFlow's threads and locks) and ignore SIGINT (the parent decides what a Ctrl-C stops); with
+``tcp://HOST:PORT``, the executor of a ``distributed.Client`` connected to that scheduler (Dask is the
+engine: lossfuzz has no scheduler of its own). Whatever runs there must be a top-level, importable function
+whose arguments and result are plain data, so that its figures are the same wherever it ran.
+
+Dask is an extra (``pip install 'lossfuzz[dask]'``) and is imported only here, only when a scheduler is
+asked for: ``import harness`` stays light. An address that cannot be reached, a scheduler without workers,
+or Dask missing is a one-line :class:`~harness.options.UsageError` saying how to fix it, within
+``timeout`` seconds, never a hang.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import socket
+from concurrent.futures import Executor, ProcessPoolExecutor
+from typing import Any, ContextManager, Iterator, Mapping
+
+from .options import UsageError, scheduler_address
+
+__all__ = ["executor_for", "executor_for_options", "CONNECT_TIMEOUT", "INSTALL_HINT"]
+
+# Seconds to reach the scheduler, and then to see at least one worker, before giving up with one line.
+CONNECT_TIMEOUT = 10.0
+INSTALL_HINT = "pip install 'lossfuzz[dask]'"
+
+
+@contextlib.contextmanager
+def executor_for(scheduler: str | None, workers: int, *, timeout: float = CONNECT_TIMEOUT) -> Iterator[Executor]:
+    """An executor for the work of one command, shut down when the block ends.
+
+    ``scheduler``: None for ``workers`` local processes (spawned), or a Dask scheduler's ``tcp://HOST:PORT``
+    (``workers`` is then the cluster's business and is ignored). Leaving the block normally cancels what
+    has not started and, locally, waits for the work in hand; leaving it with an exception (a second
+    Ctrl-C, a bug) also ends the local workers at once. On a cluster, tasks already running finish on their
+    workers and their results are dropped (nothing waits for them)."""
+    if scheduler is None:
+        with _local_pool(workers) as pool:
+            yield pool
+    else:
+        with _dask_executor(scheduler_address(scheduler), timeout) as executor:
+            yield executor
+
+
+def executor_for_options(options: Mapping[str, Any]) -> ContextManager[Executor]:
+    """The executor of a command from its resolved options (:func:`harness.options.resolve`): ``scheduler``
+    (``--scheduler``, a Dask cluster) if given, else ``workers`` local processes (``--workers``; default:
+    every core). ``lossfuzz sweep`` runs its chunks on it: ``with executor_for_options(options) as pool:
+    run_sweep(plan, pool, ...)``."""
+    return executor_for(options.get("scheduler"), options.get("workers") or os.cpu_count() or 1)
+
+
+def _ignore_interrupts() -> None:
+    """A local worker's initializer: a terminal's Ctrl-C reaches the whole process group; only the parent
+    acts on it (it stops handing out work, and ends the workers if asked twice)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@contextlib.contextmanager
+def _local_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise UsageError(f"workers={workers!r} is not a number of processes; pass 1 or more")
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_ignore_interrupts)
+    try:
+        yield pool
+    except BaseException:
+        _end_workers(pool)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _end_workers(pool: ProcessPoolExecutor) -> None:
+    """End the pool's worker processes now (the work they hold is pure and dropped), and reap them."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14
+    if terminate is not None:
+        terminate()
+        return
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # (shutdown forgets them)
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(timeout=10)
+
+
+def _reachable(address: str, timeout: float) -> None:
+    """Fail fast, in one line, where a plain TCP connection cannot be made (refused: at once; a name that
+    does not resolve: at once; no answer: after ``timeout``), before Dask retries until its own timeout."""
+    host, _, port = address.removeprefix("tcp://").rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise UsageError(f"cannot reach the Dask scheduler at {address} ({reason}); start one with `dask scheduler`"
+                         " and pass the address it prints, or run without --scheduler") from None
+
+
+@contextlib.contextmanager
+def _dask_executor(address: str, timeout: float) -> Iterator[Executor]:
+    try:
+        from distributed import Client
+    except ImportError:
+        raise UsageError(f"--scheduler {address} needs Dask, which is not installed; {INSTALL_HINT}") from None
+    _reachable(address, timeout)
+    try:
+        client = Client(address, timeout=timeout, set_as_default=False)
+    except Exception as exc:  # noqa: BLE001 - whatever answered there is not a scheduler we can use
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UsageError(f"cannot connect to a Dask scheduler at {address} ({reason}); is it a `dask scheduler`"
+                         " address?") from None
+    try:
+        try:
+            client.wait_for_workers(1, timeout=timeout)
+        except Exception:  # noqa: BLE001 - distributed's TimeoutError (its class moved between versions)
+            raise UsageError(f"the Dask scheduler at {address} has no workers after {timeout:g} s; start some with"
+                             f" `dask worker {address}`") from None
+        executor = client.get_executor()
+        try:
+            yield executor
+        finally:
+            executor.shutdown(wait=False)  # cancels what is unfinished; the scheduler forgets it
+    finally:
+        client.close()
