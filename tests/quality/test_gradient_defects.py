@@ -63,4 +63,4 @@ def test_the_stable_numpy_sigmoid_gradient_is_finite_on_finite_inputs(default_ru
     """The contrast: max(x, 0) - x*z + log1p(exp(-|x|)) never overflows, and neither does its derivative."""
     for dtype in ("float16", "bfloat16", "float32", "float64"):
         score = default_run.score("sigmoid_ce", "numpy_stable", dtype, "gradient")
-        assert score.examples > 5000 and _mistakes_on_finite_inputs(score) == 0, dtype
+        assert score.examples > 3500 and _mistakes_on_finite_inputs(score) == 0, dtype  # float16: 3996 in the catalogue

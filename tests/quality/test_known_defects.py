@@ -82,10 +82,11 @@ def test_every_family_candidate_and_dtype_of_the_default_run_has_a_score(default
 
     keys = {s.key for s in default_run.scores}
     expected = {(c.family, c.name, d) for c in candidates() if c.family in oracles.default_families() for d in c.dtypes}
-    assert keys == expected  # every built-in in each dtype it declares (the _upcast variants: float16/bfloat16)
-    assert {d for _f, _c, d in keys} == {"float16", "bfloat16", "float32", "float64"}
+    # every built-in in each dtype it declares (the _upcast variants: float16/bfloat16), a loss and a gradient row
+    assert keys == {(*k, q) for k in expected for q in ("loss", "gradient")}
+    assert {d for _f, _c, d, _q in keys} == {"float16", "bfloat16", "float32", "float64"}
     measured = [s for s in default_run.scores if not s.unsupported and s.failure is None]
     assert all(s.max_ulp is not None for s in measured)
     # a reduced candidate scores one value per batch: sklearn's hard-label catalogue of binary_ce makes ~10
     assert all(s.examples >= (60 if s.labels == "hard" else 100) for s in measured)
-    assert [s.key for s in default_run.scores if s.unsupported] == [("binary_ce", "sklearn", "bfloat16")]
+    assert [s.key for s in default_run.scores if s.unsupported] == [("binary_ce", "sklearn", "bfloat16", q) for q in ("loss", "gradient")]

@@ -113,7 +113,7 @@ def test_a_run_killed_during_the_sweeps_resumes_from_its_journal_with_the_same_f
         run_campaign(settings, progress=Progress(scored=journal.scored, swept=swept_then_die))
     journal.close()
     resume = read_journal(path, settings.to_json(), "fp")
-    assert len(resume.scores) == 4 and len(resume.curves) == 1
+    assert len(resume.scores) == 8 and len(resume.curves) == 1  # 4 candidate x dtype, a loss and a gradient row each
     resumed, _ = run_campaign(settings, resume=resume)
     strip = lambda r: [{k: v for k, v in s.to_json().items() if k != "speed"} for s in r.scores]  # noqa: E731
     assert strip(resumed) == strip(whole)
