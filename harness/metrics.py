@@ -60,7 +60,7 @@ def compare(truth: Truth, computed: np.ndarray) -> Comparison:
         batch = truth.reduction != "none"
         regime = oracles.get_family(truth.family).regimes_of(
             truth.inputs[None] if batch else truth.inputs, truth.labels[None] if batch else truth.labels,
-            truth.dtype, truth.rounded, truth.exact)
+            truth.dtype, truth.rounded, truth)  # the record: its exact values are made only if needed
     return Comparison(ulp=ulp, bits=bits, outcome=outcome, flushed=flushed, finite_input=finite_input, regime=regime)
 
 
