@@ -72,6 +72,7 @@ __all__ = [
     "run_sweep",
     "merge_results",
     "local_executor",
+    "summary",
 ]
 
 CHUNK_CASES = 1 << 20  # cases per chunk: candidates are called on batches of this size, never per element
@@ -409,7 +410,8 @@ def local_executor(workers: int | None = None) -> Executor:
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(max_workers=workers or os.cpu_count(), mp_context=multiprocessing.get_context("spawn"))
+    return ProcessPoolExecutor(max_workers=workers or os.cpu_count(), mp_context=multiprocessing.get_context("spawn"),
+                               initializer=_ignore_interrupts)
 
 
 def run_sweep(plan: Sequence[Chunk], executor: Executor, journal: Callable[[ChunkResult], None] | None = None,
@@ -633,3 +635,45 @@ def _top_cases(cases: list[WorstCase], count: int) -> tuple[WorstCase, ...]:
         if len(out) == count:
             break
     return tuple(out)
+
+
+def _ignore_interrupts() -> None:
+    """Pool worker initializer: Ctrl-C reaches the whole process group; the command stops the sweep (the
+    workers finish their chunk), so the workers must not die of it first."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def summary(result: SweepResult, command: str) -> dict[str, Any]:
+    """The small summary of a sweep (no per-case data): per candidate the cases, max ULP with its input and
+    label, non-finite mistakes on finite inputs and on ±inf/nan inputs (counted apart), the number
+    correctly rounded (bit-identical to the correct rounding: ``histogram["exact"]``) and the histogram."""
+    from .outcomes import tally_outcomes
+
+    rows: dict[str, Any] = {}
+    for s in result.scores:
+        if s.unsupported:
+            rows[s.candidate] = {"unsupported": True}
+            continue
+        tally = tally_outcomes(s)
+        top = max((w for w in s.worst if w.ulp is not None and w.outcome in ("finite", "agree", "flushed_subnormal")),
+                  key=lambda w: w.ulp, default=None)
+        if top is None or top.ulp != s.max_ulp:  # the max is within 0.5 ULP: the regimes keep its case
+            top = next((r.worst for r in s.regimes.values() if r.worst is not None and r.max_ulp == s.max_ulp
+                        and r.worst.ulp == s.max_ulp), top)
+        rows[s.candidate] = {
+            "examples": s.examples, "max_ulp": s.max_ulp,
+            "max_ulp_input": top.inputs[0] if top is not None and len(top.inputs) == 1 else (",".join(top.inputs) if top else None),
+            "max_ulp_label": ",".join(top.labels) if top is not None else None,
+            "mean_ulp": s.mean_ulp, "non_finite_on_finite_inputs": tally.on_finite_inputs,
+            "non_finite_on_nonfinite_inputs": tally.on_nonfinite_inputs, "raised": tally.raised,
+            "flushed_subnormal": tally.flushed, "unconverged": tally.unconverged,
+            "correctly_rounded": s.histogram.get("exact", 0), "histogram": dict(s.histogram),
+            "regimes": {name: {"examples": r.examples, "max_ulp": r.max_ulp} for name, r in s.regimes.items()},
+            "failure": s.failure,
+        }
+    return {"family": result.family, "dtype": result.dtype, "labels": result.labels, "bits": list(result.bits),
+            "cases": result.cases, "chunks": result.chunks, "planned": result.planned, "partial": result.partial,
+            "paths": dict(result.paths), "wall_seconds": round(result.wall_seconds, 1),
+            "chunk_seconds": round(result.chunk_seconds, 1), "command": command, "candidates": rows}
