@@ -479,6 +479,12 @@ class SweepResult:
     def partial(self) -> bool:
         return self.chunks < self.planned
 
+    def to_json(self) -> dict[str, Any]:
+        """The block ``RunResult.sweep`` of the report (reports/SCHEMA.md); the scores go in ``results``."""
+        return {"family": self.family, "dtype": self.dtype, "labels": self.labels, "bits": list(self.bits),
+                "cases": self.cases, "chunks": self.chunks, "planned": self.planned, "paths": dict(self.paths),
+                "buckets": self.buckets}
+
 
 def _merge_stats(parts: list[dict[str, Any]]) -> dict[str, Any] | None:
     if not parts:
@@ -590,14 +596,16 @@ def merge_results(plan: Sequence[Chunk], results: Iterable[ChunkResult], wall_se
         figures = _figures(whole)
         figures["counts"]["raised"] += len(failures)
         regimes = {}
+        must: list[WorstCase] = []  # as scoring lists them: every regime's max-ULP case and first mistake
         for rname in order:
             merged = _merge_stats([m["regimes"][rname] for m in scored if rname in m["regimes"]])
             if merged is None:
                 continue
             candidates_ = [WorstCase.from_json(m["regime_worst"][rname]) for m in scored if rname in m["regime_worst"]]
             regimes[rname] = RegimeScore(**_figures(merged), worst=_pick_regime_worst(candidates_, merged))
+            must += _regime_musts(candidates_)
         every = [WorstCase.from_json(w) for m in scored for w in m["worst"]]
-        worst = _top_cases(every, 10)
+        worst = _top_cases(must, every, 10)
         scores.append(Score(**figures, histogram=whole["histogram"], worst=worst, findings=tuple(failures[:10]),
                             failure=failures[0].message if failures and not scored else None, regimes=regimes, **base))
         if scored:
@@ -623,18 +631,28 @@ def _pick_regime_worst(cases: list[WorstCase], merged: dict[str, Any]) -> WorstC
     return mistakes[0] if mistakes else top
 
 
-def _top_cases(cases: list[WorstCase], count: int) -> tuple[WorstCase, ...]:
-    """At most ``count`` distinct cases above 0.5 ULP (or without a ULP number), worst first (plan order
-    among equals)."""
+def _regime_musts(cases: list[WorstCase]) -> list[WorstCase]:
+    """Of one regime's candidate cases (plan order): the first with its largest ULP error (when above 0.5)
+    and its first non-finite mistake, as :func:`harness.scoring.listed_cases` always lists them."""
+    measured = [c for c in cases if c.ulp is not None and c.outcome in ("finite", "agree", "flushed_subnormal")]
+    top = max(measured, key=lambda c: c.ulp, default=None)
+    mistake = next((c for c in cases if c.outcome in NON_FINITE_MISTAKES), None)
+    return [c for c in ((top if top is not None and top.ulp > 0.5 else None), mistake) if c is not None]
+
+
+def _top_cases(must: list[WorstCase], cases: list[WorstCase], count: int) -> tuple[WorstCase, ...]:
+    """The cases of ``must``, then the worst others (above 0.5 ULP, or without a ULP number) up to ``count``
+    in all, distinct inputs, worst first (plan order among equals)."""
     seen, out = set(), []
-    for c in sorted((c for c in cases if _severity(c) > 0.5), key=_severity, reverse=True):
+    ranked = sorted((c for c in cases if _severity(c) > 0.5), key=_severity, reverse=True)
+    for position, c in enumerate(must + ranked):
+        if position >= len(must) and len(out) >= count:
+            break
         key = (c.inputs, c.labels)
         if key not in seen:
             seen.add(key)
             out.append(c)
-        if len(out) == count:
-            break
-    return tuple(out)
+    return tuple(sorted(out, key=_severity, reverse=True))
 
 
 def _ignore_interrupts() -> None:

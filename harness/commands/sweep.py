@@ -1,7 +1,7 @@
 """``lossfuzz sweep FAMILY --candidate NAME[,NAME...] --dtype D --labels hard|all [--bits START:STOP]
 [--workers N] [--resume] --out DIR``: score candidates on every bit pattern of the swept input
 (:mod:`harness.exhaustive`), on all local cores, journalled chunk by chunk; writes the reports of ``run``,
-the error-vs-bit-pattern plot and a small summary."""
+the error-vs-bit-pattern plot (in report.html) and a small summary."""
 
 from __future__ import annotations
 
@@ -16,10 +16,9 @@ from typing import Any, Iterator
 
 from ..options import add_options, reading_input, resolve
 
-__all__ = ["add_parser", "JOURNAL_NAME", "PLOT_NAME", "SUMMARY_NAMES"]
+__all__ = ["add_parser", "JOURNAL_NAME", "SUMMARY_NAMES"]
 
 JOURNAL_NAME = "sweep-journal.jsonl"
-PLOT_NAME = "error_by_bit_pattern.svg"
 SUMMARY_NAMES = ("summary.json", "summary.md")
 _VERSION = 1
 
@@ -32,8 +31,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="score candidates on every bit pattern of the input (exhaustive), on all cores",
         description="Exhaustive sweep: every bit pattern of the logit (probability for binary_ce; rows [x, 0] for"
         " the softmax families) crossed with the labels, scored against the exact oracle in chunks of 2**20 cases"
-        " that are journalled (--resume after a kill). Writes report.json, report.md, report.html, "
-        f"{PLOT_NAME}, summary.json and summary.md into --out.",
+        " that are journalled (--resume after a kill). Writes report.json, report.md, report.html (with the error"
+        " against the bit pattern), summary.json and summary.md into --out.",
     )
     p.add_argument("family", help=f"one of: {oracles.family_names()}")
     add_options(p, "sweep")
@@ -117,7 +116,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from ..exhaustive import parse_bits, plan_sweep, run_sweep, summary
     from ..progress import counting_bar, stop_on_signals
     from ..provenance import provenance
-    from ..reports.sweep_report import bit_pattern_svg, summary_markdown
+    from ..reports.sweep_report import summary_markdown
     from .run import locked_out, write_reports
 
     options = resolve("sweep", args)
@@ -151,10 +150,8 @@ def _sweep(args: argparse.Namespace) -> int:
                           labels, *(["--bits", options["bits"]] if options["bits"] else []), "--out", str(options["out"])])
     facts = summary(result, command)
     run = RunResult(partial=result.partial, settings={"sweep": settings}, provenance=provenance(0),
-                    wall_seconds=result.wall_seconds, scores=tuple(result.scores))
-    also = {name: text for name, text in ((PLOT_NAME, bit_pattern_svg(family, dtype, labels, result.buckets)),
-                                          ("summary.json", json.dumps(facts, indent=1, allow_nan=False) + "\n"),
-                                          ("summary.md", summary_markdown(facts))) if text is not None}
+                    wall_seconds=result.wall_seconds, scores=tuple(result.scores), sweep=result.to_json())
+    also = {"summary.json": json.dumps(facts, indent=1, allow_nan=False) + "\n", "summary.md": summary_markdown(facts)}
     paths = write_reports(run, out, also)
     console.print(summary_markdown(facts), markup=False, highlight=False, soft_wrap=True)
     if result.partial:
