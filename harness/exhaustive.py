@@ -232,18 +232,20 @@ def _quantile_bins(ulp: np.ndarray) -> dict[str, int]:
     return out
 
 
-def _stats(c: Comparison, m: np.ndarray) -> dict[str, Any]:
-    """Mergeable statistics of the cases ``m`` (a mask) of comparison ``c``."""
-    ulp, bits, outcome = c.ulp[m], c.bits[m], c.outcome[m]
-    measured = ~np.isnan(ulp)
+def _stats(c: Comparison, m: np.ndarray, no_number: np.ndarray, mistake: np.ndarray) -> dict[str, Any]:
+    """Mergeable statistics of the cases ``m`` (a mask) of comparison ``c``; ``no_number``: the cases
+    without a ULP number (every outcome but finite and agree: the only ones whose class is counted),
+    ``mistake``: the non-finite mistakes (both precomputed once for the chunk)."""
+    ulp, bits = c.ulp[m], c.bits[m]
+    measured = ~no_number[m]
     u = ulp[measured]
     b = bits[~np.isnan(bits)]
     counts = dict.fromkeys(COUNTED_OUTCOMES, 0)
-    other = outcome[outcome != "finite"]  # nearly every case is finite: compare the rest only
+    other = c.outcome[m & no_number]  # few: the string comparisons run on these only
     for name in COUNTED_OUTCOMES:
         counts[name] = int(np.count_nonzero(other == name)) if other.size else 0
     counts["flushed_subnormal"] = int(np.count_nonzero(c.flushed[m]))
-    counts["on_nonfinite_inputs"] = int(np.count_nonzero(np.isin(outcome, NON_FINITE_MISTAKES) & ~c.finite_input[m]))
+    counts["on_nonfinite_inputs"] = int(np.count_nonzero(mistake[m] & ~c.finite_input[m]))
     hist = dict.fromkeys(HISTOGRAM_BINS, 0)
     exact = (bits == 0) & measured
     hist["exact"] = int(exact.sum())
@@ -266,7 +268,7 @@ def _stats(c: Comparison, m: np.ndarray) -> dict[str, Any]:
     }
 
 
-def _buckets(c: Comparison, bucket: np.ndarray, labels: int) -> dict[str, Any]:
+def _buckets(c: Comparison, bucket: np.ndarray, labels: int, mistake: np.ndarray) -> dict[str, Any]:
     """Per bucket touched by the chunk: min, max and sum of the ULP errors, how many, non-finite mistakes.
     The cases are ``labels`` blocks of the same patterns in ascending order (:func:`chunk_inputs`): reduced
     over the labels first, then over each bucket's run of patterns."""
@@ -280,10 +282,7 @@ def _buckets(c: Comparison, bucket: np.ndarray, labels: int) -> dict[str, Any]:
     high = np.where(measured, c.ulp, -np.inf).reshape(shape).max(axis=0)
     count = measured.reshape(shape).sum(axis=0)
     total = np.where(measured, c.ulp, 0.0).reshape(shape).sum(axis=0)
-    wrong = c.outcome != "finite"
-    if wrong.any():
-        wrong[wrong] = np.isin(c.outcome[wrong], NON_FINITE_MISTAKES)
-    mistakes = wrong.reshape(shape).sum(axis=0)
+    mistakes = mistake.reshape(shape).sum(axis=0)
     low, high = np.minimum.reduceat(low, starts), np.maximum.reduceat(high, starts)
     count, total, mistakes = (np.add.reduceat(a, starts) for a in (count, total, mistakes))
     size = int(pattern_bucket[-1]) - first + 1
@@ -334,27 +333,29 @@ def _score_candidate(name: str, chunk: Chunk, truth: oracles.Truth, xs: np.ndarr
         kind = getattr(exc, "kind", "raised")
         return {"failure": Finding(kind, str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__, (), ()).to_json()}
     c = compare(truth, got)
-    regimes = {}
-    for r in regime_order:
-        m = c.regime == r
-        if m.any():
-            regimes[r] = _stats(c, m)
+    no_number = np.isnan(c.ulp)
+    mistake = no_number.copy()  # the outcomes without a ULP number are the mistakes and unconverged values
+    if mistake.any():
+        mistake[mistake] = np.isin(c.outcome[mistake], NON_FINITE_MISTAKES)
+    masks = {r: c.regime == r for r in regime_order}
+    regimes = {r: _stats(c, m, no_number, mistake) for r, m in masks.items() if m.any()}
     return {"all": _merge_stats(list(regimes.values())), "regimes": regimes,
-            "buckets": _buckets(c, bucket, _labels_in(chunk)), **_reproducers(chunk, name, truth, got, c, xs, zs, regime_order)}
+            "buckets": _buckets(c, bucket, _labels_in(chunk), mistake),
+            **_reproducers(chunk, name, truth, got, c, xs, zs, masks, mistake)}
 
 
 def _reproducers(chunk: Chunk, name: str, truth: oracles.Truth, got: np.ndarray, c: Comparison, xs: np.ndarray,
-                 zs: np.ndarray, regime_order: Sequence[str]) -> dict[str, Any]:
+                 zs: np.ndarray, masks: Mapping[str, np.ndarray], mistake: np.ndarray) -> dict[str, Any]:
     """The chunk's worst cases as :class:`WorstCase` JSON, through scoring's own choice
     (:func:`harness.scoring.listed_cases`) on the few candidates for it: per regime the first case with
     its largest error and its first non-finite mistake, and the :data:`_WORST_PER_CHUNK` worst overall.
     Their exact values come from the Ziv path (only these few ask)."""
-    sev = np.where(np.isnan(c.ulp), 2.0**80, np.minimum(c.ulp, 2.0**79))
-    sev = np.where(c.outcome == "unconverged", -1.0, sev)
+    sev = np.minimum(c.ulp, 2.0**79)
+    no_number = np.flatnonzero(np.isnan(c.ulp))  # as harness.metrics.severity: mistakes 2**80, unconverged -1
+    sev[no_number] = np.where(c.outcome[no_number] == "unconverged", -1.0, 2.0**80)
     picked: list[int] = []
-    mistake = np.isin(c.outcome, NON_FINITE_MISTAKES)
-    for r in regime_order:
-        members = np.flatnonzero(c.regime == r)
+    for r, mask in masks.items():
+        members = np.flatnonzero(mask)
         if not members.size:
             continue
         measured = members[~np.isnan(c.ulp[members])]

@@ -288,7 +288,7 @@ def _measure_estimated(c: np.ndarray, hi: np.ndarray, lo: np.ndarray, rounded: n
         # (an estimate of exactly 0: a positive value below half the smallest subnormal, also that quantum)
         binade = np.where(hi == 0, fmt.emin, np.frexp(hi)[1].astype(np.int64) - 1)
         exponent = np.maximum(binade, fmt.emin) - fmt.precision + 1
-        ulp = np.where(finite, np.ldexp(np.abs(diff), -exponent), np.nan)
+        ulp = np.where(finite, np.ldexp(np.abs(diff), (-exponent).astype(np.int32)), np.nan)  # int32: fast ldexp
         cu = np.where(finite, c, 0.0)
         distance = np.abs(ordinal(cu, fmt) - ordinal(np.where(finite, rounded, 0.0), fmt)).astype(np.float64)
         bits = np.where(finite, np.log2(1.0 + distance), np.nan)
