@@ -131,6 +131,7 @@ def test_figures_equal_those_of_scoring_the_same_inputs_through_the_oracles_dire
             assert score.counts[kind] == int(np.count_nonzero(outcome == kind)), kind
         exactly = int(np.count_nonzero((bits_ == 0) & ~np.isnan(ulp)))
         assert score.histogram["exact"] == exactly
+        assert score.counts["raised"] == 0 and score.counts["unconverged"] == int(np.count_nonzero(outcome == "unconverged"))
         assert summary(result, "cmd")["candidates"][name]["correctly_rounded"] == exactly
         # percentiles from the log bins: at least the exact one, at most 2**(1/64) above it
         for got_q, q in ((score.median_ulp, 50), (score.p99_ulp, 99)):
@@ -241,3 +242,19 @@ def test_the_chunk_is_plain_data():
     again = type(result).from_json(json.loads(json.dumps(result.to_json(), allow_nan=False)))
     assert again.to_json() == result.to_json()
     assert math.isfinite(result.seconds) and result.cases == 2 * 0x10000
+
+
+def test_a_candidate_that_rejects_the_dtype_is_unsupported_and_one_that_fails_is_a_finding(monkeypatch):
+    _plan, result = sweep("sigmoid_ce", "float32", "hard", ["numpy_stable_upcast", "numpy_stable"], (0x3F800000, 0x3F800100))
+    upcast, stable = result.scores
+    assert upcast.unsupported and upcast.examples == 0 and not stable.unsupported
+    assert summary(result, "cmd")["candidates"]["numpy_stable_upcast"] == {"unsupported": True}
+
+    from harness.candidates import Candidate
+
+    monkeypatch.setattr(Candidate, "load", lambda self: (lambda x, z: x[:1]))  # the wrong shape, every call
+    plan, result = sweep("sigmoid_ce", "float16", "hard", ["naive"], (0x3C00, 0x3E00), chunk_cases=1 << 9)
+    (score,) = result.scores
+    assert len(plan) == 2 and score.counts["raised"] == 2  # one failed call per chunk
+    assert score.findings[0].kind == "wrong_shape" and "returned shape (1,)" in score.failure
+    assert score.max_ulp is None and result.buckets == {}
