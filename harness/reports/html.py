@@ -605,6 +605,11 @@ def _bit_pattern_figure(sweep: dict[str, Any]) -> str | None:
         ax.set_title(_mpl(name), fontsize=9, loc="left")
     axes[0].legend(loc="upper right", fontsize=7, ncols=4)
     axes[-1].set_xlabel(f"bit pattern of the swept input ({_mpl(sweep.get('dtype', ''))})", fontsize=8)
+    start, stop = sweep["bits"]
+    from matplotlib.ticker import MultipleLocator
+
+    # ticks on round hex patterns: a power of two, 4 to 8 of them over the range
+    axes[-1].xaxis.set_major_locator(MultipleLocator(2 ** max(0, (max(stop - start, 2) // 4).bit_length() - 1)))
     axes[-1].xaxis.set_major_formatter(lambda v, _pos: f"0x{int(v):x}")
     fig.subplots_adjust(left=0.08, right=0.98, top=1 - 0.35 / fig.get_figheight(), bottom=0.55 / fig.get_figheight(), hspace=0.35)
     return _png(fig)

@@ -258,3 +258,23 @@ def test_a_candidate_that_rejects_the_dtype_is_unsupported_and_one_that_fails_is
     assert len(plan) == 2 and score.counts["raised"] == 2  # one failed call per chunk
     assert score.findings[0].kind == "wrong_shape" and "returned shape (1,)" in score.failure
     assert score.max_ulp is None and result.buckets == {}
+
+
+def test_the_html_report_of_a_sweep_draws_the_error_against_the_bit_pattern():
+    from harness._records import RunResult
+    from harness.reports import render
+    from harness.reports.sweep_report import summary_markdown
+
+    _plan, result = sweep("sigmoid_ce", "float16", "hard", ["naive", "accurate"], (0xC000, 0xD000))
+    run = RunResult(settings={}, provenance={}, wall_seconds=1.0, scores=tuple(result.scores), sweep=result.to_json())
+    page = render(run, "html")
+    assert 'id="bit-patterns"' in page and "0xc000 to 0xd000" in page
+    assert page.index('id="bit-patterns"') < page.index("data:image/png;base64,", page.index('id="bit-patterns"'))
+    again = RunResult.from_json(__import__("json").loads(render(run, "json")))
+    assert again.sweep == run.sweep  # the block survives report.json
+    plain = RunResult(settings={}, provenance={}, wall_seconds=1.0, scores=tuple(result.scores))
+    assert 'id="bit-patterns"' not in render(plain, "html")
+    text = summary_markdown(summary(result, "lossfuzz sweep ..."))
+    assert "| accurate | 0.5 |" in text and "100.0000%" in text
+    naive = summary(result, "")["candidates"]["naive"]
+    assert naive["non_finite_on_finite_inputs"] > 0 and f"| {naive['non_finite_on_finite_inputs']:,} / 0 |" in text
