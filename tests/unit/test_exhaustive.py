@@ -12,7 +12,7 @@ import pytest
 import oracles
 from harness import cli
 from harness.candidates import get_candidate
-from harness.exhaustive import (Chunk, chunk_inputs, merge_results, parse_bits, plan_sweep, run_sweep, summary,
+from harness.exhaustive import (Chunk, chunk_inputs, parse_bits, plan_sweep, run_sweep, summary,
                                 sweep_chunk)
 
 
