@@ -432,6 +432,9 @@ class RunResult(JsonRecord):
     error_maps: tuple[ErrorMap, ...] = field(default=(), metadata={"omit_default": True})
     # the verdict of `lossfuzz audit` (harness.auditing.AuditVerdict.to_json()); absent from plain runs
     audit: dict[str, Any] | None = field(default=None, metadata={"omit_default": True})
+    # what `lossfuzz sweep` swept (harness.exhaustive.SweepResult.to_json(): the family, dtype, labels, bit
+    # range, cases, and per candidate the error per bucket of bit patterns); absent from other reports
+    sweep: dict[str, Any] | None = field(default=None, metadata={"omit_default": True})
 
     TOOL: ClassVar[str] = "lossfuzz"
 

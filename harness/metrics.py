@@ -115,7 +115,7 @@ def example_regimes(truth: Truth) -> np.ndarray:
     batch = truth.reduction != "none"
     return oracles.get_family(truth.family).regimes_of(
         truth.inputs[None] if batch else truth.inputs, truth.labels[None] if batch else truth.labels,
-        truth.dtype, truth.rounded, truth.exact)
+        truth.dtype, truth.rounded, truth)  # the record: its exact values are made only if needed
 
 
 def severity(c: Comparison) -> np.ndarray:

@@ -230,6 +230,14 @@ MAX_EXAMPLES = 10**6
 MAX_SPEED_ELEMENTS = 10**8
 
 
+def workers(value: Any) -> int:
+    """A number of worker processes: 1 or more."""
+    number = _number(value, int)
+    if number < 1:
+        raise UsageError(f"--workers {number} is not a number of processes; pass 1 or more")
+    return number
+
+
 def seconds(value: Any) -> float:
     number = _number(value, float)
     if not math.isfinite(number):
@@ -309,7 +317,7 @@ def scheduler_address(value: Any) -> str | None:
 
 # ------------------------------------------------------------------------------------------- the table
 
-FACES = ("run", "audit", "gate", "exact", "compare", "plugin", "check", "audit_api")
+FACES = ("run", "audit", "gate", "exact", "compare", "sweep", "plugin", "check", "audit_api")
 # Which verdict levels make `lossfuzz audit --fail-on X` exit 1.
 FAIL_ON: Mapping[str, tuple[str, ...]] = MappingProxyType({"problems": ("bad", "failed"), "failed": ("failed",), "never": ()})
 # Built-ins scored next to an audited function (those the family has and that are installed).
@@ -416,7 +424,9 @@ OPTIONS: tuple[Option, ...] = (
                   "audit": {"default": _AUDIT_OUT, "help": f"folder for report.json, report.md and report.html (default {_AUDIT_OUT}/)"},
                   "gate": {"help": "folder for this run's report.md (Gate section on top) and report.json (default reports/)"},
                   "compare": {"default": None, "metavar": "FILE", "help": "write the table to FILE (atomically) instead of"
-                              " standard output"}}),
+                              " standard output"},
+                  "sweep": {"default": None, "required": True, "help": "folder for report.json, report.md, report.html,"
+                            " the error-vs-bit-pattern plot, summary.json/.md and the journal"}}),
     Option("quantities", quantity_list, QUANTITIES,
            "what to score, a comma list of: loss (the loss value), gradient (the gradient with respect to the"
            " inputs, per component, on the base examples and those the loss search visited); default loss,gradient",
@@ -432,21 +442,34 @@ OPTIONS: tuple[Option, ...] = (
     Option("use_corpus", boolean, True, "neither replay nor update the corpus", kind="off", flag="--no-corpus",
            faces={"run": {}}),
     Option("progress", boolean, True, "no progress bar", kind="off", flag="--no-progress",
-           faces={"run": {}, "audit": {}, "gate": {}}),
+           faces={"run": {}, "audit": {}, "gate": {}, "sweep": {}}),
     Option("scheduler", scheduler_address, None, "run the work as tasks on the Dask cluster of this scheduler,"
            " tcp://HOST:PORT (needs lossfuzz[dask] here and on the workers; the figures equal a local run's)", "ADDRESS",
            faces={"run": {"help": "score each family x candidate x dtype as a task on the Dask cluster of this"
                           " scheduler, tcp://HOST:PORT (needs lossfuzz[dask] here and on the workers; the figures equal"
-                          " a local run's; default: in this process)"}}),
+                          " a local run's; default: in this process)"},
+                  "sweep": {"help": "run each chunk as a task on the Dask cluster of this scheduler, tcp://HOST:PORT"
+                            " (needs lossfuzz[dask] here and on the workers; the figures equal a local sweep's;"
+                            " default: local processes, --workers)"}}),
     Option("resume", boolean, False, "continue an interrupted run with the same options from its journal in --out"
-           " (finished work is kept, the figures equal an uninterrupted run's)", kind="on", faces={"run": {}}),
+           " (finished work is kept, the figures equal an uninterrupted run's)", kind="on",
+           faces={"run": {}, "sweep": {"help": "continue an interrupted sweep with the same options from its journal in"
+                                               " --out (finished chunks are kept, the figures equal an uninterrupted sweep's)"}}),
+    # ------------------------------------------------------------------------------------------- sweep
+    Option("sweep_candidates", comma_list("candidate", CANDIDATE_NAMES), None,
+           "comma list of the candidates to sweep (each called on batches of 2**20 cases)", "NAME[,NAME...]",
+           flag="--candidate", required=True, faces={"sweep": {}}),
+    Option("bits", optional_text, None, "sweep only the bit patterns START <= b < STOP of the swept input (hex or"
+           " decimal, e.g. 0x7f800000:0x80000000); default: every pattern of the format", "START:STOP",
+           faces={"sweep": {}}),
+    Option("workers", workers, None, "worker processes (default: every core)", "N", faces={"sweep": {}}),
     # ------------------------------------------------------------------------------- exact
     Option("logits", optional_text, None, f"logits ({_taking('logits')})", faces={"exact": {}}),
     Option("probs", optional_text, None, f"probabilities ({_taking('probs')})", faces={"exact": {}}),
     Option("label_values", optional_text, None, "labels: soft labels in [0, 1], or class indices for"
            f" {_taking('index')}", "LABELS", flag="--labels", required=True, faces={"exact": {}}),
     Option("dtype", one_of("dtype", _dtypes), "float32", "float16, bfloat16, float32 or float64 (default float32)",
-           faces={"exact": {}, "check": {}}),
+           faces={"exact": {}, "check": {}, "sweep": {"help": "float16, bfloat16 or float32 (default float32)"}}),
     Option("gradient", boolean, False, "the gradient with respect to the inputs instead of the loss", kind="on",
            faces={"exact": {}}),
     Option("params", param_pairs, None, "a parameter of the family (repeatable), e.g. --param gamma=2 for focal;"
@@ -492,7 +515,10 @@ OPTIONS: tuple[Option, ...] = (
     # ------------------------------------------------------------------------------------------- audit
     Option("labels", one_of("labels", LABEL_SETS), "all",
            "labels to score on: all (default), hard (0/1 only: for code that rejects soft labels, such as"
-           " scikit-learn's log_loss) or soft", choices=LABEL_SETS, faces={"audit": {}, "audit_api": {}}),
+           " scikit-learn's log_loss) or soft", choices=LABEL_SETS,
+           faces={"audit": {}, "audit_api": {},
+                  "sweep": {"default": "hard", "choices": ("hard", "all"), "help": "hard: labels 0 and 1 (default);"
+                            " all: every label of the format in [0, 1] (sigmoid_ce and binary_ce, float16 and bfloat16)"}}),
     Option("fail_on", one_of("fail_on", tuple(FAIL_ON)), "never",
            "exit 1 when a verdict is PROBLEMS or FAILED (problems), FAILED only (failed), or never (default: exit 0"
            " whatever the verdict)", choices=tuple(FAIL_ON), faces={"audit": {}}),

@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator
 
 from .campaign import Progress as Hooks
 
-__all__ = ["ProgressBar", "progress_bar", "stop_on_signals"]
+__all__ = ["ProgressBar", "progress_bar", "counting_bar", "stop_on_signals"]
 
 
 class ProgressBar:
@@ -58,6 +58,32 @@ def progress_bar(console: Any, *, enabled: bool = True, transient: bool = False)
         return
     with bar:
         yield ProgressBar(bar, bar.add_task("starting", total=None))
+
+
+@contextmanager
+def counting_bar(console: Any, total: int, unit: str, *, enabled: bool = True) -> Iterator[Callable[[int], None]]:
+    """A bar of ``total`` items (``unit``: their name, e.g. cases) with the rate and the time left; yields
+    the function that advances it by a number of items. Shown only on a terminal, as :func:`progress_bar`."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    shown = enabled and console.is_terminal
+    rate = TextColumn("{task.fields[rate]}")
+    bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>5.1f}%"), rate,
+                   TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(), console=console, disable=not shown)
+    task = bar.add_task(f"{total:,} {unit}", total=total, rate="")
+    began = time.perf_counter()
+    done = [0]
+
+    def advance(n: int) -> None:
+        done[0] += n
+        speed = done[0] / max(time.perf_counter() - began, 1e-9)
+        bar.update(task, advance=n, rate=f"{speed:,.0f} {unit}/s")
+
+    if not shown:
+        yield advance
+        return
+    with bar:
+        yield advance
 
 
 @contextmanager

@@ -84,6 +84,10 @@ class Truth:
     53: the fast path's float64 evaluation); ``fast``: True where the fast path decided the value;
     ``approx + approx_low``: the fast path's estimate there (float64, or double-double for float64
     targets; nan elsewhere), in the exact value's binade, for vectorised ULP errors.
+
+    ``exact`` is made on first access: building an ``mpmath.mpf`` per fast value costs about 3 us each,
+    ten times the fast path itself, and vectorised users (ULP errors, regimes, sweeps) never need them;
+    ``settled_exact`` holds the Ziv path's values alone (None where the fast path decided).
     """
 
     family: str
@@ -93,13 +97,28 @@ class Truth:
     inputs: np.ndarray
     labels: np.ndarray
     rounded: np.ndarray
-    exact: np.ndarray
+    settled_exact: np.ndarray  # object array: the Ziv path's exact values, None where ``fast``
     status: np.ndarray
     precision: np.ndarray
     fast: np.ndarray
     approx: np.ndarray
     approx_low: np.ndarray
     params: dict = None  # type: ignore[assignment]  # the family's parameter values ({} without parameters)
+    _exact: Any = None  # the whole object array of exact values, once ``exact`` made it
+
+    @property
+    def exact(self) -> np.ndarray:
+        """Object array of ``mpmath.mpf``: the Ziv path's values and the fast path's estimates (see above)."""
+        if self._exact is None:
+            values = self.settled_exact.copy().reshape(-1)
+            fast = np.ravel(self.fast)
+            make = mpmath.mp.make_mpf
+            from_float = libmp.from_float
+            for i, hi, low in zip(np.flatnonzero(fast).tolist(), np.ravel(self.approx)[fast].tolist(),
+                                  np.ravel(self.approx_low)[fast].tolist()):
+                values[i] = make(from_float(hi) if low == 0.0 else libmp.mpf_add(from_float(hi), from_float(low), 128))
+            object.__setattr__(self, "_exact", values.reshape(self.settled_exact.shape))
+        return self._exact
 
     @property
     def path_counts(self) -> dict[str, int]:
@@ -112,7 +131,7 @@ class Truth:
         ``2**-70`` relative (20 correct digits), re-evaluated on demand where the fast path decided it."""
         flat = int(index) if isinstance(index, (int, np.integer)) else int(np.ravel_multi_index(index, self.fast.shape)) if self.fast.shape else 0
         if not np.ravel(self.fast)[flat]:
-            return np.ravel(self.exact)[flat]
+            return np.ravel(self.settled_exact)[flat]
         fam = get_family(self.family, self.params)
         if self.reduction != "none" and self.what == "loss":
             x, z = self.inputs, self.labels
@@ -391,13 +410,10 @@ def _settle_example(fam: Family, what: str, fmt: Format, x: Any, z: Any, divisor
 
 def _record(fam: Family, what: str, fmt: Format, reduction: str, x, z, out: _Outputs) -> Truth:
     size = out.rounded.size
-    exact_values = np.empty(size, dtype=object)
+    exact_values = np.empty(size, dtype=object)  # the fast values are made on demand (Truth.exact)
     status = np.full(size, out.fast_status, dtype="<U11")
     precision = np.full(size, _fast.FAST_PRECISION, dtype=np.int64)
     make = mpmath.mp.make_mpf
-    from_float = libmp.from_float
-    for i, hi, low in zip(np.flatnonzero(out.fast).tolist(), out.approx[out.fast].tolist(), out.approx_low[out.fast].tolist()):
-        exact_values[i] = make(from_float(hi) if low == 0.0 else libmp.mpf_add(from_float(hi), from_float(low), 128))
     for i, s in out.settled.items():
         exact_values[i] = make(s.exact)
         status[i] = s.status
@@ -411,7 +427,7 @@ def _record(fam: Family, what: str, fmt: Format, reduction: str, x, z, out: _Out
         inputs=x,
         labels=z,
         rounded=out.rounded.reshape(shape).astype(fmt.numpy_dtype),
-        exact=exact_values.reshape(shape),
+        settled_exact=exact_values.reshape(shape),
         status=status.reshape(shape),
         precision=precision.reshape(shape),
         fast=out.fast.reshape(shape),

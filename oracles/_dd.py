@@ -203,6 +203,7 @@ def exp(xh, xl):
     j = ki & 63
     ph, pl = mul(ph, pl, _TABLE_HI[j], _TABLE_LO[j])
     q = (ki - j) >> 6
+    q = q.astype(np.int32)  # |q| < 1100; numpy's ldexp is far faster on C ints than on int64
     return np.ldexp(ph, q), np.ldexp(pl, q)
 
 

@@ -192,7 +192,8 @@ class Family:
         ``inputs`` and ``labels``: the examples stacked along the first axis (``n`` scalars, rows, or class
         indices; a reduced batch is passed as one example: ``inputs[None]``, ``labels[None]``); ``rounded``:
         the ``n`` exact losses correctly rounded to ``dtype`` (any shape of ``n`` values); ``exact``: the
-        ``n`` exact values (``mpmath.mpf``, Fraction or float; optional), read only where ``rounded`` cannot
+        ``n`` exact values (``mpmath.mpf``, Fraction or float; or a ground-truth record, whose ``exact`` is
+        then made only if needed; optional), read only where ``rounded`` cannot
         decide a threshold. Why ``rounded`` decides the rest: the thresholds ``t`` (the format's smallest
         normal, and ``2**-p``) are numbers of the format and rounding to nearest is monotone and leaves
         them fixed, so ``rounded < t`` implies ``exact < t`` and ``rounded > t`` implies ``exact > t``; only
@@ -223,7 +224,7 @@ class Family:
                 is_below = value < t
             undecided = np.flatnonzero((value == t) | np.isnan(value))
             if exact is not None and undecided.size:  # the few values rounding cannot place: as regime() does
-                flat = np.ravel(np.asarray(exact, dtype=object))
+                flat = np.ravel(np.asarray(getattr(exact, "exact", exact), dtype=object))
                 is_below[undecided] = [float(flat[i]) < t for i in undecided]
             below.append(is_below)
         if index_labels:

@@ -242,12 +242,18 @@ def measure(computed: Any, exact: Any, dtype: Any) -> tuple[np.ndarray, np.ndarr
         raise ValueError(f"computed shape {c.shape} differs from exact shape {fast.shape}; pass matching arrays")
     flat_fast = np.ravel(fast)
     cf = c.ravel()
+    if flat_fast.all():  # all fast (a large batch, typically): no masked copies of the arrays
+        o, u, b = _measure_estimated(cf, np.ravel(exact.approx), np.ravel(exact.approx_low),
+                                     np.ravel(exact.rounded).astype(np.float64), fmt)
+        return o.reshape(c.shape), u.reshape(c.shape), b.reshape(c.shape)
     outcomes = np.empty(cf.size, dtype=f"<U{max(map(len, OUTCOMES))}")
     ulp = np.full(cf.size, np.nan)
     bits = np.full(cf.size, np.nan)
     rest = ~flat_fast
     if rest.any():
-        sub = _Values(np.ravel(exact.exact)[rest], np.ravel(exact.status)[rest])
+        # the Ziv path's values only: the fast ones are never made into mpmath numbers here (Truth.exact)
+        settled = getattr(exact, "settled_exact", None)
+        sub = _Values(np.ravel(exact.exact if settled is None else settled)[rest], np.ravel(exact.status)[rest])
         o = classify(cf[rest], sub, fmt)
         outcomes[rest], ulp[rest], bits[rest] = o, _ulp_errors(o, cf[rest], sub, fmt), _bits(o, cf[rest], sub, fmt)
     o, u, b = _measure_estimated(cf[flat_fast], np.ravel(exact.approx)[flat_fast], np.ravel(exact.approx_low)[flat_fast],
@@ -282,7 +288,7 @@ def _measure_estimated(c: np.ndarray, hi: np.ndarray, lo: np.ndarray, rounded: n
         # (an estimate of exactly 0: a positive value below half the smallest subnormal, also that quantum)
         binade = np.where(hi == 0, fmt.emin, np.frexp(hi)[1].astype(np.int64) - 1)
         exponent = np.maximum(binade, fmt.emin) - fmt.precision + 1
-        ulp = np.where(finite, np.ldexp(np.abs(diff), -exponent), np.nan)
+        ulp = np.where(finite, np.ldexp(np.abs(diff), (-exponent).astype(np.int32)), np.nan)  # int32: fast ldexp
         cu = np.where(finite, c, 0.0)
         distance = np.abs(ordinal(cu, fmt) - ordinal(np.where(finite, rounded, 0.0), fmt)).astype(np.float64)
         bits = np.where(finite, np.log2(1.0 + distance), np.nan)

@@ -12,6 +12,7 @@ from __future__ import annotations
 COMMANDS: dict[str, str] = {
     "exact": "harness.commands.exact",
     "run": "harness.commands.run",
+    "sweep": "harness.commands.sweep",
     "audit": "harness.commands.audit",
     "gate": "harness.commands.gate",
     "compare": "harness.commands.compare",

@@ -603,6 +603,62 @@ def _plots(result: RunResult, family: str, dtype: str, scores: list[Score], colo
     return out
 
 
+def _bit_pattern_figure(sweep: dict[str, Any]) -> str | None:
+    """The error against the swept input's bit pattern (``RunResult.sweep``): one panel per candidate, the
+    min, mean and max fractional ULP error per bucket of patterns on a log axis (0 drawn at the bottom),
+    and × at the top of each bucket with a non-finite mistake."""
+    buckets = sweep.get("buckets") or {}
+    if not buckets:
+        return None
+    names = list(buckets)
+    fig = Figure(figsize=(9, 1.9 * len(names) + 0.7))
+    floor = 1e-3
+    axes = fig.subplots(len(names), 1, squeeze=False, sharex=True)[:, 0]
+    for ax, name in zip(axes, names):
+        b = buckets[name]
+        x = np.asarray(b["x"], dtype=np.float64)
+        tops = [v for v in b["max"] if v is not None]
+        top = max(max(tops, default=1.0), 1.0) * 4
+        for key, color, width in (("max", "tab:red", 0.9), ("mean", "tab:blue", 0.9), ("min", "tab:green", 0.7)):
+            y = np.array([np.nan if v is None else max(v, floor) for v in b[key]], dtype=np.float64)
+            ax.step(x, y, where="post", color=color, lw=width, label=key)
+        bad = np.asarray(b["non_finite"]) > 0
+        if bad.any():
+            ax.plot(x[bad], np.full(int(bad.sum()), top), "x", color="black", ms=3, label="non-finite")
+        ax.set_yscale("log")
+        ax.set_ylim(floor / 2, top * 3)
+        ax.axhline(0.5, color="grey", lw=0.5, ls=":")
+        ax.set_ylabel("ULP error", fontsize=8)
+        ax.set_title(_mpl(name), fontsize=9, loc="left")
+    axes[0].legend(loc="upper right", fontsize=7, ncols=4)
+    axes[-1].set_xlabel(f"bit pattern of the swept input ({_mpl(sweep.get('dtype', ''))})", fontsize=8)
+    start, stop = sweep["bits"]
+    from matplotlib.ticker import MultipleLocator
+
+    # ticks on round hex patterns: a power of two, 4 to 8 of them over the range
+    axes[-1].xaxis.set_major_locator(MultipleLocator(2 ** max(0, (max(stop - start, 2) // 4).bit_length() - 1)))
+    axes[-1].xaxis.set_major_formatter(lambda v, _pos: f"0x{int(v):x}")
+    fig.subplots_adjust(left=0.08, right=0.98, top=1 - 0.35 / fig.get_figheight(), bottom=0.55 / fig.get_figheight(), hspace=0.35)
+    return _png(fig)
+
+
+def _sweep_section(result: RunResult) -> list[str]:
+    """A sweep's error-vs-bit-pattern plot (``lossfuzz sweep``); nothing for other reports."""
+    sweep = result.sweep
+    png = _bit_pattern_figure(sweep) if sweep else None
+    if not png:
+        return []
+    start, stop = sweep["bits"]
+    return [
+        '<h2 id="bit-patterns">Error by bit pattern</h2>',
+        f'<p class="muted">Exhaustive sweep of {_e(sweep["family"])} in {_e(sweep["dtype"])}, labels'
+        f" {_e(sweep['labels'])}: {sweep['cases']:,} cases, the bit patterns 0x{start:x} to 0x{stop:x} of the swept"
+        " input in buckets of consecutive patterns; per bucket the smallest, mean and largest ULP error of each"
+        " candidate (0 drawn at the bottom; 0.5 dotted), × at the top where a bucket holds a non-finite mistake.</p>",
+        f'<div class="plots"><img src="{png}" alt="{_e("Error by bit pattern of the swept input")}"></div>',
+    ]
+
+
 def _families(result: RunResult, groups: list[tuple[str, list[Score]]], colors: dict[str, Any]) -> list[str]:
     """The navigation, then per family its score table and the plots of each dtype."""
     plotted = list(result.curves) + list(result.error_maps)
@@ -637,6 +693,7 @@ def render_html(result: RunResult) -> str:
     out.extend(render_section(s, "verdict" if i == 0 else "") for i, s in enumerate(audit_sections(result)))
     out += _overview(result)
     out.extend(render_section(s) for s in regime_sections(result))  # the lead: candidate x regime per family
+    out += _sweep_section(result)
     out += _families(result, groups, _colors(names))
     out.extend(_mixed_precision_section(result))
     out.append('<h2 id="worst">Worst cases</h2>')

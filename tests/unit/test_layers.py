@@ -45,6 +45,7 @@ FLOORS: dict[str, int] = {
     "harness.search": 4,
     "harness.campaign": 4,
     "harness.sweep": 4,
+    "harness.exhaustive": 4,
     "harness.auditing": 4,
     "harness.gate": 4,
     "harness.comparison": 4,

@@ -18,7 +18,7 @@ from harness.options import (OPTIONS, AuditSettings, CheckSettings, Option, Sett
                              settings)
 
 ROOT = Path(__file__).resolve().parents[2]
-CLI_FACES = ("run", "audit", "gate", "exact", "compare")
+CLI_FACES = ("run", "audit", "gate", "exact", "compare", "sweep")
 
 
 def subparser(face: str) -> argparse.ArgumentParser:

@@ -1,0 +1,31 @@
+"""What a sweep writes beside report.json/.md/.html (whose HTML page draws the error-vs-bit-pattern plot from
+``RunResult.sweep``): its summary in Markdown. Returns text; the command writes it (:mod:`harness.commands.sweep`)."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from ._common import fmt_ulp
+
+__all__ = ["summary_markdown"]
+
+
+def summary_markdown(summary: Mapping[str, Any]) -> str:
+    """The summary of a sweep (:func:`harness.exhaustive.summary`) as a Markdown table."""
+    lines = [f"# lossfuzz sweep: {summary['family']} in {summary['dtype']}, labels {summary['labels']}", "",
+             f"{summary['cases']:,} cases (bit patterns {summary['bits'][0]:#x}:{summary['bits'][1]:#x}),"
+             f" {summary['wall_seconds']:.1f} s wall; oracle values fast/Ziv: {summary['paths'].get('fast', 0):,}/"
+             f"{summary['paths'].get('ziv', 0):,}" + (" (PARTIAL)" if summary["partial"] else ""), "",
+             f"`{summary['command']}`", "",
+             "| candidate | max ULP | at input (label) | non-finite mistakes (finite inputs / ±inf, nan inputs) |"
+             " correctly rounded |",
+             "|---|--:|---|--:|--:|"]
+    for name, row in summary["candidates"].items():
+        if row.get("unsupported"):
+            lines.append(f"| {name} | unsupported | | | |")
+            continue
+        at = f"{row['max_ulp_input']} ({row['max_ulp_label']})" if row.get("max_ulp_input") else ""
+        share = row["correctly_rounded"] / row["examples"] if row["examples"] else 0.0
+        lines.append(f"| {name} | {fmt_ulp(row['max_ulp'])} | {at} | {row['non_finite_on_finite_inputs']:,} /"
+                     f" {row['non_finite_on_nonfinite_inputs']:,} | {share:.4%} ({row['correctly_rounded']:,}) |")
+    return "\n".join(lines) + "\n"
