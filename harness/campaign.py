@@ -247,11 +247,15 @@ def score_gradient(
     search per candidate). A reduced candidate is scored per chunk, as the loss (the base's chunks, and
     each batch the search drew). Each component is compared with ``oracles.evaluate(..., what="gradient")``
     by :func:`harness.metrics.compare` and classified by its example's regime. A candidate without a
-    gradient (:attr:`Candidate.gradient_note`), or whose gradient cannot be loaded, gets a row whose
-    ``failure`` says why; calls that raise are findings, as for the loss."""
+    gradient (:attr:`Candidate.gradient_note`) gets an ``unsupported`` row whose ``failure`` is that note;
+    one whose gradient cannot be loaded, a row whose ``failure`` says why; calls that raise are findings,
+    as for the loss."""
     empty = _unscorable(candidate, dtype, settings, "gradient")
     if empty is not None:
         return empty
+    note = getattr(candidate, "gradient_note", "")
+    if note:  # no gradient by design (plain numpy code under audit, a metric): not scorable, as an unsupported dtype
+        return _empty_score(candidate, dtype, unsupported=True, failure=note, quantity="gradient")
     missing = _gradient_missing(candidate)
     if missing is not None:
         return _empty_score(candidate, dtype, failure=missing, quantity="gradient")

@@ -131,10 +131,14 @@ def _stat(values: np.ndarray, fn) -> float | None:
 
 
 def _mean(values: np.ndarray) -> float:
-    """The arithmetic mean ``sum(v) / n``, summed as ``sum(v / n)`` so that it cannot overflow: ULP errors
-    of float64 results reach 1e300 and more, where ``np.mean`` overflowed to inf with a RuntimeWarning (a
-    mean of two 1e308-ULP errors is 1e308, not inf). Each ``v / n`` is one rounding; the sum is numpy's
-    pairwise summation, the same as ``np.mean``'s."""
+    """The arithmetic mean ``sum(v) / n`` (numpy's pairwise sum, as ``np.mean``), except where that sum
+    overflows while every value is finite: ULP errors of float64 results reach 1e300 and more, and a mean
+    of two 1e308-ULP errors is 1e308, not inf (``np.mean`` gave inf, with a RuntimeWarning); then it is
+    ``sum(v / n)``, which cannot overflow."""
+    with np.errstate(over="ignore"):  # an overflowing sum is detected here and summed the other way
+        total = np.sum(values)
+    if np.isfinite(total) or not np.isfinite(values).all():
+        return total / values.size
     return np.sum(values / values.size)
 
 

@@ -293,8 +293,8 @@ def judge(scores: Any, chosen: Any, what: str, *, replay_note: str = "", gradien
     messages, checked = [], []
     for quantity in chosen.quantities:
         score = by_quantity.get(quantity)
-        if score is None:
-            why = gradient_note if quantity == "gradient" else "no score"
+        if score is None or (quantity == "gradient" and score.unsupported):  # no gradient: plain numpy code
+            why = (score.failure if score is not None else None) or (gradient_note if quantity == "gradient" else "no score")
             warnings.warn(pytest.PytestWarning(f"lossfuzz: {what}: its {quantity} is not checked: {why}"), stacklevel=3)
             continue
         checked.append(score)

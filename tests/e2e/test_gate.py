@@ -60,7 +60,9 @@ def mine(tmp_path_factory) -> Path:
 
 def test_the_baseline_written_by_the_gate_is_a_loadable_report_with_its_replay_corpus(mine):
     baseline = load_baseline(mine)
-    assert [s.key for s in baseline.result.scores] == [("sigmoid_ce", "mine", "float32", "loss")]
+    loss, gradient = baseline.result.scores
+    assert (loss.key, gradient.key) == (("sigmoid_ce", "mine", "float32", "loss"), ("sigmoid_ce", "mine", "float32", "gradient"))
+    assert gradient.unsupported and "no autodiff" in gradient.failure  # plain numpy code: its gradient is not scored
     assert baseline.result.settings["examples"] == 20 and baseline.result.settings["speed_elements"] == 0
     assert baseline.stored is not None  # the replay corpus it was computed on
     load_json(mine.read_text(), "baseline")  # a report.json as any other
@@ -94,6 +96,8 @@ def test_a_baseline_written_by_the_previous_version_gates_unchanged_code_with_id
         # regime's worst case (issue 10), so of the previous list it keeps the non-finite ones first, in order.
         (row,), (was,) = accuracy(tmp_path / "report.json"), accuracy(old)
         row.pop("regimes")
+        assert row.pop("quantity") == "loss"  # version 1 scored losses only, and so does its replay
+        assert row["counts"].pop("zero_where_nonzero") == row["counts"].pop("wrong_sign") == 0  # gradient counts
         cases = [{k: v for k, v in c.items() if k != "rel_error"} for c in row.pop("worst")]
         row["reproducer"].pop("rel_error", None)
         listed = was.pop("worst")
@@ -113,8 +117,8 @@ def test_a_worse_function_under_the_same_name_fails_naming_family_candidate_and_
     assert "regression: sigmoid_ce mine float32: max ULP 0.5 →" in out
     assert "replay: lossfuzz exact sigmoid_ce --logits=" in out
     assert "--candidate tests.gate_fixtures:worse" in out  # the replay calls the function by its spec
-    (case,) = ET.parse(junit).getroot().iter("testcase")
-    assert (case.get("classname"), case.get("name")) == ("sigmoid_ce", "mine[float32]")
+    (case,) = [c for c in ET.parse(junit).getroot().iter("testcase") if c.get("name") == "mine[float32]"]
+    assert case.get("classname") == "sigmoid_ce"
     failure = case.find("failure")
     assert failure is not None and failure.get("message").startswith("regression: max ULP 0.5 →")
     assert "lossfuzz exact sigmoid_ce" in failure.text
@@ -205,7 +209,8 @@ def test_a_builtin_swapped_for_a_worse_implementation_fails(tmp_path, monkeypatc
     assert code == 0, out + err
     testcases = list(ET.parse(tmp_path / "j.xml").getroot().iter("testcase"))
     assert [(t.get("classname"), t.get("name")) for t in testcases] == [
-        ("sigmoid_ce", "naive[float32]"), ("sigmoid_ce", "numpy_stable[float32]")]
+        ("sigmoid_ce", "naive[float32]"), ("sigmoid_ce", "naive[float32, gradient]"),
+        ("sigmoid_ce", "numpy_stable[float32]"), ("sigmoid_ce", "numpy_stable[float32, gradient]")]
     key = ("sigmoid_ce", "numpy_stable")
     monkeypatch.setitem(REGISTRY, key, replace(REGISTRY[key], target="tests.gate_fixtures:naive_builtin"))
     code, out, err = gate("--baseline", str(baseline), "--fail-on-new-nonfinite", *common)
@@ -213,7 +218,8 @@ def test_a_builtin_swapped_for_a_worse_implementation_fails(tmp_path, monkeypatc
     assert "sigmoid_ce numpy_stable float32" in out and "non-finite results on finite inputs 0 →" in out
     assert "sigmoid_ce naive float32" not in out  # unchanged: not listed
     failed = [t.get("name") for t in ET.parse(tmp_path / "j.xml").getroot().iter("testcase") if t.find("failure") is not None]
-    assert failed == ["numpy_stable[float32]"]
+    # the loss row, and the gradient row if the swapped-in code's gradient differs too: numpy_stable's only
+    assert failed[0] == "numpy_stable[float32]" and all(name.startswith("numpy_stable[") for name in failed)
 
 
 def test_a_lossfuzz_run_report_serves_as_a_baseline(tmp_path):
@@ -293,4 +299,5 @@ def test_update_baseline_replaces_an_unusable_baseline(tmp_path):
     code, _, err = gate("--update-baseline", "--baseline", str(path), "--out", str(tmp_path), "--families",
                           "binary_ce", "--candidates", "numpy_stable", *SMALL)
     assert code == 0 and "replacing an unusable baseline" in err
-    assert [s.key for s in load_baseline(path).result.scores] == [("binary_ce", "numpy_stable", "float32", "loss")]
+    assert [s.key for s in load_baseline(path).result.scores] == [("binary_ce", "numpy_stable", "float32", q)
+                                                                  for q in ("loss", "gradient")]
