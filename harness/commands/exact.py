@@ -69,9 +69,6 @@ def _candidate_values(spec: str, fam: Any, inputs: np.ndarray, labels: np.ndarra
     from ..records import CandidateFailure
 
     gradient = options["gradient"]
-    if ":" in spec and gradient:
-        raise UsageError(f"--gradient --candidate {spec}: a function's gradient is scored by `lossfuzz audit`;"
-                         " here pass a built-in candidate name")
     if ":" in spec:  # a user's function: imported, called and converted in a worker, as `lossfuzz audit` runs it
         from ..auditing import call_function_once
 
@@ -80,7 +77,8 @@ def _candidate_values(spec: str, fam: Any, inputs: np.ndarray, labels: np.ndarra
             got, message = call_function_once(spec, fam.name, inputs, labels, takes=options["takes"],
                                               inputs_kind=options["inputs"], reduction=options["reduction"],
                                               kwargs=options["kwargs"], timeout=options["timeout"],
-                                              memory_mb=options["memory_mb"])
+                                              memory_mb=options["memory_mb"], gradient=gradient,
+                                              gradient_fn=options["gradient_fn"])
         if message:
             print(message)
         return got

@@ -161,3 +161,17 @@ def test_call_function_once_gives_the_gradient_or_says_why_not():
     got, message = call_function_once(f"{NUMPY}:numpy_sigmoid_ce", "sigmoid_ce", X, Z, gradient=True,
                                       gradient_fn=f"{NUMPY}:sigmoid_gradient")
     assert message == "" and _ulp(got) <= 0.5
+
+
+def test_exact_replays_a_functions_gradient_with_its_gradient_fn_and_says_why_without_one(capsys):
+    # the replay command of an audited function's gradient case: `lossfuzz exact ... --gradient --candidate
+    # module:function [--gradient-fn ...]` (it was refused as a usage error)
+    from harness import cli
+
+    common = ["exact", "sigmoid_ce", "--logits=-100,3", "--labels", "1,0.5", "--dtype", "float32", "--gradient",
+              "--candidate", f"{NUMPY}:numpy_sigmoid_ce"]
+    assert cli.main([*common, "--gradient-fn", f"{NUMPY}:sigmoid_gradient"]) == 0
+    out = capsys.readouterr().out
+    assert f"{NUMPY}:numpy_sigmoid_ce -1.0   -0x1p+0" in out and "0x1.cf6f98p-2" in out
+    assert cli.main(common) == 0
+    assert "no gradient: plain numpy code has no autodiff" in capsys.readouterr().out
