@@ -22,7 +22,7 @@ from .campaign import Resume
 from .corpus import example_from_json, example_to_json
 from .strategies import Example
 
-__all__ = ["JOURNAL_NAME", "Journal", "read_journal", "corpus_fingerprint"]
+__all__ = ["JOURNAL_NAME", "JsonLines", "Journal", "read_journal", "corpus_fingerprint"]
 
 JOURNAL_NAME = "journal.jsonl"
 _VERSION = 1
@@ -38,23 +38,37 @@ def corpus_fingerprint(corpus: dict[tuple[str, str], list[Example]]) -> str:
     return digest.hexdigest()[:16]
 
 
-class Journal:
-    """Append-only writer; ``fresh=True`` starts a new journal (header first), else appends to one."""
+class JsonLines:
+    """An append-only journal of JSON lines, each flushed and fsync'ed as it is written (the run's and the
+    sweep's): ``fresh=True`` starts a new file with ``header`` as its first line, else it appends to one,
+    after dropping a last line cut short by a kill (so appending starts on a clean line)."""
 
-    def __init__(self, path: Path, settings: dict[str, Any], fingerprint: str, fresh: bool = True) -> None:
+    def __init__(self, path: Path, header: dict[str, Any], fresh: bool = True) -> None:
         self.path = path
-        if not fresh:  # drop a record cut short by a kill, so appending starts on a clean line
+        if not fresh:
             data = path.read_bytes()
             with open(path, "r+b") as raw:
                 raw.truncate(data.rfind(b"\n") + 1)
         self._handle = open(path, "w" if fresh else "a", encoding="utf-8")
         if fresh:
-            self._write({"lossfuzz_journal": _VERSION, "settings": settings, "corpus": fingerprint})
+            self._write(header)
 
     def _write(self, record: dict[str, Any]) -> None:
         self._handle.write(json.dumps(record, allow_nan=False) + "\n")
         self._handle.flush()
         os.fsync(self._handle.fileno())
+
+    def close(self, remove: bool = False) -> None:
+        self._handle.close()
+        if remove:
+            self.path.unlink(missing_ok=True)
+
+
+class Journal(JsonLines):
+    """The run's journal; ``fresh=True`` starts a new one (header first), else appends to one."""
+
+    def __init__(self, path: Path, settings: dict[str, Any], fingerprint: str, fresh: bool = True) -> None:
+        super().__init__(path, {"lossfuzz_journal": _VERSION, "settings": settings, "corpus": fingerprint}, fresh)
 
     def scored(self, score: Score, worst: list[Example]) -> None:
         self._write({"score": score.to_json(), "worst": [example_to_json(e) for e in worst]})
@@ -64,11 +78,6 @@ class Journal:
 
     def mapped(self, error_map: ErrorMap) -> None:
         self._write({"error_map": error_map.to_json()})
-
-    def close(self, remove: bool = False) -> None:
-        self._handle.close()
-        if remove:
-            self.path.unlink(missing_ok=True)
 
 
 def read_journal(path: Path, settings: dict[str, Any], fingerprint: str) -> Resume:

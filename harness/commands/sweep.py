@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import time
 from pathlib import Path
 from typing import Any
 
+from ..journal import JsonLines
 from ..options import add_options, reading_input, resolve
 
 __all__ = ["add_parser", "JOURNAL_NAME", "SUMMARY_NAMES"]
@@ -38,32 +38,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_sweep)
 
 
-class _Journal:
+class _Journal(JsonLines):
     """``OUT/sweep-journal.jsonl``: a header with the sweep's settings, then one finished chunk per line
-    (JSON, flushed and fsync'ed), so that a killed sweep resumes with ``--resume``."""
+    (:class:`harness.journal.JsonLines`: flushed and fsync'ed), so that a killed sweep resumes with ``--resume``."""
 
     def __init__(self, path: Path, settings: dict[str, Any], fresh: bool) -> None:
-        self.path = path
-        if not fresh:  # drop a line cut short by a kill, so appending starts on a clean line
-            data = path.read_bytes()
-            with open(path, "r+b") as raw:
-                raw.truncate(data.rfind(b"\n") + 1)
-        self._handle = open(path, "w" if fresh else "a", encoding="utf-8")
-        if fresh:
-            self._write({"lossfuzz_sweep_journal": _VERSION, "settings": settings})
-
-    def _write(self, record: dict[str, Any]) -> None:
-        self._handle.write(json.dumps(record, allow_nan=False) + "\n")
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        super().__init__(path, {"lossfuzz_sweep_journal": _VERSION, "settings": settings}, fresh)
 
     def chunk(self, result: Any) -> None:
         self._write({"chunk": result.to_json()})
-
-    def close(self, remove: bool = False) -> None:
-        self._handle.close()
-        if remove:
-            self.path.unlink(missing_ok=True)
 
 
 def _read_journal(path: Path, settings: dict[str, Any]) -> dict:
