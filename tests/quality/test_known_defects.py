@@ -89,4 +89,6 @@ def test_every_family_candidate_and_dtype_of_the_default_run_has_a_score(default
     assert all(s.max_ulp is not None for s in measured)
     # a reduced candidate scores one value per batch: sklearn's hard-label catalogue of binary_ce makes ~10
     assert all(s.examples >= (60 if s.labels == "hard" else 100) for s in measured)
-    assert [s.key for s in default_run.scores if s.unsupported] == [("binary_ce", "sklearn", "bfloat16", q) for q in ("loss", "gradient")]
+    # scikit-learn rejects bfloat16, and its log_loss has no gradient in any dtype
+    assert sorted(s.key for s in default_run.scores if s.unsupported) == sorted(
+        [("binary_ce", "sklearn", "bfloat16", "loss")] + [("binary_ce", "sklearn", d, "gradient") for d in oracles.FORMATS])
