@@ -194,9 +194,12 @@ def test_a_systematic_failure_stops_after_the_probe_calls_and_leads_with_the_hin
     result = harness.audit(f"{MOD}:counting_mean_ce", family="sigmoid_ce", dtypes=("float32", "float64"),
                            examples=10, compare_with=())
     calls = len(log.read_text().splitlines())
-    # per dtype: the whole catalogue once, EARLY_STOP_CALLS probes, two sweep curves, one error map (the
-    # (logit, label) grid in one call); not one per example (5628)
-    assert calls <= 2 * (1 + EARLY_STOP_CALLS + 2 + 1)
+    # per dtype and quantity: the whole catalogue once, EARLY_STOP_CALLS probes, two sweep curves, one error
+    # map (the (logit, label) grid in one call); not one per example (5628). The gradient is tried too (the
+    # module holds a stand-in of a jax array type, so JAX's autodiff is tried, and fails on numpy code) and
+    # stops early the same way.
+    assert calls <= 2 * 2 * (1 + EARLY_STOP_CALLS + 2 + 1)
+    assert all(s.stopped for s in result.scores if s.quantity == "gradient")
     v = one(result)
     assert len(v.systematic) == 2
     assert v.systematic[0].startswith("float32: it looks reduced: pass --reduction mean or sum (stopped early")
