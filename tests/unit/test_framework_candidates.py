@@ -204,10 +204,11 @@ def test_the_default_run_covers_the_four_formats_and_upcast_variants_only_the_ha
     assert next(o for o in options_for("run") if o.flag == "--dtypes").default == DEFAULT_DTYPES
     result, _ = run_campaign(Settings(examples=2, families=("sigmoid_ce",), candidates=("numpy_stable", "numpy_stable_upcast"),
                                       dtypes=DEFAULT_DTYPES, speed_elements=0, shrink=False))
-    keys = [(s.candidate, s.dtype) for s in result.scores]
+    keys = [(s.candidate, s.dtype) for s in result.scores if s.quantity == "loss"]
     assert keys == [("numpy_stable", "float16"), ("numpy_stable_upcast", "float16"), ("numpy_stable", "bfloat16"),
                     ("numpy_stable_upcast", "bfloat16"), ("numpy_stable", "float32"), ("numpy_stable", "float64")]
-    comparisons = {(c.dtype, c.candidate): c for c in upcast_comparisons(result)}
+    assert [(s.candidate, s.dtype) for s in result.scores if s.quantity == "gradient"] == keys  # each beside its loss
+    comparisons = {(c.dtype, c.candidate): c for c in upcast_comparisons(result) if c.plain.quantity == "loss"}
     assert set(comparisons) == {("float16", "numpy_stable"), ("bfloat16", "numpy_stable")}
     # the stable formula in float16 itself loses bits that the float32 computation keeps
     assert comparisons[("float16", "numpy_stable")].missing is True
