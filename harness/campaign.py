@@ -209,13 +209,10 @@ class CandidateGradient:
         return self.candidate.gradient(inputs, labels, **params)
 
 
-def _gradient_missing(candidate: Candidate) -> str | None:
-    """Why ``candidate`` has no gradient to score (its ``gradient_note``), or why its gradient cannot be
-    loaded (an import or attribute error: a finding about the candidate, reported on its row); None if
-    there is one."""
-    note = getattr(candidate, "gradient_note", "")
-    if note:
-        return note
+def _gradient_unloadable(candidate: Candidate) -> str | None:
+    """Why the gradient of ``candidate`` (one that declares a gradient: no ``gradient_note``) cannot be
+    loaded (an import or attribute error: a finding about the candidate, reported on its row); None if it
+    loads."""
     load = getattr(candidate, "load_gradient", None)
     if load is None:
         return None if callable(getattr(candidate, "gradient", None)) else "no gradient function"
@@ -256,7 +253,7 @@ def score_gradient(
     note = getattr(candidate, "gradient_note", "")
     if note:  # no gradient by design (plain numpy code under audit, a metric): not scorable, as an unsupported dtype
         return _empty_score(candidate, dtype, unsupported=True, failure=note, quantity="gradient")
-    missing = _gradient_missing(candidate)
+    missing = _gradient_unloadable(candidate)
     if missing is not None:
         return _empty_score(candidate, dtype, failure=missing, quantity="gradient")
     labels = labels_scored(candidate, settings.labels)
