@@ -47,9 +47,9 @@ import numpy as np
 
 import oracles
 
-from ._records import COUNTED_OUTCOMES, HISTOGRAM_BINS, NON_FINITE_MISTAKES, Finding, RegimeScore, Score, WorstCase
-from .candidates import Unsupported, get_candidate
-from .metrics import Comparison, compare
+from ._records import COUNTED_OUTCOMES, HISTOGRAM_BINS, NON_FINITE_MISTAKES, QUANTITIES, SIGN_MISTAKES, Finding, RegimeScore, Score, WorstCase
+from .candidates import NoGradient, Unsupported, get_candidate
+from .metrics import Comparison, compare, example_regimes, sign_marks
 from .scoring import Observations, call_candidate, listed_cases
 from .strategies import Example
 
@@ -163,7 +163,8 @@ def check_sweep(family: str, dtype: str, labels: str, candidates: Sequence[str])
 class Chunk:
     """One unit of work (plain data): ``family`` in ``dtype``, the label set ``labels``, the candidates
     ``candidates`` (names), the bit patterns ``start <= b < stop`` of the swept input crossed with every
-    label; ``origin`` and ``bucket_width``: the plot's buckets (bucket ``(b - origin) // bucket_width``)."""
+    label; ``origin`` and ``bucket_width``: the plot's buckets (bucket ``(b - origin) // bucket_width``);
+    ``quantities``: what is scored, ``loss`` and/or ``gradient`` (:data:`harness._records.QUANTITIES`)."""
 
     family: str
     dtype: str
@@ -173,16 +174,23 @@ class Chunk:
     stop: int
     origin: int
     bucket_width: int
+    quantities: tuple[str, ...] = ("loss",)
 
 
 def plan_sweep(family: str, dtype: str, labels: str, candidates: Sequence[str], bits: tuple[int, int] | None = None,
-               chunk_cases: int = CHUNK_CASES) -> list[Chunk]:
-    """The chunks of a sweep, in pattern order: each about ``chunk_cases`` cases (patterns times labels)."""
+               chunk_cases: int = CHUNK_CASES, quantities: Sequence[str] = ("loss",)) -> list[Chunk]:
+    """The chunks of a sweep, in pattern order: each about ``chunk_cases`` cases (patterns times labels),
+    scoring ``quantities`` (``loss``, ``gradient``: each candidate's gradient with respect to the swept
+    row's inputs, per component, against the exact gradient)."""
     check_sweep(family, dtype, labels, candidates)
+    unknown = [q for q in quantities if q not in QUANTITIES]
+    if unknown or not quantities:
+        raise ValueError(f"quantities={','.join(quantities)!r}: each must be one of: {', '.join(QUANTITIES)}")
+    quantities = tuple(q for q in QUANTITIES if q in quantities)  # one order, whatever the order given
     start, stop = bits if bits is not None else (0, pattern_count(dtype))
     per = max(1, chunk_cases // _label_values(family, dtype, labels).size)
     width = max(1, -(-(stop - start) // BUCKETS))
-    return [Chunk(family, dtype, labels, tuple(candidates), s, min(stop, s + per), start, width)
+    return [Chunk(family, dtype, labels, tuple(candidates), s, min(stop, s + per), start, width, quantities)
             for s in range(start, stop, per)]
 
 
@@ -243,6 +251,8 @@ def _stats(c: Comparison, m: np.ndarray, no_number: np.ndarray, mistake: np.ndar
     for name in COUNTED_OUTCOMES:
         counts[name] = int(np.count_nonzero(other == name)) if other.size else 0
     counts["flushed_subnormal"] = int(np.count_nonzero(c.flushed[m]))
+    for name in SIGN_MISTAKES:  # a gradient's (harness.metrics.sign_mistakes); none on a loss
+        counts[name] = int(np.count_nonzero(sign_marks(c, name)[m]))
     counts["on_nonfinite_inputs"] = int(np.count_nonzero(mistake[m] & ~c.finite_input[m]))
     hist = dict.fromkeys(HISTOGRAM_BINS, 0)
     exact = (bits == 0) & measured
@@ -298,7 +308,8 @@ def _buckets(c: Comparison, bucket: np.ndarray, labels: int, mistake: np.ndarray
 @dataclass
 class ChunkResult:
     """What one chunk found (plain data, JSON-able): ``cases`` swept, the oracle's ``paths`` (values per path),
-    ``seconds`` of work, and per candidate (``candidates[name]``): ``unsupported``, ``failure`` (a
+    ``seconds`` of work, and per candidate (``candidates[name]`` for the loss, ``gradients[name]`` for the
+    gradient): ``unsupported`` (with the ``note`` of a candidate without a gradient), ``failure`` (a
     :class:`Finding` as JSON) or the figures: ``all`` and ``regimes[name]`` (mergeable statistics, see the
     module docstring), ``worst`` (reproducers, :class:`WorstCase` JSON), ``regime_worst`` and ``buckets``."""
 
@@ -308,29 +319,41 @@ class ChunkResult:
     seconds: float
     paths: dict[str, int]
     candidates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    gradients: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {"start": self.start, "stop": self.stop, "cases": self.cases, "seconds": self.seconds,
-                "paths": dict(self.paths), "candidates": self.candidates}
+                "paths": dict(self.paths), "candidates": self.candidates, "gradients": self.gradients}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "ChunkResult":
         return cls(int(data["start"]), int(data["stop"]), int(data["cases"]), float(data["seconds"]),
-                   dict(data["paths"]), dict(data["candidates"]))
+                   dict(data["paths"]), dict(data["candidates"]), dict(data.get("gradients", {})))
+
+    def of(self, quantity: str) -> dict[str, dict[str, Any]]:
+        """The per-candidate figures of ``quantity`` (``loss`` or ``gradient``)."""
+        return self.gradients if quantity == "gradient" else self.candidates
 
 
 def _score_candidate(name: str, chunk: Chunk, truth: oracles.Truth, xs: np.ndarray, zs: np.ndarray,
-                     bucket: np.ndarray, regime_order: Sequence[str]) -> dict[str, Any]:
+                     bucket: np.ndarray, regime_order: Sequence[str], case_regimes: np.ndarray | None = None) -> dict[str, Any]:
+    """One candidate's figures on the chunk against ``truth``: the exact loss, or the exact gradient
+    (``truth.what == "gradient"``; then ``case_regimes`` gives each case's regime, decided by its exact
+    loss, and every component of a case takes its case's regime and bucket)."""
     candidate = get_candidate(chunk.family, name)
+    gradient = truth.what == "gradient"
     try:
-        fn = candidate.load()
+        fn = candidate.load_gradient() if gradient else candidate.load()
         got = call_candidate(fn, xs, zs, truth.rounded.shape, chunk.dtype)
+    except NoGradient:
+        return {"unsupported": True, "note": candidate.gradient_note}
     except Unsupported:
         return {"unsupported": True}
     except Exception as exc:  # noqa: BLE001 - the candidate's own failure (CandidateFailure, an import error)
         kind = getattr(exc, "kind", "raised")
         return {"failure": Finding(kind, str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__, (), ()).to_json()}
-    c = compare(truth, got)
+    c = compare(truth, got, regimes=case_regimes if gradient else None)
+    per = c.ulp.size // bucket.size  # values per case: 1 for a loss, the row's components for a gradient
     no_number = np.isnan(c.ulp)
     mistake = no_number.copy()  # the outcomes without a ULP number are the mistakes and unconverged values
     if mistake.any():
@@ -338,16 +361,18 @@ def _score_candidate(name: str, chunk: Chunk, truth: oracles.Truth, xs: np.ndarr
     masks = {r: c.regime == r for r in regime_order}
     regimes = {r: _stats(c, m, no_number, mistake) for r, m in masks.items() if m.any()}
     return {"all": _merge_stats(list(regimes.values())), "regimes": regimes,
-            "buckets": _buckets(c, bucket, _labels_in(chunk), mistake),
-            **_reproducers(chunk, name, truth, got, c, xs, zs, masks, mistake)}
+            "buckets": _buckets(c, np.repeat(bucket, per) if per > 1 else bucket, _labels_in(chunk), mistake),
+            **_reproducers(chunk, name, truth, got, c, xs, zs, masks, mistake, per, case_regimes)}
 
 
 def _reproducers(chunk: Chunk, name: str, truth: oracles.Truth, got: np.ndarray, c: Comparison, xs: np.ndarray,
-                 zs: np.ndarray, masks: Mapping[str, np.ndarray], mistake: np.ndarray) -> dict[str, Any]:
+                 zs: np.ndarray, masks: Mapping[str, np.ndarray], mistake: np.ndarray, per: int = 1,
+                 case_regimes: np.ndarray | None = None) -> dict[str, Any]:
     """The chunk's worst cases as :class:`WorstCase` JSON, through scoring's own choice
-    (:func:`harness.scoring.listed_cases`) on the few candidates for it: per regime the first case with
-    its largest error and its first non-finite mistake, and the :data:`_WORST_PER_CHUNK` worst overall.
-    Their exact values come from the Ziv path (only these few ask)."""
+    (:func:`harness.scoring.listed_cases`) on the few candidates for it: per regime the first value with
+    its largest error and its first non-finite mistake, and the :data:`_WORST_PER_CHUNK` worst overall
+    (``per`` values per case: a gradient's components; the cases holding the picked values are
+    re-evaluated). Their exact values come from the Ziv path (only these few ask)."""
     sev = np.minimum(c.ulp, 2.0**79)
     no_number = np.flatnonzero(np.isnan(c.ulp))  # as harness.metrics.severity: mistakes 2**80, unconverged -1
     sev[no_number] = np.where(c.outcome[no_number] == "unconverged", -1.0, 2.0**80)
@@ -372,11 +397,14 @@ def _reproducers(chunk: Chunk, name: str, truth: oracles.Truth, got: np.ndarray,
     picked = sorted(set(picked))
     if not picked:
         return {"worst": [], "regime_worst": {}}
-    idx = np.array(picked)
+    cases = np.array(sorted({i // per for i in picked}))
     fam = oracles.get_family(chunk.family)
-    small = oracles.evaluate(chunk.family, **{fam.input_name: xs[idx]}, labels=zs[idx], dtype=chunk.dtype)
-    examples = tuple(Example(np.asarray(xs[i]), np.asarray(zs[i])) for i in picked)
-    obs = Observations([examples], [got[idx]], [small], [compare(small, got[idx])])
+    small = oracles.evaluate(chunk.family, **{fam.input_name: xs[cases]}, labels=zs[cases], dtype=chunk.dtype,
+                             what=truth.what)
+    examples = tuple(Example(np.asarray(xs[i]), np.asarray(zs[i])) for i in cases)
+    mine = got[cases]  # the candidate's values of those cases (its result has the truth's shape)
+    regimes = case_regimes[cases] if case_regimes is not None else None
+    obs = Observations([examples], [mine], [small], [compare(small, mine, regimes=regimes)])
     worst, by_regime = listed_cases(obs, chunk.family, name, chunk.dtype, "none", count=len(picked))
     return {"worst": [w.to_json() for w in worst], "regime_worst": {r: w.to_json() for r, w in by_regime.items()}}
 
@@ -394,8 +422,18 @@ def sweep_chunk(chunk: Chunk) -> ChunkResult:
     truth = oracles.evaluate(chunk.family, **{fam.input_name: xs}, labels=zs, dtype=chunk.dtype)
     bucket = (patterns - chunk.origin) // chunk.bucket_width
     out = ChunkResult(chunk.start, chunk.stop, int(patterns.size), 0.0, truth.path_counts)
-    for name in chunk.candidates:
-        out.candidates[name] = _score_candidate(name, chunk, truth, xs, zs, bucket, regime_order)
+    if "loss" in chunk.quantities:
+        for name in chunk.candidates:
+            out.candidates[name] = _score_candidate(name, chunk, truth, xs, zs, bucket, regime_order)
+    if "gradient" in chunk.quantities:
+        exact_gradient = oracles.evaluate(chunk.family, **{fam.input_name: xs}, labels=zs, dtype=chunk.dtype,
+                                          what="gradient")
+        case_regimes = example_regimes(truth)
+        for k, v in exact_gradient.path_counts.items():
+            out.paths[k] = out.paths.get(k, 0) + v
+        for name in chunk.candidates:
+            out.gradients[name] = _score_candidate(name, chunk, exact_gradient, xs, zs, bucket, regime_order,
+                                                   case_regimes)
     out.seconds = time.perf_counter() - began
     return out
 
@@ -463,6 +501,8 @@ class SweepResult:
     planned: int
     chunk_seconds: float
     wall_seconds: float
+    quantities: tuple[str, ...] = ("loss",)
+    gradient_buckets: dict[str, dict[str, list]] = field(default_factory=dict)
 
     @property
     def partial(self) -> bool:
@@ -470,9 +510,12 @@ class SweepResult:
 
     def to_json(self) -> dict[str, Any]:
         """The block ``RunResult.sweep`` of the report (reports/SCHEMA.md); the scores go in ``results``."""
-        return {"family": self.family, "dtype": self.dtype, "labels": self.labels, "bits": list(self.bits),
-                "cases": self.cases, "chunks": self.chunks, "planned": self.planned, "paths": dict(self.paths),
-                "buckets": self.buckets}
+        out = {"family": self.family, "dtype": self.dtype, "labels": self.labels, "bits": list(self.bits),
+               "cases": self.cases, "chunks": self.chunks, "planned": self.planned, "paths": dict(self.paths),
+               "quantities": list(self.quantities), "buckets": self.buckets}
+        if self.gradient_buckets:
+            out["gradient_buckets"] = self.gradient_buckets
+        return out
 
 
 def _merge_stats(parts: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -569,38 +612,49 @@ def merge_results(plan: Sequence[Chunk], results: Iterable[ChunkResult], wall_se
     for r in results:
         for k, v in r.paths.items():
             paths[k] = paths.get(k, 0) + v
-    for name in first.candidates:
-        cand = get_candidate(first.family, name)
-        mine = [r.candidates[name] for r in results if name in r.candidates]
-        base = dict(family=first.family, candidate=name, dtype=first.dtype, reduction="none", source=cand.source,
-                    labels=first.labels if first.labels == "hard" else "all")
-        if any(m.get("unsupported") for m in mine):
-            scores.append(Score(examples=0, max_ulp=None, mean_ulp=None, median_ulp=None, p99_ulp=None, max_bits=None,
-                                mean_bits=None, counts=dict.fromkeys(COUNTED_OUTCOMES, 0),
-                                histogram=dict.fromkeys(HISTOGRAM_BINS, 0), unsupported=True, **base))
+    for quantity in first.quantities:
+        for name in first.candidates:
+            score, plot = _merged_score(plan, results, name, quantity, order)
+            scores.append(score)
+            if plot is not None:
+                buckets.setdefault(quantity, {})[name] = plot
+    return SweepResult(first.family, first.dtype, first.labels, (plan[0].start, plan[-1].stop), scores,
+                       buckets.get("loss", {}), paths, sum(r.cases for r in results), len(results), len(plan),
+                       sum(r.seconds for r in results), wall_seconds, first.quantities, buckets.get("gradient", {}))
+
+
+def _merged_score(plan: Sequence[Chunk], results: list[ChunkResult], name: str, quantity: str,
+                  order: Sequence[str]) -> tuple[Score, dict[str, list] | None]:
+    """One candidate's :class:`Score` of ``quantity`` over the chunks, and its plot buckets (None if unscored)."""
+    first = plan[0]
+    cand = get_candidate(first.family, name)
+    mine = [r.of(quantity)[name] for r in results if name in r.of(quantity)]
+    base = dict(family=first.family, candidate=name, dtype=first.dtype, reduction="none", source=cand.source,
+                labels=first.labels if first.labels == "hard" else "all", quantity=quantity)
+    unsupported = [m for m in mine if m.get("unsupported")]
+    if unsupported:
+        return Score(examples=0, max_ulp=None, mean_ulp=None, median_ulp=None, p99_ulp=None, max_bits=None,
+                     mean_bits=None, counts=dict.fromkeys(COUNTED_OUTCOMES, 0), histogram=dict.fromkeys(HISTOGRAM_BINS, 0),
+                     unsupported=True, failure=unsupported[0].get("note") or None, **base), None
+    failures = [Finding.from_json(m["failure"]) for m in mine if "failure" in m]
+    scored = [m for m in mine if "all" in m]
+    whole = _merge_stats([m["all"] for m in scored]) or _merge_stats([_empty_stats()])
+    figures = _figures(whole)
+    figures["counts"]["raised"] += len(failures)
+    regimes = {}
+    must: list[WorstCase] = []  # as scoring lists them: every regime's max-ULP case and first mistake
+    for rname in order:
+        merged = _merge_stats([m["regimes"][rname] for m in scored if rname in m["regimes"]])
+        if merged is None:
             continue
-        failures = [Finding.from_json(m["failure"]) for m in mine if "failure" in m]
-        scored = [m for m in mine if "all" in m]
-        whole = _merge_stats([m["all"] for m in scored]) or _merge_stats([_empty_stats()])
-        figures = _figures(whole)
-        figures["counts"]["raised"] += len(failures)
-        regimes = {}
-        must: list[WorstCase] = []  # as scoring lists them: every regime's max-ULP case and first mistake
-        for rname in order:
-            merged = _merge_stats([m["regimes"][rname] for m in scored if rname in m["regimes"]])
-            if merged is None:
-                continue
-            candidates_ = [WorstCase.from_json(m["regime_worst"][rname]) for m in scored if rname in m["regime_worst"]]
-            regimes[rname] = RegimeScore(**_figures(merged), worst=_pick_regime_worst(candidates_, merged))
-            must += _regime_musts(candidates_)
-        every = [WorstCase.from_json(w) for m in scored for w in m["worst"]]
-        worst = _top_cases(must, every, 10)
-        scores.append(Score(**figures, histogram=whole["histogram"], worst=worst, findings=tuple(failures[:10]),
-                            failure=failures[0].message if failures and not scored else None, regimes=regimes, **base))
-        if scored:
-            buckets[name] = _merge_buckets([m["buckets"] for m in scored], plan)
-    return SweepResult(first.family, first.dtype, first.labels, (plan[0].start, plan[-1].stop), scores, buckets, paths,
-                       sum(r.cases for r in results), len(results), len(plan), sum(r.seconds for r in results), wall_seconds)
+        candidates_ = [WorstCase.from_json(m["regime_worst"][rname]) for m in scored if rname in m["regime_worst"]]
+        regimes[rname] = RegimeScore(**_figures(merged), worst=_pick_regime_worst(candidates_, merged))
+        must += _regime_musts(candidates_)
+    every = [WorstCase.from_json(w) for m in scored for w in m["worst"]]
+    worst = _top_cases(must, every, 10)
+    score = Score(**figures, histogram=whole["histogram"], worst=worst, findings=tuple(failures[:10]),
+                  failure=failures[0].message if failures and not scored else None, regimes=regimes, **base)
+    return score, (_merge_buckets([m["buckets"] for m in scored], plan) if scored else None)
 
 
 def _empty_stats() -> dict[str, Any]:
@@ -612,7 +666,7 @@ def _empty_stats() -> dict[str, Any]:
 def _pick_regime_worst(cases: list[WorstCase], merged: dict[str, Any]) -> WorstCase | None:
     """As :class:`RegimeScore` defines ``worst``: the first case with the regime's max ULP, unless that is at
     most 0.5 ULP and a non-finite mistake exists (then the first mistake), or no case has a ULP number."""
-    measured = [c for c in cases if c.ulp is not None and c.outcome in ("finite", "agree", "flushed_subnormal")]
+    measured = [c for c in cases if c.ulp is not None]  # a ULP number: finite values (a gradient's sign mistakes too)
     mistakes = [c for c in cases if c.outcome in NON_FINITE_MISTAKES]
     top = max(measured, key=lambda c: c.ulp, default=None)  # max() keeps the first of equals (plan order)
     if top is not None and (top.ulp > 0.5 or not mistakes):
@@ -623,7 +677,7 @@ def _pick_regime_worst(cases: list[WorstCase], merged: dict[str, Any]) -> WorstC
 def _regime_musts(cases: list[WorstCase]) -> list[WorstCase]:
     """Of one regime's candidate cases (plan order): the first with its largest ULP error (when above 0.5)
     and its first non-finite mistake, as :func:`harness.scoring.listed_cases` always lists them."""
-    measured = [c for c in cases if c.ulp is not None and c.outcome in ("finite", "agree", "flushed_subnormal")]
+    measured = [c for c in cases if c.ulp is not None]  # a ULP number: finite values (a gradient's sign mistakes too)
     top = max(measured, key=lambda c: c.ulp, default=None)
     mistake = next((c for c in cases if c.outcome in NON_FINITE_MISTAKES), None)
     return [c for c in ((top if top is not None and top.ulp > 0.5 else None), mistake) if c is not None]
@@ -645,34 +699,45 @@ def _top_cases(must: list[WorstCase], cases: list[WorstCase], count: int) -> tup
 
 
 def summary(result: SweepResult, command: str) -> dict[str, Any]:
-    """The small summary of a sweep (no per-case data): per candidate the cases, max ULP with its input and
-    label, non-finite mistakes on finite inputs and on ±inf/nan inputs (counted apart), the number
-    correctly rounded (bit-identical to the correct rounding: ``histogram["exact"]``) and the histogram."""
+    """The small summary of a sweep (no per-case data): per candidate (``candidates``: the loss;
+    ``gradients``: the gradient's components, when scored) the cases, max ULP with its input and label,
+    non-finite mistakes on finite inputs and on ±inf/nan inputs (counted apart), the number correctly
+    rounded (bit-identical to the correct rounding: ``histogram["exact"]``) and the histogram. A
+    gradient's values are its components: ``examples`` counts them (2 per two-class row)."""
+    rows: dict[str, dict[str, Any]] = {"loss": {}, "gradient": {}}
+    for s in result.scores:
+        rows[s.quantity][s.candidate] = _summary_row(s)
+    out = {"family": result.family, "dtype": result.dtype, "labels": result.labels, "bits": list(result.bits),
+           "cases": result.cases, "chunks": result.chunks, "planned": result.planned, "partial": result.partial,
+           "paths": dict(result.paths), "wall_seconds": round(result.wall_seconds, 1),
+           "chunk_seconds": round(result.chunk_seconds, 1), "command": command,
+           "quantities": list(result.quantities), "candidates": rows["loss"]}
+    if "gradient" in result.quantities:
+        out["gradients"] = rows["gradient"]
+    return out
+
+
+def _summary_row(s: Score) -> dict[str, Any]:
     from .outcomes import tally_outcomes
 
-    rows: dict[str, Any] = {}
-    for s in result.scores:
-        if s.unsupported:
-            rows[s.candidate] = {"unsupported": True}
-            continue
-        tally = tally_outcomes(s)
-        top = max((w for w in s.worst if w.ulp is not None and w.outcome in ("finite", "agree", "flushed_subnormal")),
-                  key=lambda w: w.ulp, default=None)
-        if top is None or top.ulp != s.max_ulp:  # the max is within 0.5 ULP: the regimes keep its case
-            top = next((r.worst for r in s.regimes.values() if r.worst is not None and r.max_ulp == s.max_ulp
-                        and r.worst.ulp == s.max_ulp), top)
-        rows[s.candidate] = {
-            "examples": s.examples, "max_ulp": s.max_ulp,
-            "max_ulp_input": top.inputs[0] if top is not None and len(top.inputs) == 1 else (",".join(top.inputs) if top else None),
-            "max_ulp_label": ",".join(top.labels) if top is not None else None,
-            "mean_ulp": s.mean_ulp, "non_finite_on_finite_inputs": tally.on_finite_inputs,
-            "non_finite_on_nonfinite_inputs": tally.on_nonfinite_inputs, "raised": tally.raised,
-            "flushed_subnormal": tally.flushed, "unconverged": tally.unconverged,
-            "correctly_rounded": s.histogram.get("exact", 0), "histogram": dict(s.histogram),
-            "regimes": {name: {"examples": r.examples, "max_ulp": r.max_ulp} for name, r in s.regimes.items()},
-            "failure": s.failure,
-        }
-    return {"family": result.family, "dtype": result.dtype, "labels": result.labels, "bits": list(result.bits),
-            "cases": result.cases, "chunks": result.chunks, "planned": result.planned, "partial": result.partial,
-            "paths": dict(result.paths), "wall_seconds": round(result.wall_seconds, 1),
-            "chunk_seconds": round(result.chunk_seconds, 1), "command": command, "candidates": rows}
+    if s.unsupported:
+        return {"unsupported": True, **({"note": s.failure} if s.failure else {})}
+    tally = tally_outcomes(s)
+    top = max((w for w in s.worst if w.ulp is not None),
+              key=lambda w: w.ulp, default=None)
+    if top is None or top.ulp != s.max_ulp:  # the max is within 0.5 ULP: the regimes keep its case
+        top = next((r.worst for r in s.regimes.values() if r.worst is not None and r.max_ulp == s.max_ulp
+                    and r.worst.ulp == s.max_ulp), top)
+    return {
+        "examples": s.examples, "max_ulp": s.max_ulp,
+        "max_ulp_input": top.inputs[0] if top is not None and len(top.inputs) == 1 else (",".join(top.inputs) if top else None),
+        "max_ulp_label": ",".join(top.labels) if top is not None else None,
+        "mean_ulp": s.mean_ulp, "non_finite_on_finite_inputs": tally.on_finite_inputs,
+        "non_finite_on_nonfinite_inputs": tally.on_nonfinite_inputs, "raised": tally.raised,
+        "flushed_subnormal": tally.flushed, "unconverged": tally.unconverged,
+        "correctly_rounded": s.histogram.get("exact", 0), "histogram": dict(s.histogram),
+        "regimes": {name: {"examples": r.examples, "max_ulp": r.max_ulp} for name, r in s.regimes.items()},
+        "failure": s.failure,
+        **({"zero_where_nonzero": s.counts.get("zero_where_nonzero", 0), "wrong_sign": s.counts.get("wrong_sign", 0)}
+           if s.quantity == "gradient" else {}),
+    }

@@ -431,7 +431,10 @@ OPTIONS: tuple[Option, ...] = (
            "what to score, a comma list of: loss (the loss value), gradient (the gradient with respect to the"
            " inputs, per component, on the base examples and those the loss search visited); default loss,gradient",
            "LIST", faces={"run": {}, "audit": {}, "audit_api": {}, "plugin": {}, "check": {},
-                          "gate": {**_BASELINE, "help": "comma list of loss, gradient (default: the baseline's)"}}),
+                          "gate": {**_BASELINE, "help": "comma list of loss, gradient (default: the baseline's)"},
+                          "sweep": {"help": "what to score on every case, a comma list of: loss, gradient (each"
+                                    " candidate's gradient with respect to the swept row's inputs, per component);"
+                                    " default loss,gradient (the gradient about doubles the time)"}}),
     Option("speed_elements", bounded_count(MAX_SPEED_ELEMENTS, "elements to time (gigabytes of memory)"), 1_000_000,
            "array size for timing each candidate against a memory copy; 0 skips timing (default 10^6)", "N",
            faces={"run": {}, "audit_api": {"default": 0},

@@ -323,7 +323,7 @@ def _settle_all(fam: Family, what: str, fmt: Format, reduction: str, x: np.ndarr
         if estimate is not None:
             rounded, accepted = _fast.certify(estimate, fmt)
             if accepted[0]:
-                out.rounded[0], out.fast[0], out.approx[0] = rounded[0], True, estimate.value[0]
+                out.rounded[0], out.fast[0], out.approx[0] = rounded[0], True, _fast.approximation(estimate)[0]
                 out.approx_low[0] = 0.0 if estimate.low is None else estimate.low[0]
                 return out
         evaluators = [fam.loss(x[idx], z[idx]) for idx in np.ndindex(batch)]
@@ -351,7 +351,7 @@ def _settle_all(fam: Family, what: str, fmt: Format, reduction: str, x: np.ndarr
             keep = np.repeat(whole, per)
             out.rounded[span] = np.where(keep, rounded.reshape(-1), np.nan)
             out.fast[span] = keep
-            out.approx[span] = np.where(keep, estimate.value.reshape(-1), np.nan)
+            out.approx[span] = np.where(keep, _fast.approximation(estimate).reshape(-1), np.nan)
             if estimate.low is not None:
                 out.approx_low[span] = np.where(keep, estimate.low.reshape(-1), 0.0)
             undecided[start:stop] = ~whole

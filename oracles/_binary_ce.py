@@ -119,7 +119,10 @@ class BinaryCE(Family):
                 return Estimate(vh, 3 * dd.DD_OP * np.abs(vh), eligible, vl)
             value = (p - z) / (p * (1.0 - p))
             delta = 5 * U * np.abs(value)
-        return Estimate(value, delta, eligible)
+        # 0 < p < 1: with z = 0 the gradient 1/(1-p) is above 1, with z = 1 it is -1/p, below -1
+        above = np.where(z == 0, 1.0, -np.inf)
+        below = np.where(z == 1, -1.0, np.inf)
+        return Estimate(value, delta, eligible, above=above, below=below)
 
 
 def _loss_eligible(p: np.ndarray, z: np.ndarray) -> np.ndarray:

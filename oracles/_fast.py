@@ -60,6 +60,20 @@ target, every real in ``(0, v + delta]`` rounds to ``+0``, so ``+0`` is the corr
 smallest quantum, so errors measured from it are exact to far below ``2**-16`` ULP. Inputs where a float64 intermediate could overflow are not evaluated here (the
 families mark them ineligible), and any non-finite ``v`` or ``delta`` is rejected.
 
+Proven bounds. A family may also prove, per output, float64 numbers ``above < exact < below`` (an
+``Estimate``'s ``above`` and ``below``), which decides values whose enclosure straddles a power of two
+that the exact value provably never reaches: a gradient ``(1 - z) - sigmoid(-|x|)`` of a large logit is
+within ``2**-60`` of ``1 - z = 1`` but below it. Rounding is monotone, so the exact value rounds between
+the roundings of ``max(lo, above)`` and ``min(hi, below)``: when they agree, that is its rounding. Every
+power of two (a binade edge) and every zero is a float64 number, so a real strictly between two adjacent
+float64 numbers has their sign and binade: the sign and binade tests use ``max(lo, next_up(above))`` and
+``min(hi, next_down(below))``. The estimate kept as the approximation is moved inside
+``[next_up(above), next_down(below)]`` (it moves by at most ``delta`` plus one float64 step, so the
+relative bound of condition 3 still holds to within ``2**-52``), so that :mod:`oracles._ulp` reads the
+exact value's binade from it. A bound ``above >= 0`` proves the value positive (``below <= 0``: negative),
+so an enclosure within half the smallest subnormal of zero rounds to ``+0`` (``-0``), as under
+"Underflow". Double-double estimates (float64 targets) ignore the bounds.
+
 For float64 targets the families evaluate in double-double arithmetic (:mod:`oracles._dd`, with its own
 proven bounds: ``DD_OP = 2**-100`` per operation in place of ``u``, ``EXP_ERROR = 2**-88`` for ``exp``,
 per-element bounds for ``log1p`` and ``log`` that assume nothing of numpy) and :func:`certify` checks
@@ -91,6 +105,7 @@ __all__ = [
     "Estimate",
     "round_to_format",
     "certify",
+    "approximation",
 ]
 
 NUMPY_ULPS = 4  # assumed accuracy of numpy's float64 exp, log1p and log, in ulps (tested)
@@ -118,6 +133,11 @@ class Estimate:
     # the family proves every eligible output's exact value > 0 (a loss of finite inputs): an enclosure
     # wholly below half the smallest subnormal then rounds to +0 (module docstring, "Underflow")
     positive: bool = False
+    # per output, float64 numbers the family proves the exact value lies strictly between
+    # (``above < exact < below``; -inf/+inf where it proves nothing): a gradient ``(1 - z) - sigmoid(-|x|)``
+    # is below ``1 - z``, ``sigmoid(x) - z`` above ``-z`` (module docstring, "Proven bounds")
+    above: np.ndarray | None = None
+    below: np.ndarray | None = None
 
 
 def round_to_format(w: np.ndarray, fmt: Format) -> tuple[np.ndarray, np.ndarray]:
@@ -146,27 +166,75 @@ def certify(estimate: Estimate, fmt: Format) -> tuple[np.ndarray, np.ndarray]:
     if fmt.precision == 53:
         return _certify_float64(estimate)
     v, delta = estimate.value, estimate.delta
+    bounded = estimate.above is not None or estimate.below is not None
     with np.errstate(all="ignore"):
         bound = (delta * FINAL_MARGIN + ABSOLUTE_FLOOR)
         lo = np.nextafter(v - bound, -np.inf)
         hi = np.nextafter(v + bound, np.inf)
         ok = estimate.eligible & np.isfinite(lo) & np.isfinite(hi) & np.isfinite(v) & np.isfinite(delta)
+        # the enclosure for the rounding (lo_r, hi_r) and for the sign and binade (lo, hi), narrowed by the
+        # family's proven strict bounds (module docstring, "Proven bounds")
+        lo_r, hi_r = lo, hi
+        if bounded:
+            lo, hi, lo_r, hi_r = _narrowed(lo, hi, estimate.above, estimate.below)
+            ok &= lo <= hi
         ok &= (lo > 0) | (hi < 0)  # one sign, zero excluded
-        lo = np.where(ok, lo, 1.0)
-        hi = np.where(ok, hi, 1.0)
-        r_lo, e_lo = round_to_format(lo, fmt)
-        r_hi, e_hi = round_to_format(hi, fmt)
+        lo_r = np.where(ok, lo_r, 1.0)
+        hi_r = np.where(ok, hi_r, 1.0)
+        r_lo, e_lo = round_to_format(lo_r, fmt)
+        r_hi, e_hi = round_to_format(hi_r, fmt)
+        if bounded:
+            e_lo = np.frexp(np.where(ok, lo, 1.0))[1].astype(np.int64) - 1
+            e_hi = np.frexp(np.where(ok, hi, 1.0))[1].astype(np.int64) - 1
         ok &= (np.maximum(e_lo, fmt.emin) == np.maximum(e_hi, fmt.emin)) & (e_hi <= fmt.emax)
         ok &= (r_lo == r_hi) & (np.abs(r_lo) <= fmt.max_finite)
         ok &= bound <= MAX_RELATIVE_BOUND * np.abs(v)
         rounded = np.where(ok, r_lo, np.nan)
-        if estimate.positive:  # proven positive and wholly below half the smallest subnormal: +0
+        # proven positive (negative) and wholly below half the smallest subnormal in magnitude: +0 (-0)
+        tiny = ~ok & estimate.eligible & (bound <= MAX_RELATIVE_BOUND * fmt.min_subnormal)
+        positive = estimate.positive if estimate.above is None else (estimate.positive | (estimate.above >= 0))
+        if np.any(positive):
             top = np.nextafter(v + bound, np.inf)
-            zero = ~ok & estimate.eligible & np.isfinite(top) & (v >= 0) & (top < fmt.min_subnormal / 2)
-            zero &= bound <= MAX_RELATIVE_BOUND * fmt.min_subnormal
+            zero = tiny & positive & np.isfinite(top) & (v >= 0) & (top < fmt.min_subnormal / 2)
             rounded = np.where(zero, 0.0, rounded)
             ok = ok | zero
+        if estimate.below is not None:
+            bottom = np.nextafter(v - bound, -np.inf)
+            zero = tiny & (estimate.below <= 0) & np.isfinite(bottom) & (v <= 0) & (bottom > -fmt.min_subnormal / 2)
+            rounded = np.where(zero, -0.0, rounded)
+            ok = ok | zero
     return rounded, ok
+
+
+def _narrowed(lo: np.ndarray, hi: np.ndarray, above: np.ndarray | None, below: np.ndarray | None):
+    """The enclosure ``[lo, hi]`` narrowed by the strict bounds ``above < exact < below``: for the sign
+    and binade, ``[max(lo, next_up(above)), min(hi, next_down(below))]`` (a real strictly between two
+    adjacent float64 numbers has their sign and binade: every power of two is a float64); for the
+    rounding, ``[max(lo, above), min(hi, below)]`` (rounding is monotone, so the exact value rounds
+    between the roundings of the bounds, whatever ties they make)."""
+    lo_r, hi_r = lo, hi
+    if above is not None:
+        lo_r = np.maximum(lo, above)
+        lo = np.maximum(lo, np.nextafter(above, np.inf))
+    if below is not None:
+        hi_r = np.minimum(hi, below)
+        hi = np.minimum(hi, np.nextafter(below, -np.inf))
+    return lo, hi, lo_r, hi_r
+
+
+def approximation(estimate: Estimate) -> np.ndarray:
+    """The estimate to keep as the exact value's approximation (``Truth.approx``): ``value`` moved inside
+    the family's proven bounds ``[next_up(above), next_down(below)]``, so that its binade, from which
+    :func:`oracles._ulp.measure` takes the exact value's ULP, is the exact value's (``1 - 2**-60`` is
+    ``1.0`` in float64, one binade too high). It moves by at most ``delta`` plus one float64 step."""
+    v = estimate.value
+    if estimate.low is not None or (estimate.above is None and estimate.below is None):
+        return v
+    if estimate.above is not None:
+        v = np.maximum(v, np.nextafter(estimate.above, np.inf))
+    if estimate.below is not None:
+        v = np.minimum(v, np.nextafter(estimate.below, -np.inf))
+    return v
 
 
 FAST_PRECISION = 53  # Truth.precision of values the fast path decided (float64 evaluation)
@@ -189,7 +257,7 @@ def estimate(family, what: str, x: np.ndarray, z: np.ndarray, fmt: Format, divis
         if precise:
             hi, lo = _dd.div(made.value, made.low, np.float64(divisor), np.float64(0.0))
             return Estimate(hi, made.delta / divisor + _dd.DD_OP * np.abs(hi), made.eligible, lo)
-        value = made.value / divisor
+        value = made.value / divisor  # the proven bounds are dropped: divided, they would be rounded
         return Estimate(value, made.delta / divisor + UNIT_ROUNDOFF * np.abs(value), made.eligible,
                         positive=made.positive)
 

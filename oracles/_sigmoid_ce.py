@@ -106,7 +106,14 @@ class SigmoidCE(Family):
             w = 1.0 - z
             value = np.where(x > 0, w - s, s - z)
             delta = (2 * F + 2 * U) * s + np.where(x > 0, U * w, 0.0) + U * np.abs(value)
-        return Estimate(value, delta, np.isfinite(x) & np.isfinite(z) & (x != 0))
+            # 0 < sigmoid(-|x|) < 1/2 for finite x != 0: the gradient lies in (1/2 - z, 1 - z) for x > 0 and in
+            # (-z, 1/2 - z) for x < 0; each bound is used where its float64 value is exact (w - 1 and, for
+            # z < 1/4, h - 1/2 are exact by Sterbenz; for z >= 1/4, 1/2 - z is)
+            h = 0.5 - z
+            whole, half = w - 1.0 == -z, (z >= 0.25) | (h - 0.5 == -z)
+            below = np.where(x > 0, np.where(whole, w, np.inf), np.where(half, h, np.inf))
+            above = np.where(x > 0, np.where(half, h, -np.inf), -z)
+        return Estimate(value, delta, np.isfinite(x) & np.isfinite(z) & (x != 0), above=above, below=below)
 
 
 def _weight_dd(x: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

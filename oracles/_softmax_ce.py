@@ -198,8 +198,38 @@ def fast_row_gradient(x: np.ndarray, z: np.ndarray, precise: bool = False) -> Es
         p_err = p * (s_err[..., None] / s + total_err / total + 2 * U) + s * e_err / total
         value = p - z
         delta = p_err + U * np.abs(value)
+        # The one labelled class of a one-hot row (z_c = S, the other labels 0): S * p_c - S cancels as p_c
+        # tends to 1, so it is taken as -S * T / total, T = the sum of the other e_j: summed directly when c
+        # is the first maximum (e_c = 1: T is the loss's sum of the others), else total - e_c, which is at
+        # least total / 2 (e_c <= 1 <= total - e_c). Relative error: S's, T's and total's, and 2u.
+        labelled = z != 0
+        single = labelled.sum(axis=-1) == 1
+        if single.any():
+            c = np.argmax(labelled, axis=-1)[..., None]
+            first = np.argmax(x, axis=-1)[..., None]
+            is_first = c == first
+            others = np.where(np.arange(k) == first, 0.0, e)
+            t = others.sum(axis=-1, keepdims=True)
+            t_err = np.where(np.arange(k) == first, 0.0, e_err).sum(axis=-1, keepdims=True) + (k - 1) * U * t
+            e_c, e_c_err = np.take_along_axis(e, c, axis=-1), np.take_along_axis(e_err, c, axis=-1)
+            rest = np.where(is_first, t, total - e_c)
+            rest_err = np.where(is_first, t_err, total_err + e_c_err + U * rest)
+            q = s * rest / total
+            q_err = q * (s_err[..., None] / s + rest_err / rest + total_err / total + 2 * U)
+            q_err = np.where(rest > 0, q_err, 0.0)  # T underflowed to 0: the absolute floor covers it
+            at = single[..., None] & (np.arange(k) == c)
+            value = np.where(at, -q, value)
+            delta = np.where(at, q_err, delta)
         eligible &= (x != m).any(axis=-1)
-    return Estimate(value, delta, np.broadcast_to(eligible[..., None], x.shape))
+        # 0 < softmax_i < 1 for finite rows of K >= 2, below 1/2 where x_i is not a maximum, above 1/2 where it
+        # is the larger of two: S * softmax_i - z_i lies above -z_i (or S/2 - z_i) and below S - z_i (or
+        # S/2 - z_i), where those are exact (labels of 0s and 1s: S an integer, S/2 - z_i and S - z_i exact)
+        whole = ((z == 0) | (z == 1)).all(axis=-1, keepdims=True)
+        below = np.where(whole, np.where(x < m, s / 2 - z, s - z), np.inf)
+        above = -z
+        if k == 2:
+            above = np.where(whole & (x > x[..., ::-1]), s / 2 - z, -z)
+    return Estimate(value, delta, np.broadcast_to(eligible[..., None], x.shape), above=above, below=below)
 
 
 def _parts_dd(x: np.ndarray, z: np.ndarray) -> tuple:

@@ -1,5 +1,5 @@
 """``lossfuzz sweep FAMILY --candidate NAME[,NAME...] --dtype D --labels hard|all [--bits START:STOP]
-[--workers N] [--resume] --out DIR``: score candidates on every bit pattern of the swept input
+[--quantities loss,gradient] [--workers N] [--resume] --out DIR``: score candidates on every bit pattern of the swept input
 (:mod:`harness.exhaustive`), on all local cores, journalled chunk by chunk; writes the reports of ``run``,
 the error-vs-bit-pattern plot (in report.html) and a small summary."""
 
@@ -94,10 +94,11 @@ def _sweep(args: argparse.Namespace) -> int:
     candidates = list(options["sweep_candidates"])
     with reading_input():
         bits = parse_bits(options["bits"], dtype) if options["bits"] is not None else None
-        plan = plan_sweep(family, dtype, labels, candidates, bits)
+        plan = plan_sweep(family, dtype, labels, candidates, bits, quantities=options["quantities"])
     out = locked_out(options["out"])
+    quantities = list(plan[0].quantities)
     settings = {"family": family, "dtype": dtype, "labels": labels, "candidates": candidates,
-                "bits": [plan[0].start, plan[-1].stop], "chunks": len(plan)}
+                "bits": [plan[0].start, plan[-1].stop], "chunks": len(plan), "quantities": quantities}
     journal_path = out / JOURNAL_NAME
     done = {}
     if options["resume"]:
@@ -120,7 +121,8 @@ def _sweep(args: argparse.Namespace) -> int:
             journal.close()
     result.wall_seconds = time.perf_counter() - began
     command = shlex.join(["lossfuzz", "sweep", family, "--candidate", ",".join(candidates), "--dtype", dtype, "--labels",
-                          labels, *(["--bits", options["bits"]] if options["bits"] else []), "--out", str(options["out"])])
+                          labels, *(["--bits", options["bits"]] if options["bits"] else []), "--quantities",
+                          ",".join(quantities), "--out", str(options["out"])])
     facts = summary(result, command)
     run = RunResult(partial=result.partial, settings={"sweep": settings}, provenance=provenance(0),
                     wall_seconds=result.wall_seconds, scores=tuple(result.scores), sweep=result.to_json())

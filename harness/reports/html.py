@@ -604,10 +604,12 @@ def _plots(result: RunResult, family: str, dtype: str, scores: list[Score], colo
 
 
 def _bit_pattern_figure(sweep: dict[str, Any]) -> str | None:
-    """The error against the swept input's bit pattern (``RunResult.sweep``): one panel per candidate, the
+    """The error against the swept input's bit pattern (``RunResult.sweep``): one panel per candidate (and
+    one per candidate's gradient, over its components, when the sweep scored it), the
     min, mean and max fractional ULP error per bucket of patterns on a log axis (0 drawn at the bottom),
     and × at the top of each bucket with a non-finite mistake."""
-    buckets = sweep.get("buckets") or {}
+    buckets = dict(sweep.get("buckets") or {})
+    buckets.update((f"{name} (gradient)", b) for name, b in (sweep.get("gradient_buckets") or {}).items())
     if not buckets:
         return None
     names = list(buckets)

@@ -11,21 +11,28 @@ __all__ = ["summary_markdown"]
 
 
 def summary_markdown(summary: Mapping[str, Any]) -> str:
-    """The summary of a sweep (:func:`harness.exhaustive.summary`) as a Markdown table."""
+    """The summary of a sweep (:func:`harness.exhaustive.summary`) as Markdown: a table of the loss, and one
+    of the gradient's components when the sweep scored it."""
     lines = [f"# lossfuzz sweep: {summary['family']} in {summary['dtype']}, labels {summary['labels']}", "",
              f"{summary['cases']:,} cases (bit patterns {summary['bits'][0]:#x}:{summary['bits'][1]:#x}),"
              f" {summary['wall_seconds']:.1f} s wall; oracle values fast/Ziv: {summary['paths'].get('fast', 0):,}/"
              f"{summary['paths'].get('ziv', 0):,}" + (" (PARTIAL)" if summary["partial"] else ""), "",
-             f"`{summary['command']}`", "",
-             "| candidate | max ULP | at input (label) | non-finite mistakes (finite inputs / ±inf, nan inputs) |"
-             " correctly rounded |",
-             "|---|--:|---|--:|--:|"]
-    for name, row in summary["candidates"].items():
-        if row.get("unsupported"):
-            lines.append(f"| {name} | unsupported | | | |")
-            continue
-        at = f"{row['max_ulp_input']} ({row['max_ulp_label']})" if row.get("max_ulp_input") else ""
-        share = row["correctly_rounded"] / row["examples"] if row["examples"] else 0.0
-        lines.append(f"| {name} | {fmt_ulp(row['max_ulp'])} | {at} | {row['non_finite_on_finite_inputs']:,} /"
-                     f" {row['non_finite_on_nonfinite_inputs']:,} | {share:.4%} ({row['correctly_rounded']:,}) |")
+             f"`{summary['command']}`"]
+    tables = [("Loss", summary["candidates"], "")]
+    if "gradients" in summary:
+        tables.append(("Gradient (per component)", summary["gradients"], " zero where nonzero / wrong sign |"))
+    for title, rows, extra in tables:
+        lines += ["", f"## {title}", "",
+                  "| candidate | max ULP | at input (label) | non-finite mistakes (finite inputs / ±inf, nan inputs) |"
+                  " correctly rounded |" + extra, "|---|--:|---|--:|--:|" + ("--:|" if extra else "")]
+        for name, row in rows.items():
+            if row.get("unsupported"):
+                lines.append(f"| {name} | unsupported{': ' + row['note'] if row.get('note') else ''} | | | |"
+                             + (" |" if extra else ""))
+                continue
+            at = f"{row['max_ulp_input']} ({row['max_ulp_label']})" if row.get("max_ulp_input") else ""
+            share = row["correctly_rounded"] / row["examples"] if row["examples"] else 0.0
+            lines.append(f"| {name} | {fmt_ulp(row['max_ulp'])} | {at} | {row['non_finite_on_finite_inputs']:,} /"
+                         f" {row['non_finite_on_nonfinite_inputs']:,} | {share:.4%} ({row['correctly_rounded']:,}) |"
+                         + (f" {row['zero_where_nonzero']:,} / {row['wrong_sign']:,} |" if extra else ""))
     return "\n".join(lines) + "\n"
