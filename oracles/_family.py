@@ -302,7 +302,8 @@ def as_float_array(family: str, name: str, value: Any) -> np.ndarray:
         raise ValueError(f"{family}: {name} could not be read as an array ({exc}); pass a numeric array") from None
     kind = arr.dtype.name
     if kind in _EXACT_FLOAT_KINDS:
-        return arr.astype(np.float64)
+        with np.errstate(invalid="ignore"):  # ml_dtypes flags widening a nan as invalid: the cast is exact
+            return arr.astype(np.float64)
     if arr.dtype.kind in "iub":
         out = arr.astype(np.float64)
         if arr.dtype.kind != "b" and arr.size and not np.array_equal(out.astype(arr.dtype), arr):

@@ -381,6 +381,68 @@ def test_certify_rounds_a_proven_positive_value_below_half_the_smallest_subnorma
         assert np.all(rounded[accepted] == 0.0) and not np.signbit(rounded[accepted]).any()
 
 
+def test_certify_decides_values_a_proven_bound_keeps_inside_a_power_of_two():
+    fmt = FORMATS["float32"]
+    inf = np.inf
+    cases = {  # value, delta, above, below: accepted?, rounded
+        "just below 1, proven below 1": (1.0, 2.0**-52, -inf, 1.0, True, 1.0),
+        "just below 1, no bound": (1.0, 2.0**-52, -inf, inf, False, None),
+        "just above -1, proven above -1": (-1.0, 2.0**-52, -1.0, inf, True, -1.0),
+        "just above 1/2, proven above 1/2": (0.5, 2.0**-53, 0.5, inf, True, 0.5),
+        "below 1 but the enclosure reaches the midpoint below": (1 - 2.0**-25, 2.0**-50, -inf, 1.0, False, None),
+        "proven negative, within half the smallest subnormal of 0": (0.0, 0.0, -inf, 0.0, True, -0.0),
+        "proven positive, within half the smallest subnormal of 0": (0.0, 0.0, 0.0, inf, True, 0.0),
+        "bounds that exclude the whole enclosure": (1.0, 2.0**-52, 2.0, inf, False, None),
+    }
+    column = lambda k: np.array([c[k] for c in cases.values()])  # noqa: E731
+    estimate = _fast.Estimate(column(0), column(1), np.ones(len(cases), bool), above=column(2), below=column(3))
+    rounded, accepted = _fast.certify(estimate, fmt)
+    assert dict(zip(cases, accepted.tolist())) == {name: c[4] for name, c in cases.items()}
+    for i, (name, c) in enumerate(cases.items()):
+        if c[4]:
+            assert rounded[i] == c[5] and np.signbit(rounded[i]) == np.signbit(c[5]), name
+    # the approximation kept is moved inside the bounds, so the exact value's binade is read from it
+    approx = _fast.approximation(estimate)
+    assert approx[0] == np.nextafter(1.0, 0) and approx[2] == np.nextafter(-1.0, 0) and approx[3] == np.nextafter(0.5, 1)
+
+
+@pytest.mark.timeout(600)
+@pytest.mark.parametrize("family", ["sigmoid_ce", "softmax_ce", "binary_ce"])
+def test_every_bfloat16_hard_label_gradient_takes_the_fast_path_with_the_ziv_paths_bits_and_errors(family):
+    # every bfloat16 pattern (rows [x, 0] for softmax; the probabilities for binary_ce) with labels 0 and 1:
+    # nearly all decided on the fast path (the proven bounds: gradients just inside 1, -1, 1/2 and 0), with
+    # the Ziv path's bits, and the ULP errors of values one ULP off measured from the estimate as from Ziv
+    fmt = FORMATS["bfloat16"]
+    x = np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(fmt.numpy_dtype)
+    finite = np.isfinite(x.astype(np.float64))
+    for label in (0, 1):
+        if family == "sigmoid_ce":
+            inputs, labels, kept = x, np.full(x.shape, label, fmt.numpy_dtype), finite
+        elif family == "softmax_ce":
+            inputs = np.stack([x, np.zeros_like(x)], axis=1)
+            labels = np.tile(np.array([1 - label, label], fmt.numpy_dtype), (x.size, 1))
+            kept = np.repeat(finite, 2)
+        else:
+            with np.errstate(invalid="ignore"):
+                inputs = x[(x.astype(np.float64) >= 0) & (x.astype(np.float64) <= 1)]
+            labels, kept = np.full(inputs.shape, label, fmt.numpy_dtype), np.ones(inputs.size, bool)
+        kw = {_key(family): inputs, "labels": labels, "dtype": "bfloat16", "what": "gradient"}
+        fast = _evaluate(family, **kw)
+        ziv = _evaluate(family, **kw, path="ziv")
+        assert (_bits(fast.rounded) == _bits(ziv.rounded)).all() and (fast.status == ziv.status).all()
+        decided = np.ravel(fast.fast)[kept].mean()
+        # binary_ce's gradient -1/p at p = 2**-k is exactly -2**k, a power of two: the Ziv path's (1% of these)
+        assert decided > (0.985 if family == "binary_ce" else 0.995), decided
+        rounded = np.asarray(fast.rounded, dtype=np.float32)
+        for off in (np.nextafter(rounded, np.float32(np.inf)), np.nextafter(rounded, np.float32(-np.inf))):
+            candidate = off.astype(fmt.numpy_dtype)
+            _o, from_fast, _b = oracles.measure(candidate, fast, "bfloat16")
+            _o, from_ziv, _b = oracles.measure(candidate, ziv, "bfloat16")
+            both = ~np.isnan(from_ziv)
+            assert np.array_equal(np.isnan(from_fast), np.isnan(from_ziv))
+            assert np.allclose(from_fast[both], from_ziv[both], rtol=2.0**-14, atol=2.0**-14)
+
+
 def test_certify_float64_checks_the_double_double_tail_against_the_half_gaps():
     fmt = FORMATS["float64"]
     half_ulp = 2.0**-53  # half the gap above 1.5
