@@ -16,16 +16,18 @@ or Dask missing is a one-line :class:`~harness.options.UsageError` saying how to
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import multiprocessing
 import os
 import signal
 import socket
+import sys
 from concurrent.futures import Executor, ProcessPoolExecutor
 from typing import Any, ContextManager, Iterator, Mapping
 
 from .options import UsageError, scheduler_address
 
-__all__ = ["executor_for", "executor_for_options", "CONNECT_TIMEOUT", "INSTALL_HINT"]
+__all__ = ["executor_for", "executor_for_options", "abandon", "CONNECT_TIMEOUT", "INSTALL_HINT"]
 
 # Seconds to reach the scheduler, and then to see at least one worker, before giving up with one line.
 CONNECT_TIMEOUT = 10.0
@@ -57,10 +59,24 @@ def executor_for_options(options: Mapping[str, Any]) -> ContextManager[Executor]
     return executor_for(options.get("scheduler"), options.get("workers") or os.cpu_count() or 1)
 
 
-def _ignore_interrupts() -> None:
-    """A local worker's initializer: a terminal's Ctrl-C reaches the whole process group; only the parent
-    acts on it (it stops handing out work, and ends the workers if asked twice)."""
+def _worker_start(parent: int) -> None:
+    """A local worker's initializer. A terminal's Ctrl-C reaches the whole process group; only the parent
+    acts on it (it stops handing out work, and ends the workers if asked twice). A parent killed outright
+    (SIGKILL, the OOM killer) cannot end its workers: on Linux the kernel ends them with it
+    (``PR_SET_PDEATHSIG``), so none is left computing for nobody or holding the parent's output pipes (a
+    caller waiting for them to close would wait forever); a parent already gone ends the worker at once."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):  # no prctl to call: the parent's own shutdown still ends the workers
+            pass
+    if os.getppid() != parent:  # the parent died before the request was made
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 @contextlib.contextmanager
@@ -68,14 +84,25 @@ def _local_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise UsageError(f"workers={workers!r} is not a number of processes; pass 1 or more")
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                               initializer=_ignore_interrupts)
+                               initializer=_worker_start, initargs=(os.getpid(),))
     try:
         yield pool
     except BaseException:
         _end_workers(pool)
         raise
-    finally:
+    try:
         pool.shutdown(wait=True, cancel_futures=True)
+    except BaseException:  # a Ctrl-C while waiting for the work in hand: end the workers rather than wait
+        _end_workers(pool)
+        raise
+
+
+def abandon(executor: Executor) -> None:
+    """Drop the work ``executor`` has in hand, now: a local pool's workers are ended (a stopped ``run`` keeps
+    only finished cells, so waiting for the running ones would be time spent on results thrown away); a Dask
+    executor's unfinished tasks are cancelled when its block ends anyway."""
+    if isinstance(executor, ProcessPoolExecutor):
+        _end_workers(executor)
 
 
 def _end_workers(pool: ProcessPoolExecutor) -> None:

@@ -34,7 +34,7 @@ from .strategies import Example, catalogue, has_labels
 from .sweep import error_map, sweep
 
 __all__ = ["Settings", "Progress", "Resume", "run_campaign", "score_candidate", "score_rows", "score_loss", "score_gradient",
-           "gradient_units", "CandidateGradient", "score_cell", "labels_scored", "DEFAULT_DTYPES"]
+           "gradient_units", "CandidateGradient", "score_cell", "labels_scored", "cell_count", "DEFAULT_DTYPES"]
 
 DEFAULT_DTYPES: tuple[str, ...] = tuple(oracles.FORMATS)  # float16, bfloat16, float32, float64
 
@@ -443,6 +443,12 @@ def _plan(settings: Settings, extra: Sequence[Candidate]) -> list[tuple[str, str
             oracles.resolve_format(dtype)
             plan.extend((family, dtype, c) for c in _declared(_chosen(settings, family, extra), dtype))
     return plan
+
+
+def cell_count(settings: Settings) -> int:
+    """How many (family, candidate, dtype) cells a campaign of ``settings`` scores (built-in candidates);
+    bad family or dtype names raise, as :func:`run_campaign` would."""
+    return len(_plan(settings, ()))
 
 
 @dataclass

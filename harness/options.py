@@ -465,7 +465,10 @@ OPTIONS: tuple[Option, ...] = (
     Option("bits", optional_text, None, "sweep only the bit patterns START <= b < STOP of the swept input (hex or"
            " decimal, e.g. 0x7f800000:0x80000000); default: every pattern of the format", "START:STOP",
            faces={"sweep": {}}),
-    Option("workers", workers, None, "worker processes (default: every core)", "N", faces={"sweep": {}}),
+    Option("workers", workers, None, "worker processes (default: every core)", "N",
+           faces={"sweep": {}, "run": {"help": "score the family x candidate x dtype cells in N local processes"
+                                       " (default: every core; 1: one after the other in this process); the figures"
+                                       " equal those of a run in this process"}}),
     # ------------------------------------------------------------------------------- exact
     Option("logits", optional_text, None, f"logits ({_taking('logits')})", faces={"exact": {}}),
     Option("probs", optional_text, None, f"probabilities ({_taking('probs')})", faces={"exact": {}}),

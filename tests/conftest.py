@@ -79,6 +79,16 @@ def group_members(groups: set[int]) -> dict[int, str]:
     return found
 
 
+def _resource_tracker(pid: int) -> bool:
+    """Whether ``pid`` is this process's multiprocessing resource tracker: started with its first process
+    pool (``lossfuzz run`` and ``sweep`` in process, a Dask LocalCluster), one per process, it lives as long
+    as this process does and runs no code of ours. Known by its pid (its command line is pytest's until its
+    exec is done)."""
+    from multiprocessing import resource_tracker
+
+    return pid == getattr(getattr(resource_tracker, "_resource_tracker", None), "_pid", None)
+
+
 @pytest.fixture(autouse=True)
 def no_process_left_running():
     """Fail a test that leaves a process running, after killing it (so one leak cannot hang the suite): a
@@ -98,6 +108,7 @@ def no_process_left_running():
             os.environ[TEST_TAG] = previous
     left = {pid: state for pid, state in child_processes().items() if pid not in before and state != "Z"}
     left.update({pid: state for pid, state in tagged_processes(tag).items() if state != "Z"})
+    left = {pid: state for pid, state in left.items() if not _resource_tracker(pid)}
     # the process groups and sessions of what is left (not ours): their other members are left too
     own = {os.getpgrp(), os.getsid(0)}
     groups = set()

@@ -75,7 +75,7 @@ def write_reports(result, out: Path, also: dict[str, str] | None = None) -> list
 def _run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from ..campaign import run_campaign
+    from ..campaign import cell_count, run_campaign
     from ..corpus import corpus_file_name, corpus_to_json
     from ..journal import JOURNAL_NAME, Journal, corpus_fingerprint, read_journal
     from ..progress import progress_bar, stop_on_signals
@@ -94,15 +94,21 @@ def _run(args: argparse.Namespace) -> int:
     # Connected before the journal is opened: a scheduler that cannot be reached leaves an earlier journal whole.
     cluster = contextlib.ExitStack()
     executor = None
-    if options["scheduler"] is not None:
+    # local processes only when there is more than one cell to share out (a one-cell run gains nothing from a pool)
+    workers = min(options["workers"] or os.cpu_count() or 1, cell_count(chosen))
+    if options["scheduler"] is not None or workers > 1:
         from .._executors import executor_for
 
-        executor = cluster.enter_context(executor_for(options["scheduler"], os.cpu_count() or 1))
+        executor = cluster.enter_context(executor_for(options["scheduler"], workers))
     journal = Journal(journal_path, chosen.to_json(), fingerprint, fresh=resume is None)
     console = Console(stderr=True)
     with cluster, progress_bar(console, enabled=options["progress"]) as bar, stop_on_signals() as stop:
         hooks = bar.hooks(scored=journal.scored, swept=journal.swept, mapped=journal.mapped, stop=stop)
         result, new_corpus = run_campaign(chosen, corpus, hooks, resume=resume, executor=executor)
+        if result.partial and executor is not None:
+            from .._executors import abandon
+
+            abandon(executor)  # the cells still running would be dropped: do not wait for them
         bar.finish()
     # Only a finished run updates the corpus (a resumed run must start from the same one); it goes in with
     # the reports, as one set.

@@ -10,8 +10,7 @@ import socket
 import subprocess
 import sys
 import time
-from concurrent.futures import Executor
-from pathlib import Path
+from concurrent.futures import Executor, Future
 
 import pytest
 
@@ -27,16 +26,6 @@ SMALL = Settings(families=("sigmoid_ce", "softmax_ce"), candidates=("naive", "nu
                  dtypes=("float16", "float32"), examples=12, speed_elements=0)
 CLI_ARGS = ["run", "--families", "sigmoid_ce,sparse_softmax_ce", "--candidates", "naive,numpy_stable,keras_clipped",
             "--dtypes", "float16,float32", "--examples", "12", "--speed-elements", "0", "--no-progress"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def resource_tracker():
-    """multiprocessing's resource tracker, started once per interpreter by the first spawned process and
-    kept for its lifetime by design: started here, before the tests, it is not taken for a process a test
-    left running (tests/conftest.py)."""
-    from multiprocessing import resource_tracker
-
-    resource_tracker.ensure_running()
 
 
 @pytest.fixture
@@ -159,3 +148,28 @@ def test_an_unreachable_scheduler_is_one_line_exit_2_and_leaves_an_earlier_journ
     assert proc.stderr.startswith(f"lossfuzz: error: cannot reach the Dask scheduler at {address}")
     assert journal.read_text() == '{"lossfuzz_journal": 1, "settings": {}, "corpus": "x"}\n'
     assert not (tmp_path / "report.json").exists()
+
+
+@pytest.mark.timeout(300)
+def test_a_sweep_on_a_dask_cluster_gives_the_figures_of_a_local_sweep(cluster):
+    from harness.exhaustive import plan_sweep, run_sweep, sweep_chunk
+
+    class Here(Executor):
+        def submit(self, fn, /, *args, **kwargs):
+            future = Future()
+            future.set_result(fn(*args, **kwargs))
+            return future
+
+    # several chunks of float16 sigmoid_ce, loss and gradient, two candidates: merged in plan order either way
+    plan = plan_sweep("sigmoid_ce", "float16", "hard", ["naive", "numpy_stable"], (0xC800, 0xD000), chunk_cases=1 << 10,
+                      quantities=("loss", "gradient"))
+    assert len(plan) == 4
+    local = run_sweep(plan, Here())
+    with executor_for(cluster.scheduler_address, 1) as dask_executor:
+        recording = Recording(dask_executor)
+        remote = run_sweep(plan, recording)
+    assert [s.to_json() for s in remote.scores] == [s.to_json() for s in local.scores]
+    assert remote.buckets == local.buckets and remote.gradient_buckets == local.gradient_buckets
+    assert remote.paths == local.paths and remote.cases == local.cases == 0x800 * 2
+    assert [name for name, _args in recording.submitted] == [sweep_chunk.__name__] * 4  # every chunk went there
+    assert any(s.counts["inf"] + s.counts["nan"] > 0 for s in remote.scores)  # naive's overflow is in the slice
