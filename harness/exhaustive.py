@@ -46,6 +46,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 import oracles
+from oracles import OUTCOME_CODE
 
 from ._records import COUNTED_OUTCOMES, HISTOGRAM_BINS, NON_FINITE_MISTAKES, QUANTITIES, SIGN_MISTAKES, Finding, RegimeScore, Score, WorstCase
 from .candidates import NoGradient, Unsupported, get_candidate
@@ -247,9 +248,10 @@ def _stats(c: Comparison, m: np.ndarray, no_number: np.ndarray, mistake: np.ndar
     u = ulp[measured]
     b = bits[~np.isnan(bits)]
     counts = dict.fromkeys(COUNTED_OUTCOMES, 0)
-    other = c.outcome[m & no_number]  # few: the string comparisons run on these only
+    other = np.bincount(c.codes[m & no_number], minlength=len(oracles.OUTCOMES))  # few: only these are counted
     for name in COUNTED_OUTCOMES:
-        counts[name] = int(np.count_nonzero(other == name)) if other.size else 0
+        if name in OUTCOME_CODE:
+            counts[name] = int(other[OUTCOME_CODE[name]])
     counts["flushed_subnormal"] = int(np.count_nonzero(c.flushed[m]))
     for name in SIGN_MISTAKES:  # a gradient's (harness.metrics.sign_mistakes); none on a loss
         counts[name] = int(np.count_nonzero(sign_marks(c, name)[m]))
@@ -357,7 +359,7 @@ def _score_candidate(name: str, chunk: Chunk, truth: oracles.Truth, xs: np.ndarr
     no_number = np.isnan(c.ulp)
     mistake = no_number.copy()  # the outcomes without a ULP number are the mistakes and unconverged values
     if mistake.any():
-        mistake[mistake] = np.isin(c.outcome[mistake], NON_FINITE_MISTAKES)
+        mistake[mistake] = np.isin(c.codes[mistake], [OUTCOME_CODE[n] for n in NON_FINITE_MISTAKES])
     masks = {r: c.regime == r for r in regime_order}
     regimes = {r: _stats(c, m, no_number, mistake) for r, m in masks.items() if m.any()}
     return {"all": _merge_stats(list(regimes.values())), "regimes": regimes,
@@ -375,7 +377,7 @@ def _reproducers(chunk: Chunk, name: str, truth: oracles.Truth, got: np.ndarray,
     re-evaluated). Their exact values come from the Ziv path (only these few ask)."""
     sev = np.minimum(c.ulp, 2.0**79)
     no_number = np.flatnonzero(np.isnan(c.ulp))  # as harness.metrics.severity: mistakes 2**80, unconverged -1
-    sev[no_number] = np.where(c.outcome[no_number] == "unconverged", -1.0, 2.0**80)
+    sev[no_number] = np.where(c.codes[no_number] == OUTCOME_CODE["unconverged"], -1.0, 2.0**80)
     picked: list[int] = []
     for r, mask in masks.items():
         members = np.flatnonzero(mask)
