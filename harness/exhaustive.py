@@ -338,10 +338,10 @@ class ChunkResult:
 
 
 def _score_candidate(name: str, chunk: Chunk, truth: oracles.Truth, xs: np.ndarray, zs: np.ndarray,
-                     bucket: np.ndarray, regime_order: Sequence[str], case_regimes: np.ndarray | None = None) -> dict[str, Any]:
+                     bucket: np.ndarray, regime_order: Sequence[str], case_regimes: np.ndarray) -> dict[str, Any]:
     """One candidate's figures on the chunk against ``truth``: the exact loss, or the exact gradient
-    (``truth.what == "gradient"``; then ``case_regimes`` gives each case's regime, decided by its exact
-    loss, and every component of a case takes its case's regime and bucket)."""
+    (``truth.what == "gradient"``; every component of a case takes its case's regime and bucket);
+    ``case_regimes``: each case's regime, decided by its exact loss."""
     candidate = get_candidate(chunk.family, name)
     gradient = truth.what == "gradient"
     try:
@@ -354,13 +354,14 @@ def _score_candidate(name: str, chunk: Chunk, truth: oracles.Truth, xs: np.ndarr
     except Exception as exc:  # noqa: BLE001 - the candidate's own failure (CandidateFailure, an import error)
         kind = getattr(exc, "kind", "raised")
         return {"failure": Finding(kind, str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__, (), ()).to_json()}
-    c = compare(truth, got, regimes=case_regimes if gradient else None)
+    c = compare(truth, got, regimes=case_regimes)
     per = c.ulp.size // bucket.size  # values per case: 1 for a loss, the row's components for a gradient
     no_number = np.isnan(c.ulp)
     mistake = no_number.copy()  # the outcomes without a ULP number are the mistakes and unconverged values
     if mistake.any():
         mistake[mistake] = np.isin(c.codes[mistake], [OUTCOME_CODE[n] for n in NON_FINITE_MISTAKES])
-    masks = {r: c.regime == r for r in regime_order}
+    # per regime, its values: compared once per case (regime names are strings), then spread to the components
+    masks = {r: np.repeat(case_regimes == r, per) if per > 1 else case_regimes == r for r in regime_order}
     regimes = {r: _stats(c, m, no_number, mistake) for r, m in masks.items() if m.any()}
     return {"all": _merge_stats(list(regimes.values())), "regimes": regimes,
             "buckets": _buckets(c, np.repeat(bucket, per) if per > 1 else bucket, _labels_in(chunk), mistake),
@@ -424,13 +425,13 @@ def sweep_chunk(chunk: Chunk) -> ChunkResult:
     truth = oracles.evaluate(chunk.family, **{fam.input_name: xs}, labels=zs, dtype=chunk.dtype)
     bucket = (patterns - chunk.origin) // chunk.bucket_width
     out = ChunkResult(chunk.start, chunk.stop, int(patterns.size), 0.0, truth.path_counts)
+    case_regimes = example_regimes(truth)  # once for every candidate and quantity
     if "loss" in chunk.quantities:
         for name in chunk.candidates:
-            out.candidates[name] = _score_candidate(name, chunk, truth, xs, zs, bucket, regime_order)
+            out.candidates[name] = _score_candidate(name, chunk, truth, xs, zs, bucket, regime_order, case_regimes)
     if "gradient" in chunk.quantities:
         exact_gradient = oracles.evaluate(chunk.family, **{fam.input_name: xs}, labels=zs, dtype=chunk.dtype,
                                           what="gradient")
-        case_regimes = example_regimes(truth)
         for k, v in exact_gradient.path_counts.items():
             out.paths[k] = out.paths.get(k, 0) + v
         for name in chunk.candidates:

@@ -90,7 +90,8 @@ def compare(truth: Truth, computed: np.ndarray, regimes: np.ndarray | None = Non
     classify its examples (a regime is decided by the exact LOSS): ``regimes`` gives them, one per
     example (one for a reduced batch), and each component takes its example's regime; its ``finite_input``
     is its example's too (a row with one infinite logit makes every component's input non-finite). Without
-    ``regimes`` a gradient comparison is unclassified (``regime`` None)."""
+    ``regimes`` a gradient comparison is unclassified (``regime`` None). For a loss, ``regimes`` given are
+    taken as they are (those of :func:`example_regimes`, computed once for several candidates)."""
     got = np.asarray(computed)
     codes, ulp, bits = (a.ravel() for a in measure_codes(got, truth, truth.dtype))
     fmt = oracles.resolve_format(truth.dtype)
@@ -118,8 +119,9 @@ def compare(truth: Truth, computed: np.ndarray, regimes: np.ndarray | None = Non
     else:  # counted on gradient rows only: a loss that underflows to 0 shows in its ULP error and the tiny regime
         zero = wrong = np.zeros(codes.size, dtype=bool)
     regime = None
-    if truth.what == "gradient" and regimes is not None:
-        regime = np.repeat(np.asarray(regimes).ravel(), per)
+    if regimes is not None:  # given (a gradient's: its examples'; a loss's: already known, as in a sweep)
+        regime = np.asarray(regimes).ravel()
+        regime = np.repeat(regime, per) if per > 1 else regime
     elif truth.what == "loss":
         regime = example_regimes(truth)
     return Comparison(ulp=ulp, bits=bits, codes=codes, flushed=flushed, finite_input=finite_input, regime=regime,
