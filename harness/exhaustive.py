@@ -46,6 +46,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 import oracles
+from oracles import OUTCOME_CODE
 
 from ._records import COUNTED_OUTCOMES, HISTOGRAM_BINS, NON_FINITE_MISTAKES, QUANTITIES, SIGN_MISTAKES, Finding, RegimeScore, Score, WorstCase
 from .candidates import NoGradient, Unsupported, get_candidate
@@ -247,9 +248,10 @@ def _stats(c: Comparison, m: np.ndarray, no_number: np.ndarray, mistake: np.ndar
     u = ulp[measured]
     b = bits[~np.isnan(bits)]
     counts = dict.fromkeys(COUNTED_OUTCOMES, 0)
-    other = c.outcome[m & no_number]  # few: the string comparisons run on these only
+    other = np.bincount(c.codes[m & no_number], minlength=len(oracles.OUTCOMES))  # few: only these are counted
     for name in COUNTED_OUTCOMES:
-        counts[name] = int(np.count_nonzero(other == name)) if other.size else 0
+        if name in OUTCOME_CODE:
+            counts[name] = int(other[OUTCOME_CODE[name]])
     counts["flushed_subnormal"] = int(np.count_nonzero(c.flushed[m]))
     for name in SIGN_MISTAKES:  # a gradient's (harness.metrics.sign_mistakes); none on a loss
         counts[name] = int(np.count_nonzero(sign_marks(c, name)[m]))
@@ -336,10 +338,10 @@ class ChunkResult:
 
 
 def _score_candidate(name: str, chunk: Chunk, truth: oracles.Truth, xs: np.ndarray, zs: np.ndarray,
-                     bucket: np.ndarray, regime_order: Sequence[str], case_regimes: np.ndarray | None = None) -> dict[str, Any]:
+                     bucket: np.ndarray, regime_order: Sequence[str], case_regimes: np.ndarray) -> dict[str, Any]:
     """One candidate's figures on the chunk against ``truth``: the exact loss, or the exact gradient
-    (``truth.what == "gradient"``; then ``case_regimes`` gives each case's regime, decided by its exact
-    loss, and every component of a case takes its case's regime and bucket)."""
+    (``truth.what == "gradient"``; every component of a case takes its case's regime and bucket);
+    ``case_regimes``: each case's regime, decided by its exact loss."""
     candidate = get_candidate(chunk.family, name)
     gradient = truth.what == "gradient"
     try:
@@ -352,13 +354,14 @@ def _score_candidate(name: str, chunk: Chunk, truth: oracles.Truth, xs: np.ndarr
     except Exception as exc:  # noqa: BLE001 - the candidate's own failure (CandidateFailure, an import error)
         kind = getattr(exc, "kind", "raised")
         return {"failure": Finding(kind, str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__, (), ()).to_json()}
-    c = compare(truth, got, regimes=case_regimes if gradient else None)
+    c = compare(truth, got, regimes=case_regimes)
     per = c.ulp.size // bucket.size  # values per case: 1 for a loss, the row's components for a gradient
     no_number = np.isnan(c.ulp)
     mistake = no_number.copy()  # the outcomes without a ULP number are the mistakes and unconverged values
     if mistake.any():
-        mistake[mistake] = np.isin(c.outcome[mistake], NON_FINITE_MISTAKES)
-    masks = {r: c.regime == r for r in regime_order}
+        mistake[mistake] = np.isin(c.codes[mistake], [OUTCOME_CODE[n] for n in NON_FINITE_MISTAKES])
+    # per regime, its values: compared once per case (regime names are strings), then spread to the components
+    masks = {r: np.repeat(case_regimes == r, per) if per > 1 else case_regimes == r for r in regime_order}
     regimes = {r: _stats(c, m, no_number, mistake) for r, m in masks.items() if m.any()}
     return {"all": _merge_stats(list(regimes.values())), "regimes": regimes,
             "buckets": _buckets(c, np.repeat(bucket, per) if per > 1 else bucket, _labels_in(chunk), mistake),
@@ -375,7 +378,7 @@ def _reproducers(chunk: Chunk, name: str, truth: oracles.Truth, got: np.ndarray,
     re-evaluated). Their exact values come from the Ziv path (only these few ask)."""
     sev = np.minimum(c.ulp, 2.0**79)
     no_number = np.flatnonzero(np.isnan(c.ulp))  # as harness.metrics.severity: mistakes 2**80, unconverged -1
-    sev[no_number] = np.where(c.outcome[no_number] == "unconverged", -1.0, 2.0**80)
+    sev[no_number] = np.where(c.codes[no_number] == OUTCOME_CODE["unconverged"], -1.0, 2.0**80)
     picked: list[int] = []
     for r, mask in masks.items():
         members = np.flatnonzero(mask)
@@ -422,13 +425,13 @@ def sweep_chunk(chunk: Chunk) -> ChunkResult:
     truth = oracles.evaluate(chunk.family, **{fam.input_name: xs}, labels=zs, dtype=chunk.dtype)
     bucket = (patterns - chunk.origin) // chunk.bucket_width
     out = ChunkResult(chunk.start, chunk.stop, int(patterns.size), 0.0, truth.path_counts)
+    case_regimes = example_regimes(truth)  # once for every candidate and quantity
     if "loss" in chunk.quantities:
         for name in chunk.candidates:
-            out.candidates[name] = _score_candidate(name, chunk, truth, xs, zs, bucket, regime_order)
+            out.candidates[name] = _score_candidate(name, chunk, truth, xs, zs, bucket, regime_order, case_regimes)
     if "gradient" in chunk.quantities:
         exact_gradient = oracles.evaluate(chunk.family, **{fam.input_name: xs}, labels=zs, dtype=chunk.dtype,
                                           what="gradient")
-        case_regimes = example_regimes(truth)
         for k, v in exact_gradient.path_counts.items():
             out.paths[k] = out.paths.get(k, 0) + v
         for name in chunk.candidates:

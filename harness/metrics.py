@@ -13,6 +13,7 @@ import numpy as np
 
 import oracles
 from oracles import Truth
+from oracles import OUTCOME_CODE, measure_codes, outcome_codes, outcome_names
 
 from ._records import COUNTED_OUTCOMES, HISTOGRAM_BINS, NON_FINITE_MISTAKES, SIGN_MISTAKES, RegimeScore
 
@@ -21,7 +22,9 @@ __all__ = ["Comparison", "compare", "example_regimes", "sign_marks", "sign_mista
 
 @dataclass(frozen=True, slots=True)
 class Comparison:
-    """Per-example arrays (flattened): ``ulp`` (nan where no ULP number applies), ``bits``, ``outcome``, and
+    """Per-example arrays (flattened): ``ulp`` (nan where no ULP number applies), ``bits``, ``codes`` (the
+    outcome classes as :data:`oracles._ulp.OUTCOME_CODE` codes, uint8: names given are converted; the
+    property ``outcome`` gives the names), and
     ``flushed`` (correctly rounded value is a nonzero subnormal, the candidate returned zero) and
     ``finite_input`` (every input of the example, or of the reduced batch, is finite); ``regime``: the regime
     name of each value's example (:meth:`oracles._family.Family.regimes_of`; a reduced batch is one
@@ -34,12 +37,26 @@ class Comparison:
 
     ulp: np.ndarray
     bits: np.ndarray
-    outcome: np.ndarray
+    codes: np.ndarray
     flushed: np.ndarray
     finite_input: np.ndarray
     regime: np.ndarray | None = None
     zero_where_nonzero: np.ndarray | None = None
     wrong_sign: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        codes = np.asarray(self.codes)
+        if codes.dtype != np.uint8:  # outcome names (strings)
+            object.__setattr__(self, "codes", outcome_codes(codes.astype(str)) if codes.size else codes.astype(np.uint8))
+
+    @property
+    def outcome(self) -> np.ndarray:
+        """The outcome class names (strings of :data:`oracles.OUTCOMES`)."""
+        return outcome_names(self.codes)
+
+    def has(self, *names: str) -> np.ndarray:
+        """Per value: its outcome is one of ``names`` (compared as codes)."""
+        return np.isin(self.codes, [OUTCOME_CODE[name] for name in names])
 
 
 def sign_mistakes(got: np.ndarray, rounded: np.ndarray, min_normal: float) -> tuple[np.ndarray, np.ndarray]:
@@ -73,15 +90,16 @@ def compare(truth: Truth, computed: np.ndarray, regimes: np.ndarray | None = Non
     classify its examples (a regime is decided by the exact LOSS): ``regimes`` gives them, one per
     example (one for a reduced batch), and each component takes its example's regime; its ``finite_input``
     is its example's too (a row with one infinite logit makes every component's input non-finite). Without
-    ``regimes`` a gradient comparison is unclassified (``regime`` None)."""
+    ``regimes`` a gradient comparison is unclassified (``regime`` None). For a loss, ``regimes`` given are
+    taken as they are (those of :func:`example_regimes`, computed once for several candidates)."""
     got = np.asarray(computed)
-    outcome, ulp, bits = (a.ravel() for a in oracles.measure(got, truth, truth.dtype))
+    codes, ulp, bits = (a.ravel() for a in measure_codes(got, truth, truth.dtype))
     fmt = oracles.resolve_format(truth.dtype)
     rounded = np.asarray(truth.rounded, dtype=np.float64).ravel()
     g = got.astype(np.float64).ravel()
     with np.errstate(invalid="ignore"):
         subnormal = (rounded != 0) & (np.abs(rounded) < fmt.min_normal)
-    flushed = subnormal & (g == 0) & (outcome == "finite")
+    flushed = subnormal & (g == 0) & (codes == OUTCOME_CODE["finite"])
     x = np.asarray(truth.inputs, dtype=np.float64)
     # values per example: 1 for a loss, the example's inputs for a gradient (all of them for a reduced batch)
     if truth.reduction != "none":
@@ -89,23 +107,24 @@ def compare(truth: Truth, computed: np.ndarray, regimes: np.ndarray | None = Non
     elif truth.what == "gradient":
         examples = int(np.prod(oracles.get_family(truth.family).batch_shape(x), dtype=np.int64))
     else:
-        examples = outcome.size
-    per = outcome.size // examples if examples else 1
+        examples = codes.size
+    per = codes.size // examples if examples else 1
     if truth.reduction != "none":
-        finite_input = np.full(outcome.shape, bool(np.isfinite(x).all()))
+        finite_input = np.full(codes.shape, bool(np.isfinite(x).all()))
     else:
-        rows = x.reshape(examples, -1) if outcome.size else x.reshape(0, 1)
+        rows = x.reshape(examples, -1) if codes.size else x.reshape(0, 1)
         finite_input = np.repeat(np.isfinite(rows).all(axis=1), per)
     if truth.what == "gradient":
         zero, wrong = sign_mistakes(got, rounded, fmt.min_normal)
     else:  # counted on gradient rows only: a loss that underflows to 0 shows in its ULP error and the tiny regime
-        zero = wrong = np.zeros(outcome.size, dtype=bool)
+        zero = wrong = np.zeros(codes.size, dtype=bool)
     regime = None
-    if truth.what == "gradient" and regimes is not None:
-        regime = np.repeat(np.asarray(regimes).ravel(), per)
+    if regimes is not None:  # given (a gradient's: its examples'; a loss's: already known, as in a sweep)
+        regime = np.asarray(regimes).ravel()
+        regime = np.repeat(regime, per) if per > 1 else regime
     elif truth.what == "loss":
         regime = example_regimes(truth)
-    return Comparison(ulp=ulp, bits=bits, outcome=outcome, flushed=flushed, finite_input=finite_input, regime=regime,
+    return Comparison(ulp=ulp, bits=bits, codes=codes, flushed=flushed, finite_input=finite_input, regime=regime,
                       zero_where_nonzero=zero, wrong_sign=wrong)
 
 
@@ -123,7 +142,7 @@ def severity(c: Comparison) -> np.ndarray:
     one; non-finite mistakes (nan/inf where the exact value is finite, and the like) rank above every
     finite error at 2**80; unconverged oracle values rank at -1 (never reported as a candidate's error)."""
     score = np.where(np.isnan(c.ulp), 2.0**80, np.minimum(c.ulp, 2.0**79))
-    return np.where(c.outcome == "unconverged", -1.0, score)
+    return np.where(c.codes == OUTCOME_CODE["unconverged"], -1.0, score)
 
 
 def _stat(values: np.ndarray, fn) -> float | None:
@@ -170,7 +189,7 @@ def _ulp_stats(ulp: np.ndarray, bits: np.ndarray) -> dict:
 def _regime_codes(c: Comparison, order: Sequence[str] | None) -> tuple[list[str], np.ndarray]:
     """The regimes present (``order``'s first, in its order; any others in order of first appearance) and
     each example's index among them."""
-    code = np.full(c.outcome.size, -1, dtype=np.intp)
+    code = np.full(c.codes.size, -1, dtype=np.intp)
     names: list[str] = []
     for name in order or ():
         hit = c.regime == name
@@ -189,16 +208,16 @@ def _regime_codes(c: Comparison, order: Sequence[str] | None) -> tuple[list[str]
 def sign_marks(c: Comparison, name: str) -> np.ndarray:
     """The boolean array ``name`` (one of :data:`SIGN_MISTAKES`) of ``c``, all False where not computed."""
     marks = getattr(c, name)
-    return np.zeros(c.outcome.size, dtype=bool) if marks is None else marks
+    return np.zeros(c.codes.size, dtype=bool) if marks is None else marks
 
 
 def _counts(c: Comparison, group: np.ndarray, groups: int) -> list[dict[str, int]]:
     """Per group (``group``: each example's group index, ``0 .. groups-1``), the outcome counts of
     :data:`COUNTED_OUTCOMES`: each outcome class compared once over all examples, then counted per group."""
     k = len(COUNTED_OUTCOMES)
-    code = np.full(c.outcome.size, k, dtype=np.intp)  # k: no counted outcome (finite, agree)
-    for j, name in enumerate(COUNTED_OUTCOMES):
-        code[c.outcome == name] = j
+    # outcome code -> its index in COUNTED_OUTCOMES, k for an outcome not counted (finite, agree)
+    table = np.array([COUNTED_OUTCOMES.index(n) if n in COUNTED_OUTCOMES else k for n in oracles.OUTCOMES], dtype=np.intp)
+    code = table[c.codes]
     table = np.bincount(group * (k + 1) + code, minlength=groups * (k + 1)).reshape(groups, k + 1)
     flushed = np.bincount(group, weights=c.flushed, minlength=groups)
     marked = {name: np.bincount(group, weights=sign_marks(c, name), minlength=groups) for name in SIGN_MISTAKES}
@@ -235,13 +254,13 @@ def summarize(c: Comparison, regimes: Sequence[str] | None = None) -> dict:
         rest = rest[rest > upper]
     hist["more"] = int(rest.size)
     classified = c.regime is not None and c.regime.size > 0
-    names, group = _regime_codes(c, regimes) if classified else ([], np.zeros(c.outcome.size, dtype=np.intp))
+    names, group = _regime_codes(c, regimes) if classified else ([], np.zeros(c.codes.size, dtype=np.intp))
     per_group = _counts(c, group, max(len(names), 1))
     counts = {name: sum(g[name] for g in per_group) for name in COUNTED_OUTCOMES}
     by_regime = {}
     for j, name in enumerate(names):
         m = group == j
         by_regime[name] = RegimeScore(**_block(int(m.sum()), c.ulp[m], c.bits[m], per_group[j]))
-    stats = _block(c.outcome.size, c.ulp, c.bits, counts)
+    stats = _block(c.codes.size, c.ulp, c.bits, counts)
     counts = stats.pop("counts")
     return {**stats, "histogram": hist, "counts": counts, "regimes": by_regime}

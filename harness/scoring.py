@@ -78,11 +78,11 @@ class Observations:
     def merged(self) -> Comparison:
         if not self.comparisons:
             empty, none = np.zeros(0), np.zeros(0, dtype=bool)
-            return Comparison(empty, empty, np.zeros(0, dtype="<U1"), none, none)
+            return Comparison(empty, empty, np.zeros(0, dtype=np.uint8), none, none)
         return Comparison(
             ulp=np.concatenate([c.ulp for c in self.comparisons]),
             bits=np.concatenate([c.bits for c in self.comparisons]),
-            outcome=np.concatenate([c.outcome for c in self.comparisons]),
+            codes=np.concatenate([c.codes for c in self.comparisons]),
             flushed=np.concatenate([c.flushed for c in self.comparisons]),
             finite_input=np.concatenate([c.finite_input for c in self.comparisons]),
             regime=None if any(c.regime is None for c in self.comparisons)
@@ -228,7 +228,7 @@ def listed_cases(obs: Observations, family: str, candidate: str, dtype: str, red
     group = np.concatenate([np.full(c.ulp.size, g) for g, c in enumerate(obs.comparisons)])
     local = np.concatenate([np.arange(c.ulp.size) for c in obs.comparisons])
     merged_regime = obs.merged().regime
-    non_finite = np.concatenate([np.isin(c.outcome, NON_FINITE_MISTAKES) for c in obs.comparisons])
+    non_finite = np.concatenate([c.has(*NON_FINITE_MISTAKES) for c in obs.comparisons])
     behind: dict[str, int] = {}  # regime -> flat index of its worst case
     must: list[int] = []
     names, first = (np.zeros(0), np.zeros(0, int)) if merged_regime is None else np.unique(merged_regime, return_index=True)
@@ -320,4 +320,4 @@ def _case_outcome(comparison: Comparison, i: int) -> str:
     for name in SIGN_MISTAKES:
         if sign_marks(comparison, name)[i]:
             return name
-    return str(comparison.outcome[i])
+    return oracles.OUTCOMES[int(comparison.codes[i])]

@@ -22,12 +22,14 @@ Public API::
 from ._api import FAMILIES, REDUCTIONS, OracleUnconverged, Truth, default_families, evaluate, exact, family_names, format_exact, get_family, gradient, loss
 from ._formats import FORMATS, Format, resolve_format
 from ._rounding import round_mpf, round_rational
-from ._ulp import OUTCOMES, bits_of_error, classify, measure, ordinal, relative_error, ulp_error, ulp_exponent
+from ._ulp import (OUTCOME_CODE, OUTCOMES, bits_of_error, classify, measure, measure_codes, ordinal, outcome_codes,
+                   outcome_names, relative_error, ulp_error, ulp_exponent)
 
 __all__ = [
     "FAMILIES",
     "FORMATS",
     "OUTCOMES",
+    "OUTCOME_CODE",
     "REDUCTIONS",
     "Format",
     "OracleUnconverged",
@@ -43,6 +45,9 @@ __all__ = [
     "gradient",
     "loss",
     "measure",
+    "measure_codes",
+    "outcome_names",
+    "outcome_codes",
     "ordinal",
     "relative_error",
     "resolve_format",

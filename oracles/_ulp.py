@@ -43,6 +43,10 @@ __all__ = [
     "bits_of_error",
     "relative_error",
     "measure",
+    "measure_codes",
+    "outcome_names",
+    "outcome_codes",
+    "OUTCOME_CODE",
     "classify",
     "ordinal",
     "OUTCOMES",
@@ -77,6 +81,24 @@ OUTCOMES = (
     NUMBER_WHERE_NAN,
     UNCONVERGED,
 )
+# The outcome classes as small integers (their index in OUTCOMES), for arrays of millions of values: a
+# uint8 code array is 1 byte a value where the strings are 84 (:func:`measure_codes`).
+OUTCOME_CODE = {name: code for code, name in enumerate(OUTCOMES)}
+_OUTCOME_NAMES = np.array(OUTCOMES)
+
+
+def outcome_names(codes: np.ndarray) -> np.ndarray:
+    """The outcome class names (strings of :data:`OUTCOMES`) of outcome codes."""
+    return _OUTCOME_NAMES[np.asarray(codes, dtype=np.intp)]
+
+
+def outcome_codes(names: np.ndarray) -> np.ndarray:
+    """The outcome codes (uint8, the index in :data:`OUTCOMES`) of outcome class names."""
+    names = np.asarray(names)
+    out = np.zeros(names.shape, dtype=np.uint8)
+    for name, code in OUTCOME_CODE.items():
+        out[names == name] = code
+    return out
 
 
 def _as_mpf(value: Any) -> tuple:
@@ -232,21 +254,28 @@ def measure(computed: Any, exact: Any, dtype: Any) -> tuple[np.ndarray, np.ndarr
     For a ground-truth record, the values its fast path decided are measured over whole arrays from the
     fast path's estimate (:func:`_measure_estimated`); the others value by value from the exact values.
     """
+    codes, ulp, bits = measure_codes(computed, exact, dtype)
+    return outcome_names(codes), ulp, bits
+
+
+def measure_codes(computed: Any, exact: Any, dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`measure` with the outcomes as codes (uint8: :data:`OUTCOME_CODE`), for large batches."""
     fmt = resolve_format(dtype)
     fast = getattr(exact, "fast", None)
     if fast is None or not np.any(fast):
         outcomes = classify(computed, exact, fmt)
-        return outcomes, _ulp_errors(outcomes, computed, exact, fmt), _bits(outcomes, computed, exact, fmt)
-    c = np.asarray(computed).astype(np.float64)
+        return outcome_codes(outcomes), _ulp_errors(outcomes, computed, exact, fmt), _bits(outcomes, computed, exact, fmt)
+    native = np.asarray(computed)
+    c = native.astype(np.float64)
     if c.shape != fast.shape:
         raise ValueError(f"computed shape {c.shape} differs from exact shape {fast.shape}; pass matching arrays")
     flat_fast = np.ravel(fast)
     cf = c.ravel()
     if flat_fast.all():  # all fast (a large batch, typically): no masked copies of the arrays
         o, u, b = _measure_estimated(cf, np.ravel(exact.approx), np.ravel(exact.approx_low),
-                                     np.ravel(exact.rounded).astype(np.float64), fmt)
+                                     np.ravel(exact.rounded), fmt, native.ravel())
         return o.reshape(c.shape), u.reshape(c.shape), b.reshape(c.shape)
-    outcomes = np.empty(cf.size, dtype=f"<U{max(map(len, OUTCOMES))}")
+    outcomes = np.empty(cf.size, dtype=np.uint8)
     ulp = np.full(cf.size, np.nan)
     bits = np.full(cf.size, np.nan)
     rest = ~flat_fast
@@ -255,9 +284,9 @@ def measure(computed: Any, exact: Any, dtype: Any) -> tuple[np.ndarray, np.ndarr
         settled = getattr(exact, "settled_exact", None)
         sub = _Values(np.ravel(exact.exact if settled is None else settled)[rest], np.ravel(exact.status)[rest])
         o = classify(cf[rest], sub, fmt)
-        outcomes[rest], ulp[rest], bits[rest] = o, _ulp_errors(o, cf[rest], sub, fmt), _bits(o, cf[rest], sub, fmt)
+        outcomes[rest], ulp[rest], bits[rest] = outcome_codes(o), _ulp_errors(o, cf[rest], sub, fmt), _bits(o, cf[rest], sub, fmt)
     o, u, b = _measure_estimated(cf[flat_fast], np.ravel(exact.approx)[flat_fast], np.ravel(exact.approx_low)[flat_fast],
-                                 np.ravel(exact.rounded).astype(np.float64)[flat_fast], fmt)
+                                 np.ravel(exact.rounded)[flat_fast], fmt, native.ravel()[flat_fast])
     outcomes[flat_fast], ulp[flat_fast], bits[flat_fast] = o, u, b
     return outcomes.reshape(c.shape), ulp.reshape(c.shape), bits.reshape(c.shape)
 
@@ -269,27 +298,42 @@ class _Values:
         self.exact, self.status = exact, status
 
 
-def _measure_estimated(c: np.ndarray, hi: np.ndarray, lo: np.ndarray, rounded: np.ndarray, fmt: Format):
+def _measure_estimated(c: np.ndarray, hi: np.ndarray, lo: np.ndarray, rounded: np.ndarray, fmt: Format,
+                       native: np.ndarray | None = None):
     """The metric for values whose exact value ``v`` is finite and nonzero, rounds to the finite ``rounded``,
     and is known as ``hi + lo`` within ``2**-40 |v|`` (``2**-80`` for float64) with the same ULP (the fast
-    path's certificate: one normal binade, or both below ``2**(emin+1)``). Outcomes: ``NAN`` for nan,
+    path's certificate: one normal binade, or both below ``2**(emin+1)``). Outcome codes: ``NAN`` for nan,
     ``INF`` for an infinity (``v`` does not round to one), else ``FINITE``.
     ``ulp(v) = 2**(max(floor(log2|hi|), emin) - p + 1)``; ``c - hi`` is
     formed exactly (Knuth's two-sum) and ``lo`` subtracted, so the error is accurate to a few ``2**-52``
-    relative plus the estimate's distance from ``v`` (at most ``2**-16`` ULP in float32)."""
+    relative plus the estimate's distance from ``v`` (at most ``2**-16`` ULP in float32). ``native``: the
+    computed values in the format itself (``c`` is their float64 copy), read for the ordinal distance."""
     with np.errstate(all="ignore"):
-        outcomes = np.where(np.isnan(c), NAN, np.where(np.isinf(c), INF, FINITE))
-        finite = outcomes == FINITE
+        finite = np.isfinite(c)
+        outcomes = np.where(finite, np.uint8(OUTCOME_CODE[FINITE]),
+                            np.where(np.isnan(c), np.uint8(OUTCOME_CODE[NAN]), np.uint8(OUTCOME_CODE[INF])))
         s = c - hi
         bb = s - c
         tail = (c - (s - bb)) + (-hi - bb)
         diff = s + (tail - lo)
         # the quantum of v's binade, 2**(max(E, emin) - p + 1): subnormal values share the smallest one
         # (an estimate of exactly 0: a positive value below half the smallest subnormal, also that quantum)
-        binade = np.where(hi == 0, fmt.emin, np.frexp(hi)[1].astype(np.int64) - 1)
-        exponent = np.maximum(binade, fmt.emin) - fmt.precision + 1
-        ulp = np.where(finite, np.ldexp(np.abs(diff), (-exponent).astype(np.int32)), np.nan)  # int32: fast ldexp
-        cu = np.where(finite, c, 0.0)
-        distance = np.abs(ordinal(cu, fmt) - ordinal(np.where(finite, rounded, 0.0), fmt)).astype(np.float64)
+        binade = np.where(hi == 0, fmt.emin, np.frexp(hi)[1] - 1)
+        shift = (fmt.precision - 1 - np.maximum(binade, fmt.emin)).astype(np.int32)  # int32: fast ldexp
+        ulp = np.where(finite, np.ldexp(np.abs(diff), shift), np.nan)
+        mine = native if native is not None and native.dtype == fmt.numpy_dtype else c
+        distance = np.abs(_ordinal_of(mine, fmt, finite) - _ordinal_of(rounded, fmt, finite)).astype(np.float64)
         bits = np.where(finite, np.log2(1.0 + distance), np.nan)
     return outcomes, ulp, bits
+
+
+def _ordinal_of(values: np.ndarray, fmt: Format, keep: np.ndarray) -> np.ndarray:
+    """:func:`ordinal` of ``values`` (float64, or already in the format) where ``keep``, 0 elsewhere (nan
+    and infinities included), in the format's own signed integer width, as int64."""
+    native = values if values.dtype == fmt.numpy_dtype else values.astype(fmt.numpy_dtype)
+    signed = native.view(_SIGNED[fmt.bits])
+    magnitude = signed & np.array((1 << (fmt.bits - 1)) - 1, dtype=signed.dtype)
+    return np.where(keep, np.where(signed < 0, -magnitude.astype(np.int64), magnitude), 0)
+
+
+_SIGNED = {16: np.int16, 32: np.int32, 64: np.int64}

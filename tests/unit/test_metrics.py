@@ -29,7 +29,7 @@ def _comparison(ulp, bits=None, outcome=None, flushed=None, finite_input=None) -
     return Comparison(
         ulp=ulp,
         bits=np.asarray(bits, dtype=np.float64),
-        outcome=np.asarray(outcome, dtype=object),
+        codes=np.asarray(outcome, dtype=object),  # names: Comparison converts them to codes
         flushed=np.zeros(n, bool) if flushed is None else np.asarray(flushed, bool),
         finite_input=np.ones(n, bool) if finite_input is None else np.asarray(finite_input, bool),
     )

@@ -98,7 +98,7 @@ def _comparison(ulp, regime, outcome=None, flushed=None, finite_input=None) -> C
     return Comparison(
         ulp=ulp,
         bits=np.where(np.isnan(ulp), np.nan, np.log2(1 + ulp)),
-        outcome=np.asarray(outcome),
+        codes=np.asarray(outcome),  # names: Comparison converts them to codes
         flushed=np.zeros(n, bool) if flushed is None else np.asarray(flushed, bool),
         finite_input=np.ones(n, bool) if finite_input is None else np.asarray(finite_input, bool),
         regime=np.asarray(regime),
