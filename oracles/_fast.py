@@ -224,16 +224,25 @@ def _narrowed(lo: np.ndarray, hi: np.ndarray, above: np.ndarray | None, below: n
 
 def approximation(estimate: Estimate) -> np.ndarray:
     """The estimate to keep as the exact value's approximation (``Truth.approx``): ``value`` moved inside
-    the family's proven bounds ``[next_up(above), next_down(below)]``, so that its binade, from which
-    :func:`oracles._ulp.measure` takes the exact value's ULP, is the exact value's (``1 - 2**-60`` is
-    ``1.0`` in float64, one binade too high). It moves by at most ``delta`` plus one float64 step."""
+    the family's proven bounds, so that its binade, from which :func:`oracles._ulp.measure` takes the exact
+    value's ULP, is the exact value's (``1 - 2**-60`` is ``1.0`` in float64, one binade too high). A value
+    at or beyond a bound that is a power of two (or zero) moves one float64 step inside it; beyond any
+    other bound, onto it (the reals just inside such a bound share its binade). It moves by at most
+    ``delta`` plus one float64 step."""
     v = estimate.value
     if estimate.low is not None or (estimate.above is None and estimate.below is None):
         return v
-    if estimate.above is not None:
-        v = np.maximum(v, np.nextafter(estimate.above, np.inf))
-    if estimate.below is not None:
-        v = np.minimum(v, np.nextafter(estimate.below, -np.inf))
+    with np.errstate(all="ignore"):
+        if estimate.above is not None:
+            a = estimate.above
+            edge = (a == 0) | (np.frexp(a)[0] == -0.5) | (np.frexp(a)[0] == 0.5)  # a binade edge
+            v = np.where(v < a, a, v)
+            v = np.where(edge & (v <= a), np.nextafter(a, np.inf), v)
+        if estimate.below is not None:
+            b = estimate.below
+            edge = (b == 0) | (np.frexp(b)[0] == -0.5) | (np.frexp(b)[0] == 0.5)
+            v = np.where(v > b, b, v)
+            v = np.where(edge & (v >= b), np.nextafter(b, -np.inf), v)
     return v
 
 

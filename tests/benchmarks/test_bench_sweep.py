@@ -69,16 +69,6 @@ def oracle_share(chunk: Chunk) -> float:
     return oracle / (time.perf_counter() - began)
 
 
-@pytest.fixture(autouse=True)
-def no_resource_tracker_left():
-    """The spawn pool starts multiprocessing's resource tracker, which lives as long as this process: stop it,
-    so that the suite's guard against leftover processes holds (a private API, in a test only)."""
-    yield
-    from multiprocessing import resource_tracker
-
-    resource_tracker._resource_tracker._stop()
-
-
 @pytest.mark.timeout(3600)
 def test_sweep_of_float32_patterns_against_numpy_stable_alone(benchmark):
     plan = plan_sweep("sigmoid_ce", "float32", "hard", ["numpy_stable"], (START, START + (1 << BITS)))
