@@ -13,6 +13,7 @@ the ``tf.compat.v1.losses`` ones return the gradient of their mean. Never cast e
 
 from __future__ import annotations
 
+import logging
 from functools import cache
 from typing import Callable
 
@@ -22,6 +23,17 @@ from ._backend import dtype_rejections_as_unsupported, tensorflow
 from ._registry import dtype_name
 
 tf = tensorflow()
+
+
+class _NoRetracingNotes(logging.Filter):
+    """Drops TensorFlow's "triggered tf.function retracing" warning: the XLA candidate is called on many
+    shapes by design (each is a new compilation, the cost is known), and the note would fill a run's stderr."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+tf.get_logger().addFilter(_NoRetracingNotes())
 _v1 = tf.compat.v1.losses
 
 
