@@ -39,7 +39,7 @@ MUTATIONS = (
              "    return st.one_of(st.sampled_from(specials), moderate, anywhere).map(lambda v: min(v, 100.0))\n",
              ("tests/unit/test_strategies.py", "-k", "beyond_100")),
     Mutation("HTML report drops the worst-case list", "harness/reports/html.py",
-             '    cases.extend((f"worst #{i + 1}", w) for i, w in enumerate(s.worst))\n', "",
+             "                 for i, w in enumerate(s.worst))\n", "                 for i, w in enumerate(()))\n",
              ("tests/unit/test_reports.py",)),
     Mutation("worker ignores its timeout (waits forever)", "harness/isolation.py",
              "        deadline, by_budget = self._deadline(self.timeout)\n",
@@ -61,6 +61,13 @@ MUTATIONS = (
              "    return np.maximum(x, t(0)) - x * z + np.log1p(np.exp(-np.abs(x)))\n",
              "    return np.maximum(x, t(0)) - x * z + np.log(t(1) + np.exp(-np.abs(x)))\n",
              ("tests/unit/test_candidates.py", "-k", "stable")),
+    Mutation("the fast estimate kept outside a proven bound (the binade of 1 for 1 - 2**-60)", "oracles/_fast.py",
+             "    v = estimate.value\n    if estimate.low is not None or (estimate.above is None and estimate.below is None):\n",
+             "    v = estimate.value\n    if True:\n",
+             ("tests/unit/test_fast_oracle.py", "-k", "proven_bound or every_bfloat16")),
+    Mutation("a sweep's gradient components all put in their first case's bucket", "harness/exhaustive.py",
+             "np.repeat(bucket, per) if per > 1 else bucket", "bucket[:1].repeat(bucket.size * per)",
+             ("tests/unit/test_exhaustive_gradients.py",)),
 )
 
 TEST_TIMEOUT_S = 120  # per test (pytest-timeout); the isolation tests set their own 30 s

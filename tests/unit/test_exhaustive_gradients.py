@@ -52,6 +52,9 @@ def test_gradient_figures_equal_those_of_scoring_every_component_through_the_ora
         assert score.histogram["exact"] == int(np.count_nonzero((c.bits == 0) & ~np.isnan(c.ulp)))
         for regime, r in score.regimes.items():  # each component in its case's regime
             assert r.examples == int(np.count_nonzero(c.regime == regime)), regime
+        plot = result.gradient_buckets[score.candidate]  # each component in its case's bucket of patterns
+        assert max(v for v in plot["max"] if v is not None) == score.max_ulp
+        assert sum(v is not None for v in plot["max"]) > len(plot["max"]) // 2
         row = summary(result, "cmd")["gradients"][score.candidate]
         assert row["correctly_rounded"] == score.histogram["exact"] and row["examples"] == score.examples
         if score.max_ulp > 0.5:  # the case shown replays with the max error
