@@ -12,8 +12,7 @@ from typing import Sequence
 import numpy as np
 
 import oracles
-from oracles import Truth
-from oracles import OUTCOME_CODE, measure_codes, outcome_codes, outcome_names
+from oracles import OUTCOME_CODE, Truth, measure_codes, outcome_codes, outcome_names
 
 from ._records import COUNTED_OUTCOMES, HISTOGRAM_BINS, NON_FINITE_MISTAKES, SIGN_MISTAKES, RegimeScore
 
@@ -23,7 +22,7 @@ __all__ = ["Comparison", "compare", "example_regimes", "sign_marks", "sign_mista
 @dataclass(frozen=True, slots=True)
 class Comparison:
     """Per-example arrays (flattened): ``ulp`` (nan where no ULP number applies), ``bits``, ``codes`` (the
-    outcome classes as :data:`oracles._ulp.OUTCOME_CODE` codes, uint8: names given are converted; the
+    outcome classes as :data:`oracles.OUTCOME_CODE` codes, uint8: names given are converted; the
     property ``outcome`` gives the names), and
     ``flushed`` (correctly rounded value is a nonzero subnormal, the candidate returned zero) and
     ``finite_input`` (every input of the example, or of the reduced batch, is finite); ``regime``: the regime

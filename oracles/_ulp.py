@@ -218,10 +218,7 @@ def ordinal(values: Any, dtype: Any) -> np.ndarray:
     arr = np.asarray(values).astype(np.float64)
     if np.isnan(arr).any():
         raise ValueError("ordinal of nan is undefined; filter nan values first")
-    bits = arr.astype(fmt.numpy_dtype).view(fmt.uint_dtype).astype(np.uint64)
-    negative = (bits >> np.uint64(fmt.bits - 1)).astype(bool)
-    magnitude = (bits & np.uint64((1 << (fmt.bits - 1)) - 1)).astype(np.int64)
-    return np.where(negative, -magnitude, magnitude)
+    return _ordinal_of(arr, fmt, np.ones(arr.shape, dtype=bool))
 
 
 def bits_of_error(computed: Any, exact: Any, dtype: Any) -> np.ndarray:
