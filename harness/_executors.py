@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import logging
 import multiprocessing
 import os
 import signal
@@ -132,6 +133,15 @@ def _reachable(address: str, timeout: float) -> None:
                          " and pass the address it prints, or run without --scheduler") from None
 
 
+class _CancelledGathers(logging.Filter):
+    """Drops the traceback tornado logs when the Dask client was still gathering a task's result that a
+    stopped run cancelled (``FutureCancelledError``): the cancellation lossfuzz asked for, not an error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not (exc is not None and type(exc).__name__ in ("FutureCancelledError", "CancelledError"))
+
+
 @contextlib.contextmanager
 def _dask_executor(address: str, timeout: float) -> Iterator[Executor]:
     try:
@@ -152,9 +162,12 @@ def _dask_executor(address: str, timeout: float) -> Iterator[Executor]:
             raise UsageError(f"the Dask scheduler at {address} has no workers after {timeout:g} s; start some with"
                              f" `dask worker {address}`") from None
         executor = client.get_executor()
+        quiet = _CancelledGathers()
+        logging.getLogger("tornado.application").addFilter(quiet)
         try:
             yield executor
         finally:
             executor.shutdown(wait=False)  # cancels what is unfinished; the scheduler forgets it
+            logging.getLogger("tornado.application").removeFilter(quiet)
     finally:
         client.close()

@@ -141,3 +141,20 @@ def test_an_address_not_of_the_form_tcp_host_port_is_refused_before_connecting(a
     with pytest.raises(UsageError, match=r"is not a Dask scheduler address; pass tcp://HOST:PORT"):
         with executor_for(address, 1):
             pass
+
+
+def test_a_cancelled_gather_is_not_logged_as_an_error_but_other_errors_are():
+    import logging
+
+    from harness._executors import _CancelledGathers
+
+    class FutureCancelledError(Exception):  # distributed's class, by name (its module moved between versions)
+        pass
+
+    def record(exc: BaseException) -> logging.LogRecord:
+        return logging.LogRecord("tornado.application", logging.ERROR, __file__, 1, "Exception in callback", None,
+                                 (type(exc), exc, None))
+
+    quiet = _CancelledGathers()
+    assert not quiet.filter(record(FutureCancelledError("score_cell-1 cancelled")))
+    assert quiet.filter(record(ValueError("a real error")))
