@@ -338,10 +338,11 @@ class ChunkResult:
 
 
 def _score_candidate(name: str, chunk: Chunk, truth: oracles.Truth, xs: np.ndarray, zs: np.ndarray,
-                     bucket: np.ndarray, regime_order: Sequence[str], case_regimes: np.ndarray) -> dict[str, Any]:
+                     bucket: np.ndarray, case_regimes: np.ndarray, case_masks: Mapping[str, np.ndarray]) -> dict[str, Any]:
     """One candidate's figures on the chunk against ``truth``: the exact loss, or the exact gradient
     (``truth.what == "gradient"``; every component of a case takes its case's regime and bucket);
-    ``case_regimes``: each case's regime, decided by its exact loss."""
+    ``case_regimes``: each case's regime, decided by its exact loss; ``case_masks``: per regime present
+    (in the family's order), its cases."""
     candidate = get_candidate(chunk.family, name)
     gradient = truth.what == "gradient"
     try:
@@ -357,20 +358,18 @@ def _score_candidate(name: str, chunk: Chunk, truth: oracles.Truth, xs: np.ndarr
     c = compare(truth, got, regimes=case_regimes)
     per = c.ulp.size // bucket.size  # values per case: 1 for a loss, the row's components for a gradient
     no_number = np.isnan(c.ulp)
-    mistake = no_number.copy()  # the outcomes without a ULP number are the mistakes and unconverged values
-    if mistake.any():
-        mistake[mistake] = np.isin(c.codes[mistake], [OUTCOME_CODE[n] for n in NON_FINITE_MISTAKES])
-    # per regime, its values: compared once per case (regime names are strings), then spread to the components
-    masks = {r: np.repeat(case_regimes == r, per) if per > 1 else case_regimes == r for r in regime_order}
-    regimes = {r: _stats(c, m, no_number, mistake) for r, m in masks.items() if m.any()}
+    mistake = c.has(*NON_FINITE_MISTAKES)
+    # per regime, its values: the chunk's case masks spread to the components
+    masks = {r: np.repeat(m, per) if per > 1 else m for r, m in case_masks.items()}
+    regimes = {r: _stats(c, m, no_number, mistake) for r, m in masks.items()}
     return {"all": _merge_stats(list(regimes.values())), "regimes": regimes,
             "buckets": _buckets(c, np.repeat(bucket, per) if per > 1 else bucket, _labels_in(chunk), mistake),
             **_reproducers(chunk, name, truth, got, c, xs, zs, masks, mistake, per, case_regimes)}
 
 
 def _reproducers(chunk: Chunk, name: str, truth: oracles.Truth, got: np.ndarray, c: Comparison, xs: np.ndarray,
-                 zs: np.ndarray, masks: Mapping[str, np.ndarray], mistake: np.ndarray, per: int = 1,
-                 case_regimes: np.ndarray | None = None) -> dict[str, Any]:
+                 zs: np.ndarray, masks: Mapping[str, np.ndarray], mistake: np.ndarray, per: int,
+                 case_regimes: np.ndarray) -> dict[str, Any]:
     """The chunk's worst cases as :class:`WorstCase` JSON, through scoring's own choice
     (:func:`harness.scoring.listed_cases`) on the few candidates for it: per regime the first value with
     its largest error and its first non-finite mistake, and the :data:`_WORST_PER_CHUNK` worst overall
@@ -406,8 +405,7 @@ def _reproducers(chunk: Chunk, name: str, truth: oracles.Truth, got: np.ndarray,
                              what=truth.what)
     examples = tuple(Example(np.asarray(xs[i]), np.asarray(zs[i])) for i in cases)
     mine = got[cases]  # the candidate's values of those cases (its result has the truth's shape)
-    regimes = case_regimes[cases] if case_regimes is not None else None
-    obs = Observations([examples], [mine], [small], [compare(small, mine, regimes=regimes)])
+    obs = Observations([examples], [mine], [small], [compare(small, mine, regimes=case_regimes[cases])])
     worst, by_regime = listed_cases(obs, chunk.family, name, chunk.dtype, "none", count=len(picked))
     return {"worst": [w.to_json() for w in worst], "regime_worst": {r: w.to_json() for r, w in by_regime.items()}}
 
@@ -426,17 +424,18 @@ def sweep_chunk(chunk: Chunk) -> ChunkResult:
     bucket = (patterns - chunk.origin) // chunk.bucket_width
     out = ChunkResult(chunk.start, chunk.stop, int(patterns.size), 0.0, truth.path_counts)
     case_regimes = example_regimes(truth)  # once for every candidate and quantity
+    case_masks = {r: m for r in regime_order if (m := case_regimes == r).any()}
     if "loss" in chunk.quantities:
         for name in chunk.candidates:
-            out.candidates[name] = _score_candidate(name, chunk, truth, xs, zs, bucket, regime_order, case_regimes)
+            out.candidates[name] = _score_candidate(name, chunk, truth, xs, zs, bucket, case_regimes, case_masks)
     if "gradient" in chunk.quantities:
         exact_gradient = oracles.evaluate(chunk.family, **{fam.input_name: xs}, labels=zs, dtype=chunk.dtype,
                                           what="gradient")
         for k, v in exact_gradient.path_counts.items():
             out.paths[k] = out.paths.get(k, 0) + v
         for name in chunk.candidates:
-            out.gradients[name] = _score_candidate(name, chunk, exact_gradient, xs, zs, bucket, regime_order,
-                                                   case_regimes)
+            out.gradients[name] = _score_candidate(name, chunk, exact_gradient, xs, zs, bucket, case_regimes,
+                                                   case_masks)
     out.seconds = time.perf_counter() - began
     return out
 

@@ -235,15 +235,18 @@ def approximation(estimate: Estimate) -> np.ndarray:
     with np.errstate(all="ignore"):
         if estimate.above is not None:
             a = estimate.above
-            edge = (a == 0) | (np.frexp(a)[0] == -0.5) | (np.frexp(a)[0] == 0.5)  # a binade edge
             v = np.where(v < a, a, v)
-            v = np.where(edge & (v <= a), np.nextafter(a, np.inf), v)
+            v = np.where(_binade_edge(a) & (v <= a), np.nextafter(a, np.inf), v)
         if estimate.below is not None:
             b = estimate.below
-            edge = (b == 0) | (np.frexp(b)[0] == -0.5) | (np.frexp(b)[0] == 0.5)
             v = np.where(v > b, b, v)
-            v = np.where(edge & (v >= b), np.nextafter(b, -np.inf), v)
+            v = np.where(_binade_edge(b) & (v >= b), np.nextafter(b, -np.inf), v)
     return v
+
+
+def _binade_edge(x: np.ndarray) -> np.ndarray:
+    """Whether each value is zero or plus or minus a power of two (where the binade changes)."""
+    return (x == 0) | (np.abs(np.frexp(x)[0]) == 0.5)
 
 
 FAST_PRECISION = 53  # Truth.precision of values the fast path decided (float64 evaluation)
