@@ -47,6 +47,7 @@ __all__ = [
     "ErrorMap",
     "RunResult",
     "HISTOGRAM_BINS",
+    "HISTOGRAM_EDGES",
     "COUNTED_OUTCOMES",
     "NON_FINITE_MISTAKES",
     "SIGN_MISTAKES",
@@ -61,6 +62,7 @@ QUANTITIES: tuple[str, ...] = ("loss", "gradient")
 # Histogram of fractional ULP errors: "exact" is bit-identical to the correctly rounded value; the others
 # are upper bounds (inclusive) in ULP; "more" is everything above 2**10.
 HISTOGRAM_BINS = ("exact", "<=0.5", "<=1", "<=4", "<=1024", "more")
+HISTOGRAM_EDGES = (0.5, 1.0, 4.0, 1024.0)  # the upper bounds of the bins between "exact" and "more"
 
 # Outcomes counted per score besides the ULP statistics (see oracles._ulp for their definitions), plus
 # flushed subnormals (the correctly rounded value is a nonzero subnormal and the candidate returned 0) and

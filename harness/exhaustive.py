@@ -50,7 +50,7 @@ from oracles import OUTCOME_CODE
 
 from ._records import COUNTED_OUTCOMES, HISTOGRAM_BINS, NON_FINITE_MISTAKES, QUANTITIES, SIGN_MISTAKES, Finding, RegimeScore, Score, WorstCase
 from .candidates import NoGradient, Unsupported, get_candidate
-from .metrics import Comparison, compare, example_regimes, sign_marks
+from .metrics import Comparison, compare, example_regime_codes, histogram, sign_marks
 from .scoring import Observations, call_candidate, listed_cases
 from .strategies import Example
 
@@ -221,51 +221,52 @@ def chunk_inputs(chunk: Chunk) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 # ----------------------------------------------------------------------------------- per-chunk figures
 
 
+_ZERO_KEY = 2**17  # beyond 64 * 1075: the key of a 0 (negated: of inf) ULP error
+
+
 def _quantile_bins(ulp: np.ndarray) -> dict[str, int]:
     """Counts of ULP errors per log bin: ``"zero"``, ``"inf"``, else ``floor(64 * log2(u))`` as text."""
+    if not ulp.size:
+        return {}
+    with np.errstate(divide="ignore"):
+        # log2 of a positive float64 is within ±1075, so 0 (-inf) and inf clip to keys beyond every bin
+        keys = np.clip(np.floor(np.log2(ulp) * QUANTILE_BINS_PER_OCTAVE), -_ZERO_KEY, _ZERO_KEY).astype(np.int32)
+    low = int(keys.min())
+    counts = np.bincount(keys - low)
     out: dict[str, int] = {}
-    zero = ulp == 0
-    inf = np.isinf(ulp)
-    if zero.any():
-        out["zero"] = int(zero.sum())
-    if inf.any():
-        out["inf"] = int(inf.sum())
-    rest = ulp[~zero & ~inf]
-    if rest.size:
-        keys = np.floor(np.log2(rest) * QUANTILE_BINS_PER_OCTAVE).astype(np.int64)
-        low = int(keys.min())
-        counts = np.bincount(keys - low)  # a few thousand bins at most: log2 of a float64 is within ±1075
-        out.update((str(low + int(k)), int(counts[k])) for k in np.flatnonzero(counts))
+    for k in np.flatnonzero(counts).tolist():
+        key = low + k
+        out["zero" if key == -_ZERO_KEY else "inf" if key == _ZERO_KEY else str(key)] = int(counts[k])
     return out
 
 
-def _stats(c: Comparison, m: np.ndarray, no_number: np.ndarray, mistake: np.ndarray) -> dict[str, Any]:
-    """Mergeable statistics of the cases ``m`` (a mask) of comparison ``c``; ``no_number``: the cases
-    without a ULP number (every outcome but finite and agree: the only ones whose class is counted),
-    ``mistake``: the non-finite mistakes (both precomputed once for the chunk)."""
-    ulp, bits = c.ulp[m], c.bits[m]
-    measured = ~no_number[m]
-    u = ulp[measured]
-    b = bits[~np.isnan(bits)]
+def _stats(c: Comparison, m: np.ndarray | None, no_number: np.ndarray, mistake: np.ndarray) -> dict[str, Any]:
+    """Mergeable statistics of the cases ``m`` (a mask; None: all of them) of comparison ``c``;
+    ``no_number``: the cases without a ULP number (every outcome but finite and agree: the only ones whose
+    class is counted; bits of error are nan exactly there too), ``mistake``: the non-finite mistakes
+    (both precomputed once for the chunk)."""
+    pick = (lambda a: a) if m is None else (lambda a: a[m])  # noqa: E731 - no copies for a whole chunk
+    count = (lambda a: int(np.count_nonzero(a))) if m is None else (lambda a: int(np.count_nonzero(a & m)))  # noqa: E731
+    unmeasured = pick(no_number)
+    cases = unmeasured.size
+    if unmeasured.any():
+        measured = ~unmeasured
+        u, b = pick(c.ulp)[measured], pick(c.bits)[measured]
+        other = np.bincount(pick(c.codes)[unmeasured], minlength=len(oracles.OUTCOMES))
+    else:
+        u, b = pick(c.ulp), pick(c.bits)
+        other = np.zeros(len(oracles.OUTCOMES), dtype=np.int64)
     counts = dict.fromkeys(COUNTED_OUTCOMES, 0)
-    other = np.bincount(c.codes[m & no_number], minlength=len(oracles.OUTCOMES))  # few: only these are counted
     for name in COUNTED_OUTCOMES:
         if name in OUTCOME_CODE:
             counts[name] = int(other[OUTCOME_CODE[name]])
-    counts["flushed_subnormal"] = int(np.count_nonzero(c.flushed[m]))
+    counts["flushed_subnormal"] = count(c.flushed)
     for name in SIGN_MISTAKES:  # a gradient's (harness.metrics.sign_mistakes); none on a loss
-        counts[name] = int(np.count_nonzero(sign_marks(c, name)[m]))
-    counts["on_nonfinite_inputs"] = int(np.count_nonzero(mistake[m] & ~c.finite_input[m]))
-    hist = dict.fromkeys(HISTOGRAM_BINS, 0)
-    exact = (bits == 0) & measured
-    hist["exact"] = int(exact.sum())
-    rest = ulp[~exact & measured]
-    for name, upper in (("<=0.5", 0.5), ("<=1", 1.0), ("<=4", 4.0), ("<=1024", 1024.0)):
-        hist[name] = int((rest <= upper).sum())
-        rest = rest[rest > upper]
-    hist["more"] = int(rest.size)
+        counts[name] = count(sign_marks(c, name))
+    counts["on_nonfinite_inputs"] = count(mistake & ~c.finite_input)
+    hist = histogram(u, b)
     return {
-        "cases": int(m.sum()),
+        "cases": int(cases),
         "measured": int(u.size),
         "sum_ulp": float(u.sum()) if u.size else 0.0,
         "max_ulp": float(u.max()) if u.size else None,
@@ -361,7 +362,8 @@ def _score_candidate(name: str, chunk: Chunk, truth: oracles.Truth, xs: np.ndarr
     mistake = c.has(*NON_FINITE_MISTAKES)
     # per regime, its values: the chunk's case masks spread to the components
     masks = {r: np.repeat(m, per) if per > 1 else m for r, m in case_masks.items()}
-    regimes = {r: _stats(c, m, no_number, mistake) for r, m in masks.items()}
+    whole = len(masks) == 1  # one regime holds every case: its statistics without masked copies
+    regimes = {r: _stats(c, None if whole else m, no_number, mistake) for r, m in masks.items()}
     return {"all": _merge_stats(list(regimes.values())), "regimes": regimes,
             "buckets": _buckets(c, np.repeat(bucket, per) if per > 1 else bucket, _labels_in(chunk), mistake),
             **_reproducers(chunk, name, truth, got, c, xs, zs, masks, mistake, per, case_regimes)}
@@ -423,8 +425,10 @@ def sweep_chunk(chunk: Chunk) -> ChunkResult:
     truth = oracles.evaluate(chunk.family, **{fam.input_name: xs}, labels=zs, dtype=chunk.dtype)
     bucket = (patterns - chunk.origin) // chunk.bucket_width
     out = ChunkResult(chunk.start, chunk.stop, int(patterns.size), 0.0, truth.path_counts)
-    case_regimes = example_regimes(truth)  # once for every candidate and quantity
-    case_masks = {r: m for r in regime_order if (m := case_regimes == r).any()}
+    codes = example_regime_codes(truth)  # once for every candidate and quantity
+    present = np.bincount(codes, minlength=len(regime_order))
+    case_masks = {r: codes == i for i, r in enumerate(regime_order) if present[i]}
+    case_regimes = np.array(regime_order)[codes]
     if "loss" in chunk.quantities:
         for name in chunk.candidates:
             out.candidates[name] = _score_candidate(name, chunk, truth, xs, zs, bucket, case_regimes, case_masks)

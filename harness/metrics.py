@@ -14,9 +14,9 @@ import numpy as np
 import oracles
 from oracles import OUTCOME_CODE, Truth, measure_codes, outcome_codes, outcome_names
 
-from ._records import COUNTED_OUTCOMES, HISTOGRAM_BINS, NON_FINITE_MISTAKES, SIGN_MISTAKES, RegimeScore
+from ._records import COUNTED_OUTCOMES, HISTOGRAM_BINS, HISTOGRAM_EDGES, NON_FINITE_MISTAKES, SIGN_MISTAKES, RegimeScore
 
-__all__ = ["Comparison", "compare", "example_regimes", "sign_marks", "sign_mistakes", "summarize", "severity"]
+__all__ = ["Comparison", "compare", "example_regime_codes", "example_regimes", "histogram", "sign_marks", "sign_mistakes", "summarize", "severity"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,8 +130,14 @@ def compare(truth: Truth, computed: np.ndarray, regimes: np.ndarray | None = Non
 def example_regimes(truth: Truth) -> np.ndarray:
     """The regime of each example of a LOSS ``truth`` (:meth:`oracles._family.Family.regimes_of`): one per
     example for ``reduction='none'``, one for the whole batch otherwise (the batch is one example)."""
+    regimes = oracles.get_family(truth.family).regimes
+    return np.array([r.name for r in regimes])[example_regime_codes(truth)]
+
+
+def example_regime_codes(truth: Truth) -> np.ndarray:
+    """:func:`example_regimes` as codes: the index of each example's regime in its family's ``regimes``."""
     batch = truth.reduction != "none"
-    return oracles.get_family(truth.family).regimes_of(
+    return oracles.get_family(truth.family).regime_codes_of(
         truth.inputs[None] if batch else truth.inputs, truth.labels[None] if batch else truth.labels,
         truth.dtype, truth.rounded, truth)  # the record: its exact values are made only if needed
 
@@ -238,20 +244,26 @@ def _block(values: int, ulp: np.ndarray, bits: np.ndarray, counts: dict[str, int
     return {"examples": int(values - counts["unconverged"]), **_ulp_stats(ulp, bits), "counts": counts}
 
 
+def histogram(ulp: np.ndarray, bits: np.ndarray) -> dict[str, int]:
+    """The :data:`HISTOGRAM_BINS` counts of measured values (``ulp`` and ``bits`` of the same values, none
+    nan): ``"exact"`` where the bits of error are 0 (the correctly rounded value itself), else the first
+    bin whose upper bound (:data:`HISTOGRAM_EDGES`, inclusive) the ULP error does not exceed, ``"more"``
+    above the last. Counted as how many inexact values exceed each edge: no masked copies, no index
+    array (a sweep counts millions of values at once)."""
+    inexact = bits != 0
+    n = [int(np.count_nonzero(inexact))] + [int(np.count_nonzero(inexact & (ulp > e))) for e in HISTOGRAM_EDGES]
+    return {"exact": int(bits.size) - n[0], **{name: n[i] - n[i + 1] for i, name in enumerate(HISTOGRAM_BINS[1:-1])},
+            "more": n[-1]}
+
+
 def summarize(c: Comparison, regimes: Sequence[str] | None = None) -> dict:
     """ULP statistics, histogram and outcome counts of one comparison, and ``regimes``: the same per regime,
     a :class:`~harness.records.RegimeScore` each (``worst`` left None: scoring adds the reproducers), in the
     order ``regimes`` names (a family's regime names; others, and all of them without ``regimes``, in order
     of first appearance), only regimes with at least one example; ``{}`` when ``c`` is not classified.
     See :class:`harness.Score`."""
-    hist = dict.fromkeys(HISTOGRAM_BINS, 0)
-    exact = (c.bits == 0) & ~np.isnan(c.ulp)
-    hist["exact"] = int(exact.sum())
-    rest = c.ulp[~exact & ~np.isnan(c.ulp)]
-    for name, upper in (("<=0.5", 0.5), ("<=1", 1.0), ("<=4", 4.0), ("<=1024", 1024.0)):
-        hist[name] = int((rest <= upper).sum())
-        rest = rest[rest > upper]
-    hist["more"] = int(rest.size)
+    measured = ~np.isnan(c.ulp)
+    hist = histogram(c.ulp[measured], c.bits[measured])
     classified = c.regime is not None and c.regime.size > 0
     names, group = _regime_codes(c, regimes) if classified else ([], np.zeros(c.codes.size, dtype=np.intp))
     per_group = _counts(c, group, max(len(names), 1))

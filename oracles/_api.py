@@ -18,6 +18,7 @@ from mpmath import libmp
 from . import _fast
 from ._family import Evaluator, Family
 from ._formats import Format, resolve_format
+from ._ulp import EstimateFrame, estimate_frame
 from ._ziv import START_PRECISION, UNCONVERGED, Settled, interval_context, settle, workprec
 
 __all__ = ["FAMILIES", "REDUCTIONS", "Truth", "OracleUnconverged", "get_family", "family_names", "default_families", "evaluate", "loss", "gradient", "exact", "format_exact"]
@@ -105,6 +106,7 @@ class Truth:
     approx_low: np.ndarray
     params: dict = None  # type: ignore[assignment]  # the family's parameter values ({} without parameters)
     _exact: Any = None  # the whole object array of exact values, once ``exact`` made it
+    _frames: Any = None  # {format name: EstimateFrame}, once ``estimate_frame`` made them
 
     @property
     def exact(self) -> np.ndarray:
@@ -125,6 +127,17 @@ class Truth:
         """How many values each path decided: ``{"fast": ..., "ziv": ...}``."""
         fast = int(np.count_nonzero(self.fast))
         return {"fast": fast, "ziv": int(self.fast.size) - fast}
+
+    def estimate_frame(self, fmt: Any) -> EstimateFrame:
+        """What measuring a candidate against the fast path's estimates needs of this record alone
+        (:class:`oracles._ulp.EstimateFrame`), made on first use and kept: a sweep measures many candidates
+        against one record."""
+        fmt = resolve_format(fmt)
+        if self._frames is None:
+            object.__setattr__(self, "_frames", {})
+        if fmt.name not in self._frames:
+            self._frames[fmt.name] = estimate_frame(self, fmt)
+        return self._frames[fmt.name]
 
     def exact_value(self, index: Any) -> Any:
         """The exact value at ``index`` (a tuple, or a flat int) as ``mpmath.mpf``, from the Ziv path: within

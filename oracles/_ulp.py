@@ -28,7 +28,7 @@ Definitions, in a target format with precision ``p`` and normal exponent range `
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import mpmath
@@ -218,7 +218,7 @@ def ordinal(values: Any, dtype: Any) -> np.ndarray:
     arr = np.asarray(values).astype(np.float64)
     if np.isnan(arr).any():
         raise ValueError("ordinal of nan is undefined; filter nan values first")
-    return _ordinal_of(arr, fmt, np.ones(arr.shape, dtype=bool))
+    return _signed_ordinals(arr, fmt).astype(np.int64)
 
 
 def bits_of_error(computed: Any, exact: Any, dtype: Any) -> np.ndarray:
@@ -240,7 +240,7 @@ def _bits(outcomes: np.ndarray, computed: Any, exact: Any, fmt: Format) -> np.nd
     cu, ru = np.where(usable, c, 0.0), np.where(usable, rounded, 0.0)
     cu = np.where(np.isnan(cu), 0.0, cu)
     ru = np.where(np.isnan(ru), 0.0, ru)
-    distance = np.abs(ordinal(cu, fmt) - ordinal(ru, fmt)).astype(np.float64)
+    distance = _ordinal_distance(_signed_ordinals(cu, fmt), _signed_ordinals(ru, fmt))
     out[usable] = np.log2(1.0 + distance[usable])
     return out
 
@@ -268,9 +268,9 @@ def measure_codes(computed: Any, exact: Any, dtype: Any) -> tuple[np.ndarray, np
         raise ValueError(f"computed shape {c.shape} differs from exact shape {fast.shape}; pass matching arrays")
     flat_fast = np.ravel(fast)
     cf = c.ravel()
+    frame = exact.estimate_frame(fmt) if hasattr(exact, "estimate_frame") else estimate_frame(exact, fmt)
     if flat_fast.all():  # all fast (a large batch, typically): no masked copies of the arrays
-        o, u, b = _measure_estimated(cf, np.ravel(exact.approx), np.ravel(exact.approx_low),
-                                     np.ravel(exact.rounded), fmt, native.ravel())
+        o, u, b = _measure_estimated(cf, frame, fmt, native.ravel())
         return o.reshape(c.shape), u.reshape(c.shape), b.reshape(c.shape)
     outcomes = np.empty(cf.size, dtype=np.uint8)
     ulp = np.full(cf.size, np.nan)
@@ -282,8 +282,7 @@ def measure_codes(computed: Any, exact: Any, dtype: Any) -> tuple[np.ndarray, np
         sub = _Values(np.ravel(exact.exact if settled is None else settled)[rest], np.ravel(exact.status)[rest])
         o = classify(cf[rest], sub, fmt)
         outcomes[rest], ulp[rest], bits[rest] = outcome_codes(o), _ulp_errors(o, cf[rest], sub, fmt), _bits(o, cf[rest], sub, fmt)
-    o, u, b = _measure_estimated(cf[flat_fast], np.ravel(exact.approx)[flat_fast], np.ravel(exact.approx_low)[flat_fast],
-                                 np.ravel(exact.rounded)[flat_fast], fmt, native.ravel()[flat_fast])
+    o, u, b = _measure_estimated(cf[flat_fast], frame.take(flat_fast), fmt, native.ravel()[flat_fast])
     outcomes[flat_fast], ulp[flat_fast], bits[flat_fast] = o, u, b
     return outcomes.reshape(c.shape), ulp.reshape(c.shape), bits.reshape(c.shape)
 
@@ -295,42 +294,98 @@ class _Values:
         self.exact, self.status = exact, status
 
 
-def _measure_estimated(c: np.ndarray, hi: np.ndarray, lo: np.ndarray, rounded: np.ndarray, fmt: Format,
-                       native: np.ndarray | None = None):
-    """The metric for values whose exact value ``v`` is finite and nonzero, rounds to the finite ``rounded``,
-    and is known as ``hi + lo`` within ``2**-40 |v|`` (``2**-80`` for float64) with the same ULP (the fast
-    path's certificate: one normal binade, or both below ``2**(emin+1)``). Outcome codes: ``NAN`` for nan,
-    ``INF`` for an infinity (``v`` does not round to one), else ``FINITE``.
-    ``ulp(v) = 2**(max(floor(log2|hi|), emin) - p + 1)``; ``c - hi`` is
-    formed exactly (Knuth's two-sum) and ``lo`` subtracted, so the error is accurate to a few ``2**-52``
-    relative plus the estimate's distance from ``v`` (at most ``2**-16`` ULP in float32). ``native``: the
-    computed values in the format itself (``c`` is their float64 copy), read for the ordinal distance."""
-    with np.errstate(all="ignore"):
-        finite = np.isfinite(c)
-        outcomes = np.where(finite, np.uint8(OUTCOME_CODE[FINITE]),
-                            np.where(np.isnan(c), np.uint8(OUTCOME_CODE[NAN]), np.uint8(OUTCOME_CODE[INF])))
-        s = c - hi
-        bb = s - c
-        tail = (c - (s - bb)) + (-hi - bb)
-        diff = s + (tail - lo)
+class EstimateFrame(NamedTuple):
+    """What measuring against a record's fast-path estimates needs of the record alone, flat, made once
+    however many candidates are measured (:meth:`oracles.Truth.estimate_frame`): the estimate ``hi + lo``
+    (``lo`` None where it is 0 throughout: below float64 targets), ``shift`` = ``p - 1 - max(E, emin)``
+    with ``E`` the estimate's binade (``ulp(v) = 2**-shift``), and ``rounded`` the correctly rounded values'
+    ordinals (:func:`_signed_ordinals`; as float64 below 64 bits, see :func:`_ordinal_distance`). Entries
+    the fast path did not decide hold meaningless numbers."""
+
+    hi: np.ndarray
+    lo: np.ndarray | None
+    shift: np.ndarray
+    rounded: np.ndarray
+
+    def take(self, mask: np.ndarray) -> "EstimateFrame":
+        return EstimateFrame(self.hi[mask], None if self.lo is None else self.lo[mask], self.shift[mask],
+                             self.rounded[mask])
+
+
+def estimate_frame(exact: Any, dtype: Any) -> EstimateFrame:
+    """The :class:`EstimateFrame` of a ground-truth record with a fast path (``approx``, ``approx_low``,
+    ``rounded``), in ``dtype``."""
+    fmt = resolve_format(dtype)
+    hi = np.ravel(np.asarray(exact.approx, dtype=np.float64))
+    lo = np.ravel(np.asarray(exact.approx_low, dtype=np.float64))
+    with np.errstate(invalid="ignore"):
         # the quantum of v's binade, 2**(max(E, emin) - p + 1): subnormal values share the smallest one
         # (an estimate of exactly 0: a positive value below half the smallest subnormal, also that quantum)
         binade = np.where(hi == 0, fmt.emin, np.frexp(hi)[1] - 1)
         shift = (fmt.precision - 1 - np.maximum(binade, fmt.emin)).astype(np.int32)  # int32: fast ldexp
-        ulp = np.where(finite, np.ldexp(np.abs(diff), shift), np.nan)
+        rounded = np.ravel(np.asarray(exact.rounded))
+    used = bool(np.any(np.isfinite(lo) & (lo != 0)))  # the double-double tail, for float64 targets
+    ordinals = _signed_ordinals(rounded, fmt)
+    return EstimateFrame(hi, lo if used else None, shift, ordinals if fmt.bits == 64 else ordinals.astype(np.float64))
+
+
+def _measure_estimated(c: np.ndarray, frame: EstimateFrame, fmt: Format, native: np.ndarray | None = None):
+    """The metric for values whose exact value ``v`` is finite and nonzero, rounds to the finite ``rounded``,
+    and is known as ``hi + lo`` within ``2**-40 |v|`` (``2**-80`` for float64) with the same ULP (the fast
+    path's certificate: one normal binade, or both below ``2**(emin+1)``), given as ``frame``
+    (:class:`EstimateFrame`). Outcome codes: ``NAN`` for nan, ``INF`` for an infinity (``v`` does not round
+    to one), else ``FINITE``. ``ulp(v) = 2**(max(floor(log2|hi|), emin) - p + 1)``, and the error is
+    ``|(c - hi) - lo| / ulp(v)``. Its accuracy: ``c - hi`` is exact where ``hi/2 <= c <= 2 hi`` (Sterbenz),
+    and elsewhere ``|c - hi| >= |hi|/2 > |lo|`` and its rounding is ``2**-53`` of itself; subtracting
+    ``lo`` adds another ``2**-53`` of the result; scaling by a power of two is exact (a difference beyond
+float64, only possible for float64 targets, is taken halved). So the figure is
+    within ``2**-52`` of itself plus the estimate's distance from ``v`` (at most ``2**-16`` ULP in float32).
+    ``native``: the computed values in the format itself (``c`` is their float64 copy), read for the
+    ordinal distance."""
+    finite = np.isfinite(c)
+    every = bool(finite.all())
+    outcomes = np.full(c.shape, OUTCOME_CODE[FINITE], dtype=np.uint8)
+    with np.errstate(all="ignore"):
+        diff = c - frame.hi
+        if frame.lo is not None:
+            diff -= frame.lo
+        ulp = np.ldexp(np.abs(diff, out=diff), frame.shift)
+        over = np.isinf(diff) & finite  # float64 targets: c - hi beyond float64 (-max against max): halved
+        if over.any():
+            half = c[over] * 0.5 - frame.hi[over] * 0.5 - (0.0 if frame.lo is None else frame.lo[over] * 0.5)
+            ulp[over] = np.ldexp(np.abs(half), frame.shift[over] + 1)
         mine = native if native is not None and native.dtype == fmt.numpy_dtype else c
-        distance = np.abs(_ordinal_of(mine, fmt, finite) - _ordinal_of(rounded, fmt, finite)).astype(np.float64)
-        bits = np.where(finite, np.log2(1.0 + distance), np.nan)
+        bits = np.log2(1.0 + _ordinal_distance(_signed_ordinals(mine, fmt), frame.rounded))
+    if not every:
+        wrong = ~finite
+        outcomes[wrong] = np.where(np.isnan(c[wrong]), OUTCOME_CODE[NAN], OUTCOME_CODE[INF])
+        ulp[wrong] = np.nan
+        bits[wrong] = np.nan
     return outcomes, ulp, bits
 
 
-def _ordinal_of(values: np.ndarray, fmt: Format, keep: np.ndarray) -> np.ndarray:
-    """:func:`ordinal` of ``values`` (float64, or already in the format) where ``keep``, 0 elsewhere (nan
-    and infinities included), in the format's own signed integer width, as int64."""
+def _signed_ordinals(values: np.ndarray, fmt: Format) -> np.ndarray:
+    """:func:`ordinal` of ``values`` (float64, or already in the format) in the format's own signed integer
+    width: the sign-magnitude bit pattern ``s`` folded to two's complement as ``(s ^ (m & 0x7f..f)) - m``
+    with ``m = s >> (bits - 1)`` (0, or -1 for a set sign bit), which gives ``-magnitude`` for a negative
+    value and 0 for both zeros. nan patterns give numbers that order nothing: callers mask them."""
     native = values if values.dtype == fmt.numpy_dtype else values.astype(fmt.numpy_dtype)
     signed = native.view(_SIGNED[fmt.bits])
-    magnitude = signed & np.array((1 << (fmt.bits - 1)) - 1, dtype=signed.dtype)
-    return np.where(keep, np.where(signed < 0, -magnitude.astype(np.int64), magnitude), 0)
+    sign = signed >> (fmt.bits - 1)
+    return (signed ^ (sign & signed.dtype.type((1 << (fmt.bits - 1)) - 1))) - sign
+
+
+def _ordinal_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``|a - b|`` of two arrays of :func:`_signed_ordinals` as float64 (``b`` may be given as float64). Up
+    to 32 bits the ordinals and their difference (below ``2**33``) are exact in float64. For 64-bit formats
+    the difference can exceed int64 (``+max`` against ``-max`` is about ``2**64``): it is taken in uint64,
+    larger minus smaller, which is exact modulo ``2**64`` and below it."""
+    if a.dtype == np.int64:
+        ua, ub = a.view(np.uint64), b.view(np.uint64)
+        return np.where(a >= b, ua - ub, ub - ua).astype(np.float64)
+    out = np.array(a, dtype=np.float64)  # an array even for 0-d input (numpy scalars have no out=)
+    np.subtract(out, b, out=out)
+    return np.abs(out, out=out)
 
 
 _SIGNED = {16: np.int16, 32: np.int32, 64: np.int64}

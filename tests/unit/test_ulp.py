@@ -97,6 +97,25 @@ def test_ulp_error_is_inf_when_too_large_for_float64():
     assert math.isinf(float(err))
 
 
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_a_sign_flipped_huge_value_is_about_bits_plus_one_bits_wrong_on_both_metric_paths(dtype):
+    # ordinal(+max) - ordinal(-max) is about 2**bits: in float64 that exceeds int64 and once wrapped to a
+    # few bits less; in float64 c - v overflows, which the fast path's two-sum once turned to a nan ULP error
+    fmt = oracles.resolve_format(dtype)
+    huge = fmt.max_finite * 0.75  # the difference of -huge and huge exceeds max
+    truth = oracles.evaluate("sigmoid_ce", logits=np.array([-huge, 1.0]), labels=np.array([1.0, 0.0]), dtype=dtype)
+    assert truth.fast[0], "the fast path decides x = -huge, z = 1 (loss = huge, rounded)"
+    computed = -np.asarray(truth.rounded, dtype=np.float64).astype(fmt.numpy_dtype)
+    slow = bits_of_error(computed, truth.exact, dtype), ulp_error(computed, truth.exact, dtype)
+    _outcomes, ulp, bits = oracles.measure(computed, truth, dtype)
+    o = int(ordinal(np.float64(huge), dtype))
+    assert bits[0] == slow[0][0] == pytest.approx(math.log2(1 + 2 * o), rel=1e-15)
+    assert bits[0] > fmt.bits - 2.1
+    rounded = float(np.asarray(truth.rounded, dtype=np.float64)[0])
+    expected_ulp = float((mpmath.mpf(rounded) + huge) / 2 ** ulp_exponent(huge, dtype))  # |c - v|, v = huge + e**-huge
+    assert ulp[0] == pytest.approx(expected_ulp, rel=2**-40) and slow[1][0] == pytest.approx(expected_ulp, rel=2**-40)
+
+
 def test_measure_is_classify_ulp_error_and_bits_of_error_in_one_pass():
     exact = oracles.exact("sigmoid_ce", logits=np.float32([1e4, -810.0, 0.0, np.inf]),
                           labels=np.float32([0.9999, 1.0, 0.5, 0.5]), dtype="float32")
