@@ -36,6 +36,7 @@ from mpmath import libmp
 
 from ._formats import Format, resolve_format
 from ._rounding import round_mpf
+from ._ziv import NAN as NAN_STATUS, UNCONVERGED as UNCONVERGED_STATUS
 
 __all__ = [
     "ulp_exponent",
@@ -248,8 +249,9 @@ def _bits(outcomes: np.ndarray, computed: Any, exact: Any, fmt: Format) -> np.nd
 def measure(computed: Any, exact: Any, dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`classify`, :func:`ulp_error` and :func:`bits_of_error` together, classifying only once.
 
-    For a ground-truth record, the values its fast path decided are measured over whole arrays from the
-    fast path's estimate (:func:`_measure_estimated`); the others value by value from the exact values.
+    For a ground-truth record, the values its fast path decided and the Ziv path's finite nonzero values
+    are measured over whole arrays from a float copy of them (:func:`estimate_frame`,
+    :func:`_measure_estimated`); the others value by value from the exact values.
     """
     codes, ulp, bits = measure_codes(computed, exact, dtype)
     return outcome_names(codes), ulp, bits
@@ -258,32 +260,36 @@ def measure(computed: Any, exact: Any, dtype: Any) -> tuple[np.ndarray, np.ndarr
 def measure_codes(computed: Any, exact: Any, dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`measure` with the outcomes as codes (uint8: :data:`OUTCOME_CODE`), for large batches."""
     fmt = resolve_format(dtype)
-    fast = getattr(exact, "fast", None)
-    if fast is None or not np.any(fast):
+    frame = None
+    if hasattr(exact, "estimate_frame"):
+        frame = exact.estimate_frame(fmt)
+    elif getattr(exact, "fast", None) is not None:
+        frame = estimate_frame(exact, fmt)
+    if frame is None or not frame.usable.any():
         outcomes = classify(computed, exact, fmt)
         return outcome_codes(outcomes), _ulp_errors(outcomes, computed, exact, fmt), _bits(outcomes, computed, exact, fmt)
     native = np.asarray(computed)
     c = native.astype(np.float64)
-    if c.shape != fast.shape:
-        raise ValueError(f"computed shape {c.shape} differs from exact shape {fast.shape}; pass matching arrays")
-    flat_fast = np.ravel(fast)
+    shape = np.shape(exact.rounded)
+    if c.shape != shape:
+        raise ValueError(f"computed shape {c.shape} differs from exact shape {shape}; pass matching arrays")
     cf = c.ravel()
-    frame = exact.estimate_frame(fmt) if hasattr(exact, "estimate_frame") else estimate_frame(exact, fmt)
-    if flat_fast.all():  # all fast (a large batch, typically): no masked copies of the arrays
+    if frame.usable.all():  # a large batch, typically: no masked copies of the arrays
         o, u, b = _measure_estimated(cf, frame, fmt, native.ravel())
         return o.reshape(c.shape), u.reshape(c.shape), b.reshape(c.shape)
+    usable = frame.usable
     outcomes = np.empty(cf.size, dtype=np.uint8)
     ulp = np.full(cf.size, np.nan)
     bits = np.full(cf.size, np.nan)
-    rest = ~flat_fast
-    if rest.any():
-        # the Ziv path's values only: the fast ones are never made into mpmath numbers here (Truth.exact)
-        settled = getattr(exact, "settled_exact", None)
-        sub = _Values(np.ravel(exact.exact if settled is None else settled)[rest], np.ravel(exact.status)[rest])
-        o = classify(cf[rest], sub, fmt)
-        outcomes[rest], ulp[rest], bits[rest] = outcome_codes(o), _ulp_errors(o, cf[rest], sub, fmt), _bits(o, cf[rest], sub, fmt)
-    o, u, b = _measure_estimated(cf[flat_fast], frame.take(flat_fast), fmt, native.ravel()[flat_fast])
-    outcomes[flat_fast], ulp[flat_fast], bits[flat_fast] = o, u, b
+    rest = ~usable
+    # the other values one by one (exact zeros, non-finite and unconverged values, extreme exponents): the
+    # Ziv path's values only, so the fast ones are never made into mpmath numbers here (Truth.exact)
+    settled = getattr(exact, "settled_exact", None)
+    sub = _Values(np.ravel(exact.exact if settled is None else settled)[rest], np.ravel(exact.status)[rest])
+    o = classify(cf[rest], sub, fmt)
+    outcomes[rest], ulp[rest], bits[rest] = outcome_codes(o), _ulp_errors(o, cf[rest], sub, fmt), _bits(o, cf[rest], sub, fmt)
+    o, u, b = _measure_estimated(cf[usable], frame.take(usable), fmt, native.ravel()[usable])
+    outcomes[usable], ulp[usable], bits[usable] = o, u, b
     return outcomes.reshape(c.shape), ulp.reshape(c.shape), bits.reshape(c.shape)
 
 
@@ -295,38 +301,68 @@ class _Values:
 
 
 class EstimateFrame(NamedTuple):
-    """What measuring against a record's fast-path estimates needs of the record alone, flat, made once
-    however many candidates are measured (:meth:`oracles.Truth.estimate_frame`): the estimate ``hi + lo``
-    (``lo`` None where it is 0 throughout: below float64 targets), ``shift`` = ``p - 1 - max(E, emin)``
-    with ``E`` the estimate's binade (``ulp(v) = 2**-shift``), and ``rounded`` the correctly rounded values'
-    ordinals (:func:`_signed_ordinals`; as float64 below 64 bits, see :func:`_ordinal_distance`). Entries
-    the fast path did not decide hold meaningless numbers."""
+    """What measuring against a ground-truth record's values in float arithmetic needs of the record alone,
+    flat, made once however many candidates are measured (:meth:`oracles.Truth.estimate_frame`): ``usable``,
+    the values measured from the estimate ``hi + lo`` (``lo`` None where it is 0 throughout), ``shift`` =
+    ``p - 1 - max(E, emin)`` with ``E`` the estimate's binade (``ulp(v) = 2**-shift``), and ``rounded`` the
+    correctly rounded values' ordinals (:func:`_signed_ordinals`; as float64 below 64 bits, see
+    :func:`_ordinal_distance`). Entries not ``usable`` hold meaningless numbers."""
 
+    usable: np.ndarray
     hi: np.ndarray
     lo: np.ndarray | None
     shift: np.ndarray
     rounded: np.ndarray
 
     def take(self, mask: np.ndarray) -> "EstimateFrame":
-        return EstimateFrame(self.hi[mask], None if self.lo is None else self.lo[mask], self.shift[mask],
-                             self.rounded[mask])
+        return EstimateFrame(self.usable[mask], self.hi[mask], None if self.lo is None else self.lo[mask],
+                             self.shift[mask], self.rounded[mask])
+
+
+# Ziv-path values measured from a double-double copy (estimate_frame): nonzero, with a binade exponent in
+# this range, so that hi is a normal float64 and hi + lo holds the value to 2**-105 relative
+_COPIED_EXPONENTS = (-1000, 1020)
 
 
 def estimate_frame(exact: Any, dtype: Any) -> EstimateFrame:
-    """The :class:`EstimateFrame` of a ground-truth record with a fast path (``approx``, ``approx_low``,
-    ``rounded``), in ``dtype``."""
+    """The :class:`EstimateFrame` of a ground-truth record (``fast``, ``approx``, ``approx_low``,
+    ``settled_exact``, ``status``, ``rounded``), in ``dtype``. Usable: the values the fast path decided
+    (their estimate, within ``2**-40`` relative, ``2**-80`` for float64, in the exact value's binade), and
+    the Ziv path's finite nonzero values of a finite rounding, copied as ``hi`` = the value truncated to
+    float64 (so in its binade: powers of two are float64 numbers) plus ``lo`` = the rest rounded: the Ziv
+    value is within ``2**-70`` of the exact one, as the value-by-value path measures from, and the copy
+    within ``2**-105`` of it."""
     fmt = resolve_format(dtype)
-    hi = np.ravel(np.asarray(exact.approx, dtype=np.float64))
-    lo = np.ravel(np.asarray(exact.approx_low, dtype=np.float64))
+    usable = np.ravel(np.asarray(exact.fast, dtype=bool)).copy()
+    hi = np.ravel(np.asarray(exact.approx, dtype=np.float64)).copy()
+    lo = np.ravel(np.asarray(exact.approx_low, dtype=np.float64)).copy()
+    rounded = np.ravel(np.asarray(exact.rounded))
+    if not usable.all():
+        settled = np.ravel(exact.settled_exact)
+        status = np.ravel(exact.status)
+        with np.errstate(invalid="ignore"):
+            finite = np.isfinite(rounded.astype(np.float64))
+        low_e, high_e = _COPIED_EXPONENTS
+        for i in np.flatnonzero(~usable & finite & (status != UNCONVERGED_STATUS) & (status != NAN_STATUS)).tolist():
+            v = _as_mpf(settled[i])
+            if v[1] == 0 or v in (libmp.finf, libmp.fninf, libmp.fnan):  # zero, or not finite
+                continue
+            if not low_e < v[2] + v[3] - 1 < high_e:
+                continue
+            top = libmp.mpf_pos(v, 53, libmp.round_down)  # toward zero: in v's binade
+            hi[i] = libmp.to_float(top)
+            lo[i] = libmp.to_float(libmp.mpf_sub(v, top, 53, libmp.round_nearest))
+            usable[i] = True
+    hi[~usable] = 1.0  # placeholders, never read
     with np.errstate(invalid="ignore"):
         # the quantum of v's binade, 2**(max(E, emin) - p + 1): subnormal values share the smallest one
         # (an estimate of exactly 0: a positive value below half the smallest subnormal, also that quantum)
         binade = np.where(hi == 0, fmt.emin, np.frexp(hi)[1] - 1)
         shift = (fmt.precision - 1 - np.maximum(binade, fmt.emin)).astype(np.int32)  # int32: fast ldexp
-        rounded = np.ravel(np.asarray(exact.rounded))
-    used = bool(np.any(np.isfinite(lo) & (lo != 0)))  # the double-double tail, for float64 targets
+    used = bool(np.any(usable & (lo != 0)))  # a tail: double-double estimates (float64), Ziv values
     ordinals = _signed_ordinals(rounded, fmt)
-    return EstimateFrame(hi, lo if used else None, shift, ordinals if fmt.bits == 64 else ordinals.astype(np.float64))
+    return EstimateFrame(usable, hi, lo if used else None, shift,
+                         ordinals if fmt.bits == 64 else ordinals.astype(np.float64))
 
 
 def _measure_estimated(c: np.ndarray, frame: EstimateFrame, fmt: Format, native: np.ndarray | None = None):

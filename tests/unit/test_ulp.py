@@ -147,3 +147,34 @@ def test_bad_arguments_of_the_metric_are_one_line_errors_naming_the_problem():
         ulp_error(np.float32([1.0, 2.0]), [1.0, 2.0, 3.0], "float32")
     with pytest.raises(ValueError, match=r"^ordinal of nan is undefined; filter nan values first$"):
         ordinal([math.nan], "float32")
+
+
+@pytest.mark.parametrize("family", ["sigmoid_ce", "softmax_ce"])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32", "float64"])
+def test_ziv_path_values_measured_from_their_float_copy_agree_with_the_value_by_value_metric(family, dtype):
+    from oracles._api import _evaluate
+    from oracles._ulp import _Values, _bits, _ulp_errors, outcome_codes
+
+    rng = np.random.default_rng(5)
+    if family == "sigmoid_ce":
+        x = rng.standard_normal(120) * 10.0 ** rng.integers(-300, 300, 120)
+        z = rng.choice([0.0, 1.0, 0.3, 0.9999], 120)
+    else:
+        x = rng.standard_normal((40, 3)) * 10.0 ** rng.integers(-5, 5, (40, 1))
+        z = rng.dirichlet(np.ones(3), 40)
+    fmt = oracles.resolve_format(dtype)
+    for what in ("loss", "gradient"):
+        truth = _evaluate(family, logits=x, labels=z, dtype=dtype, what=what, path="ziv")
+        r = np.asarray(truth.rounded, dtype=np.float64)
+        finite_nonzero = (np.isfinite(r) & (r != 0)).ravel()
+        assert truth.estimate_frame(dtype).usable[finite_nonzero].all()  # these take the vectorised path
+        for computed in (r, r * (1 + 2.0**-7), -r, r * 1e3, np.where(rng.random(r.shape) < 0.2, np.inf, r)):
+            with np.errstate(over="ignore"):  # r * 1e3 beyond the format: inf, a case of its own
+                c = computed.astype(fmt.numpy_dtype)
+            codes, ulp, bits = oracles.measure_codes(c, truth, dtype)
+            one_by_one = _Values(truth.exact.ravel(), truth.status.ravel())
+            names = classify(c.ravel(), one_by_one, dtype)
+            assert codes.ravel().tolist() == outcome_codes(names).tolist()
+            np.testing.assert_array_equal(bits.ravel(), _bits(names, c.ravel(), one_by_one, fmt))
+            expected = _ulp_errors(names, c.ravel(), one_by_one, fmt)
+            np.testing.assert_allclose(ulp.ravel(), expected, rtol=2.0**-40, atol=2.0**-40)
