@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
+from mpmath import libmp
 
 from ._fast import Estimate
 from ._ziv import CONVERGED, Enclosure, workprec
@@ -368,10 +369,32 @@ def exp(ctx: Any, t: Any) -> Any:
     logit with label 1/2, ``x/4`` plus a tiny cubic term, was rounded to the wrong side of a midpoint).
     ``exp(0) = 1`` stays exact.
     """
+    if ctx.prec > 600 and _huge_integer_end(t):
+        return _exp_reduced(ctx, t)
     e = ctx.exp(t)
     if t.a == 0 and t.b == 0:
         return e
     return _widened(ctx, e)
+
+
+def _huge_integer_end(t: Any) -> bool:
+    """Whether an end of the interval ``t`` is an integer of magnitude ``2**64`` or more."""
+    return any(man and exp >= 0 and exp + bc > 64 for _sign, man, exp, bc in t._mpi_)
+
+
+def _exp_reduced(ctx: Any, t: Any) -> Any:
+    """:func:`exp` of an interval with a huge integer end, as ``2**k * exp(t - k ln 2)``. Above 600 bits
+    mpmath's ``mpf_exp`` raises e to an integer argument's power by repeated squaring: 6.1 ms for
+    ``t = -1.8e308`` at 1536 bits (rows of huge float64 logits ask for that), against 0.18 ms this way,
+    with the same relative width; from ``2**64`` up this way is the faster. Rigour: ``t - k ln 2`` is
+    evaluated at ``mag(t) + 20`` bits more than the working precision (``k`` and ``t`` exact there, ``ln 2``
+    an enclosure, outward rounding), its ``exp`` is widened as :func:`exp`'s, and ``2**k`` is exact."""
+    low, high = t._mpi_
+    magnitude = max(exp + bc for _sign, man, exp, bc in (low, high) if man)
+    k = int(libmp.to_int(libmp.mpf_div(low, libmp.mpf_ln2(64), 64, libmp.round_nearest)))
+    with workprec(ctx, ctx.prec + magnitude + 20):
+        reduced = t - k * ctx.ln2
+    return _widened(ctx, ctx.exp(reduced)) * ctx.mpf(libmp.from_man_exp(1, k))
 
 
 def log(ctx: Any, t: Any) -> Any:

@@ -127,6 +127,24 @@ def test_huge_logits_settle_quickly():
         assert float(got[2]) == correctly_rounded(mpmath.log(2) - mpmath.mpf(2) ** -1075, "float64")
 
 
+@pytest.mark.parametrize("prec", [768, 1536])
+@pytest.mark.parametrize("t", [-np.finfo(np.float64).max, -(2.0**70), 2.0**80 + 2.0**28, 2.0**1000])
+def test_exp_of_a_huge_integer_is_a_tight_enclosure_taken_by_argument_reduction(t, prec):
+    # above 600 bits mpmath powers e by squaring for an integer argument (milliseconds at 2**1024);
+    # oracles._family.exp reduces the argument by k ln 2 instead: the enclosure must hold exp(t)
+    from oracles._family import exp
+    from oracles._ziv import interval_context, workprec
+
+    ctx = interval_context()
+    with workprec(ctx, prec):
+        enclosure = exp(ctx, ctx.mpf(t))
+    low, high = (mpmath.mp.make_mpf(end) for end in enclosure._mpi_)  # as they are: no rounding
+    with mpmath.workprec(prec + 1100):  # exp(t) at far more bits than the enclosure's
+        value = mpmath.exp(mpmath.mpf(t))
+        assert low < value < high
+        assert (high - low) / value < mpmath.mpf(2) ** (8 - prec)
+
+
 class TestLimitValues:
     def test_sigmoid_ce_at_infinite_logits(self):
         x = np.array([np.inf, np.inf, -np.inf, -np.inf, np.nan, 1.0])
