@@ -8,8 +8,11 @@ Definitions, in a target format with precision ``p`` and normal exponent range `
   finite value the binades are continued with the same formula (so a finite result for a finite exact value
   beyond the overflow threshold still gets a number).
 - The fractional ULP error of a computed value ``c`` is ``|c - v| / ulp(v)``, computed from the exact
-  value (never from its rounding); a correctly rounded result has error at most 0.5. It is evaluated with
-  64-bit relative accuracy, so it is accurate to far better than 2**-30 ULP.
+  value (never from its rounding); a correctly rounded result has error at most 0.5. Value by value it is
+  evaluated at 64 bits from the exact value; over whole arrays (the values of a ground-truth record with a
+  float copy, :func:`estimate_frame`) in float64 from that copy, within ``2**-52`` of itself plus the copy's
+  distance from ``v`` (at most ``2**-16`` ULP in float32, ``2**-27`` in float64; see
+  :func:`_measure_estimated`). A value a hair from a histogram edge (0.5, 1) may fall on either side.
 - Bits of error (as Herbie): ``log2(1 + n)`` where ``n`` is the number of format values strictly between
   ``c`` and the correctly rounded ``round(v)``, plus one if they differ (the ordinal distance; ``-0`` and
   ``+0`` are one point, ``±inf`` sits one step beyond ``±max``).
