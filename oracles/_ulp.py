@@ -11,8 +11,9 @@ Definitions, in a target format with precision ``p`` and normal exponent range `
   value (never from its rounding); a correctly rounded result has error at most 0.5. Value by value it is
   evaluated at 64 bits from the exact value; over whole arrays (the values of a ground-truth record with a
   float copy, :func:`estimate_frame`) in float64 from that copy, within ``2**-52`` of itself plus the copy's
-  distance from ``v`` (at most ``2**-16`` ULP in float32, ``2**-27`` in float64; see
-  :func:`_measure_estimated`). A value a hair from a histogram edge (0.5, 1) may fall on either side.
+  distance from ``v`` (a fast-path estimate: at most ``2**-16`` ULP in float32, ``2**-27`` in float64; a Ziv
+  value: ``2**-70`` relative, as the value-by-value path reads it; see :func:`_measure_estimated`). A value
+  a hair from a histogram edge (0.5, 1) may fall on either side.
 - Bits of error (as Herbie): ``log2(1 + n)`` where ``n`` is the number of format values strictly between
   ``c`` and the correctly rounded ``round(v)``, plus one if they differ (the ordinal distance; ``-0`` and
   ``+0`` are one point, ``±inf`` sits one step beyond ``±max``).
