@@ -129,9 +129,9 @@ class Truth:
         return {"fast": fast, "ziv": int(self.fast.size) - fast}
 
     def estimate_frame(self, fmt: Any) -> EstimateFrame:
-        """What measuring a candidate against the fast path's estimates needs of this record alone
-        (:class:`oracles._ulp.EstimateFrame`), made on first use and kept: a sweep measures many candidates
-        against one record."""
+        """What measuring a candidate over whole arrays needs of this record alone (the float copies of its
+        values, their binades, the ordinals of their roundings: :class:`oracles._ulp.EstimateFrame`), made
+        on first use and kept: a sweep measures many candidates against one record."""
         fmt = resolve_format(fmt)
         if self._frames is None:
             object.__setattr__(self, "_frames", {})

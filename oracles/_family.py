@@ -389,9 +389,8 @@ def _exp_reduced(ctx: Any, t: Any) -> Any:
     with the same relative width; from ``2**64`` up this way is the faster. Rigour: ``t - k ln 2`` is
     evaluated at ``mag(t) + 20`` bits more than the working precision (``k`` and ``t`` exact there, ``ln 2``
     an enclosure, outward rounding), its ``exp`` is widened as :func:`exp`'s, and ``2**k`` is exact."""
-    low, high = t._mpi_
-    magnitude = max(exp + bc for _sign, man, exp, bc in (low, high) if man)
-    k = int(libmp.to_int(libmp.mpf_div(low, libmp.mpf_ln2(64), 64, libmp.round_nearest)))
+    magnitude, end = max((exp + bc, end) for end in t._mpi_ if end[1] for _sign, _man, exp, bc in (end,))
+    k = int(libmp.to_int(libmp.mpf_div(end, libmp.mpf_ln2(64), 64, libmp.round_nearest)))  # any k is rigorous
     with workprec(ctx, ctx.prec + magnitude + 20):
         reduced = t - k * ctx.ln2
     return _widened(ctx, ctx.exp(reduced)) * ctx.mpf(libmp.from_man_exp(1, k))
