@@ -371,8 +371,9 @@ def estimate_frame(exact: Any, dtype: Any) -> EstimateFrame:
 
 def _measure_estimated(c: np.ndarray, frame: EstimateFrame, fmt: Format, native: np.ndarray | None = None):
     """The metric for values whose exact value ``v`` is finite and nonzero, rounds to the finite ``rounded``,
-    and is known as ``hi + lo`` within ``2**-40 |v|`` (``2**-80`` for float64) with the same ULP (the fast
-    path's certificate: one normal binade, or both below ``2**(emin+1)``), given as ``frame``
+    and is known as ``hi + lo`` within ``2**-40 |v|`` (``2**-80`` for float64; ``2**-70`` for a Ziv value) with
+    the same ULP (the fast path's certificate: one normal binade, or both below ``2**(emin+1)``; a Ziv value's
+    copy is truncated into its binade), given as ``frame``
     (:class:`EstimateFrame`). Outcome codes: ``NAN`` for nan, ``INF`` for an infinity (``v`` does not round
     to one), else ``FINITE``. ``ulp(v) = 2**(max(floor(log2|hi|), emin) - p + 1)``, and the error is
     ``|(c - hi) - lo| / ulp(v)``. Its accuracy: ``c - hi`` is exact where ``hi/2 <= c <= 2 hi`` (Sterbenz),
