@@ -428,7 +428,7 @@ def sweep_chunk(chunk: Chunk) -> ChunkResult:
     codes = example_regime_codes(truth)  # once for every candidate and quantity
     present = np.bincount(codes, minlength=len(regime_order))
     case_masks = {r: codes == i for i, r in enumerate(regime_order) if present[i]}
-    case_regimes = np.array(regime_order)[codes]
+    case_regimes = fam.regime_names(codes)
     if "loss" in chunk.quantities:
         for name in chunk.candidates:
             out.candidates[name] = _score_candidate(name, chunk, truth, xs, zs, bucket, case_regimes, case_masks)

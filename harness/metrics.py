@@ -130,8 +130,7 @@ def compare(truth: Truth, computed: np.ndarray, regimes: np.ndarray | None = Non
 def example_regimes(truth: Truth) -> np.ndarray:
     """The regime of each example of a LOSS ``truth`` (:meth:`oracles._family.Family.regimes_of`): one per
     example for ``reduction='none'``, one for the whole batch otherwise (the batch is one example)."""
-    regimes = oracles.get_family(truth.family).regimes
-    return np.array([r.name for r in regimes])[example_regime_codes(truth)]
+    return oracles.get_family(truth.family).regime_names(example_regime_codes(truth))
 
 
 def example_regime_codes(truth: Truth) -> np.ndarray:

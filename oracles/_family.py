@@ -190,8 +190,11 @@ class Family:
         """The regime of each of ``n`` examples at once, as :meth:`regime` decides it (the same partition,
         vectorised: no Python loop over the examples). Returns an array of ``n`` regime names: those of
         :meth:`regime_codes_of`, which says how they are decided."""
-        names = np.array([r.name for r in self.regimes])
-        return names[self.regime_codes_of(inputs, labels, dtype, rounded, exact)]
+        return self.regime_names(self.regime_codes_of(inputs, labels, dtype, rounded, exact))
+
+    def regime_names(self, codes: np.ndarray) -> np.ndarray:
+        """The regime names of regime codes (indices in :attr:`regimes`, as :meth:`regime_codes_of` gives)."""
+        return np.array([r.name for r in self.regimes])[codes]
 
     def regime_codes_of(self, inputs: Any, labels: Any, dtype: Any, rounded: Any, exact: Any = None) -> np.ndarray:
         """:meth:`regimes_of` as codes: each example's regime as its index in :attr:`regimes` (int8), for
@@ -389,7 +392,8 @@ def _exp_reduced(ctx: Any, t: Any) -> Any:
     with the same relative width; from ``2**64`` up this way is the faster. Rigour: ``t - k ln 2`` is
     evaluated at ``mag(t) + 20`` bits more than the working precision (``k`` and ``t`` exact there, ``ln 2``
     an enclosure, outward rounding), its ``exp`` is widened as :func:`exp`'s, and ``2**k`` is exact."""
-    magnitude, end = max((exp + bc, end) for end in t._mpi_ if end[1] for _sign, _man, exp, bc in (end,))
+    end = max((e for e in t._mpi_ if e[1]), key=lambda e: e[2] + e[3])  # the end of larger magnitude
+    magnitude = end[2] + end[3]  # exponent + bit count of an mpf tuple (sign, mantissa, exponent, bits)
     k = int(libmp.to_int(libmp.mpf_div(end, libmp.mpf_ln2(64), 64, libmp.round_nearest)))  # any k is rigorous
     with workprec(ctx, ctx.prec + magnitude + 20):
         reduced = t - k * ctx.ln2

@@ -264,11 +264,7 @@ def measure(computed: Any, exact: Any, dtype: Any) -> tuple[np.ndarray, np.ndarr
 def measure_codes(computed: Any, exact: Any, dtype: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """:func:`measure` with the outcomes as codes (uint8: :data:`OUTCOME_CODE`), for large batches."""
     fmt = resolve_format(dtype)
-    frame = None
-    if hasattr(exact, "estimate_frame"):
-        frame = exact.estimate_frame(fmt)
-    elif getattr(exact, "fast", None) is not None:
-        frame = estimate_frame(exact, fmt)
+    frame = exact.estimate_frame(fmt) if hasattr(exact, "estimate_frame") else None  # a ground-truth record
     if frame is None or not frame.usable.any():
         outcomes = classify(computed, exact, fmt)
         return outcome_codes(outcomes), _ulp_errors(outcomes, computed, exact, fmt), _bits(outcomes, computed, exact, fmt)
@@ -369,7 +365,7 @@ def estimate_frame(exact: Any, dtype: Any) -> EstimateFrame:
                          ordinals if fmt.bits == 64 else ordinals.astype(np.float64))
 
 
-def _measure_estimated(c: np.ndarray, frame: EstimateFrame, fmt: Format, native: np.ndarray | None = None):
+def _measure_estimated(c: np.ndarray, frame: EstimateFrame, fmt: Format, native: np.ndarray):
     """The metric for values whose exact value ``v`` is finite and nonzero, rounds to the finite ``rounded``,
     and is known as ``hi + lo`` within ``2**-40 |v|`` (``2**-80`` for float64; ``2**-70`` for a Ziv value) with
     the same ULP (the fast path's certificate: one normal binade, or both below ``2**(emin+1)``; a Ziv value's
@@ -395,7 +391,7 @@ float64, only possible for float64 targets, is taken halved). So the figure is
         if over.any():
             half = c[over] * 0.5 - frame.hi[over] * 0.5 - (0.0 if frame.lo is None else frame.lo[over] * 0.5)
             ulp[over] = np.ldexp(np.abs(half), frame.shift[over] + 1)
-        mine = native if native is not None and native.dtype == fmt.numpy_dtype else c
+        mine = native if native.dtype == fmt.numpy_dtype else c
         bits = np.log2(1.0 + _ordinal_distance(_signed_ordinals(mine, fmt), frame.rounded))
     if not every:
         wrong = ~finite
