@@ -161,65 +161,31 @@ def certify(estimate: Estimate, fmt: Format) -> tuple[np.ndarray, np.ndarray]:
     """Decide the correct rounding of each estimated value where its enclosure allows (module docstring).
 
     Returns ``(rounded, accepted)``: float64 values exactly representable in ``fmt`` (valid where
-    ``accepted``) and the boolean mask of decided outputs.
+    ``accepted``) and the boolean mask of decided outputs. For formats narrower than float64 the checks run
+    value by value in one compiled loop (:func:`oracles._kernels.certify_narrow`), in this order: the
+    enclosure ``lo = next_down(v - b)``, ``hi = next_up(v + b)`` with ``b = delta * FINAL_MARGIN +
+    ABSOLUTE_FLOOR``, narrowed by the proven bounds (``max(lo, next_up(above))`` and ``min(hi,
+    next_down(below))`` for the sign and binade, ``max(lo, above)`` and ``min(hi, below)`` for the
+    rounding: a real strictly between two adjacent float64 numbers has their sign and binade, and rounding
+    is monotone); conditions 1-3; then the zero rule of "Underflow" and "Proven bounds".
     """
     if fmt.precision == 53:
         return _certify_float64(estimate)
-    v, delta = estimate.value, estimate.delta
-    bounded = estimate.above is not None or estimate.below is not None
-    with np.errstate(all="ignore"):
-        bound = (delta * FINAL_MARGIN + ABSOLUTE_FLOOR)
-        lo = np.nextafter(v - bound, -np.inf)
-        hi = np.nextafter(v + bound, np.inf)
-        ok = estimate.eligible & np.isfinite(lo) & np.isfinite(hi) & np.isfinite(v) & np.isfinite(delta)
-        # the enclosure for the rounding (lo_r, hi_r) and for the sign and binade (lo, hi), narrowed by the
-        # family's proven strict bounds (module docstring, "Proven bounds")
-        lo_r, hi_r = lo, hi
-        if bounded:
-            lo, hi, lo_r, hi_r = _narrowed(lo, hi, estimate.above, estimate.below)
-            ok &= lo <= hi
-        ok &= (lo > 0) | (hi < 0)  # one sign, zero excluded
-        lo_r = np.where(ok, lo_r, 1.0)
-        hi_r = np.where(ok, hi_r, 1.0)
-        r_lo, e_lo = round_to_format(lo_r, fmt)
-        r_hi, e_hi = round_to_format(hi_r, fmt)
-        if bounded:
-            e_lo = np.frexp(np.where(ok, lo, 1.0))[1].astype(np.int64) - 1
-            e_hi = np.frexp(np.where(ok, hi, 1.0))[1].astype(np.int64) - 1
-        ok &= (np.maximum(e_lo, fmt.emin) == np.maximum(e_hi, fmt.emin)) & (e_hi <= fmt.emax)
-        ok &= (r_lo == r_hi) & (np.abs(r_lo) <= fmt.max_finite)
-        ok &= bound <= MAX_RELATIVE_BOUND * np.abs(v)
-        rounded = np.where(ok, r_lo, np.nan)
-        # proven positive (negative) and wholly below half the smallest subnormal in magnitude: +0 (-0)
-        tiny = ~ok & estimate.eligible & (bound <= MAX_RELATIVE_BOUND * fmt.min_subnormal)
-        positive = estimate.positive if estimate.above is None else (estimate.positive | (estimate.above >= 0))
-        if np.any(positive):
-            top = np.nextafter(v + bound, np.inf)
-            zero = tiny & positive & np.isfinite(top) & (v >= 0) & (top < fmt.min_subnormal / 2)
-            rounded = np.where(zero, 0.0, rounded)
-            ok = ok | zero
-        if estimate.below is not None:
-            bottom = np.nextafter(v - bound, -np.inf)
-            zero = tiny & (estimate.below <= 0) & np.isfinite(bottom) & (v <= 0) & (bottom > -fmt.min_subnormal / 2)
-            rounded = np.where(zero, -0.0, rounded)
-            ok = ok | zero
-    return rounded, ok
+    from . import _kernels  # numba, compiled on first use: `import oracles` stays light
 
-
-def _narrowed(lo: np.ndarray, hi: np.ndarray, above: np.ndarray | None, below: np.ndarray | None):
-    """The enclosure ``[lo, hi]`` narrowed by the strict bounds ``above < exact < below``: for the sign
-    and binade, ``[max(lo, next_up(above)), min(hi, next_down(below))]`` (a real strictly between two
-    adjacent float64 numbers has their sign and binade: every power of two is a float64); for the
-    rounding, ``[max(lo, above), min(hi, below)]`` (rounding is monotone, so the exact value rounds
-    between the roundings of the bounds, whatever ties they make)."""
-    lo_r, hi_r = lo, hi
-    if above is not None:
-        lo_r = np.maximum(lo, above)
-        lo = np.maximum(lo, np.nextafter(above, np.inf))
-    if below is not None:
-        hi_r = np.minimum(hi, below)
-        hi = np.minimum(hi, np.nextafter(below, -np.inf))
-    return lo, hi, lo_r, hi_r
+    v = np.ascontiguousarray(estimate.value, dtype=np.float64)
+    flat = lambda a: np.ascontiguousarray(a, dtype=np.float64).ravel()  # noqa: E731
+    rounded = np.empty(v.size)
+    ok = np.empty(v.size, dtype=bool)
+    _kernels.certify_narrow(
+        v.ravel(), flat(np.broadcast_to(estimate.delta, v.shape)),
+        np.ascontiguousarray(np.broadcast_to(estimate.eligible, v.shape), dtype=bool).ravel(),
+        flat(np.broadcast_to(estimate.above, v.shape)) if estimate.above is not None else v.ravel(),
+        flat(np.broadcast_to(estimate.below, v.shape)) if estimate.below is not None else v.ravel(),
+        estimate.above is not None, estimate.below is not None, bool(estimate.positive),
+        fmt.precision, fmt.emin, fmt.emax, fmt.max_finite, fmt.min_subnormal,
+        FINAL_MARGIN, ABSOLUTE_FLOOR, MAX_RELATIVE_BOUND, rounded, ok)
+    return rounded.reshape(v.shape), ok.reshape(v.shape)
 
 
 def approximation(estimate: Estimate) -> np.ndarray:

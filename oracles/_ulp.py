@@ -378,26 +378,17 @@ def _measure_estimated(c: np.ndarray, frame: EstimateFrame, fmt: Format, native:
 float64, only possible for float64 targets, is taken halved). So the figure is
     within ``2**-52`` of itself plus the estimate's distance from ``v`` (at most ``2**-16`` ULP in float32).
     ``native``: the computed values in the format itself (``c`` is their float64 copy), read for the
-    ordinal distance."""
-    finite = np.isfinite(c)
-    every = bool(finite.all())
-    outcomes = np.full(c.shape, OUTCOME_CODE[FINITE], dtype=np.uint8)
-    with np.errstate(all="ignore"):
-        diff = c - frame.hi
-        if frame.lo is not None:
-            diff -= frame.lo
-        ulp = np.ldexp(np.abs(diff, out=diff), frame.shift)
-        over = np.isinf(diff) & finite  # float64 targets: c - hi beyond float64 (-max against max): halved
-        if over.any():
-            half = c[over] * 0.5 - frame.hi[over] * 0.5 - (0.0 if frame.lo is None else frame.lo[over] * 0.5)
-            ulp[over] = np.ldexp(np.abs(half), frame.shift[over] + 1)
-        mine = native if native.dtype == fmt.numpy_dtype else c
-        bits = np.log2(1.0 + _ordinal_distance(_signed_ordinals(mine, fmt), frame.rounded))
-    if not every:
-        wrong = ~finite
-        outcomes[wrong] = np.where(np.isnan(c[wrong]), OUTCOME_CODE[NAN], OUTCOME_CODE[INF])
-        ulp[wrong] = np.nan
-        bits[wrong] = np.nan
+    ordinal distance. Carried out value by value in one compiled loop (:func:`oracles._kernels.measure_estimated`)."""
+    from . import _kernels  # numba, compiled on first use: `import oracles` stays light
+
+    mine = native if native.dtype == fmt.numpy_dtype else c.astype(fmt.numpy_dtype)
+    outcomes = np.empty(c.size, dtype=np.uint8)
+    ulp = np.empty(c.size)
+    bits = np.empty(c.size)
+    _kernels.measure_estimated(
+        np.ascontiguousarray(c, dtype=np.float64), np.ascontiguousarray(mine).view(_SIGNED[fmt.bits]), fmt.bits - 1,
+        frame.hi, frame.lo if frame.lo is not None else frame.hi, frame.lo is not None, frame.shift, frame.rounded,
+        OUTCOME_CODE[FINITE], OUTCOME_CODE[NAN], OUTCOME_CODE[INF], outcomes, ulp, bits)
     return outcomes, ulp, bits
 
 

@@ -61,6 +61,7 @@ def candidate_alone(plan: list[Chunk]) -> float:
 
 def oracle_share(chunk: Chunk) -> float:
     x, z, _p = chunk_inputs(chunk)
+    sweep_chunk(chunk)  # load the compiled loops (oracles._kernels) in this process first
     began = time.perf_counter()
     oracles.evaluate("sigmoid_ce", logits=x, labels=z, dtype="float32")
     oracle = time.perf_counter() - began
