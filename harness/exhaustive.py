@@ -339,11 +339,11 @@ class ChunkResult:
 
 
 def _score_candidate(name: str, chunk: Chunk, truth: oracles.Truth, xs: np.ndarray, zs: np.ndarray,
-                     bucket: np.ndarray, case_regimes: np.ndarray, case_masks: Mapping[str, np.ndarray]) -> dict[str, Any]:
+                     bucket: np.ndarray, case_codes: np.ndarray, case_masks: Mapping[str, np.ndarray]) -> dict[str, Any]:
     """One candidate's figures on the chunk against ``truth``: the exact loss, or the exact gradient
     (``truth.what == "gradient"``; every component of a case takes its case's regime and bucket);
-    ``case_regimes``: each case's regime, decided by its exact loss; ``case_masks``: per regime present
-    (in the family's order), its cases."""
+    ``case_codes``: each case's regime as its code (``Family.regime_codes_of``), decided by its exact loss;
+    ``case_masks``: per regime present (in the family's order), its cases."""
     candidate = get_candidate(chunk.family, name)
     gradient = truth.what == "gradient"
     try:
@@ -356,7 +356,9 @@ def _score_candidate(name: str, chunk: Chunk, truth: oracles.Truth, xs: np.ndarr
     except Exception as exc:  # noqa: BLE001 - the candidate's own failure (CandidateFailure, an import error)
         kind = getattr(exc, "kind", "raised")
         return {"failure": Finding(kind, str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__, (), ()).to_json()}
-    c = compare(truth, got, regimes=case_regimes)
+    # the chunk's comparison carries the regime codes, not names: nothing here reads them (the statistics
+    # take the masks), and naming a million cases costs more than measuring them; the listed cases are named
+    c = compare(truth, got, regimes=case_codes)
     per = c.ulp.size // bucket.size  # values per case: 1 for a loss, the row's components for a gradient
     no_number = np.isnan(c.ulp)
     mistake = c.has(*NON_FINITE_MISTAKES)
@@ -366,12 +368,12 @@ def _score_candidate(name: str, chunk: Chunk, truth: oracles.Truth, xs: np.ndarr
     regimes = {r: _stats(c, None if whole else m, no_number, mistake) for r, m in masks.items()}
     return {"all": _merge_stats(list(regimes.values())), "regimes": regimes,
             "buckets": _buckets(c, np.repeat(bucket, per) if per > 1 else bucket, _labels_in(chunk), mistake),
-            **_reproducers(chunk, name, truth, got, c, xs, zs, masks, mistake, per, case_regimes)}
+            **_reproducers(chunk, name, truth, got, c, xs, zs, masks, mistake, per, case_codes)}
 
 
 def _reproducers(chunk: Chunk, name: str, truth: oracles.Truth, got: np.ndarray, c: Comparison, xs: np.ndarray,
                  zs: np.ndarray, masks: Mapping[str, np.ndarray], mistake: np.ndarray, per: int,
-                 case_regimes: np.ndarray) -> dict[str, Any]:
+                 case_codes: np.ndarray) -> dict[str, Any]:
     """The chunk's worst cases as :class:`WorstCase` JSON, through scoring's own choice
     (:func:`harness.scoring.listed_cases`) on the few candidates for it: per regime the first value with
     its largest error and its first non-finite mistake, and the :data:`_WORST_PER_CHUNK` worst overall
@@ -382,6 +384,13 @@ def _reproducers(chunk: Chunk, name: str, truth: oracles.Truth, got: np.ndarray,
     sev[no_number] = np.where(c.codes[no_number] == OUTCOME_CODE["unconverged"], -1.0, 2.0**80)
     picked: list[int] = []
     for r, mask in masks.items():
+        if len(masks) == 1:  # one regime holds every value: no gathered copies
+            if no_number.size < c.ulp.size:
+                picked.append(int(np.nanargmax(c.ulp)) if no_number.size else int(np.argmax(c.ulp)))
+            first_wrong = int(np.argmax(mistake))  # the first True (0 where there is none)
+            if mistake[first_wrong]:
+                picked.append(first_wrong)
+            continue
         members = np.flatnonzero(mask)
         if not members.size:
             continue
@@ -407,7 +416,8 @@ def _reproducers(chunk: Chunk, name: str, truth: oracles.Truth, got: np.ndarray,
                              what=truth.what)
     examples = tuple(Example(np.asarray(xs[i]), np.asarray(zs[i])) for i in cases)
     mine = got[cases]  # the candidate's values of those cases (its result has the truth's shape)
-    obs = Observations([examples], [mine], [small], [compare(small, mine, regimes=case_regimes[cases])])
+    named = fam.regime_names(case_codes[cases])
+    obs = Observations([examples], [mine], [small], [compare(small, mine, regimes=named)])
     worst, by_regime = listed_cases(obs, chunk.family, name, chunk.dtype, "none", count=len(picked))
     return {"worst": [w.to_json() for w in worst], "regime_worst": {r: w.to_json() for r, w in by_regime.items()}}
 
@@ -428,18 +438,16 @@ def sweep_chunk(chunk: Chunk) -> ChunkResult:
     codes = example_regime_codes(truth)  # once for every candidate and quantity
     present = np.bincount(codes, minlength=len(regime_order))
     case_masks = {r: codes == i for i, r in enumerate(regime_order) if present[i]}
-    case_regimes = fam.regime_names(codes)
     if "loss" in chunk.quantities:
         for name in chunk.candidates:
-            out.candidates[name] = _score_candidate(name, chunk, truth, xs, zs, bucket, case_regimes, case_masks)
+            out.candidates[name] = _score_candidate(name, chunk, truth, xs, zs, bucket, codes, case_masks)
     if "gradient" in chunk.quantities:
         exact_gradient = oracles.evaluate(chunk.family, **{fam.input_name: xs}, labels=zs, dtype=chunk.dtype,
                                           what="gradient")
         for k, v in exact_gradient.path_counts.items():
             out.paths[k] = out.paths.get(k, 0) + v
         for name in chunk.candidates:
-            out.gradients[name] = _score_candidate(name, chunk, exact_gradient, xs, zs, bucket, case_regimes,
-                                                   case_masks)
+            out.gradients[name] = _score_candidate(name, chunk, exact_gradient, xs, zs, bucket, codes, case_masks)
     out.seconds = time.perf_counter() - began
     return out
 

@@ -423,15 +423,19 @@ def _settle_example(fam: Family, what: str, fmt: Format, x: Any, z: Any, divisor
 
 def _record(fam: Family, what: str, fmt: Format, reduction: str, x, z, out: _Outputs) -> Truth:
     size = out.rounded.size
+    shape = out.shape
     exact_values = np.empty(size, dtype=object)  # the fast values are made on demand (Truth.exact)
-    status = np.full(size, out.fast_status, dtype="<U11")
-    precision = np.full(size, _fast.FAST_PRECISION, dtype=np.int64)
+    if out.settled:
+        status = np.full(size, out.fast_status, dtype="<U11")
+        precision = np.full(size, _fast.FAST_PRECISION, dtype=np.int64)
+    else:  # every value from the fast path: one status, one precision, read-only views (no 44-byte-a-value string array)
+        status = np.broadcast_to(np.array(out.fast_status, dtype="<U11"), size)
+        precision = np.broadcast_to(np.int64(_fast.FAST_PRECISION), size)
     make = mpmath.mp.make_mpf
     for i, s in out.settled.items():
         exact_values[i] = make(s.exact)
         status[i] = s.status
         precision[i] = s.precision
-    shape = out.shape
     return Truth(
         family=fam.name,
         what=what,

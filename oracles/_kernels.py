@@ -27,7 +27,7 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
 
-__all__ = ["certify_narrow", "measure_estimated"]
+__all__ = ["certify_narrow", "measure_estimated", "quantum_shifts"]
 
 _JIT = dict(nogil=True, cache=True, error_model="numpy")
 
@@ -202,3 +202,12 @@ def _distance(a, b) -> float:
     ai, bi = np.int64(a), np.int64(b)
     d = np.uint64(ai) - np.uint64(bi) if ai >= bi else np.uint64(bi) - np.uint64(ai)
     return float(d)
+
+
+@numba.njit(**_JIT)
+def quantum_shifts(hi, precision, emin, shift):
+    """``shift = p - 1 - max(E, emin)`` of each float64 ``hi`` (``E = floor(log2|hi|)``, taken as ``emin``
+    for ``hi == 0``) into the int32 ``shift``: ``ulp = 2**-shift`` (:func:`oracles._ulp.estimate_frame`)."""
+    for i in range(hi.size):
+        e = emin if hi[i] == 0.0 else _binade(hi[i])
+        shift[i] = precision - 1 - max(e, emin)

@@ -332,12 +332,15 @@ def estimate_frame(exact: Any, dtype: Any) -> EstimateFrame:
     float64 (so in its binade: powers of two are float64 numbers) plus ``lo`` = the rest rounded: the Ziv
     value is within ``2**-70`` of the exact one, as the value-by-value path measures from, and the copy
     within ``2**-105`` of it."""
+    from . import _kernels  # numba, compiled on first use
+
     fmt = resolve_format(dtype)
-    usable = np.ravel(np.asarray(exact.fast, dtype=bool)).copy()
-    hi = np.ravel(np.asarray(exact.approx, dtype=np.float64)).copy()
-    lo = np.ravel(np.asarray(exact.approx_low, dtype=np.float64)).copy()
+    usable = np.ravel(np.asarray(exact.fast, dtype=bool))
+    hi = np.ravel(np.asarray(exact.approx, dtype=np.float64))
+    lo = np.ravel(np.asarray(exact.approx_low, dtype=np.float64))
     rounded = np.ravel(np.asarray(exact.rounded))
-    if not usable.all():
+    if not usable.all():  # copies to fill in (a record's own arrays are left as they are)
+        usable, hi, lo = usable.copy(), hi.copy(), lo.copy()
         settled = np.ravel(exact.settled_exact)
         status = np.ravel(exact.status)
         with np.errstate(invalid="ignore"):
@@ -353,12 +356,12 @@ def estimate_frame(exact: Any, dtype: Any) -> EstimateFrame:
             hi[i] = libmp.to_float(top)
             lo[i] = libmp.to_float(libmp.mpf_sub(v, top, 53, libmp.round_nearest))
             usable[i] = True
-    hi[~usable] = 1.0  # placeholders, never read
-    with np.errstate(invalid="ignore"):
-        # the quantum of v's binade, 2**(max(E, emin) - p + 1): subnormal values share the smallest one
-        # (an estimate of exactly 0: a positive value below half the smallest subnormal, also that quantum)
-        binade = np.where(hi == 0, fmt.emin, np.frexp(hi)[1] - 1)
-        shift = (fmt.precision - 1 - np.maximum(binade, fmt.emin)).astype(np.int32)  # int32: fast ldexp
+        hi[~usable] = 1.0  # placeholders, never read
+    # the quantum of v's binade, 2**(max(E, emin) - p + 1): subnormal values share the smallest one (an
+    # estimate of exactly 0: a positive value below half the smallest subnormal, also that quantum);
+    # int32: the compiled measure reads it as ldexp's exponent
+    shift = np.empty(hi.size, dtype=np.int32)
+    _kernels.quantum_shifts(np.ascontiguousarray(hi), fmt.precision, fmt.emin, shift)
     used = bool(np.any(usable & (lo != 0)))  # a tail: double-double estimates (float64), Ziv values
     ordinals = _signed_ordinals(rounded, fmt)
     return EstimateFrame(usable, hi, lo if used else None, shift,
