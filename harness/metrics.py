@@ -112,7 +112,8 @@ def compare(truth: Truth, computed: np.ndarray, regimes: np.ndarray | None = Non
         finite_input = np.full(codes.shape, bool(np.isfinite(x).all()))
     else:
         rows = x.reshape(examples, -1) if codes.size else x.reshape(0, 1)
-        finite_input = np.repeat(np.isfinite(rows).all(axis=1), per)
+        finite_input = np.isfinite(rows).all(axis=1)
+        finite_input = np.repeat(finite_input, per) if per > 1 else finite_input
     if truth.what == "gradient":
         zero, wrong = sign_mistakes(got, rounded, fmt.min_normal)
     else:  # counted on gradient rows only: a loss that underflows to 0 shows in its ULP error and the tiny regime

@@ -361,12 +361,17 @@ def _settle_all(fam: Family, what: str, fmt: Format, reduction: str, x: np.ndarr
             accepted = accepted.reshape(stop - start, per)
             whole = accepted.all(axis=1)  # an example's outputs are decided together (a gradient row)
             span = slice(start * per, stop * per)
-            keep = np.repeat(whole, per)
-            out.rounded[span] = np.where(keep, rounded.reshape(-1), np.nan)
-            out.fast[span] = keep
-            out.approx[span] = np.where(keep, _fast.approximation(estimate).reshape(-1), np.nan)
+            out.rounded[span] = rounded.reshape(-1)
+            out.approx[span] = _fast.approximation(estimate).reshape(-1)
             if estimate.low is not None:
-                out.approx_low[span] = np.where(keep, estimate.low.reshape(-1), 0.0)
+                out.approx_low[span] = estimate.low.reshape(-1)
+            if whole.all():  # (typical of a large batch: no masked copies)
+                out.fast[span] = True
+            else:
+                keep = np.repeat(whole, per)
+                out.fast[span] = keep
+                for a, fill in ((out.rounded, np.nan), (out.approx, np.nan), (out.approx_low, 0.0)):
+                    a[span][~keep] = fill
             undecided[start:stop] = ~whole
     divisor = n if (what == "gradient" and reduction == "mean") else 1
     for i in np.flatnonzero(undecided):

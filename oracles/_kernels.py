@@ -116,7 +116,6 @@ def certify_narrow(v, delta, eligible, above, below, has_above, has_below, posit
     """:func:`oracles._fast.certify` for a format narrower than float64, value by value, into ``rounded``
     and ``ok``. ``above``/``below`` are read only where ``has_above``/``has_below`` (else any array);
     ``positive``: the estimate's flag (a bool for every value)."""
-    inf = math.inf
     bounded = has_above or has_below
     for i in range(v.size):
         vi, di = v[i], delta[i]
