@@ -19,7 +19,7 @@ from . import _fast
 from ._family import Evaluator, Family
 from ._formats import Format, resolve_format
 from ._ulp import EstimateFrame, estimate_frame
-from ._ziv import START_PRECISION, UNCONVERGED, Settled, interval_context, settle, workprec
+from ._ziv import NAN, START_PRECISION, UNCONVERGED, Settled, interval_context, settle, workprec
 
 __all__ = ["FAMILIES", "REDUCTIONS", "Truth", "OracleUnconverged", "get_family", "family_names", "default_families", "evaluate", "loss", "gradient", "exact", "format_exact"]
 
@@ -307,6 +307,9 @@ class _Outputs:
     approx_low: np.ndarray
     settled: dict[int, Settled]
     fast_status: str
+    # outputs decided nan in closed form over whole arrays (an example with a nan anywhere: the families'
+    # rule, ``Family.nan_propagates``), as the Ziv path's closed form would settle each; None: none
+    nan: np.ndarray | None = None
 
 
 # The widest single float64 example (row) sent to the Ziv path first (see _settle_all).
@@ -373,6 +376,16 @@ def _settle_all(fam: Family, what: str, fmt: Format, reduction: str, x: np.ndarr
                 for a, fill in ((out.rounded, np.nan), (out.approx, np.nan), (out.approx_low, 0.0)):
                     a[span][~keep] = fill
             undecided[start:stop] = ~whole
+        if fam.nan_propagates and undecided.any():
+            # the undecided examples with a nan anywhere (a sweep's 2**24 nan patterns): nan, status NAN, in
+            # one pass, where the Ziv path would reach the same closed form one example at a time
+            rows = np.isnan(xs.reshape(n, -1)).any(axis=1)
+            if fam.label_kind != "index":
+                rows |= np.isnan(zs.reshape(n, -1)).any(axis=1)
+            rows &= undecided
+            if rows.any():
+                out.nan = np.repeat(rows, per) if per > 1 else rows
+                undecided &= ~rows
     divisor = n if (what == "gradient" and reduction == "mean") else 1
     for i in np.flatnonzero(undecided):
         idx = np.unravel_index(i, batch) if batch else ()
@@ -430,9 +443,13 @@ def _record(fam: Family, what: str, fmt: Format, reduction: str, x, z, out: _Out
     size = out.rounded.size
     shape = out.shape
     exact_values = np.empty(size, dtype=object)  # the fast values are made on demand (Truth.exact)
-    if out.settled:
+    if out.settled or out.nan is not None:
         status = np.full(size, out.fast_status, dtype="<U11")
         precision = np.full(size, _fast.FAST_PRECISION, dtype=np.int64)
+        if out.nan is not None:  # as the Ziv path's closed form: Settled(nan, fnan, NAN, 0)
+            status[out.nan] = NAN
+            precision[out.nan] = 0
+            exact_values[out.nan] = mpmath.mp.make_mpf(libmp.fnan)
     else:  # every value from the fast path: one status, one precision, read-only views (no 44-byte-a-value string array)
         status = np.broadcast_to(np.array(out.fast_status, dtype="<U11"), size)
         precision = np.broadcast_to(np.int64(_fast.FAST_PRECISION), size)

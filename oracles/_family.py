@@ -119,6 +119,10 @@ class Family:
     definition: str = ""
     # Status of the values the fast path decided (that of the Ziv path for the same values).
     fast_status: dict[str, str] = {"loss": CONVERGED, "gradient": CONVERGED}
+    # A nan anywhere in an example (an input, or a float label) makes its loss and every gradient component
+    # nan: what every family's evaluators return in closed form. True lets a large batch decide those
+    # outputs in one pass (oracles._api._settle_all); a family whose nan inputs mean more sets False.
+    nan_propagates: bool = True
     regimes: tuple[Regime, ...] = ELEMENTWISE_REGIMES
     params: tuple[Param, ...] = ()
     # Parameter settings the boundary catalogue covers besides the defaults (each a partial mapping).
@@ -232,7 +236,8 @@ class Family:
         for t in thresholds:
             with np.errstate(invalid="ignore"):
                 is_below = value < t
-            undecided = np.flatnonzero((value == t) | np.isnan(value))
+            # (special examples are classed special whatever their value: their exact value is not asked)
+            undecided = np.flatnonzero(((value == t) | np.isnan(value)) & ~special)
             if exact is not None and undecided.size:  # the few values rounding cannot place: as regime() does
                 flat = np.ravel(np.asarray(getattr(exact, "exact", exact), dtype=object))
                 is_below[undecided] = [float(flat[i]) < t for i in undecided]

@@ -265,7 +265,7 @@ def measure_codes(computed: Any, exact: Any, dtype: Any) -> tuple[np.ndarray, np
     """:func:`measure` with the outcomes as codes (uint8: :data:`OUTCOME_CODE`), for large batches."""
     fmt = resolve_format(dtype)
     frame = exact.estimate_frame(fmt) if hasattr(exact, "estimate_frame") else None  # a ground-truth record
-    if frame is None or not frame.usable.any():
+    if frame is None:
         outcomes = classify(computed, exact, fmt)
         return outcome_codes(outcomes), _ulp_errors(outcomes, computed, exact, fmt), _bits(outcomes, computed, exact, fmt)
     native = np.asarray(computed)
@@ -282,10 +282,19 @@ def measure_codes(computed: Any, exact: Any, dtype: Any) -> tuple[np.ndarray, np
     ulp = np.full(cf.size, np.nan)
     bits = np.full(cf.size, np.nan)
     rest = ~usable
+    status = np.ravel(exact.status)
+    undefined = rest & (status == NAN_STATUS)
+    if undefined.any():  # an exact nan, over whole arrays: agree (error 0, bits 0) where c is nan too
+        agree = undefined & np.isnan(cf)
+        outcomes[undefined] = OUTCOME_CODE[NUMBER_WHERE_NAN]
+        outcomes[agree] = OUTCOME_CODE[AGREE]
+        ulp[agree] = 0.0
+        bits[agree] = 0.0
+        rest &= ~undefined
     # the other values one by one (exact zeros, non-finite and unconverged values, extreme exponents): the
     # Ziv path's values only, so the fast ones are never made into mpmath numbers here (Truth.exact)
     settled = getattr(exact, "settled_exact", None)
-    sub = _Values(np.ravel(exact.exact if settled is None else settled)[rest], np.ravel(exact.status)[rest])
+    sub = _Values(np.ravel(exact.exact if settled is None else settled)[rest], status[rest])
     o = classify(cf[rest], sub, fmt)
     outcomes[rest], ulp[rest], bits[rest] = outcome_codes(o), _ulp_errors(o, cf[rest], sub, fmt), _bits(o, cf[rest], sub, fmt)
     o, u, b = _measure_estimated(cf[usable], frame.take(usable), fmt, native.ravel()[usable])

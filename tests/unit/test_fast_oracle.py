@@ -624,3 +624,50 @@ def test_large_batches_stream_through_loss_with_the_same_values_and_errors():
     assert g.shape == (rows, 3)
     assert np.array_equal(_bits(g[:500]), _bits(oracles.evaluate("softmax_ce", logits=xs[:500], labels=zs[:500], dtype="bfloat16",
                                                                  what="gradient").rounded))
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("what", ["loss", "gradient"])
+def test_examples_with_a_nan_are_decided_in_one_pass_as_the_ziv_path_settles_them(family, what, monkeypatch):
+    # a batch of ordinary examples with nan put in inputs and (float) labels: the record is the Ziv path's,
+    # status, precision and exact value included, and measuring nan and non-nan candidate values against it
+    # gives the value-by-value metric's outcomes, ULP errors and bits
+    dtype = "float32"
+    rng = np.random.default_rng(7)
+    n, k = 64, 3
+    if family in ("softmax_ce", "sparse_softmax_ce"):
+        x = rng.normal(size=(n, k)).astype(np.float32)
+        x[::3, 1] = np.nan
+        z = rng.integers(0, k, n) if family == "sparse_softmax_ce" else np.eye(k, dtype=np.float32)[rng.integers(0, k, n)]
+        if family == "softmax_ce":
+            z[1::5, 0] = np.nan
+    else:
+        x = (rng.random(n) if family == "binary_ce" else rng.normal(size=n) * 4).astype(np.float32)
+        z = rng.random(n).astype(np.float32)
+        x[::3], z[1::5] = np.nan, np.nan
+    kw = {_key(family): x, "labels": z, "dtype": dtype, "what": what}
+    ziv = _evaluate(family, **kw, path="ziv")
+    one_by_one = oracles._api._settle_example
+
+    def no_nan_examples(fam, what_, fmt, xi, zi, divisor):
+        assert not np.isnan(np.asarray(xi, dtype=np.float64)).any() and not np.isnan(np.asarray(zi, dtype=np.float64)).any()
+        return one_by_one(fam, what_, fmt, xi, zi, divisor)
+
+    monkeypatch.setattr(oracles._api, "_settle_example", no_nan_examples)  # none goes to the Ziv path
+    fast = _evaluate(family, **kw)
+    assert (fast.status == "nan").sum() >= n // 3  # the nan rule was exercised
+    assert np.array_equal(_bits(fast.rounded), _bits(ziv.rounded))
+    assert np.array_equal(fast.status, ziv.status)
+    nan = fast.status == "nan"
+    assert np.array_equal(fast.precision[nan], ziv.precision[nan])  # 0: a closed form
+    assert all(mpmath.isnan(v) for v in np.ravel(fast.exact[nan]))
+    candidate = np.where(rng.random(fast.rounded.shape) < 0.5, np.float32(np.nan), np.asarray(fast.rounded, np.float32))
+    candidate = np.where(np.isnan(candidate) & ~nan, np.float32(1.0), candidate).astype(np.float32)
+    candidate[nan & (rng.random(nan.shape) < 0.5)] = np.float32(2.5)  # a number where the exact value is nan
+    got = oracles.measure(candidate, fast, dtype)
+    reference = (oracles.classify(candidate, ziv, dtype), oracles.ulp_error(candidate, ziv, dtype),
+                 oracles.bits_of_error(candidate, ziv, dtype))
+    assert np.array_equal(got[0], reference[0])
+    assert {"agree", "number_where_nan"} <= set(np.ravel(got[0])[np.ravel(nan)].tolist())
+    for mine, theirs in zip(got[1:], reference[1:]):
+        assert np.array_equal(np.isnan(mine), np.isnan(theirs)) and np.allclose(mine[~np.isnan(mine)], theirs[~np.isnan(theirs)])
