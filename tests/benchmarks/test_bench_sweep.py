@@ -11,7 +11,8 @@ the candidate called on each chunk of 2**20 cases, scoring, per-bucket figures, 
 
 The issue's goal is a ratio of at most 10 and a speed-up of at least 1.8. The assertions below are
 regression bounds over the figures measured (README), not that goal: the certified float64 evaluation and
-the ULP scoring of each case cost far more than numpy_stable's float32 SIMD formula (2-3 ns a case).
+the ULP scoring of each case (two compiled loops, oracles._kernels, and numpy passes for the regimes,
+statistics and buckets) cost far more than numpy_stable's float32 SIMD formula (2-3 ns a case).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.bench
 
 BITS = int(os.environ.get("LOSSFUZZ_BENCH_SWEEP_BITS", "26"))
 START = 0x3F000000 - (1 << (BITS - 1))  # logits around 0.5 .. 2 and their neighbours, one sign
-RATIO_LIMIT = 400.0  # regression bound (the goal, 10x, is not met: see the module docstring)
+RATIO_LIMIT = 150.0  # regression bound, 3x the 50x measured (the goal, 10x, is not met: see the module docstring)
 SPEEDUP_FLOOR = 1.2  # regression bound on a shared 2-core machine (the goal: 1.8)
 
 

@@ -71,6 +71,12 @@ MUTATIONS = (
     Mutation("a sweep's gradient components all put in their first case's bucket", "harness/exhaustive.py",
              "np.repeat(bucket, per) if per > 1 else bucket", "bucket[:1].repeat(bucket.size * per)",
              ("tests/unit/test_exhaustive_gradients.py",)),
+    Mutation("the compiled next-up of a negative float64 steps away from zero", "oracles/_kernels.py",
+             "    return _float_of(b + 1 if b > 0 else b - 1)", "    return _float_of(b + 1)",
+             ("tests/unit/test_kernels.py",)),
+    Mutation("examples with a nan decided with the fast path's status", "oracles/_api.py",
+             "            status[out.nan] = NAN\n", "            status[out.nan] = out.fast_status\n",
+             ("tests/unit/test_fast_oracle.py", "-k", "nan_are_decided")),
 )
 
 TEST_TIMEOUT_S = 120  # per test (pytest-timeout); the isolation tests set their own 30 s
