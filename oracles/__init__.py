@@ -17,11 +17,13 @@ Public API::
     exact(family, *, logits|probs, labels, dtype="float64", ...)       -> ndarray of mpmath.mpf
     evaluate(...)                                                      -> Truth (values + status per point)
     ulp_error(computed, exact, dtype), bits_of_error(...), relative_error(c, v), classify(...)
+    row_all(mask), row_any(mask)   -> numpy's all/any along the last axis, fast for narrow rows
 """
 
 from ._api import FAMILIES, REDUCTIONS, OracleUnconverged, Truth, default_families, evaluate, exact, family_names, format_exact, get_family, gradient, loss
 from ._formats import FORMATS, Format, resolve_format
 from ._rounding import round_mpf, round_rational
+from ._rows import row_all, row_any
 from ._ulp import (OUTCOME_CODE, OUTCOMES, bits_of_error, classify, measure, measure_codes, ordinal, outcome_codes,
                    outcome_names, relative_error, ulp_error, ulp_exponent)
 
@@ -53,6 +55,8 @@ __all__ = [
     "resolve_format",
     "round_mpf",
     "round_rational",
+    "row_all",
+    "row_any",
     "ulp_error",
     "ulp_exponent",
 ]

@@ -18,6 +18,7 @@ from mpmath import libmp
 from . import _fast
 from ._family import Evaluator, Family
 from ._formats import Format, resolve_format
+from ._rows import row_all, row_any
 from ._ulp import EstimateFrame, estimate_frame
 from ._ziv import NAN, START_PRECISION, UNCONVERGED, Settled, interval_context, settle, workprec
 
@@ -362,7 +363,7 @@ def _settle_all(fam: Family, what: str, fmt: Format, reduction: str, x: np.ndarr
                 break
             rounded, accepted = _fast.certify(estimate, fmt)
             accepted = accepted.reshape(stop - start, per)
-            whole = accepted.all(axis=1)  # an example's outputs are decided together (a gradient row)
+            whole = row_all(accepted)  # an example's outputs are decided together (a gradient row)
             span = slice(start * per, stop * per)
             out.rounded[span] = rounded.reshape(-1)
             out.approx[span] = _fast.approximation(estimate).reshape(-1)
@@ -379,9 +380,9 @@ def _settle_all(fam: Family, what: str, fmt: Format, reduction: str, x: np.ndarr
         if fam.nan_propagates and undecided.any():
             # the undecided examples with a nan anywhere (a sweep's 2**24 nan patterns): nan, status NAN, in
             # one pass, where the Ziv path would reach the same closed form one example at a time
-            rows = np.isnan(xs.reshape(n, -1)).any(axis=1)
+            rows = row_any(np.isnan(xs.reshape(n, -1)))
             if fam.label_kind != "index":
-                rows |= np.isnan(zs.reshape(n, -1)).any(axis=1)
+                rows |= row_any(np.isnan(zs.reshape(n, -1)))
             rows &= undecided
             if rows.any():
                 out.nan = np.repeat(rows, per) if per > 1 else rows

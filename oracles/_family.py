@@ -34,6 +34,7 @@ import numpy as np
 from mpmath import libmp
 
 from ._fast import Estimate
+from ._rows import row_all, row_any
 from ._ziv import CONVERGED, Enclosure, workprec
 
 __all__ = ["Family", "logits_and_soft_labels", "Param", "Regime", "Evaluator", "INPUT_DOMAINS", "LABEL_KINDS", "SPECIAL", "TINY", "HARD", "SOFT", "CONFIDENT", "ELEMENTWISE_REGIMES", "ROW_REGIMES", "as_float_array", "check_same_shape", "check_unit_interval", "index_text", "log1p", "log", "exp"]
@@ -227,9 +228,9 @@ class Family:
         z = np.asarray(labels)
         index_labels = z.dtype.kind in "iu"
         zs = None if index_labels else z.astype(np.float64).reshape(n, z.size // n)
-        special = ~np.isfinite(x).all(axis=1)
+        special = ~row_all(np.isfinite(x))
         if zs is not None:
-            special |= np.isnan(zs).any(axis=1)
+            special |= row_any(np.isnan(zs))
         has_confident = any(r.name == CONFIDENT for r in self.regimes)
         thresholds = (fmt.min_normal, 2.0**-fmt.precision) if has_confident else (fmt.min_normal,)
         below = []
@@ -245,7 +246,7 @@ class Family:
         if index_labels:
             out = np.full(n, code[HARD])
         else:
-            out = np.where(((zs == 0) | (zs == 1)).all(axis=1), code[HARD], code[SOFT])
+            out = np.where(row_all((zs == 0) | (zs == 1)), code[HARD], code[SOFT])
         if has_confident:
             out[below[1]] = code[CONFIDENT]
         out[below[0]] = code[TINY]

@@ -46,6 +46,7 @@ from . import _dd as dd
 from ._fast import Estimate
 from ._family import Evaluator, Family, as_float_array, check_same_shape, check_unit_interval, exp, log, log1p
 from ._family import ROW_REGIMES
+from ._rows import row_all, row_any, row_argmax, row_max, row_sum
 
 
 def _fsum(values: np.ndarray) -> Fraction:
@@ -150,13 +151,13 @@ def row_gradient(x: np.ndarray, z: np.ndarray) -> Evaluator:
 def _fast_parts(x: np.ndarray, z: np.ndarray) -> tuple:
     """Shared float64 pieces of the fast loss and gradient of rows ``x``, ``z`` of shape ``(n, K)``."""
     k = x.shape[-1]
-    m = x.max(axis=-1, keepdims=True)
+    m = row_max(x, keepdims=True)
     d = m - x
     e = np.exp(-d)
     e_err = e * (F + U * d)
-    s = z.sum(axis=-1)
+    s = row_sum(z)
     s_err = (k - 1) * U * s
-    eligible = np.isfinite(x).all(axis=-1) & np.isfinite(z).all(axis=-1) & np.isfinite(d).all(axis=-1)
+    eligible = row_all(np.isfinite(x)) & row_all(np.isfinite(z)) & row_all(np.isfinite(d))
     eligible &= (s > 0) & (k >= 2)
     return m, d, e, e_err, s, s_err, eligible
 
@@ -168,13 +169,13 @@ def fast_row_loss(x: np.ndarray, z: np.ndarray, precise: bool = False) -> Estima
     k = x.shape[-1]
     with np.errstate(all="ignore"):
         m, d, e, e_err, s, s_err, eligible = _fast_parts(x, z)
-        first_max = np.argmax(x, axis=-1)[..., None] == np.arange(k)
+        first_max = row_argmax(x)[..., None] == np.arange(k)
         others = np.where(first_max, 0.0, e)
-        t = others.sum(axis=-1)
-        t_err = np.where(first_max, 0.0, e_err).sum(axis=-1) + (k - 1) * U * t
+        t = row_sum(others)
+        t_err = row_sum(np.where(first_max, 0.0, e_err)) + (k - 1) * U * t
         log_term = np.log1p(t)
         log_err = t_err / (1.0 + t - t_err) + F * log_term
-        a = (z * d).sum(axis=-1)
+        a = row_sum(z * d)
         a_err = (k + 1) * U * a
         b = s * log_term
         b_err = s_err * log_term + s * log_err + U * b
@@ -191,8 +192,8 @@ def fast_row_gradient(x: np.ndarray, z: np.ndarray, precise: bool = False) -> Es
     k = x.shape[-1]
     with np.errstate(all="ignore"):
         m, d, e, e_err, s, s_err, eligible = _fast_parts(x, z)
-        total = e.sum(axis=-1, keepdims=True)
-        total_err = e_err.sum(axis=-1, keepdims=True) + (k - 1) * U * total
+        total = row_sum(e, keepdims=True)
+        total_err = row_sum(e_err, keepdims=True) + (k - 1) * U * total
         s = s[..., None]
         p = s * e / total
         p_err = p * (s_err[..., None] / s + total_err / total + 2 * U) + s * e_err / total
@@ -203,14 +204,14 @@ def fast_row_gradient(x: np.ndarray, z: np.ndarray, precise: bool = False) -> Es
         # is the first maximum (e_c = 1: T is the loss's sum of the others), else total - e_c, which is at
         # least total / 2 (e_c <= 1 <= total - e_c). Relative error: S's, T's and total's, and 2u.
         labelled = z != 0
-        single = labelled.sum(axis=-1) == 1
+        single = row_sum(labelled) == 1
         if single.any():
-            c = np.argmax(labelled, axis=-1)[..., None]
-            first = np.argmax(x, axis=-1)[..., None]
+            c = row_argmax(labelled)[..., None]
+            first = row_argmax(x)[..., None]
             is_first = c == first
             others = np.where(np.arange(k) == first, 0.0, e)
-            t = others.sum(axis=-1, keepdims=True)
-            t_err = np.where(np.arange(k) == first, 0.0, e_err).sum(axis=-1, keepdims=True) + (k - 1) * U * t
+            t = row_sum(others, keepdims=True)
+            t_err = row_sum(np.where(np.arange(k) == first, 0.0, e_err), keepdims=True) + (k - 1) * U * t
             e_c, e_c_err = np.take_along_axis(e, c, axis=-1), np.take_along_axis(e_err, c, axis=-1)
             rest = np.where(is_first, t, total - e_c)
             rest_err = np.where(is_first, t_err, total_err + e_c_err + U * rest)
@@ -220,11 +221,11 @@ def fast_row_gradient(x: np.ndarray, z: np.ndarray, precise: bool = False) -> Es
             at = single[..., None] & (np.arange(k) == c)
             value = np.where(at, -q, value)
             delta = np.where(at, q_err, delta)
-        eligible &= (x != m).any(axis=-1)
+        eligible &= row_any(x != m)
         # 0 < softmax_i < 1 for finite rows of K >= 2, below 1/2 where x_i is not a maximum, above 1/2 where it
         # is the larger of two: S * softmax_i - z_i lies above -z_i (or S/2 - z_i) and below S - z_i (or
         # S/2 - z_i), where those are exact (labels of 0s and 1s: S an integer, S/2 - z_i and S - z_i exact)
-        whole = ((z == 0) | (z == 1)).all(axis=-1, keepdims=True)
+        whole = row_all((z == 0) | (z == 1), keepdims=True)
         below = np.where(whole, np.where(x < m, s / 2 - z, s - z), np.inf)
         above = -z
         if k == 2:
@@ -237,11 +238,11 @@ def _parts_dd(x: np.ndarray, z: np.ndarray) -> tuple:
     ``EXP_ERROR``), ``S = sum z`` (tree sum: ``depth * DD_OP`` relative), and the tree depth."""
     k = x.shape[-1]
     depth = max(1, int(np.ceil(np.log2(k))))
-    m = x.max(axis=-1, keepdims=True)
+    m = row_max(x, keepdims=True)
     dh, dl = dd.two_sum(np.broadcast_to(m, x.shape), -x)
     eh, el = dd.exp(-dh, -dl)
     sh, sl = dd.tree_sum(z, np.zeros_like(z))
-    eligible = np.isfinite(x).all(axis=-1) & np.isfinite(z).all(axis=-1) & np.isfinite(dh).all(axis=-1)
+    eligible = row_all(np.isfinite(x)) & row_all(np.isfinite(z)) & row_all(np.isfinite(dh))
     eligible &= (sh > 0) & (k >= 2)
     return dh, dl, eh, el, sh, sl, depth, eligible
 
@@ -253,7 +254,7 @@ def _row_loss_dd(x: np.ndarray, z: np.ndarray) -> Estimate:
     k = x.shape[-1]
     with np.errstate(all="ignore"):
         dh, dl, eh, el, sh, sl, depth, eligible = _parts_dd(x, z)
-        first_max = np.argmax(x, axis=-1)[..., None] == np.arange(k)
+        first_max = row_argmax(x)[..., None] == np.arange(k)
         th, tl = dd.tree_sum(np.where(first_max, 0.0, eh), np.where(first_max, 0.0, el))
         t_err = (dd.EXP_ERROR + depth * dd.DD_OP) * th
         gh, gl, g_err = dd.log1p(th, tl)
@@ -280,7 +281,7 @@ def _row_gradient_dd(x: np.ndarray, z: np.ndarray) -> Estimate:
         relative = 2 * depth * dd.DD_OP + 2 * dd.EXP_ERROR + 2 * dd.DD_OP
         vh, vl = dd.add_f(ph, pl, -z)
         delta = relative * ph + dd.DD_OP * np.abs(vh)
-        eligible &= (dh != 0).any(axis=-1)
+        eligible &= row_any(dh != 0)
     return Estimate(vh, delta, np.broadcast_to(eligible[..., None], x.shape), vl)
 
 
