@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import oracles
-from oracles import _dd, _fast
+from oracles import _dd, _fast, _kernels
 from oracles._api import _evaluate
 from oracles._formats import FORMATS
 from oracles._rounding import round_mpf
@@ -323,7 +323,7 @@ def test_fast_path_acceptances_are_the_ziv_paths_bits_at_a_million_points(family
 
 
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
-def test_rounding_of_float64_values_is_a_single_correct_rounding(dtype):
+def test_rounding_of_float64_values_is_a_single_correct_rounding_in_numpy_and_in_the_compiled_loop(dtype):
     fmt = FORMATS[dtype]
     rng = np.random.default_rng(3)
     # values between format numbers, on midpoints, and a float64 step either side of midpoints; normal
@@ -335,9 +335,13 @@ def test_rounding_of_float64_values_is_a_single_correct_rounding(dtype):
     quantum = np.ldexp(1.0, np.maximum(np.frexp(base)[1] - 1, fmt.emin) - fmt.precision + 1)
     mid = base + quantum / 2
     w = np.concatenate([mid, np.nextafter(mid, 0), np.nextafter(mid, np.inf), base + quantum * rng.random(base.size)])
+    w = np.concatenate([w, -w])
     rounded, _e = _fast.round_to_format(w, fmt)
     expected = np.array([round_mpf(mpmath.mpf(float(v))._mpf_, fmt) for v in w])
     assert np.array_equal(rounded, expected)
+    # the compiled loop's own rounding (what certify carries out), against mpmath directly too
+    compiled = np.array([_kernels._round_to_format(float(v), fmt.precision, fmt.emin)[0] for v in w])
+    assert np.array_equal(compiled, expected)
 
 
 def test_certify_rejects_enclosures_across_a_midpoint_a_binade_edge_or_out_of_range():
