@@ -354,16 +354,22 @@ def _settle_all(fam: Family, what: str, fmt: Format, reduction: str, x: np.ndarr
     zs = z.reshape(n, width) if (fam.row_wise and fam.label_kind == "soft") else z.reshape(n)
     per = 1 if what == "loss" else width  # outputs per example
     undecided = np.ones(n, dtype=bool)
+    divisor = n if reduction == "mean" else 1  # (a mean's gradient: a loss's mean returned above)
+    # examples the float64 tier found eligible but could not decide (narrow formats): the double-double tier's
+    near_midpoint = np.zeros(n, dtype=bool) if use_fast and fmt.precision < 53 else None
     if use_fast:
         step = max(1, _fast.CHUNK // width)
         for start in range(0, n, step):
             stop = min(n, start + step)
-            estimate = _fast.estimate(fam, what, xs[start:stop], zs[start:stop], fmt, n if reduction == "mean" else 1)
+            estimate = _fast.estimate(fam, what, xs[start:stop], zs[start:stop], fmt, divisor)
             if estimate is None:
                 break
             rounded, accepted = _fast.certify(estimate, fmt)
             accepted = accepted.reshape(stop - start, per)
             whole = row_all(accepted)  # an example's outputs are decided together (a gradient row)
+            if near_midpoint is not None and not whole.all():
+                eligible = np.broadcast_to(estimate.eligible, np.shape(estimate.value)).reshape(stop - start, per)
+                near_midpoint[start:stop] = row_all(eligible) & ~whole
             span = slice(start * per, stop * per)
             out.rounded[span] = rounded.reshape(-1)
             out.approx[span] = _fast.approximation(estimate).reshape(-1)
@@ -387,7 +393,9 @@ def _settle_all(fam: Family, what: str, fmt: Format, reduction: str, x: np.ndarr
             if rows.any():
                 out.nan = np.repeat(rows, per) if per > 1 else rows
                 undecided &= ~rows
-    divisor = n if (what == "gradient" and reduction == "mean") else 1
+        if near_midpoint is not None and near_midpoint.any():
+            _decide_near_midpoints(fam, what, fmt, xs, zs, divisor, per, np.flatnonzero(near_midpoint & undecided),
+                                   out, undecided)
     for i in np.flatnonzero(undecided):
         idx = np.unravel_index(i, batch) if batch else ()
         for k, s in enumerate(_settle_example(fam, what, fmt, x[idx], z[idx], divisor)):
@@ -395,6 +403,32 @@ def _settle_all(fam: Family, what: str, fmt: Format, reduction: str, x: np.ndarr
     for i, s in out.settled.items():
         out.rounded[i] = s.rounded
     return out
+
+
+def _decide_near_midpoints(fam: Family, what: str, fmt: Format, xs: np.ndarray, zs: np.ndarray, divisor: int,
+                           per: int, examples: np.ndarray, out: _Outputs, undecided: np.ndarray) -> None:
+    """The narrow formats' second tier (:mod:`oracles._fast`, "Midpoints"): ``examples`` (flat indices) that
+    the float64 tier found eligible but left undecided, evaluated in double-double and certified by
+    :func:`oracles._fast.certify_double_double`; the decided ones are written into ``out`` (status and
+    precision of the fast path, ``hi + lo`` as the approximation) and cleared from ``undecided``."""
+    step = max(1, _fast.CHUNK // max(per, 1))
+    for begin in range(0, examples.size, step):
+        picked = examples[begin:begin + step]
+        estimate = _fast.estimate(fam, what, xs[picked], zs[picked], fmt, divisor, precise=True)
+        if estimate is None:
+            return
+        rounded, accepted, approx_hi, approx_lo = _fast.certify_double_double(estimate, fmt)
+        whole = row_all(accepted.reshape(picked.size, per))
+        if not whole.any():
+            continue
+        done = picked[whole]
+        at = (done[:, None] * per + np.arange(per)).ravel()  # the outputs of the decided examples
+        keep = np.repeat(whole, per)
+        out.rounded[at] = rounded.reshape(-1)[keep]
+        out.approx[at] = approx_hi.reshape(-1)[keep]
+        out.approx_low[at] = approx_lo.reshape(-1)[keep]
+        out.fast[at] = True
+        undecided[done] = False
 
 
 def _closed_form_loss(fam: Family, x: np.ndarray, z: np.ndarray, batch: tuple) -> Callable[[int], Any]:

@@ -72,12 +72,42 @@ float64 numbers has their sign and binade: the sign and binade tests use ``max(l
 relative bound of condition 3 still holds to within ``2**-52``), so that :mod:`oracles._ulp` reads the
 exact value's binade from it. A bound ``above >= 0`` proves the value positive (``below <= 0``: negative),
 so an enclosure within half the smallest subnormal of zero rounds to ``+0`` (``-0``), as under
-"Underflow". Double-double estimates (float64 targets) ignore the bounds.
+"Underflow". Double-double estimates ignore the bounds for float64 targets; the narrow formats' second
+tier ("Midpoints") reads them at midpoints.
 
 For float64 targets the families evaluate in double-double arithmetic (:mod:`oracles._dd`, with its own
 proven bounds: ``DD_OP = 2**-100`` per operation in place of ``u``, ``EXP_ERROR = 2**-88`` for ``exp``,
 per-element bounds for ``log1p`` and ``log`` that assume nothing of numpy) and :func:`certify` checks
 the double-double enclosure against the float64 rounding gaps of its leading part.
+
+**Midpoints: a second, double-double tier for the narrow formats.** A float64 estimate cannot decide an
+exact value within about ``2**-50`` of a midpoint of the target format, and such values are common: with
+soft labels ``x * (1 - z)`` is often exactly a float16 midpoint and the loss exceeds it by
+``log1p(exp(-|x|))``, far below the float64 bound (1.35% of a float16 all-labels sweep went to the Ziv
+path this way, every one of them at an exact midpoint). The examples the float64 tier found eligible but
+could not decide are evaluated again in double-double (the float64 targets' evaluation, its bounds
+unchanged) and decided by :func:`certify_double_double`: with ``b = delta * FINAL_MARGIN + ABSOLUTE_FLOOR``
+the exact value is ``hi + t`` with ``t`` in ``[lo - b, lo + b]``, and ``(|lo| + b)(1 + 2**-40) <
+spacing(hi)`` (the float64 gap above ``|hi|``, and below it unless ``|hi|`` is a power of two) keeps every
+such value strictly between the float64 neighbours of ``hi``. Midpoints, powers of two and format numbers
+are float64 numbers, ``|hi|`` is normal, and where it is a power of two the exact value must be proven
+on one side of it (by ``lo`` or a bound, as below), so every value of the enclosure has one binade: ``hi``'s,
+or where ``|exact| < |hi| = 2**k`` the binade below, where the approximation kept is moved to
+``hi' = next_toward_zero(hi)``, ``lo' = lo + (hi - hi')``. Then
+
+- where ``hi`` is not a midpoint of the format, no midpoint lies in the enclosure: every value of it
+  rounds as ``hi`` does (``round_to_format(hi)``, finite; a power of two is a format number, and the
+  midpoints next to it are a format quantum away, far beyond a float64 gap);
+- where ``hi`` is a midpoint (``|hi - round(hi)|`` is half the quantum ``q`` of its binade, an exact
+  float64 test), ``|lo| > b (1 + 2**-40)`` puts the whole enclosure on one side of it: the rounding is
+  ``hi + sign(lo) q / 2``, the neighbour on that side (exact in float64; rejected if not finite or zero).
+  Where the enclosure holds ``hi`` itself, a family's proven bound decides: ``exact > above >= hi``
+  rounds up, ``exact < below <= hi`` down. ``sigmoid_ce`` proves its loss above ``|x| * w`` wherever that
+  product is a float64 number (``log1p(exp(-|x|)) > 0``): at ``x = 31744``, ``z = 2**-7`` the loss is the
+  midpoint ``31496`` plus ``log1p(exp(-31744))``, which no double-double holds.
+
+Condition 3 holds as in the first tier (``b <= 2**-40 |hi|``), and ``hi + lo`` is kept as the
+approximation.
 """
 
 from __future__ import annotations
@@ -105,6 +135,7 @@ __all__ = [
     "Estimate",
     "round_to_format",
     "certify",
+    "certify_double_double",
     "approximation",
 ]
 
@@ -225,11 +256,13 @@ def has_fast_path(fmt: Format) -> bool:
     return fmt.name in FAST_FORMATS
 
 
-def estimate(family, what: str, x: np.ndarray, z: np.ndarray, fmt: Format, divisor: int = 1) -> Estimate | None:
+def estimate(family, what: str, x: np.ndarray, z: np.ndarray, fmt: Format, divisor: int = 1,
+             precise: bool | None = None) -> Estimate | None:
     """The family's fast estimates of ``what`` (``loss`` or ``gradient``) on a chunk of examples (double-
-    double for float64 targets), the gradient divided by ``divisor`` (a ``mean`` reduction: one more
-    rounding, ``u * |value|``, or ``DD_OP * |value|`` in double-double)."""
-    precise = fmt.precision == 53
+    double for float64 targets, or where ``precise``: the narrow formats' second tier), the gradient
+    divided by ``divisor`` (a ``mean`` reduction: one more rounding, ``u * |value|``, or ``DD_OP * |value|``
+    in double-double)."""
+    precise = fmt.precision == 53 if precise is None else precise
     made = family.fast_loss(x, z, precise) if what == "loss" else family.fast_gradient(x, z, precise)
     if made is None or divisor == 1:
         return made
@@ -330,6 +363,46 @@ def reduced_estimate(family, x: np.ndarray, z: np.ndarray, reduction: str, fmt: 
             total = total / batch_n
             bound = bound / batch_n + UNIT_ROUNDOFF * float(total[0])
     return Estimate(total, np.array([bound]), np.array([True]))
+
+
+def certify_double_double(estimate: Estimate, fmt: Format) -> tuple[np.ndarray, np.ndarray]:
+    """Decide the rounding to a format narrower than float64 from a double-double estimate ``hi + lo``
+    (the second tier: module docstring, "Midpoints"). Returns ``(rounded, accepted)`` as :func:`certify`,
+    and the approximation to keep, ``(hi, lo)``, in the exact value's binade."""
+    hi, delta = estimate.value, estimate.delta
+    lo = estimate.low if estimate.low is not None else np.zeros_like(hi)
+    with np.errstate(all="ignore"):
+        bound = delta * FINAL_MARGIN + ABSOLUTE_FLOOR
+        magnitude = np.abs(hi)
+        power = np.frexp(magnitude)[0] == 0.5
+        ok = estimate.eligible & np.isfinite(hi) & np.isfinite(lo) & np.isfinite(bound)
+        ok &= (magnitude >= 2.0**-1022) & (magnitude <= np.finfo(np.float64).max / 2)
+        ok &= (np.abs(lo) + bound) * (1 + 2.0**-40) < np.spacing(magnitude)  # the gap above |hi| (and below,
+        # but for a power of two, whose gap below is half: accepted only with the exact value beyond it)
+        ok &= bound <= MAX_RELATIVE_BOUND * magnitude  # condition 3, as for the first tier
+        w = np.where(ok, hi, 1.0)  # (placeholders where rejected: round_to_format wants normal values)
+        rounded, e = round_to_format(w, fmt)
+        quantum = np.ldexp(1.0, (np.maximum(e, fmt.emin) - fmt.precision + 1).astype(np.int32))
+        midpoint = np.abs(w - rounded) == quantum / 2
+        margin = bound * (1 + 2.0**-40)
+        side = np.where(lo > margin, 1.0, np.where(lo < -margin, -1.0, 0.0))  # 0: the enclosure holds hi
+        # a family's proven bounds decide the rest: exact > above >= hi, or exact < below <= hi
+        if estimate.above is not None:
+            side = np.where((side == 0) & (np.broadcast_to(estimate.above, w.shape) >= w), 1.0, side)
+        if estimate.below is not None:
+            side = np.where((side == 0) & (np.broadcast_to(estimate.below, w.shape) <= w), -1.0, side)
+        rounded = np.where(midpoint, w + side * (quantum / 2), rounded)
+        ok &= ~midpoint | ((side != 0) & (rounded != 0))
+        # hi = ±2**k, a format number: the enclosure, within a float64 gap of it and far from any midpoint,
+        # rounds to it. Beyond it (|exact| > |hi|) the binade is hi's; inside it, the binade below, and the
+        # approximation is moved there: hi' = next float64 toward zero, lo' = lo + (hi - hi') (hi - hi' is
+        # half hi's gap above, exact; the sum is rounded once, a 2**-53 relative part of lo')
+        inside = power & (side * np.sign(w) < 0)
+        ok &= ~power | (side != 0)
+        ok &= np.abs(rounded) <= fmt.max_finite
+        approx_hi = np.where(inside, np.nextafter(w, 0.0), hi)
+        approx_lo = np.where(inside, lo + (w - approx_hi), lo)
+    return np.where(ok, rounded, np.nan), ok, approx_hi, approx_lo
 
 
 def _certify_float64(estimate: Estimate) -> tuple[np.ndarray, np.ndarray]:

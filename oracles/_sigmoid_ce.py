@@ -138,7 +138,15 @@ def _loss_dd(x: np.ndarray, z: np.ndarray) -> Estimate:
         gh, gl, g_err = dd.log1p(eh, el)
         vh, vl = dd.add(lh, ll, gh, gl)
         delta = dd.DD_OP * np.abs(lh) + dd.EXP_ERROR * eh + g_err + dd.DD_OP * np.abs(vh)
-    return Estimate(vh, delta, np.isfinite(x) & np.isfinite(z), vl)
+        # a proven bound for the narrow formats' midpoints (oracles._fast, "Midpoints"): log1p(exp(-a)) > 0,
+        # so the loss lies above a * w wherever that product is a float64 number: w exact (wl = 0) and the
+        # error-free product of the scaled factors without a tail, scaled back without underflow. Where
+        # exp(-a) underflows the loss is a * w plus a term no double-double holds (x = 31744, z = 2**-7).
+        ph, pe = dd.two_prod(np.ldexp(wh, -f), m)
+        linear = np.ldexp(ph, e + f)
+        exact = (wl == 0) & (pe == 0) & np.isfinite(linear) & ((linear == 0) | (np.abs(linear) >= 2.0**-1022))
+        above = np.where(exact, linear, -np.inf)
+    return Estimate(vh, delta, np.isfinite(x) & np.isfinite(z), vl, above=above)
 
 
 def _gradient_dd(x: np.ndarray, z: np.ndarray) -> Estimate:
@@ -155,7 +163,13 @@ def _gradient_dd(x: np.ndarray, z: np.ndarray) -> Estimate:
         positive = x > 0
         vh, vl = np.where(positive, ph, nh), np.where(positive, pl, nl)
         delta = (2 * dd.EXP_ERROR + 2 * dd.DD_OP) * sh + dd.DD_OP * np.abs(vh)
-    return Estimate(vh, delta, np.isfinite(x) & np.isfinite(z) & (x != 0), vl)
+        # 0 < s < 1/2 and 0 <= z: for x > 0 the gradient (1 - z) - s lies in (1/2 - z, 1 - z), below 1 too; for
+        # x < 0, s - z lies in (-z, 1/2 - z), below 1/2 too (bounds for the narrow formats' second tier, each
+        # where it is a float64 number: 1 - z and 1/2 - z where their two_sum has no tail)
+        hh, hl = dd.two_sum(np.full_like(z, 0.5), -z)
+        below = np.where(positive, np.where(wl == 0, wh, 1.0), np.where(hl == 0, hh, 0.5))
+        above = np.where(positive, np.where(hl == 0, hh, -np.inf), -z)
+    return Estimate(vh, delta, np.isfinite(x) & np.isfinite(z) & (x != 0), vl, above=above, below=below)
 
 
 FAMILY = SigmoidCE()
