@@ -13,7 +13,7 @@ from oracles import _fast
 from oracles._api import _evaluate
 from oracles._formats import FORMATS
 
-from .test_fast_oracle import _assert_same, _bits
+from .test_fast_oracle import _assert_same
 
 pytestmark = pytest.mark.timeout(600)
 
