@@ -5,8 +5,10 @@ available per-example candidate (hard-labels-only and reduced ones cannot be swe
 
 Usage::
 
-    python ci/run_sweeps.py [LABELS [FAMILIES [DTYPES [CANDIDATES]]]]     # comma lists; default:
-    python ci/run_sweeps.py hard sigmoid_ce,binary_ce,softmax_ce,sparse_softmax_ce float16,bfloat16
+    python ci/run_sweeps.py [LABELS [FAMILIES [DTYPES [CANDIDATES [QUANTITIES]]]]]   # comma lists; default:
+    python ci/run_sweeps.py hard sigmoid_ce,binary_ce,softmax_ce,sparse_softmax_ce float16,bfloat16 all loss,gradient
+
+(``all`` for CANDIDATES: every available one.)
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ def main(argv: list[str]) -> int:
     labels = argv[0] if argv else "hard"
     families = argv[1].split(",") if len(argv) > 1 else ["sigmoid_ce", "binary_ce", "softmax_ce", "sparse_softmax_ce"]
     dtypes = argv[2].split(",") if len(argv) > 2 else ["float16", "bfloat16"]
-    only = argv[3].split(",") if len(argv) > 3 else None
+    only = argv[3].split(",") if len(argv) > 3 and argv[3] != "all" else None
+    quantities = argv[4] if len(argv) > 4 else "loss,gradient"
     for family in families:
         for dtype in dtypes:
             names = [c.name for c in candidates(family) if c.reduction == "none" and c.labels == "all"
@@ -36,7 +39,7 @@ def main(argv: list[str]) -> int:
             out = Path(f"/tmp/sweeps/{family}-{dtype}-{labels}")
             shutil.rmtree(out, ignore_errors=True)
             command = [sys.executable, "-m", "harness.cli", "sweep", family, "--candidate", ",".join(names), "--dtype",
-                       dtype, "--labels", labels, "--out", str(out), "--no-progress"]
+                       dtype, "--labels", labels, "--quantities", quantities, "--out", str(out), "--no-progress"]
             began = time.perf_counter()
             done = subprocess.run(command, capture_output=True, text=True)
             wall = time.perf_counter() - began
