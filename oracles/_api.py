@@ -83,9 +83,10 @@ class Truth:
     estimate, inside the certified enclosure (relative error below ``2**-40`` for float16/bfloat16/float32,
     ``2**-80`` for float64: enough for ULP errors, not for 20 digits; :meth:`exact_value` gives those); ``status``: ``exact``, ``converged``, ``nan`` or
     ``unconverged`` per value; ``precision``: working bits at which each value settled (0: closed form,
-    53: the fast path's float64 evaluation); ``fast``: True where the fast path decided the value;
+    53: the fast path's, float64 or double-double); ``fast``: True where the fast path decided the value;
     ``approx + approx_low``: the fast path's estimate there (float64, or double-double for float64
-    targets; nan elsewhere), in the exact value's binade, for vectorised ULP errors.
+    targets and the narrow formats' second tier; nan elsewhere), in the exact value's binade, for
+    vectorised ULP errors.
 
     ``exact`` is made on first access: building an ``mpmath.mpf`` per fast value costs about 3 us each,
     ten times the fast path itself, and vectorised users (ULP errors, regimes, sweeps) never need them;
@@ -355,7 +356,7 @@ def _settle_all(fam: Family, what: str, fmt: Format, reduction: str, x: np.ndarr
     per = 1 if what == "loss" else width  # outputs per example
     undecided = np.ones(n, dtype=bool)
     divisor = n if reduction == "mean" else 1  # (a mean's gradient: a loss's mean returned above)
-    # examples the float64 tier found eligible but could not decide (narrow formats): the double-double tier's
+    # narrow formats: the examples the float64 tier finds eligible and leaves undecided go to the double-double tier
     near_midpoint = np.zeros(n, dtype=bool) if use_fast and fmt.precision < 53 else None
     if use_fast:
         step = max(1, _fast.CHUNK // width)
