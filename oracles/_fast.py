@@ -248,7 +248,7 @@ def _binade_edge(x: np.ndarray) -> np.ndarray:
     return (x == 0) | (np.abs(np.frexp(x)[0]) == 0.5)
 
 
-FAST_PRECISION = 53  # Truth.precision of values the fast path decided (float64 evaluation)
+FAST_PRECISION = 53  # Truth.precision of values the fast path decided (float64, or double-double: either tier)
 
 
 def has_fast_path(fmt: Format) -> bool:
@@ -365,7 +365,7 @@ def reduced_estimate(family, x: np.ndarray, z: np.ndarray, reduction: str, fmt: 
     return Estimate(total, np.array([bound]), np.array([True]))
 
 
-def certify_double_double(estimate: Estimate, fmt: Format) -> tuple[np.ndarray, np.ndarray]:
+def certify_double_double(estimate: Estimate, fmt: Format) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Decide the rounding to a format narrower than float64 from a double-double estimate ``hi + lo``
     (the second tier: module docstring, "Midpoints"). Returns ``(rounded, accepted)`` as :func:`certify`,
     and the approximation to keep, ``(hi, lo)``, in the exact value's binade."""
@@ -376,7 +376,7 @@ def certify_double_double(estimate: Estimate, fmt: Format) -> tuple[np.ndarray, 
         magnitude = np.abs(hi)
         power = np.frexp(magnitude)[0] == 0.5
         ok = estimate.eligible & np.isfinite(hi) & np.isfinite(lo) & np.isfinite(bound)
-        ok &= (magnitude >= 2.0**-1022) & (magnitude <= np.finfo(np.float64).max / 2)
+        ok &= (magnitude >= 2.0**-1022) & (magnitude <= np.finfo(np.float64).max / 2)  # (hi ± q/2 stays finite)
         ok &= (np.abs(lo) + bound) * (1 + 2.0**-40) < np.spacing(magnitude)  # the gap above |hi| (and below,
         # but for a power of two, whose gap below is half: accepted only with the exact value beyond it)
         ok &= bound <= MAX_RELATIVE_BOUND * magnitude  # condition 3, as for the first tier
