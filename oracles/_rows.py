@@ -83,21 +83,19 @@ def row_argmax(a: np.ndarray) -> np.ndarray:
 
 def row_all(a: np.ndarray, keepdims: bool = False) -> np.ndarray:
     """``a.all(axis=-1, keepdims=keepdims)`` of a boolean array."""
-    a = np.asarray(a)
-    if not _narrow(a) or a.dtype != bool:
-        return a.all(axis=-1, keepdims=keepdims)
-    out = a[..., 0].copy()
-    for j in range(1, _columns(a)):
-        out &= a[..., j]
-    return _finish(out, keepdims)
+    return _fold_mask(a, keepdims, np.logical_and, "all")
 
 
 def row_any(a: np.ndarray, keepdims: bool = False) -> np.ndarray:
     """``a.any(axis=-1, keepdims=keepdims)`` of a boolean array."""
+    return _fold_mask(a, keepdims, np.logical_or, "any")
+
+
+def _fold_mask(a: np.ndarray, keepdims: bool, op: np.ufunc, method: str) -> np.ndarray:
     a = np.asarray(a)
     if not _narrow(a) or a.dtype != bool:
-        return a.any(axis=-1, keepdims=keepdims)
+        return getattr(a, method)(axis=-1, keepdims=keepdims)
     out = a[..., 0].copy()
     for j in range(1, _columns(a)):
-        out |= a[..., j]
+        op(out, a[..., j], out=out)
     return _finish(out, keepdims)
