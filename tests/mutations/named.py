@@ -77,6 +77,13 @@ MUTATIONS = (
     Mutation("examples with a nan decided with the fast path's status", "oracles/_api.py",
              "            status[out.nan] = NAN\n", "            status[out.nan] = out.fast_status\n",
              ("tests/unit/test_fast_oracle.py", "-k", "nan_are_decided")),
+    Mutation("the second fast tier rounds a midpoint to the side opposite its tail", "oracles/_fast.py",
+             "rounded = np.where(midpoint, w + side * (quantum / 2), rounded)",
+             "rounded = np.where(midpoint, w - side * (quantum / 2), rounded)",
+             ("tests/unit/test_midpoint_tier.py",)),
+    Mutation("the second fast tier keeps hi as the approximation of a value just inside a power of two",
+             "oracles/_fast.py", "approx_hi = np.where(inside, np.nextafter(w, 0.0), hi)", "approx_hi = hi",
+             ("tests/unit/test_midpoint_tier.py",)),
 )
 
 TEST_TIMEOUT_S = 120  # per test (pytest-timeout); the isolation tests set their own 30 s
