@@ -175,9 +175,10 @@ def round_to_format(w: np.ndarray, fmt: Format) -> tuple[np.ndarray, np.ndarray]
     """Round finite float64 values ``w`` once, to nearest even, to ``fmt``; valid where ``w`` is a normal
     float64 and ``floor(log2|w|) <= emax`` (below ``2**emin`` it rounds to the subnormal quantum
     ``2**(emin - p + 1)``, as IEEE 754 does). Returns ``(rounded, E)`` with ``E = floor(log2|w|)``
-    (meaningless where ``w`` is zero or non-finite). Since :func:`certify` runs as a compiled loop this
-    array form is no longer called by it: it is the definition that loop's ``_round_to_format`` carries
-    out value by value, checked against mpmath and the reference of ``tests/unit/test_kernels.py``."""
+    (meaningless where ``w`` is zero or non-finite). :func:`certify_double_double` (the second tier, few
+    values) rounds with it; :func:`certify` runs as a compiled loop whose ``_round_to_format`` carries out
+    this definition value by value (both checked against mpmath; this form is also the reference of
+    ``tests/unit/test_kernels.py``)."""
     mantissa, exponent = np.frexp(w)  # w = mantissa * 2**exponent, 0.5 <= |mantissa| < 1
     e = exponent.astype(np.int64) - 1
     # the quantum of w's binade, 2**(max(E, emin) - p + 1): one spacing for the whole subnormal range

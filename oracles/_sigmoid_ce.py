@@ -132,7 +132,8 @@ def _loss_dd(x: np.ndarray, z: np.ndarray) -> Estimate:
         wh, wl = _weight_dd(x, z)
         m, e = np.frexp(a)  # both factors scaled into [1/2, 1): the product's tail cannot underflow
         _, f = np.frexp(wh)
-        lh, ll = dd.mul_f(np.ldexp(wh, -f), np.ldexp(wl, -f), m)
+        w_scaled = np.ldexp(wh, -f)
+        lh, ll = dd.mul_f(w_scaled, np.ldexp(wl, -f), m)
         lh, ll = np.ldexp(lh, e + f), np.ldexp(ll, e + f)
         eh, el = dd.exp(-a, np.zeros_like(a))
         gh, gl, g_err = dd.log1p(eh, el)
@@ -142,7 +143,7 @@ def _loss_dd(x: np.ndarray, z: np.ndarray) -> Estimate:
         # so the loss lies above a * w wherever that product is a float64 number: w exact (wl = 0) and the
         # error-free product of the scaled factors without a tail, scaled back without underflow. Where
         # exp(-a) underflows the loss is a * w plus a term no double-double holds (x = 31744, z = 2**-7).
-        ph, pe = dd.two_prod(np.ldexp(wh, -f), m)
+        ph, pe = dd.two_prod(w_scaled, m)
         linear = np.ldexp(ph, e + f)
         exact = (wl == 0) & (pe == 0) & np.isfinite(linear) & ((linear == 0) | (np.abs(linear) >= 2.0**-1022))
         above = np.where(exact, linear, -np.inf)
