@@ -26,6 +26,13 @@ from harness.candidates import candidates
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def sweepable(family: str, dtype: str) -> list[str]:
+    """The candidates a sweep of ``family`` in ``dtype`` takes here: per-example ones that take every label
+    and ``dtype``, whose library is installed."""
+    return [c.name for c in candidates(family) if c.reduction == "none" and c.labels == "all" and c.available()
+            and dtype in c.dtypes]
+
+
 def main(argv: list[str]) -> int:
     labels = argv[0] if argv else "hard"
     families = argv[1].split(",") if len(argv) > 1 else ["sigmoid_ce", "binary_ce", "softmax_ce", "sparse_softmax_ce"]
@@ -34,8 +41,7 @@ def main(argv: list[str]) -> int:
     quantities = argv[4] if len(argv) > 4 else "loss,gradient"
     for family in families:
         for dtype in dtypes:
-            names = [c.name for c in candidates(family) if c.reduction == "none" and c.labels == "all"
-                     and c.available() and dtype in c.dtypes and (only is None or c.name in only)]
+            names = [n for n in sweepable(family, dtype) if only is None or n in only]
             out = Path(f"/tmp/sweeps/{family}-{dtype}-{labels}")
             shutil.rmtree(out, ignore_errors=True)
             command = [sys.executable, "-m", "harness.cli", "sweep", family, "--candidate", ",".join(names), "--dtype",

@@ -6,10 +6,11 @@ Usage::
     python ci/sweep_estimate.py FAMILY DTYPE LABELS QUANTITIES CANDIDATES [WORKERS]
     python ci/sweep_estimate.py softmax_ce float32 hard loss naive,numpy_stable,tf,torch 2
 
-``CANDIDATES``: a comma list, or ``all`` (every available per-example candidate of the family and dtype,
-as ``ci/run_sweeps.py`` picks them). One chunk is run first (imports, compilation), then the chunks at
-1/5, 1/2 and 4/5 of the plan are timed; prints each one's oracle paths and seconds, the mean, and
-``mean * chunks / WORKERS`` (default 2).
+``CANDIDATES``: a comma list, or ``all`` (``ci/run_sweeps.py``'s ``sweepable``: every available
+per-example candidate of the family and dtype). Only chunks that hold cases count (``binary_ce``'s
+probabilities are a few of the patterns: the others' chunks are empty). One chunk is run first (imports,
+compilation), then the chunks at 1/5, 1/2 and 4/5 of them are timed; prints each one's oracle paths and
+seconds, the mean, and ``mean * chunks / WORKERS`` (default 2).
 """
 
 from __future__ import annotations
@@ -17,17 +18,19 @@ from __future__ import annotations
 import sys
 import time
 
+import oracles
 from harness import exhaustive
-from harness.candidates import candidates
+from run_sweeps import sweepable  # (ci/ is this script's directory, first on sys.path)
 
 
 def main(argv: list[str]) -> None:
     family, dtype, labels, quantities, names = argv[:5]
     workers = int(argv[5]) if len(argv) > 5 else 2
     if names == "all":
-        names = ",".join(c.name for c in candidates(family) if c.reduction == "none" and c.labels == "all"
-                         and c.available() and dtype in c.dtypes)
+        names = ",".join(sweepable(family, dtype))
     plan = exhaustive.plan_sweep(family, dtype, labels, names.split(","), quantities=quantities.split(","))
+    if oracles.get_family(family).input_domain == "unit":  # probabilities: most chunks keep no pattern
+        plan = [c for c in plan if exhaustive.chunk_inputs(c)[2].size]
     exhaustive.sweep_chunk(plan[len(plan) // 3])
     timed = [plan[len(plan) // 5], plan[len(plan) // 2], plan[(4 * len(plan)) // 5]]
     began = time.perf_counter()
