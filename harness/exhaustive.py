@@ -27,10 +27,12 @@ after a resume).
 
 **Figures** (per candidate, and per regime): the statistics of :class:`harness.Score` over every case, with
 these definitions where a whole-sweep figure cannot keep every value: ``mean_ulp``/``mean_bits`` are the
-sum over chunks divided by the count (summed in plan order); ``median_ulp`` and ``p99_ulp`` are read from
-a histogram of the fractional ULP errors in bins of ``2**(1/64)`` (:data:`QUANTILE_BINS_PER_OCTAVE`): the
+sum over chunks divided by the count (each chunk's sum compensated, the chunks' summed in plan order);
+``median_ulp`` and ``p99_ulp`` are read from a histogram of the fractional ULP errors in bins of
+``2**(1/64)`` (:data:`QUANTILE_BINS_PER_OCTAVE`; a value's bin is ``floor(64 * log2(u))`` exactly): the
 upper edge of the bin holding the percentile (method ``higher``), capped at ``max_ulp``, so at least the
-exact percentile and at most 1.1% above it. The error metric and the outcome classes are
+exact percentile and at most 1.1% above it. A chunk's figures of a candidate come from one compiled pass
+over its comparison (:mod:`harness._sweep_kernel`). The error metric and the outcome classes are
 :mod:`oracles._ulp`'s. Per bucket of :data:`BUCKETS` consecutive pattern ranges: the min, max and mean
 ULP error and the count of non-finite mistakes (the error-vs-bit-pattern plot).
 """
@@ -48,9 +50,9 @@ import numpy as np
 import oracles
 from oracles import OUTCOME_CODE
 
-from ._records import COUNTED_OUTCOMES, HISTOGRAM_BINS, NON_FINITE_MISTAKES, QUANTITIES, SIGN_MISTAKES, Finding, RegimeScore, Score, WorstCase
+from ._records import COUNTED_OUTCOMES, HISTOGRAM_BINS, HISTOGRAM_EDGES, NON_FINITE_MISTAKES, QUANTITIES, Finding, RegimeScore, Score, WorstCase
 from .candidates import NoGradient, Unsupported, get_candidate
-from .metrics import Comparison, compare, example_regime_codes, histogram, sign_marks
+from .metrics import Comparison, compare, example_regime_codes
 from .scoring import Observations, call_candidate, listed_cases
 from .strategies import Example
 
@@ -110,10 +112,6 @@ def parse_bits(text: str, dtype: str) -> tuple[int, int]:
     if stop <= start:
         raise ValueError(f"--bits {text!r} is empty (STOP {stop:#x} <= START {start:#x}); pass START < STOP")
     return start, stop
-
-
-def _labels_in(chunk: Chunk) -> int:
-    return _label_values(chunk.family, chunk.dtype, chunk.labels).size
 
 
 def _label_values(family: str, dtype: str, labels: str) -> np.ndarray:
@@ -221,91 +219,61 @@ def chunk_inputs(chunk: Chunk) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 # ----------------------------------------------------------------------------------- per-chunk figures
 
 
-_ZERO_KEY = 2**17  # beyond 64 * 1075: the key of a 0 (negated: of inf) ULP error
+def _figures_of(c: Comparison, case_codes: np.ndarray, regimes: Sequence[str], bucket: np.ndarray,
+                per: int) -> tuple[dict[str, dict[str, Any]], dict[str, Any], list[int]]:
+    """One candidate's mergeable figures on a chunk from its comparison ``c`` (``per`` values per case),
+    in one compiled pass (:func:`harness._sweep_kernel.chunk_figures`, which states the definitions):
+    per regime present (``case_codes``: each case's index in the family's ``regimes``) its statistics;
+    the plot's buckets (``bucket``: each case's); and the indices of the values kept as reproducers (per
+    regime its first largest error and first non-finite mistake, and the :data:`_WORST_PER_CHUNK` worst)."""
+    from ._sweep_kernel import TALLY, ZERO_KEY, chunk_figures  # numba, compiled on first use: `import harness` stays light
+
+    n_regimes, n_outcomes = len(regimes), len(oracles.OUTCOMES)
+    first = int(bucket.min())
+    size = int(bucket.max()) - first + 1
+    tally = np.zeros((n_regimes, len(TALLY) + n_outcomes + len(HISTOGRAM_BINS)), dtype=np.int64)
+    sums = np.zeros((n_regimes, 6))
+    sums[:, 4:] = -np.inf
+    quantiles = np.zeros((n_regimes, 2 * ZERO_KEY + 1), dtype=np.int32)
+    low, high, total = np.full(size, np.inf), np.full(size, -np.inf), np.zeros(size)
+    count, mistakes = np.zeros(size, dtype=np.int64), np.zeros(size, dtype=np.int64)
+    regime_worst, regime_mistake = np.full(n_regimes, -1, dtype=np.int64), np.full(n_regimes, -1, dtype=np.int64)
+    top, top_severity = np.full(_WORST_PER_CHUNK, -1, dtype=np.int64), np.full(_WORST_PER_CHUNK, -np.inf)
+    marks = c.zero_where_nonzero is not None and c.wrong_sign is not None
+    zero, wrong = (c.zero_where_nonzero, c.wrong_sign) if marks else (c.flushed, c.flushed)
+    chunk_figures(c.ulp, c.ulp.view(np.int64), c.bits, c.codes, c.flushed, c.finite_input, zero, wrong, marks, case_codes, bucket, per,
+                  first, _MISTAKE_CODES, OUTCOME_CODE["unconverged"], _EDGES, tally, sums, quantiles, low, high,
+                  total, count, mistakes, regime_worst, regime_mistake, top, top_severity)
+    stats = {}
+    for r in np.flatnonzero(tally[:, 0]).tolist():
+        t, s = tally[r], sums[r]
+        measured = int(t[1])
+        counts = dict.fromkeys(COUNTED_OUTCOMES, 0)
+        for name in COUNTED_OUTCOMES:
+            if name in OUTCOME_CODE:
+                counts[name] = int(t[len(TALLY) + OUTCOME_CODE[name]])
+        counts.update((name, int(t[j])) for j, name in enumerate(TALLY) if j >= 2)
+        keys = np.flatnonzero(quantiles[r])
+        stats[regimes[r]] = {
+            "cases": int(t[0]), "measured": measured,
+            "sum_ulp": float(s[0] + s[1]) if math.isfinite(s[0]) else float(s[0]),
+            "max_ulp": float(s[4]) if measured else None, "bits_measured": measured,
+            "sum_bits": float(s[2] + s[3]) if math.isfinite(s[2]) else float(s[2]),
+            "max_bits": float(s[5]) if measured else None,
+            "counts": counts,
+            "histogram": dict(zip(HISTOGRAM_BINS, t[len(TALLY) + n_outcomes:].tolist())),
+            "quantiles": {("zero" if k == 0 else "inf" if k == 2 * ZERO_KEY else str(k - ZERO_KEY)): int(quantiles[r, k])
+                          for k in keys.tolist()},
+        }
+    plot = {"first": first, "min": [None if math.isinf(v) else v for v in low.tolist()],
+            "max": [None if math.isinf(v) else v for v in high.tolist()],
+            "sum": total.tolist(), "count": count.tolist(), "non_finite": mistakes.tolist()}
+    picked = {int(i) for i in np.concatenate([regime_worst, regime_mistake, top]).tolist() if i >= 0}
+    return stats, plot, sorted(picked)
 
 
-def _quantile_bins(ulp: np.ndarray) -> dict[str, int]:
-    """Counts of ULP errors per log bin: ``"zero"``, ``"inf"``, else ``floor(64 * log2(u))`` as text."""
-    if not ulp.size:
-        return {}
-    with np.errstate(divide="ignore"):
-        # log2 of a positive float64 is within ±1075, so 0 (-inf) and inf clip to keys beyond every bin
-        keys = np.clip(np.floor(np.log2(ulp) * QUANTILE_BINS_PER_OCTAVE), -_ZERO_KEY, _ZERO_KEY).astype(np.int32)
-    low = int(keys.min())
-    counts = np.bincount(keys - low)
-    out: dict[str, int] = {}
-    for k in np.flatnonzero(counts).tolist():
-        key = low + k
-        out["zero" if key == -_ZERO_KEY else "inf" if key == _ZERO_KEY else str(key)] = int(counts[k])
-    return out
-
-
-def _stats(c: Comparison, m: np.ndarray | None, no_number: np.ndarray, mistake: np.ndarray) -> dict[str, Any]:
-    """Mergeable statistics of the cases ``m`` (a mask; None: all of them) of comparison ``c``;
-    ``no_number``: the cases without a ULP number (every outcome but finite and agree: the only ones whose
-    class is counted; bits of error are nan exactly there too), ``mistake``: the non-finite mistakes
-    (both precomputed once for the chunk)."""
-    pick = (lambda a: a) if m is None else (lambda a: a[m])  # noqa: E731 - no copies for a whole chunk
-    count = (lambda a: int(np.count_nonzero(a))) if m is None else (lambda a: int(np.count_nonzero(a & m)))  # noqa: E731
-    unmeasured = pick(no_number)
-    cases = unmeasured.size
-    if unmeasured.any():
-        measured = ~unmeasured
-        u, b = pick(c.ulp)[measured], pick(c.bits)[measured]
-        other = np.bincount(pick(c.codes)[unmeasured], minlength=len(oracles.OUTCOMES))
-    else:
-        u, b = pick(c.ulp), pick(c.bits)
-        other = np.zeros(len(oracles.OUTCOMES), dtype=np.int64)
-    counts = dict.fromkeys(COUNTED_OUTCOMES, 0)
-    for name in COUNTED_OUTCOMES:
-        if name in OUTCOME_CODE:
-            counts[name] = int(other[OUTCOME_CODE[name]])
-    counts["flushed_subnormal"] = count(c.flushed)
-    for name in SIGN_MISTAKES:  # a gradient's (harness.metrics.sign_mistakes); none on a loss
-        counts[name] = count(sign_marks(c, name))
-    counts["on_nonfinite_inputs"] = count(mistake & ~c.finite_input)
-    hist = histogram(u, b)
-    return {
-        "cases": int(cases),
-        "measured": int(u.size),
-        "sum_ulp": float(u.sum()) if u.size else 0.0,
-        "max_ulp": float(u.max()) if u.size else None,
-        "bits_measured": int(b.size),
-        "sum_bits": float(b.sum()) if b.size else 0.0,
-        "max_bits": float(b.max()) if b.size else None,
-        "counts": counts,
-        "histogram": hist,
-        "quantiles": _quantile_bins(u),
-    }
-
-
-def _buckets(c: Comparison, bucket: np.ndarray, labels: int, mistake: np.ndarray) -> dict[str, Any]:
-    """Per bucket touched by the chunk: min, max and sum of the ULP errors, how many, non-finite mistakes.
-    The cases are ``labels`` blocks of the same patterns in ascending order (:func:`chunk_inputs`): reduced
-    over the labels first, then over each bucket's run of patterns."""
-    per = bucket.size // labels
-    pattern_bucket = bucket[:per]
-    first = int(pattern_bucket[0])
-    starts = np.flatnonzero(np.diff(pattern_bucket, prepend=first - 1))  # each bucket's first pattern
-    measured = ~np.isnan(c.ulp)
-    shape = (labels, per)
-    low = np.where(measured, c.ulp, np.inf).reshape(shape).min(axis=0)
-    high = np.where(measured, c.ulp, -np.inf).reshape(shape).max(axis=0)
-    count = measured.reshape(shape).sum(axis=0)
-    total = np.where(measured, c.ulp, 0.0).reshape(shape).sum(axis=0)
-    mistakes = mistake.reshape(shape).sum(axis=0)
-    low, high = np.minimum.reduceat(low, starts), np.maximum.reduceat(high, starts)
-    count, total, mistakes = (np.add.reduceat(a, starts) for a in (count, total, mistakes))
-    size = int(pattern_bucket[-1]) - first + 1
-    if starts.size != size:  # buckets without a kept pattern (binary_ce): spread to their places
-        at = pattern_bucket[starts] - first
-        spread = lambda a, fill: np.put(full := np.full(size, fill, dtype=a.dtype), at, a) or full  # noqa: E731
-        low, high, count, total, mistakes = (spread(low, np.inf), spread(high, -np.inf), spread(count, 0),
-                                             spread(total, 0.0), spread(mistakes, 0))
-    return {"first": first, "min": [None if math.isinf(v) else float(v) for v in low],
-            "max": [None if math.isinf(v) else float(v) for v in high],
-            "sum": total.tolist(), "count": count.astype(np.int64).tolist(),
-            "non_finite": mistakes.astype(np.int64).tolist()}
+_MISTAKE_CODES = np.array([name in NON_FINITE_MISTAKES for name in oracles.OUTCOMES])
+_EDGES = np.array(HISTOGRAM_EDGES, dtype=np.float64)
 
 
 @dataclass
@@ -339,11 +307,11 @@ class ChunkResult:
 
 
 def _score_candidate(name: str, chunk: Chunk, truth: oracles.Truth, xs: np.ndarray, zs: np.ndarray,
-                     bucket: np.ndarray, case_codes: np.ndarray, case_masks: Mapping[str, np.ndarray]) -> dict[str, Any]:
+                     bucket: np.ndarray, case_codes: np.ndarray) -> dict[str, Any]:
     """One candidate's figures on the chunk against ``truth``: the exact loss, or the exact gradient
     (``truth.what == "gradient"``; every component of a case takes its case's regime and bucket);
     ``case_codes``: each case's regime as its code (``Family.regime_codes_of``), decided by its exact loss;
-    ``case_masks``: per regime present (in the family's order), its cases."""
+    ``bucket``: each case's plot bucket."""
     candidate = get_candidate(chunk.family, name)
     gradient = truth.what == "gradient"
     try:
@@ -356,58 +324,23 @@ def _score_candidate(name: str, chunk: Chunk, truth: oracles.Truth, xs: np.ndarr
     except Exception as exc:  # noqa: BLE001 - the candidate's own failure (CandidateFailure, an import error)
         kind = getattr(exc, "kind", "raised")
         return {"failure": Finding(kind, str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__, (), ()).to_json()}
-    # the chunk's comparison carries the regime codes, not names: nothing here reads them (the statistics
-    # take the masks), and naming a million cases costs more than measuring them; the listed cases are named
+    # the chunk's comparison carries the regime codes, not names: nothing here reads them (the figures take
+    # the case codes), and naming a million cases costs more than measuring them; the listed cases are named
     c = compare(truth, got, regimes=case_codes)
     per = c.ulp.size // bucket.size  # values per case: 1 for a loss, the row's components for a gradient
-    no_number = np.isnan(c.ulp)
-    mistake = c.has(*NON_FINITE_MISTAKES)
-    # per regime, its values: the chunk's case masks spread to the components
-    masks = {r: np.repeat(m, per) if per > 1 else m for r, m in case_masks.items()}
-    whole = len(masks) == 1  # one regime holds every case: its statistics without masked copies
-    regimes = {r: _stats(c, None if whole else m, no_number, mistake) for r, m in masks.items()}
-    return {"all": _merge_stats(list(regimes.values())), "regimes": regimes,
-            "buckets": _buckets(c, np.repeat(bucket, per) if per > 1 else bucket, _labels_in(chunk), mistake),
-            **_reproducers(chunk, name, truth, got, c, xs, zs, masks, mistake, per, case_codes)}
+    regime_order = [r.name for r in oracles.get_family(chunk.family).regimes]
+    regimes, plot, picked = _figures_of(c, case_codes, regime_order, bucket, per)
+    return {"all": _merge_stats(list(regimes.values())), "regimes": regimes, "buckets": plot,
+            **_reproducers(chunk, name, truth, got, xs, zs, picked, per, case_codes)}
 
 
-def _reproducers(chunk: Chunk, name: str, truth: oracles.Truth, got: np.ndarray, c: Comparison, xs: np.ndarray,
-                 zs: np.ndarray, masks: Mapping[str, np.ndarray], mistake: np.ndarray, per: int,
-                 case_codes: np.ndarray) -> dict[str, Any]:
+def _reproducers(chunk: Chunk, name: str, truth: oracles.Truth, got: np.ndarray, xs: np.ndarray, zs: np.ndarray,
+                 picked: list[int], per: int, case_codes: np.ndarray) -> dict[str, Any]:
     """The chunk's worst cases as :class:`WorstCase` JSON, through scoring's own choice
-    (:func:`harness.scoring.listed_cases`) on the few candidates for it: per regime the first value with
-    its largest error and its first non-finite mistake, and the :data:`_WORST_PER_CHUNK` worst overall
-    (``per`` values per case: a gradient's components; the cases holding the picked values are
-    re-evaluated). Their exact values come from the Ziv path (only these few ask)."""
-    sev = np.minimum(c.ulp, 2.0**79)
-    no_number = np.flatnonzero(np.isnan(c.ulp))  # as harness.metrics.severity: mistakes 2**80, unconverged -1
-    sev[no_number] = np.where(c.codes[no_number] == OUTCOME_CODE["unconverged"], -1.0, 2.0**80)
-    picked: list[int] = []
-    for r, mask in masks.items():
-        if len(masks) == 1:  # one regime holds every value: no gathered copies
-            if no_number.size < c.ulp.size:
-                picked.append(int(np.nanargmax(c.ulp)) if no_number.size else int(np.argmax(c.ulp)))
-            first_wrong = int(np.argmax(mistake))  # the first True (0 where there is none)
-            if mistake[first_wrong]:
-                picked.append(first_wrong)
-            continue
-        members = np.flatnonzero(mask)
-        if not members.size:
-            continue
-        measured = members[~np.isnan(c.ulp[members])]
-        if measured.size:
-            picked.append(int(measured[np.argmax(c.ulp[measured])]))
-        wrong = members[mistake[members]]
-        if wrong.size:
-            picked.append(int(wrong[0]))
-    top = np.flatnonzero(sev > 0.5)
-    if top.size > _WORST_PER_CHUNK:  # the k worst, first ones among equals, without sorting them all
-        threshold = np.partition(sev[top], -_WORST_PER_CHUNK)[-_WORST_PER_CHUNK]
-        above = top[sev[top] > threshold]
-        top = np.concatenate([above, top[sev[top] == threshold][:_WORST_PER_CHUNK - above.size]])
-    if top.size:
-        picked += top[np.argsort(-sev[top], kind="stable")][:_WORST_PER_CHUNK].tolist()
-    picked = sorted(set(picked))
+    (:func:`harness.scoring.listed_cases`) on the values ``picked`` (:func:`_figures_of`: per regime the
+    first value with its largest error and its first non-finite mistake, and the :data:`_WORST_PER_CHUNK`
+    worst overall; ``per`` values per case: a gradient's components; the cases holding the picked values
+    are re-evaluated). Their exact values come from the Ziv path (only these few ask)."""
     if not picked:
         return {"worst": [], "regime_worst": {}}
     cases = np.array(sorted({i // per for i in picked}))
@@ -429,25 +362,22 @@ def sweep_chunk(chunk: Chunk) -> ChunkResult:
     began = time.perf_counter()
     fam = oracles.get_family(chunk.family)
     xs, zs, patterns = chunk_inputs(chunk)
-    regime_order = [r.name for r in fam.regimes]
     if not patterns.size:  # binary_ce: no probability among these patterns
         return ChunkResult(chunk.start, chunk.stop, 0, time.perf_counter() - began, {"fast": 0, "ziv": 0})
     truth = oracles.evaluate(chunk.family, **{fam.input_name: xs}, labels=zs, dtype=chunk.dtype)
     bucket = (patterns - chunk.origin) // chunk.bucket_width
     out = ChunkResult(chunk.start, chunk.stop, int(patterns.size), 0.0, truth.path_counts)
     codes = example_regime_codes(truth)  # once for every candidate and quantity
-    present = np.bincount(codes, minlength=len(regime_order))
-    case_masks = {r: codes == i for i, r in enumerate(regime_order) if present[i]}
     if "loss" in chunk.quantities:
         for name in chunk.candidates:
-            out.candidates[name] = _score_candidate(name, chunk, truth, xs, zs, bucket, codes, case_masks)
+            out.candidates[name] = _score_candidate(name, chunk, truth, xs, zs, bucket, codes)
     if "gradient" in chunk.quantities:
         exact_gradient = oracles.evaluate(chunk.family, **{fam.input_name: xs}, labels=zs, dtype=chunk.dtype,
                                           what="gradient")
         for k, v in exact_gradient.path_counts.items():
             out.paths[k] = out.paths.get(k, 0) + v
         for name in chunk.candidates:
-            out.gradients[name] = _score_candidate(name, chunk, exact_gradient, xs, zs, bucket, codes, case_masks)
+            out.gradients[name] = _score_candidate(name, chunk, exact_gradient, xs, zs, bucket, codes)
     out.seconds = time.perf_counter() - began
     return out
 
