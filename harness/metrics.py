@@ -95,10 +95,10 @@ def compare(truth: Truth, computed: np.ndarray, regimes: np.ndarray | None = Non
     codes, ulp, bits = (a.ravel() for a in measure_codes(got, truth, truth.dtype))
     fmt = oracles.resolve_format(truth.dtype)
     rounded = np.asarray(truth.rounded, dtype=np.float64).ravel()
-    g = got.astype(np.float64).ravel()
     with np.errstate(invalid="ignore"):
         subnormal = (rounded != 0) & (np.abs(rounded) < fmt.min_normal)
-    flushed = subnormal & (g == 0) & (codes == OUTCOME_CODE["finite"])
+    # (zero compared in the candidate's own format: a float64 copy of a million values only to find its zeros)
+    flushed = subnormal & (got.ravel() == 0) & (codes == OUTCOME_CODE["finite"])
     x = np.asarray(truth.inputs, dtype=np.float64)
     # values per example: 1 for a loss, the example's inputs for a gradient (all of them for a reduced batch)
     if truth.reduction != "none":

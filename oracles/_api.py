@@ -350,7 +350,10 @@ def _settle_all(fam: Family, what: str, fmt: Format, reduction: str, x: np.ndarr
         return out
     shape = batch if what == "loss" else x.shape
     size = n * (1 if what == "loss" else width)
-    out = _Outputs(shape, np.full(size, np.nan), np.zeros(size, dtype=bool), np.full(size, np.nan), np.zeros(size), {}, status)
+    # the fast path writes each of these arrays span by span: they are filled (nan, False, nan, 0) only
+    # past the last span it wrote (a million values' fills cost as much as certifying a tenth of them)
+    out = _Outputs(shape, np.empty(size), np.empty(size, dtype=bool), np.empty(size), np.empty(size), {}, status)
+    written = 0
     xs = x.reshape(n, width) if fam.row_wise else x.reshape(n)
     zs = z.reshape(n, width) if (fam.row_wise and fam.label_kind == "soft") else z.reshape(n)
     per = 1 if what == "loss" else width  # outputs per example
@@ -374,8 +377,8 @@ def _settle_all(fam: Family, what: str, fmt: Format, reduction: str, x: np.ndarr
             span = slice(start * per, stop * per)
             out.rounded[span] = rounded.reshape(-1)
             out.approx[span] = _fast.approximation(estimate).reshape(-1)
-            if estimate.low is not None:
-                out.approx_low[span] = estimate.low.reshape(-1)
+            out.approx_low[span] = 0.0 if estimate.low is None else estimate.low.reshape(-1)
+            written = stop * per
             if whole.all():  # (typical of a large batch: no masked copies)
                 out.fast[span] = True
             else:
@@ -384,6 +387,9 @@ def _settle_all(fam: Family, what: str, fmt: Format, reduction: str, x: np.ndarr
                 for a, fill in ((out.rounded, np.nan), (out.approx, np.nan), (out.approx_low, 0.0)):
                     a[span][~keep] = fill
             undecided[start:stop] = ~whole
+    for a, fill in ((out.rounded, np.nan), (out.fast, False), (out.approx, np.nan), (out.approx_low, 0.0)):
+        a[written:] = fill
+    if use_fast:
         if fam.nan_propagates and undecided.any():
             # the undecided examples with a nan anywhere (a sweep's 2**24 nan patterns): nan, status NAN, in
             # one pass, where the Ziv path would reach the same closed form one example at a time

@@ -223,11 +223,11 @@ class Family:
         code = {r.name: np.int8(i) for i, r in enumerate(self.regimes)}
         if n == 0:
             return np.empty(0, dtype=np.int8)
-        x = np.asarray(inputs).astype(np.float64)
+        x = np.asarray(inputs, dtype=np.float64)  # (no copy of a record's float64 inputs: nothing is written)
         x = x.reshape(n, x.size // n)
         z = np.asarray(labels)
         index_labels = z.dtype.kind in "iu"
-        zs = None if index_labels else z.astype(np.float64).reshape(n, z.size // n)
+        zs = None if index_labels else np.asarray(z, dtype=np.float64).reshape(n, z.size // n)
         special = ~row_all(np.isfinite(x))
         if zs is not None:
             special |= row_any(np.isnan(zs))
