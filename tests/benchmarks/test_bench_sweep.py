@@ -10,9 +10,11 @@ the candidate called on each chunk of 2**20 cases, scoring, per-bucket figures, 
 (``oracle_share``, from an in-process chunk timed piece by piece).
 
 The issue's goal is a ratio of at most 10 and a speed-up of at least 1.8. The assertions below are
-regression bounds over the figures measured (README), not that goal: the certified float64 evaluation and
-the ULP scoring of each case (two compiled loops, oracles._kernels, and numpy passes for the regimes,
-statistics and buckets) cost far more than numpy_stable's float32 SIMD formula (2-3 ns a case).
+regression bounds over the figures measured (README), not that goal. The ratio depends on the machine as
+much as on the sweep: the sweep's floor is the oracle's float64 ``exp`` and ``log1p`` (the C library's on
+every machine), while ``numpy_stable``'s float32 formula ran 2.3 ns a case on one machine and 12-15 ns on
+another (``extra_info["cpu_simd"]``: the widest vector extension the CPU reports), which moved the ratio
+from 50 to about 10 with nearly the same sweep.
 """
 
 from __future__ import annotations
@@ -34,6 +36,16 @@ BITS = int(os.environ.get("LOSSFUZZ_BENCH_SWEEP_BITS", "26"))
 START = 0x3F000000 - (1 << (BITS - 1))  # logits around 0.5 .. 2 and their neighbours, one sign
 RATIO_LIMIT = 150.0  # regression bound, 3x the 50x measured (the goal, 10x, is not met: see the module docstring)
 SPEEDUP_FLOOR = 1.2  # regression bound on a shared 2-core machine (the goal: 1.8)
+
+
+def cpu_simd() -> str:
+    """The widest x86 vector extension in ``/proc/cpuinfo``'s flags (numpy's float32 loops use it), else
+    ``"unknown"``: the ratio's provenance."""
+    try:
+        flags = set(open("/proc/cpuinfo").read().split())
+    except OSError:
+        return "unknown"
+    return next((f for f in ("avx512f", "avx2", "avx", "sse4_2") if f in flags), "unknown")
 
 
 def timed_sweep(plan: list[Chunk], workers: int) -> float:
@@ -93,6 +105,7 @@ def test_sweep_of_float32_patterns_against_numpy_stable_alone(benchmark):
         "oracle_share": oracle_share(plan[0]),
         "load_average": os.getloadavg()[0],
         "idle_cores_at_start": idle_cores,
+        "cpu_simd": cpu_simd(),
     })
     print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in benchmark.extra_info.items()})
     assert ratio < RATIO_LIMIT

@@ -46,6 +46,7 @@ FLOORS: dict[str, int] = {
     "harness.campaign": 4,
     "harness.sweep": 4,
     "harness.exhaustive": 4,
+    "harness._sweep_kernel": 4,  # the compiled pass of exhaustive's chunk figures
     "harness.auditing": 4,
     "harness.gate": 4,
     "harness.comparison": 4,
