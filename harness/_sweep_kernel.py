@@ -46,7 +46,6 @@ _JIT = dict(nogil=True, cache=True, error_model="numpy")
 ZERO_KEY = 2**17  # beyond 64 * 1075: the quantile key of a 0 (negated: of an inf) ULP error
 # columns of the integer tallies per regime; the outcome counts and the histogram follow them
 TALLY = ("cases", "measured", "flushed_subnormal", "zero_where_nonzero", "wrong_sign", "on_nonfinite_inputs")
-_SUMS = 6  # float columns per regime: sum and compensation of ULP errors, of bits; max ULP, max bits
 
 
 @numba.njit(**_JIT)
@@ -133,7 +132,7 @@ def _run(first, last, r, b, ulp, ulp_patterns, bits, codes, flushed, finite_inpu
     """The values ``first <= i < last``, all in regime ``r`` and bucket ``b`` (see :func:`chunk_figures`)."""
     n_outcomes = mistake.size
     hist0 = len(TALLY) + n_outcomes
-    e0, e1, e2, e3 = edges[0], edges[1], edges[2], edges[3]
+    n_edges = edges.size
     k = top_index.size
     # a value enters the worst only above the last of them (strictly: the first of equals stays) and above 0.5
     gate = max(0.5, top_severity[k - 1])
@@ -175,7 +174,10 @@ def _run(first, last, r, b, ulp, ulp_patterns, bits, codes, flushed, finite_inpu
             if u > worst_ulp:  # strictly: the first value with the largest error
                 worst_ulp, worst = u, i
             inexact = v != 0.0
-            tally[r, hist0 + inexact * (1 + (u > e0) + (u > e1) + (u > e2) + (u > e3))] += 1
+            above = 0  # the edges the error exceeds (a loop over the edges, not a branch on the value)
+            for j in range(n_edges):
+                above += u > edges[j]
+            tally[r, hist0 + inexact * (1 + above)] += 1
             quantiles[r, quantile_key(u, ulp_patterns[i]) + ZERO_KEY] += 1
             severity = min(u, 2.0**79)
         if severity > gate:
