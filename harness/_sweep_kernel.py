@@ -13,9 +13,10 @@ What it computes is :mod:`harness.exhaustive`'s definition of the figures, value
 - a value is *measured* where its ULP error is a number (``ulp`` not nan; its bits of error are then a
   number too); the others are counted by outcome class; *mistakes* are the outcome classes of
   :data:`harness._records.NON_FINITE_MISTAKES`;
-- sums of ULP errors and of bits of error are compensated (Neumaier): the float64 sum of the values with
-  an error below one float64 rounding of the sum (exactly the sum where it is exact), whatever the order;
-  a non-finite term makes the sum that term (inf; nan cannot occur: nan errors are not measured);
+- sums of ULP errors and of bits of error are compensated (Neumaier): the terms are non-negative, so the
+  float64 result is within ``u*S + n*u**2*S`` of the exact sum ``S`` of ``n`` terms (``u = 2**-53``), about
+  one rounding where a plain running sum can lose ``n*u*S``; an infinite term makes the sum inf (nan
+  cannot occur: nan errors are not measured);
 - the histogram: ``exact`` where the bits of error are 0, else the first of
   :data:`harness._records.HISTOGRAM_EDGES` the ULP error does not exceed, ``more`` above the last;
 - the quantile bin of a ULP error ``u``: ``floor(64 * log2(u))``, exactly (:func:`quantile_key`: no
@@ -91,15 +92,16 @@ def _pattern_of(x: float) -> int:
 
 
 @numba.njit(**_JIT)
-def chunk_figures(ulp, ulp_patterns, bits, codes, flushed, finite_input, zero_marks, wrong_marks, has_marks, case_regime,
-                  case_bucket, per, first_bucket, mistake, unconverged_code, edges, tally, sums, quantiles,
-                  bucket_low, bucket_high, bucket_sum, bucket_count, bucket_mistakes, regime_worst,
+def chunk_figures(ulp, ulp_patterns, bits, codes, flushed, finite_input, zero_marks, wrong_marks, has_marks,
+                  case_regime, case_bucket, per, first_bucket, mistake, unconverged_code, edges, tally, sums,
+                  quantiles, bucket_low, bucket_high, bucket_sum, bucket_count, bucket_mistakes, regime_worst,
                   regime_mistake, top_index, top_severity):
     """One pass over the values of a chunk (module docstring). Inputs, per value: ``ulp`` (with its bit
-    patterns, ``ulp_patterns``: the same memory as int64), ``bits`` (float64), ``codes`` (outcome codes), ``flushed``, ``finite_input`` and, where ``has_marks``,
-    ``zero_marks``/``wrong_marks`` (bool); per case (``per`` consecutive values each): ``case_regime``
-    (the regime's index) and ``case_bucket`` (the plot bucket, from ``first_bucket``); ``mistake``: per
-    outcome code, whether it is a non-finite mistake; ``edges``: the histogram's.
+    patterns, ``ulp_patterns``: the same memory as int64), ``bits`` (float64), ``codes`` (outcome codes),
+    ``flushed``, ``finite_input`` and, where ``has_marks``, ``zero_marks``/``wrong_marks`` (bool); per
+    case (``per`` consecutive values each): ``case_regime`` (the regime's index) and ``case_bucket`` (the
+    plot bucket, from ``first_bucket``); ``mistake``: per outcome code, whether it is a non-finite mistake;
+    ``edges``: the histogram's.
 
     Outputs, zeroed by the caller: ``tally[r]`` (int64: :data:`TALLY`, then one count per outcome code of
     the unmeasured values, then the histogram's ``len(edges) + 2`` bins), ``sums[r]`` (float64: sum and
@@ -118,17 +120,17 @@ def chunk_figures(ulp, ulp_patterns, bits, codes, flushed, finite_input, zero_ma
         stop = start + 1
         while stop < n_cases and case_regime[stop] == r and case_bucket[stop] == b:
             stop += 1
-        _run(start * per, stop * per, r, b - first_bucket, ulp, ulp_patterns, bits, codes, flushed, finite_input, zero_marks,
-             wrong_marks, has_marks, mistake, unconverged_code, edges, tally, sums, quantiles, bucket_low,
-             bucket_high, bucket_sum, bucket_count, bucket_mistakes, regime_worst, regime_mistake, top_index,
-             top_severity)
+        _run(start * per, stop * per, r, b - first_bucket, ulp, ulp_patterns, bits, codes, flushed, finite_input,
+             zero_marks, wrong_marks, has_marks, mistake, unconverged_code, edges, tally, sums, quantiles,
+             bucket_low, bucket_high, bucket_sum, bucket_count, bucket_mistakes, regime_worst, regime_mistake,
+             top_index, top_severity)
         start = stop
 
 
 @numba.njit(**_JIT)
-def _run(first, last, r, b, ulp, ulp_patterns, bits, codes, flushed, finite_input, zero_marks, wrong_marks, has_marks, mistake,
-         unconverged_code, edges, tally, sums, quantiles, bucket_low, bucket_high, bucket_sum, bucket_count,
-         bucket_mistakes, regime_worst, regime_mistake, top_index, top_severity):
+def _run(first, last, r, b, ulp, ulp_patterns, bits, codes, flushed, finite_input, zero_marks, wrong_marks,
+         has_marks, mistake, unconverged_code, edges, tally, sums, quantiles, bucket_low, bucket_high, bucket_sum,
+         bucket_count, bucket_mistakes, regime_worst, regime_mistake, top_index, top_severity):
     """The values ``first <= i < last``, all in regime ``r`` and bucket ``b`` (see :func:`chunk_figures`)."""
     n_outcomes = mistake.size
     hist0 = len(TALLY) + n_outcomes

@@ -241,9 +241,9 @@ def _figures_of(c: Comparison, case_codes: np.ndarray, regimes: Sequence[str], b
     top, top_severity = np.full(_WORST_PER_CHUNK, -1, dtype=np.int64), np.full(_WORST_PER_CHUNK, -np.inf)
     marks = c.zero_where_nonzero is not None and c.wrong_sign is not None
     zero, wrong = (c.zero_where_nonzero, c.wrong_sign) if marks else (c.flushed, c.flushed)
-    chunk_figures(c.ulp, c.ulp.view(np.int64), c.bits, c.codes, c.flushed, c.finite_input, zero, wrong, marks, case_codes, bucket, per,
-                  first, _MISTAKE_CODES, OUTCOME_CODE["unconverged"], _EDGES, tally, sums, quantiles, low, high,
-                  total, count, mistakes, regime_worst, regime_mistake, top, top_severity)
+    chunk_figures(c.ulp, c.ulp.view(np.int64), c.bits, c.codes, c.flushed, c.finite_input, zero, wrong, marks,
+                  case_codes, bucket, per, first, _MISTAKE_CODES, OUTCOME_CODE["unconverged"], _EDGES, tally, sums,
+                  quantiles, low, high, total, count, mistakes, regime_worst, regime_mistake, top, top_severity)
     stats = {}
     for r in np.flatnonzero(tally[:, 0]).tolist():
         t, s = tally[r], sums[r]
