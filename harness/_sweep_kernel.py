@@ -231,3 +231,9 @@ def _thresholds() -> tuple[np.ndarray, np.ndarray]:
 
 _MANTISSA_MASK = (1 << 52) - 1
 _MANTISSAS, _START = _thresholds()
+# the bins' width is harness.exhaustive's (its percentiles read these keys); the tables above are built for 64
+from .exhaustive import QUANTILE_BINS_PER_OCTAVE  # noqa: E402 - (loaded already: exhaustive imports this module lazily)
+
+if QUANTILE_BINS_PER_OCTAVE != 64:
+    raise ImportError(f"QUANTILE_BINS_PER_OCTAVE={QUANTILE_BINS_PER_OCTAVE}: harness._sweep_kernel's quantile_key is"
+                      " built for 64 bins per octave; rebuild its tables for the new width")
