@@ -4,6 +4,7 @@ scoring the same inputs through the oracles directly, chunk merging in plan orde
 from __future__ import annotations
 
 import math
+import threading
 from concurrent.futures import Executor, Future
 
 import numpy as np
@@ -17,11 +18,10 @@ from harness.exhaustive import (Chunk, chunk_inputs, parse_bits, plan_sweep, run
 
 
 class InOrder(Executor):
-    """Runs each chunk when submitted, in this process; ``reverse`` hands the results back last first, as a
-    pool may finish them."""
+    """Runs each chunk when submitted, in this process."""
 
-    def __init__(self, reverse: bool = False) -> None:
-        self.reverse, self.calls = reverse, []
+    def __init__(self) -> None:
+        self.calls = []
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
         future: Future = Future()
@@ -144,23 +144,35 @@ def test_figures_equal_those_of_scoring_the_same_inputs_through_the_oracles_dire
 
 
 def test_chunks_are_merged_in_plan_order_whatever_order_they_finish_in():
-    class Reversed(InOrder):
-        """Submits are collected and run last first when waited on: a pool finishing the other way round."""
+    class LastFirst(Executor):
+        """Holds the four chunks submitted, then finishes them last first, one at a time: the next one only
+        after the sweep has journalled the last, so each wait sees exactly one finished chunk."""
+
+        def __init__(self) -> None:
+            self.calls, self.journalled = [], threading.Semaphore(0)
 
         def submit(self, fn, /, *args, **kwargs):
             future: Future = Future()
             self.calls.append((future, fn, args))
             if len(self.calls) == 4:
-                for f, g, a in reversed(self.calls):
-                    f.set_result(g(*a))
-                self.calls.clear()
+                threading.Thread(target=self._finish, daemon=True).start()
             return future
+
+        def _finish(self) -> None:
+            for future, fn, args in reversed(self.calls):
+                future.set_result(fn(*args))
+                self.journalled.acquire(timeout=60)
 
     plan = plan_sweep("sigmoid_ce", "float16", "hard", ["naive", "numpy_stable"], (0x4800, 0x5000), chunk_cases=1 << 10)
     assert len(plan) == 4
-    finished = []
-    reversed_run = run_sweep(plan, Reversed(), journal=finished.append, in_flight=4)
-    assert [r.start for r in finished] != sorted(r.start for r in finished)  # they did finish out of order
+    finished, executor = [], LastFirst()
+
+    def journal(result):
+        finished.append(result)
+        executor.journalled.release()
+
+    reversed_run = run_sweep(plan, executor, journal=journal, in_flight=4)
+    assert [r.start for r in finished] == [c.start for c in reversed(plan)]  # they did finish last first
     straight = run_sweep(plan, InOrder())
     for a, b in zip(reversed_run.scores, straight.scores):
         assert a.to_json() == b.to_json()
