@@ -75,9 +75,35 @@ def _worker_start(parent: int) -> None:
             pass
     if os.getppid() != parent:  # the parent died before the request was made
         os._exit(1)
+    keep_freed_memory()
 
 
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+# glibc's mallopt parameters (<malloc.h>) and the values a worker sets (see keep_freed_memory)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD = 32 << 20  # glibc's largest (4 MiB * sizeof(long)): a chunk's 2**20-value arrays are 8-16 MiB
+TRIM_THRESHOLD = 256 << 20
+
+
+def keep_freed_memory() -> bool:
+    """Have glibc's allocator keep the memory a worker frees, for its next chunk; True where it took both
+    settings (glibc), False elsewhere (nothing changed).
+
+    Why: a chunk allocates a few dozen arrays of 2**20 values (8-16 MiB) and frees them. By default glibc
+    maps each afresh (``mmap``, then a page fault on every first touch of each 4 KiB page) and unmaps it when
+    freed, or returns the top of its heap to the system once more than twice that size is free there. Blocks
+    up to :data:`MMAP_THRESHOLD` now come from the heap, and up to :data:`TRIM_THRESHOLD` of free memory
+    stays in it: on the sweep bench's chunks the system time fell from 1.0-1.3 s to 0.2-0.4 s of 6 s, and a
+    chunk from 113-121 ms to 88-103 ms, with the same peak memory (README, "Speed"). The setting is the
+    process's: only the local pool's workers, which exist for this work, take it (Dask workers are their
+    operator's: the same ``MALLOC_MMAP_THRESHOLD_`` and ``MALLOC_TRIM_THRESHOLD_`` in their environment)."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (or no C library to ask): its own allocator, untouched
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) & bool(mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
 
 
 @contextlib.contextmanager

@@ -4,7 +4,7 @@ One run measures, on the same arrays: a sweep of ``2**LOSSFUZZ_BENCH_SWEEP_BITS`
 ``2**26``, the issue's slice; fewer on a loaded machine, scaled honestly: every figure below is per case or a
 ratio) crossed with the hard labels {0, 1} for ``numpy_stable`` (the oracle's ground truth once per chunk,
 the candidate called on each chunk of 2**20 cases, scoring, per-bucket figures, worst cases) against
-``numpy_stable`` alone on the same chunks' arrays; the sweep on 1 worker process and on 2. ``extra_info``:
+``numpy_stable`` alone on the same chunks' arrays, in one of the sweep's worker processes (the same allocator settings); the sweep on 1 worker process and on 2. ``extra_info``:
 ``ratio_to_numpy_stable`` (1-worker sweep time over the candidate alone), ``cases_per_second_per_core``
 (1 worker and 2 workers), ``speedup_1_to_2_workers``, and the share of the chunk time the oracle takes
 (``oracle_share``, from an in-process chunk timed piece by piece).
@@ -48,20 +48,25 @@ def cpu_simd() -> str:
     return next((f for f in ("avx512f", "avx2", "avx", "sse4_2") if f in flags), "unknown")
 
 
-def timed_sweep(plan: list[Chunk], workers: int) -> float:
+def timed_sweep(plan: list[Chunk], workers: int) -> tuple[float, float]:
+    """Seconds of the sweep of ``plan`` on ``workers`` local processes, and of ``numpy_stable`` alone on the
+    same chunks' arrays in one of those processes (the same allocator settings, harness._executors)."""
     with executor_for(None, workers) as pool:
         # start the workers and import what a chunk needs before the clock starts
         warm = Chunk(plan[0].family, plan[0].dtype, plan[0].labels, plan[0].candidates, plan[0].start,
                      plan[0].start + 1, plan[0].origin, plan[0].bucket_width)
         list(pool.map(sweep_chunk, [warm] * workers))
+        alone = pool.submit(candidate_alone, plan).result()
         began = time.perf_counter()
         result = run_sweep(plan, pool)
         seconds = time.perf_counter() - began
     assert not result.partial and result.cases == 2 * (1 << BITS)
-    return seconds
+    return seconds, alone
 
 
 def candidate_alone(plan: list[Chunk]) -> float:
+    """Seconds ``numpy_stable`` takes on the chunks' arrays, summed over the calls (the arrays are made
+    untimed)."""
     fn = get_candidate("sigmoid_ce", "numpy_stable").load()
     total = 0.0
     for chunk in plan:
@@ -89,9 +94,8 @@ def test_sweep_of_float32_patterns_against_numpy_stable_alone(benchmark):
     cases = 2 * (1 << BITS)
     # a speed-up from 1 to 2 workers needs a second idle core: with other jobs on the cores it measures them
     idle_cores = (os.cpu_count() or 1) - os.getloadavg()[0]
-    alone = candidate_alone(plan)
-    one = benchmark.pedantic(timed_sweep, args=(plan, 1), rounds=1, iterations=1)
-    two = timed_sweep(plan, 2)
+    one, alone = benchmark.pedantic(timed_sweep, args=(plan, 1), rounds=1, iterations=1)
+    two, _ = timed_sweep(plan, 2)
     ratio, speedup = one / alone, one / two
     benchmark.extra_info.update({
         "cases": cases,
