@@ -49,6 +49,19 @@ class _Journal(JsonLines):
         self._write({"chunk": result.to_json()})
 
 
+def _differences(journal: Any, given: dict[str, Any]) -> str:
+    """What differs between a journal's settings and this sweep's, as ``key: journal's value, not given
+    value`` for each key (candidates name the order: a sweep's figures are listed in it)."""
+    if not isinstance(journal, dict):
+        return "the journal has none"
+    keys = [k for k in given if journal.get(k) != given[k]] + [k for k in journal if k not in given]
+    return "; ".join(f"{k}: {_setting_text(journal.get(k))}, not {_setting_text(given.get(k))}" for k in keys)
+
+
+def _setting_text(value: Any) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
 def _read_journal(path: Path, settings: dict[str, Any]) -> dict:
     """The finished chunks of ``path``, written by a sweep with the same settings; one-line errors."""
     from .._files import parse_json, read_text
@@ -64,8 +77,9 @@ def _read_journal(path: Path, settings: dict[str, Any]) -> dict:
             if not isinstance(record, dict) or record.get("lossfuzz_sweep_journal") != _VERSION:
                 raise ValueError(f"journal {path} has no lossfuzz sweep header; delete it and run without --resume")
             if record.get("settings") != settings:
-                raise ValueError(f"journal {path} was written with other settings; resume with the same options or"
-                                 " run without --resume")
+                differ = _differences(record.get("settings"), settings)
+                raise ValueError(f"journal {path} was written with other settings ({differ}); resume with the same"
+                                 " options or run without --resume")
             continue
         try:
             result = ChunkResult.from_json(record["chunk"])

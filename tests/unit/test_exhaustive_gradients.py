@@ -128,4 +128,11 @@ def test_the_command_scores_the_gradient_and_resumes_only_with_the_same_quantiti
     capsys.readouterr()
     assert cli.main(argv + ["--quantities", "gradient", "--resume"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "other settings" in err[0]
+    assert len(err) == 1 and "other settings (quantities: loss, not gradient)" in err[0]
+    # the same candidates in another order: named, both orders shown
+    (out / "sweep-journal.jsonl").write_text(json.dumps({"lossfuzz_sweep_journal": 1, "settings": {
+        "family": "sigmoid_ce", "dtype": "bfloat16", "labels": "hard", "candidates": ["naive", "numpy_stable"],
+        "bits": [0x4000, 0x4100], "chunks": 1, "quantities": ["gradient"]}}) + "\n")
+    assert cli.main(argv[:3] + ["numpy_stable,naive"] + argv[4:] + ["--quantities", "gradient", "--resume"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "other settings (candidates: naive,numpy_stable, not numpy_stable,naive)" in err[0], err
