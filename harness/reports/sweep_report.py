@@ -11,14 +11,18 @@ __all__ = ["summary_markdown"]
 
 
 def summary_markdown(summary: Mapping[str, Any]) -> str:
-    """The summary of a sweep (:func:`harness.exhaustive.summary`) as Markdown: a table of the loss, and one
-    of the gradient's components when the sweep scored it."""
+    """The summary of a sweep (:func:`harness.exhaustive.summary`) as Markdown: a table per quantity the sweep
+    scored (the loss, the gradient's components), none for one it did not."""
     lines = [f"# lossfuzz sweep: {summary['family']} in {summary['dtype']}, labels {summary['labels']}", "",
              f"{summary['cases']:,} cases (bit patterns {summary['bits'][0]:#x}:{summary['bits'][1]:#x}),"
-             f" {summary['wall_seconds']:.1f} s wall; oracle values fast/Ziv: {summary['paths'].get('fast', 0):,}/"
+             f" {summary['wall_seconds']:.1f} s wall"
+             + (f" (this run; {summary['chunks_from_journal']:,} of {summary['chunks']:,} chunks came from the journal"
+                " of an earlier one)" if summary.get("chunks_from_journal") else "")
+             + f"; oracle values fast/Ziv: {summary['paths'].get('fast', 0):,}/"
              f"{summary['paths'].get('ziv', 0):,}" + (" (PARTIAL)" if summary["partial"] else ""), "",
              f"`{summary['command']}`"]
-    tables = [("Loss", summary["candidates"], "")]
+    quantities = summary.get("quantities", ("loss",))
+    tables = [("Loss", summary["candidates"], "")] if "loss" in quantities else []
     if "gradients" in summary:
         tables.append(("Gradient (per component)", summary["gradients"], " zero where nonzero / wrong sign |"))
     for title, rows, extra in tables:
