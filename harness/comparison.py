@@ -39,6 +39,7 @@ from ._records import RunResult
 from ._values import fmt_ulp
 from .gate import DEFAULT_FACTOR, ulp_limit
 from .outcomes import tally_outcomes
+from .provenance import environment_changes
 
 __all__ = ["ALL_REGIME", "BITS_TOLERANCE", "MARKS", "Figures", "Delta", "Row", "SideBySide", "figures_of",
            "compare_reports"]
@@ -100,6 +101,9 @@ class SideBySide:
     names: tuple[str, ...]
     rows: tuple[Row, ...]
     factor: float = DEFAULT_FACTOR
+    # per later report, what differs from the base's provenance that can move figures by itself
+    # (harness.provenance.environment_changes: library versions, numpy's SIMD targets)
+    elsewhere: tuple[tuple[str, ...], ...] = ()
 
     def count(self, mark: str) -> int:
         """Rows marked ``mark`` against the base, over every later report."""
@@ -208,4 +212,5 @@ def compare_reports(results: Sequence[RunResult], names: Sequence[str], factor: 
         deltas = tuple(_delta(figures[0], f, factor) for f in figures[1:])
         family, candidate, dtype, quantity, regime = key
         rows.append(Row(family, candidate, dtype, regime, figures, deltas, quantity))
-    return SideBySide(tuple(names), tuple(rows), factor)
+    elsewhere = tuple(environment_changes(results[0].provenance, r.provenance) for r in results[1:])
+    return SideBySide(tuple(names), tuple(rows), factor, elsewhere)

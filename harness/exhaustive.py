@@ -53,6 +53,7 @@ from oracles import OUTCOME_CODE
 from ._records import COUNTED_OUTCOMES, HISTOGRAM_BINS, HISTOGRAM_EDGES, NON_FINITE_MISTAKES, QUANTITIES, Finding, RegimeScore, Score, WorstCase
 from .candidates import NoGradient, Unsupported, get_candidate
 from .metrics import Comparison, compare, example_regime_codes
+from .provenance import numpy_target
 from .scoring import Observations, call_candidate, listed_cases
 from .strategies import Example
 
@@ -148,7 +149,8 @@ def check_sweep(family: str, dtype: str, labels: str, candidates: Sequence[str])
     for name in candidates:
         c = get_candidate(family, name)
         if c.reduction != "none":
-            raise ValueError(f"candidate {name!r} returns a {c.reduction}; a sweep scores per-example candidates")
+            raise ValueError(f"candidate {name!r} returns a {c.reduction} over the batch; a sweep scores per-example"
+                             " candidates (score this one with lossfuzz run)")
         if c.labels == "hard" and labels != "hard":
             raise ValueError(f"candidate {name!r} takes hard labels only; pass --labels hard")
         if not c.available():
@@ -291,15 +293,18 @@ class ChunkResult:
     paths: dict[str, int]
     candidates: dict[str, dict[str, Any]] = field(default_factory=dict)
     gradients: dict[str, dict[str, Any]] = field(default_factory=dict)
+    machine: str = ""  # numpy and its SIMD targets where the chunk ran (harness.provenance.numpy_target)
 
     def to_json(self) -> dict[str, Any]:
         return {"start": self.start, "stop": self.stop, "cases": self.cases, "seconds": self.seconds,
-                "paths": dict(self.paths), "candidates": self.candidates, "gradients": self.gradients}
+                "paths": dict(self.paths), "candidates": self.candidates, "gradients": self.gradients,
+                "machine": self.machine}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "ChunkResult":
         return cls(int(data["start"]), int(data["stop"]), int(data["cases"]), float(data["seconds"]),
-                   dict(data["paths"]), dict(data["candidates"]), dict(data.get("gradients", {})))
+                   dict(data["paths"]), dict(data["candidates"]), dict(data.get("gradients", {})),
+                   str(data.get("machine", "")))
 
     def of(self, quantity: str) -> dict[str, dict[str, Any]]:
         """The per-candidate figures of ``quantity`` (``loss`` or ``gradient``)."""
@@ -363,10 +368,11 @@ def sweep_chunk(chunk: Chunk) -> ChunkResult:
     fam = oracles.get_family(chunk.family)
     xs, zs, patterns = chunk_inputs(chunk)
     if not patterns.size:  # binary_ce: no probability among these patterns
-        return ChunkResult(chunk.start, chunk.stop, 0, time.perf_counter() - began, {"fast": 0, "ziv": 0})
+        return ChunkResult(chunk.start, chunk.stop, 0, time.perf_counter() - began, {"fast": 0, "ziv": 0},
+                           machine=numpy_target())
     truth = oracles.evaluate(chunk.family, **{fam.input_name: xs}, labels=zs, dtype=chunk.dtype)
     bucket = (patterns - chunk.origin) // chunk.bucket_width
-    out = ChunkResult(chunk.start, chunk.stop, int(patterns.size), 0.0, truth.path_counts)
+    out = ChunkResult(chunk.start, chunk.stop, int(patterns.size), 0.0, truth.path_counts, machine=numpy_target())
     codes = example_regime_codes(truth)  # once for every candidate and quantity
     if "loss" in chunk.quantities:
         for name in chunk.candidates:
@@ -431,7 +437,8 @@ class SweepResult:
     """The merged figures of a sweep: a :class:`Score` per candidate (``examples`` = cases swept), the
     per-bucket errors for the plot (``buckets[name]``: ``x`` the first pattern of each bucket, ``min``,
     ``max``, ``mean`` ULP or None, ``non_finite``), the oracle's ``paths``, ``cases`` swept, ``chunks`` done
-    of ``planned``, and ``chunk_seconds`` (work summed over chunks)."""
+    of ``planned``, ``chunk_seconds`` (work summed over chunks), and the ``machines`` the chunks ran on
+    (numpy and its SIMD targets, each once: more than one means figures that mix them)."""
 
     family: str
     dtype: str
@@ -447,6 +454,7 @@ class SweepResult:
     wall_seconds: float
     quantities: tuple[str, ...] = ("loss",)
     gradient_buckets: dict[str, dict[str, list]] = field(default_factory=dict)
+    machines: tuple[str, ...] = ()
 
     @property
     def partial(self) -> bool:
@@ -564,7 +572,8 @@ def merge_results(plan: Sequence[Chunk], results: Iterable[ChunkResult], wall_se
                 buckets.setdefault(quantity, {})[name] = plot
     return SweepResult(first.family, first.dtype, first.labels, (plan[0].start, plan[-1].stop), scores,
                        buckets.get("loss", {}), paths, sum(r.cases for r in results), len(results), len(plan),
-                       sum(r.seconds for r in results), wall_seconds, first.quantities, buckets.get("gradient", {}))
+                       sum(r.seconds for r in results), wall_seconds, first.quantities, buckets.get("gradient", {}),
+                       tuple(dict.fromkeys(r.machine for r in results if r.machine)))
 
 
 def _merged_score(plan: Sequence[Chunk], results: list[ChunkResult], name: str, quantity: str,
@@ -655,7 +664,7 @@ def summary(result: SweepResult, command: str) -> dict[str, Any]:
            "cases": result.cases, "chunks": result.chunks, "planned": result.planned, "partial": result.partial,
            "paths": dict(result.paths), "wall_seconds": round(result.wall_seconds, 1),
            "chunk_seconds": round(result.chunk_seconds, 1), "command": command,
-           "quantities": list(result.quantities), "candidates": rows["loss"]}
+           "quantities": list(result.quantities), "machines": list(result.machines), "candidates": rows["loss"]}
     if "gradient" in result.quantities:
         out["gradients"] = rows["gradient"]
     return out

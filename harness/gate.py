@@ -31,7 +31,9 @@ max, p99 and median ULP, mean bits, non-finite mistakes on finite inputs and eve
 (:mod:`harness.thresholds`: the defaults, why, and how keys select a regime). A ULP figure present in the
 baseline but absent now (every value non-finite) is worse; one absent from the baseline is not compared;
 ``inf`` beats any finite figure and nothing beats ``inf``. A regime in the baseline without examples now is
-noted, not compared.
+noted, not compared. A baseline written with other library versions or on another numpy SIMD target
+(:func:`harness.provenance.environment_changes`) is noted: numpy's float32 ``exp`` differs between
+targets, so a figure can move with the machine and not with the code.
 
 **Quantities.** A gradient row (``Score.quantity == "gradient"``: the gradient with respect to the inputs,
 compared component by component) is checked like a loss row, against the same thresholds: a key is
@@ -73,6 +75,7 @@ from ._values import parse_value
 from .candidates import CANDIDATE_NAMES
 from .corpus import MAX_EXAMPLE_ELEMENTS, corpus_from_json, corpus_to_json
 from .outcomes import count, shown_case, tally_outcomes
+from .provenance import environment_changes
 from .strategies import Example, catalogue
 from .thresholds import (BITS_STATISTICS, COUNT_STATISTICS, DEFAULT_THRESHOLDS, NONFINITE_ON_FINITE, STATISTIC_WORDS,
                          ULP_STATISTICS, WHOLE, Threshold, parse_thresholds, threshold_for)
@@ -510,6 +513,10 @@ def check_run(
     regimes = {name for s in (*baseline.scores, *current.scores) for name in s.regimes}
     unused = sorted(k for k in table if "." in k and k.split(".", 1)[0] not in regimes | {WHOLE})
     notes = tuple(f"threshold {k}: no result has a regime {k.split('.', 1)[0]!r}; it was not used" for k in unused)
+    changes = environment_changes(baseline.provenance, current.provenance)
+    if changes:
+        notes += (f"the baseline ran elsewhere ({'; '.join(changes)}): a candidate's figures can change with these,"
+                  " not only with its code",)
     return GateResult(tuple(checks), threshold_for(table, WHOLE, "max_ulp").factor, fail_on_new_nonfinite, exact,
                       notes, MappingProxyType(table))
 

@@ -1,6 +1,7 @@
 """``lossfuzz sweep FAMILY --candidate NAME[,NAME...] --dtype D --labels hard|all [--bits START:STOP]
-[--quantities loss,gradient] [--workers N] [--resume] --out DIR``: score candidates on every bit pattern of the swept input
-(:mod:`harness.exhaustive`), on all local cores, journalled chunk by chunk; writes the reports of ``run``,
+[--quantities loss,gradient] [--workers N] [--scheduler ADDRESS] [--resume] --out DIR``: score candidates on every
+bit pattern of the swept input (:mod:`harness.exhaustive`), on all local cores or a Dask cluster's workers,
+journalled chunk by chunk; writes the reports of ``run``,
 the error-vs-bit-pattern plot (in report.html) and a small summary."""
 
 from __future__ import annotations

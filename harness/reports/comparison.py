@@ -65,7 +65,10 @@ def _summary(table: SideBySide) -> str:
             f" against A: {table.regressions} regressions, {table.improvements} improvements"
             f" over {later} report{'s' if later != 1 else ''} (worse: max or p99 ULP above max({table.factor:g} x A,"
             f" 1 ULP), mean bits up by more than 1, non-finite mistakes new or their share up {table.factor:g}x;"
-            " better: the reverse)")
+            " better: the reverse)"
+            + "".join(f"; {label} ran with other libraries or SIMD targets than A ({'; '.join(changes)}), which can"
+                      " move figures by themselves" for label, changes in zip(letters(later + 1)[1:], table.elsewhere)
+                      if changes))
 
 
 # ------------------------------------------------------------------------------------------ Markdown

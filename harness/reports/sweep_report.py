@@ -21,6 +21,12 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
              + f"; oracle values fast/Ziv: {summary['paths'].get('fast', 0):,}/"
              f"{summary['paths'].get('ziv', 0):,}" + (" (PARTIAL)" if summary["partial"] else ""), "",
              f"`{summary['command']}`"]
+    machines = summary.get("machines") or []
+    if len(machines) == 1:
+        lines += ["", f"Ran on {machines[0]} (numpy's float32 results depend on its SIMD targets)."]
+    elif machines:
+        lines += ["", f"Chunks ran on {len(machines)} different numpy builds or SIMD targets, so the figures mix"
+                      f" them: {'; '.join(machines)}."]
     quantities = summary.get("quantities", ("loss",))
     tables = [("Loss", summary["candidates"], "")] if "loss" in quantities else []
     if "gradients" in summary:

@@ -196,6 +196,20 @@ def test_every_format_renders_and_the_formats_are_the_commands_choices():
         assert "worse" in text and "50" in text, fmt
 
 
+def test_a_report_from_other_libraries_or_simd_targets_is_said_in_every_format():
+    here = {"versions": {"numpy": "2.4.6"}, "machine": {"numpy_simd": {"baseline": ["X86_V2"], "found": ["X86_V3"]}}}
+    there = {"versions": {"numpy": "2.4.6"},
+             "machine": {"numpy_simd": {"baseline": ["X86_V2"], "found": ["X86_V3", "X86_V4"]}}}
+    a, b = (replace(_result(_score()), provenance=p) for p in (there, here))
+    table = compare_reports([a, b, a], ["x86_v4.json", "x86_v3.json", "again.json"])
+    assert table.elsewhere == (("numpy SIMD X86_V2 X86_V3 X86_V4 → X86_V2 X86_V3",), ())
+    for fmt, render in RENDERERS.items():
+        text = render(table)
+        assert "B ran with other libraries or SIMD targets than A" in text and "C ran" not in text, fmt
+        assert "V4" in text and "V2" in text, fmt  # escaped per format (X86\_V4 in Markdown)
+    assert "ran with other" not in RENDERERS["md"](compare_reports([a, a], ["a", "b"]))
+
+
 def test_latex_escapes_its_special_characters():
     assert latex_escape(ODD) == r"my\_loss\$\&\%\#\{\}\textasciitilde{}\textasciicircum{}\textbackslash{}"
     text = render_latex(_odd_table())

@@ -225,6 +225,7 @@ def test_bad_bit_ranges_are_one_line_errors(text, words):
     (["sigmoid_ce", "--candidate", "naive", "--bits", "0x10:0x5"], "--bits '0x10:0x5' is empty"),
     (["sigmoid_ce", "--candidate", "nope"], "candidate='nope' is not one of: naive"),
     (["softmax_ce", "--candidate", "sklearn"], "candidate='sklearn' is not one of"),
+    (["binary_ce", "--candidate", "naive,sklearn", "--dtype", "float16"], "'sklearn' returns a mean over the batch"),
     (["sigmoid_ce", "--candidate", "naive", "--dtype", "float64"], "dtype='float64' is not one of: float16, bfloat16, float32"),
     (["softmax_ce", "--candidate", "naive", "--labels", "all", "--dtype", "float16"], "pass --labels hard"),
     (["sigmoid_ce", "--candidate", "naive", "--labels", "all"], "2**62 cases"),
@@ -270,6 +271,27 @@ def test_a_candidate_that_rejects_the_dtype_is_unsupported_and_one_that_fails_is
     assert len(plan) == 2 and score.counts["raised"] == 2  # one failed call per chunk
     assert score.findings[0].kind == "wrong_shape" and "returned shape (1,)" in score.failure
     assert score.max_ulp is None and result.buckets == {}
+
+
+def test_the_summary_says_where_the_chunks_ran_and_when_they_ran_on_different_numpy_targets():
+    from dataclasses import replace
+
+    from harness.exhaustive import merge_results
+    from harness.provenance import numpy_target
+    from harness.reports.sweep_report import summary_markdown
+
+    plan = plan_sweep("sigmoid_ce", "float16", "hard", ["numpy_stable"], (0x3C00, 0x3E00), chunk_cases=1 << 9)
+    results = [sweep_chunk(c) for c in plan]
+    assert len(results) == 2 and {r.machine for r in results} == {numpy_target()}
+    facts = summary(merge_results(plan, results), "cmd")
+    assert facts["machines"] == [numpy_target()] and f"Ran on {numpy_target()}" in summary_markdown(facts)
+    # a cluster whose workers differ: both named, and the summary says the figures mix them
+    other = "numpy 2.4.6, SIMD X86_V2 X86_V3 X86_V4"
+    mixed = summary(merge_results(plan, [results[0], replace(results[1], machine=other)]), "cmd")
+    assert mixed["machines"] == [numpy_target(), other]
+    assert "Chunks ran on 2 different numpy builds or SIMD targets, so the figures mix them" in summary_markdown(mixed)
+    # the machine survives a chunk's journal record
+    assert type(results[0]).from_json(results[0].to_json()).machine == numpy_target()
 
 
 def test_the_html_report_of_a_sweep_draws_the_error_against_the_bit_pattern():

@@ -11,6 +11,7 @@ import contextlib
 import io
 import json
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 
 import pytest
 
@@ -284,6 +285,21 @@ def test_a_regime_gone_or_new_is_noted_and_a_threshold_of_no_regime_is_said():
     assert result.notes == ("threshold sfot.max_ulp: no result has a regime 'sfot'; it was not used",)
     # a baseline written before regimes existed: only the whole score is compared
     assert verdict(score(), new).status == "pass"
+
+
+def test_a_baseline_from_another_numpy_or_simd_target_is_noted_and_the_verdicts_stay_the_same():
+    here = {"versions": {"lossfuzz": "0.2.0", "numpy": "2.4.6", "torch": None},
+            "machine": {"numpy_simd": {"baseline": ["X86_V2"], "found": ["X86_V3"]}}}
+    there = {"versions": {"lossfuzz": "0.1.0", "numpy": "2.4.5", "torch": "2.13.0"},
+             "machine": {"numpy_simd": {"baseline": ["X86_V2"], "found": ["X86_V3", "X86_V4"]}}}
+    old, new = score(max_ulp=3.3), score(max_ulp=2.9)
+    result = check_run(replace(run(old), provenance=there), replace(run(new), provenance=here))
+    assert result.notes == ("the baseline ran elsewhere (numpy 2.4.5 → 2.4.6; numpy SIMD X86_V2 X86_V3 X86_V4 →"
+                            " X86_V2 X86_V3): a candidate's figures can change with these, not only with its code",)
+    assert [c.status for c in result.checks] == [c.status for c in check_run(run(old), run(new)).checks]
+    # the same machine and versions, or a report that does not say: nothing to note
+    assert check_run(replace(run(old), provenance=here), replace(run(new), provenance=here)).notes == ()
+    assert check_run(run(old), replace(run(new), provenance=here)).notes == ()
 
 
 # ---------------------------------------------------------------------------------- what the reports say
