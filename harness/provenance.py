@@ -10,7 +10,7 @@ import subprocess
 from importlib import metadata
 from typing import Any
 
-__all__ = ["environment_changes", "numpy_simd", "numpy_target", "provenance"]
+__all__ = ["environment_changes", "numpy_simd", "numpy_target", "provenance", "simd_text"]
 
 _PACKAGES = ("lossfuzz", "numpy", "mpmath", "gmpy2", "ml_dtypes", "hypothesis", "tensorflow", "tensorflow-cpu", "keras",
              "torch", "jax", "jaxlib", "optax", "scikit-learn")
@@ -83,10 +83,12 @@ def numpy_target() -> str:
     return f"numpy {numpy.__version__}, SIMD {' '.join(simd['baseline'] + simd['found']) or 'none'}"
 
 
-def _simd_text(machine: Any) -> str | None:
+def simd_text(machine: Any) -> str | None:
+    """A provenance's ``machine.numpy_simd`` as one line of target names (``X86_V2 X86_V3``); None for a
+    report written before lossfuzz recorded it."""
     simd = machine.get("numpy_simd") if isinstance(machine, dict) else None
     if not isinstance(simd, dict):
-        return None  # a report written before lossfuzz recorded it
+        return None
     return " ".join([*simd.get("baseline", ()), *simd.get("found", ())]) or "none"
 
 
@@ -102,7 +104,7 @@ def environment_changes(old: Any, new: Any) -> tuple[str, ...]:
         a, b = before.get(name), now.get(name)
         if name != "lossfuzz" and a and b and a != b:
             changes.append(f"{name} {a} → {b}")
-    a, b = _simd_text(old.get("machine")), _simd_text(new.get("machine"))
+    a, b = simd_text(old.get("machine")), simd_text(new.get("machine"))
     if a and b and a != b:
         changes.append(f"numpy SIMD {a} → {b}")
     return tuple(changes)

@@ -15,6 +15,7 @@ from harness._records import NON_FINITE_MISTAKES, RunResult, Score, Speed, Worst
 from harness._values import fmt_bits, fmt_seconds, fmt_ulp, parse_value
 from harness.candidates import UPCAST_SUFFIX, get_candidate
 from harness.outcomes import OTHER_NON_FINITE, OUTCOME_WORDS, case_error, count, shown_case, tally_outcomes
+from harness.provenance import simd_text
 
 __all__ = [
     "OTHER_NON_FINITE",
@@ -329,12 +330,16 @@ def _versions(prov: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def provenance_line(result: RunResult) -> str:
-    """seed, commit, versions of numpy/tensorflow/keras/mpmath/hypothesis, Python and wall time, one line."""
+    """seed, commit, versions of numpy/tensorflow/keras/mpmath/hypothesis, numpy's SIMD targets, Python and
+    wall time, one line."""
     prov = result.provenance if isinstance(result.provenance, dict) else {}
     parts = [f"seed {prov.get('seed', result.settings.get('seed', '?'))}"]
     commit = prov.get("git_commit")
     parts.append(f"commit {str(commit)[:12]}" if commit else "commit unknown")
     parts.extend(f"{name} {value}" for name, value in _versions(prov))
+    simd = simd_text(prov.get("machine"))
+    if simd:  # numpy's float32 results depend on it (README, "Figures that depend on the machine")
+        parts.append(f"numpy SIMD {simd}")
     if prov.get("python"):
         parts.append(f"Python {prov['python']}")
     parts.append(f"wall {fmt_seconds(result.wall_seconds)}")

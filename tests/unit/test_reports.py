@@ -98,7 +98,8 @@ def _result(partial: bool = False, scores: tuple[Score, ...] | None = None, curv
                   "dtypes": ["float32", "float64"], "speed_elements": 10000, "shrink": True},
         provenance={"seed": 7, "versions": {"numpy": "2.4.6", "mpmath": "1.4.1", "hypothesis": "6.170.15",
                                             "tensorflow": None, "tensorflow-cpu": "2.21.0", "keras": "3.15.1"},
-                    "python": "3.11.7", "mpmath_backend": "gmpy", "machine": {"machine": "x86_64", "cpus": 2},
+                    "python": "3.11.7", "mpmath_backend": "gmpy",
+                    "machine": {"machine": "x86_64", "cpus": 2, "numpy_simd": {"baseline": ["X86_V2"], "found": ["X86_V3"]}},
                     "git_commit": "890eab388fb8e9a1fd417a5fa2e6e57b36d81068"},
         scores=_scores() if scores is None else scores,
         wall_seconds=12.5,
@@ -273,8 +274,12 @@ def test_the_markdown_shows_provenance_on_one_line():
     md = render_markdown(_result())
     line = next(line for line in md.splitlines() if line.startswith("seed 7"))
     for part in ("commit 890eab388fb8", "numpy 2.4.6", "tensorflow 2.21.0", "keras 3.15.1", "mpmath 1.4.1 (gmpy)",
-                 "hypothesis 6.170.15", "wall 12.5 s"):
+                 "hypothesis 6.170.15", "numpy SIMD X86\\_V2 X86\\_V3", "wall 12.5 s"):
         assert part in line
+    # a report written before the SIMD targets were recorded: no such part
+    old = _result()
+    old.provenance["machine"].pop("numpy_simd")
+    assert "SIMD" not in render_markdown(old)
 
 
 def test_the_markdown_warns_about_partial_results_only_when_partial():
