@@ -50,16 +50,22 @@ TALLY = ("cases", "measured", "flushed_subnormal", "zero_where_nonzero", "wrong_
 
 
 @numba.njit(**_JIT)
+def _neumaier_add(total, compensation, x):
+    """Neumaier's step: ``x`` added to the compensated sum ``total + compensation``; returns the new pair.
+    Fast2Sum, led by the operand of larger magnitude, gives the rounding error of ``total + x`` exactly;
+    once the sum is infinite it stays so and the compensation is left as it was (``inf - inf`` would make
+    it nan)."""
+    t = total + x
+    if math.isfinite(t):
+        compensation += (total - t) + x if abs(total) >= abs(x) else (x - t) + total
+    return t, compensation
+
+
+@numba.njit(**_JIT)
 def _two_sum_into(total, index, s, c):
     """Add the compensated sum ``s + c`` into ``total[index]`` (a sum) and ``total[index + 1]`` (its
     compensation): Neumaier's step on ``s``, ``c`` carried over."""
-    t = total[index] + s
-    if math.isfinite(t):
-        if abs(total[index]) >= abs(s):
-            total[index + 1] += (total[index] - t) + s
-        else:
-            total[index + 1] += (s - t) + total[index]
-    total[index] = t
+    total[index], total[index + 1] = _neumaier_add(total[index], total[index + 1], s)
     total[index + 1] += c
 
 
@@ -162,15 +168,9 @@ def _run(first, last, r, b, ulp, ulp_patterns, bits, codes, flushed, finite_inpu
             severity = -1.0 if code == unconverged_code else 2.0**80
         else:
             measured += 1
-            t = sum_ulp + u  # Neumaier's compensated sums
-            if math.isfinite(t):
-                comp_ulp += (sum_ulp - t) + u if abs(sum_ulp) >= abs(u) else (u - t) + sum_ulp
-            sum_ulp = t
+            sum_ulp, comp_ulp = _neumaier_add(sum_ulp, comp_ulp, u)
             v = bits[i]
-            t = sum_bits + v
-            if math.isfinite(t):
-                comp_bits += (sum_bits - t) + v if abs(sum_bits) >= abs(v) else (v - t) + sum_bits
-            sum_bits = t
+            sum_bits, comp_bits = _neumaier_add(sum_bits, comp_bits, v)
             max_bits = max(max_bits, v)
             low = min(low, u)
             if u > worst_ulp:  # strictly: the first value with the largest error
