@@ -651,20 +651,30 @@ def _top_cases(must: list[WorstCase], cases: list[WorstCase], count: int) -> tup
     return tuple(sorted(out, key=_severity, reverse=True))
 
 
-def summary(result: SweepResult, command: str) -> dict[str, Any]:
+def summary(result: SweepResult, command: str, provenance: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The small summary of a sweep (no per-case data): per candidate (``candidates``: the loss;
     ``gradients``: the gradient's components, when scored) the cases, max ULP with its input and label,
     non-finite mistakes on finite inputs and on ±inf/nan inputs (counted apart), the number correctly
     rounded (bit-identical to the correct rounding: ``histogram["exact"]``) and the histogram. A
-    gradient's values are its components: ``examples`` counts them (2 per two-class row)."""
+    gradient's values are its components: ``examples`` counts them (2 per two-class row).
+
+    With a ``provenance`` (:func:`harness.provenance.provenance` of the process that ran the sweep) it
+    also keeps ``versions`` (each installed library the candidates and the oracle come from) and
+    ``git_commit``: a framework's kernels change between releases and machines as numpy's do, and a
+    committed summary outlives its report.json."""
     rows: dict[str, dict[str, Any]] = {"loss": {}, "gradient": {}}
     for s in result.scores:
         rows[s.quantity][s.candidate] = _summary_row(s)
+    environment = {} if provenance is None else {
+        "versions": {name: version for name, version in (provenance.get("versions") or {}).items()
+                     if version and name != "lossfuzz"},
+        "git_commit": provenance.get("git_commit")}
     out = {"family": result.family, "dtype": result.dtype, "labels": result.labels, "bits": list(result.bits),
            "cases": result.cases, "chunks": result.chunks, "planned": result.planned, "partial": result.partial,
            "paths": dict(result.paths), "wall_seconds": round(result.wall_seconds, 1),
            "chunk_seconds": round(result.chunk_seconds, 1), "command": command,
-           "quantities": list(result.quantities), "machines": list(result.machines), "candidates": rows["loss"]}
+           "quantities": list(result.quantities), "machines": list(result.machines), **environment,
+           "candidates": rows["loss"]}
     if "gradient" in result.quantities:
         out["gradients"] = rows["gradient"]
     return out

@@ -138,10 +138,11 @@ def _sweep(args: argparse.Namespace) -> int:
     command = shlex.join(["lossfuzz", "sweep", family, "--candidate", ",".join(candidates), "--dtype", dtype, "--labels",
                           labels, *(["--bits", options["bits"]] if options["bits"] else []), "--quantities",
                           ",".join(quantities), "--out", str(options["out"])])
-    facts = summary(result, command)
+    origin = provenance(0)
+    facts = summary(result, command, origin)
     # the wall time is this run's: say how much of the sweep an earlier run did
     facts["chunks_from_journal"] = len(done)
-    run = RunResult(partial=result.partial, settings={"sweep": settings}, provenance=provenance(0),
+    run = RunResult(partial=result.partial, settings={"sweep": settings}, provenance=origin,
                     wall_seconds=result.wall_seconds, scores=tuple(result.scores), sweep=result.to_json())
     also = {"summary.json": json.dumps(facts, indent=1, allow_nan=False) + "\n", "summary.md": summary_markdown(facts)}
     paths = write_reports(run, out, also)

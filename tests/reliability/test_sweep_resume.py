@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy
 import pytest
 
 # float16, every label: 68 patterns x 15361 labels per chunk (about 2**20 cases), 8 chunks
@@ -70,6 +71,7 @@ def test_sigkill_then_resume_gives_the_figures_of_an_uninterrupted_sweep(tmp_pat
     assert f"{done} of {CHUNKS} chunks came from the journal" in (killed / "summary.md").read_text()
     a, b = figures(killed), figures(whole)
     assert a == b
+    assert a["summary"]["versions"]["numpy"] == numpy.__version__  # the versions the sweep ran with
     assert a["sweep"]["chunks"] == CHUNKS and a["summary"]["cases"] == 0x200 * 15361  # every case, once
 
 

@@ -294,6 +294,22 @@ def test_the_summary_says_where_the_chunks_ran_and_when_they_ran_on_different_nu
     assert type(results[0]).from_json(results[0].to_json()).machine == numpy_target()
 
 
+def test_the_summary_keeps_the_library_versions_and_the_commit_it_ran_with():
+    from harness.reports.sweep_report import summary_markdown
+
+    _plan, result = sweep("sigmoid_ce", "float16", "hard", ["numpy_stable"], (0x3C00, 0x3C40))
+    origin = {"versions": {"lossfuzz": "0.1.0", "numpy": "2.4.6", "keras": "3.15.1", "torch": None},
+              "git_commit": "0123456789abcdef0123456789abcdef01234567", "machine": {}}
+    facts = summary(result, "cmd", origin)
+    # installed libraries only; lossfuzz's own version says less than its commit
+    assert facts["versions"] == {"numpy": "2.4.6", "keras": "3.15.1"}
+    assert facts["git_commit"] == origin["git_commit"]
+    # numpy has the "Ran on" line with its SIMD targets; the others and the commit one line of their own
+    assert "\nWith keras 3.15.1; lossfuzz at `0123456`.\n" in summary_markdown(facts)
+    bare = summary(result, "cmd")
+    assert "versions" not in bare and "git_commit" not in bare and "\nWith " not in summary_markdown(bare)
+
+
 def test_the_html_report_of_a_sweep_draws_the_error_against_the_bit_pattern():
     from harness._records import RunResult
     from harness.reports import render
