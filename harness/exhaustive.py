@@ -659,8 +659,8 @@ def summary(result: SweepResult, command: str, provenance: Mapping[str, Any] | N
     gradient's values are its components: ``examples`` counts them (2 per two-class row).
 
     With a ``provenance`` (:func:`harness.provenance.provenance` of the process that ran the sweep) it
-    also keeps ``versions`` (each installed library the candidates and the oracle come from) and
-    ``git_commit``: a framework's kernels change between releases and machines as numpy's do, and a
+    also keeps ``versions`` (each installed library the candidates and the oracle come from),
+    ``git_commit`` and ``git_dirty``: a framework's kernels change between releases and machines as numpy's do, and a
     committed summary outlives its report.json."""
     rows: dict[str, dict[str, Any]] = {"loss": {}, "gradient": {}}
     for s in result.scores:
@@ -668,7 +668,7 @@ def summary(result: SweepResult, command: str, provenance: Mapping[str, Any] | N
     environment = {} if provenance is None else {
         "versions": {name: version for name, version in (provenance.get("versions") or {}).items()
                      if version and name != "lossfuzz"},
-        "git_commit": provenance.get("git_commit")}
+        "git_commit": provenance.get("git_commit"), "git_dirty": provenance.get("git_dirty")}
     out = {"family": result.family, "dtype": result.dtype, "labels": result.labels, "bits": list(result.bits),
            "cases": result.cases, "chunks": result.chunks, "planned": result.planned, "partial": result.partial,
            "paths": dict(result.paths), "wall_seconds": round(result.wall_seconds, 1),

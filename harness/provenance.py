@@ -23,22 +23,33 @@ def _version(name: str) -> str | None:
         return None
 
 
-def _git_commit() -> str | None:
+_CHECKOUT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _git(args: list[str], cwd: str) -> str | None:
+    """``git ARGS`` run in ``cwd``: its output, or None where git is missing, fails or takes over 5 s."""
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-        )
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=5, cwd=cwd)
     except (OSError, subprocess.SubprocessError):
         return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
+    return out.stdout if out.returncode == 0 else None
+
+
+def _git_commit(cwd: str = _CHECKOUT) -> str | None:
+    out = _git(["rev-parse", "HEAD"], cwd)
+    return out.strip() or None if out is not None else None
+
+
+def _git_dirty(cwd: str = _CHECKOUT) -> bool | None:
+    """Whether tracked files differ from the commit (then the commit alone does not say what code ran);
+    None where git cannot tell. Untracked files are not counted: a run's own output is often one."""
+    out = _git(["status", "--porcelain", "--untracked-files=no"], cwd)
+    return None if out is None else bool(out.strip())
 
 
 def provenance(seed: int) -> dict[str, Any]:
-    """Seed, package versions, Python, machine and the lossfuzz git commit, for a report's header."""
+    """Seed, package versions, Python, machine, the lossfuzz git commit and whether tracked files had
+    uncommitted changes (``git_dirty``), for a report's header."""
     import mpmath.libmp
 
     return {
@@ -54,6 +65,7 @@ def provenance(seed: int) -> dict[str, Any]:
             "numpy_simd": numpy_simd(),
         },
         "git_commit": _git_commit(),
+        "git_dirty": _git_dirty(),
     }
 
 

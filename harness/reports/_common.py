@@ -335,7 +335,8 @@ def provenance_line(result: RunResult) -> str:
     prov = result.provenance if isinstance(result.provenance, dict) else {}
     parts = [f"seed {prov.get('seed', result.settings.get('seed', '?'))}"]
     commit = prov.get("git_commit")
-    parts.append(f"commit {str(commit)[:12]}" if commit else "commit unknown")
+    dirty = " with uncommitted changes" if prov.get("git_dirty") else ""
+    parts.append(f"commit {str(commit)[:12]}{dirty}" if commit else "commit unknown")
     parts.extend(f"{name} {value}" for name, value in _versions(prov))
     simd = simd_text(prov.get("machine"))
     if simd:  # numpy's float32 results depend on it (README, "Figures that depend on the machine")

@@ -31,7 +31,8 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     if versions or summary.get("git_commit"):
         # numpy is named on the line above, with its targets
         listed = ", ".join(f"{name} {version}" for name, version in versions.items() if name != "numpy")
-        commit = f"lossfuzz at `{summary['git_commit'][:7]}`" if summary.get("git_commit") else ""
+        commit = (f"lossfuzz at `{summary['git_commit'][:7]}`"
+                  + (" with uncommitted changes" if summary.get("git_dirty") else "")) if summary.get("git_commit") else ""
         lines += ["", "With " + "; ".join(part for part in (listed, commit) if part) + "."]
     quantities = summary.get("quantities", ("loss",))
     tables = [("Loss", summary["candidates"], "")] if "loss" in quantities else []

@@ -306,6 +306,8 @@ def test_the_summary_keeps_the_library_versions_and_the_commit_it_ran_with():
     assert facts["git_commit"] == origin["git_commit"]
     # numpy has the "Ran on" line with its SIMD targets; the others and the commit one line of their own
     assert "\nWith keras 3.15.1; lossfuzz at `0123456`.\n" in summary_markdown(facts)
+    dirty = summary(result, "cmd", {**origin, "git_dirty": True})
+    assert "lossfuzz at `0123456` with uncommitted changes." in summary_markdown(dirty)
     bare = summary(result, "cmd")
     assert "versions" not in bare and "git_commit" not in bare and "\nWith " not in summary_markdown(bare)
 

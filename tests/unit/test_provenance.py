@@ -55,3 +55,23 @@ def test_changes_name_library_versions_and_simd_targets_and_nothing_a_report_doe
     assert environment_changes(a, a) == ()
     assert environment_changes({"machine": {"cpus": 2}}, b) == ()  # an older report: no SIMD record
     assert environment_changes(None, b) == environment_changes(a, "not a provenance") == ()
+
+
+def test_the_provenance_says_when_tracked_files_differ_from_the_commit(tmp_path):
+    from harness.provenance import _git_commit, _git_dirty
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com", *args], cwd=tmp_path,
+                       check=True, capture_output=True, timeout=30)
+
+    assert _git_dirty(str(tmp_path)) is None and _git_commit(str(tmp_path)) is None  # not a checkout
+    (tmp_path / "loss.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", "loss.py")
+    git("commit", "-q", "-m", "first")
+    assert _git_dirty(str(tmp_path)) is False and len(_git_commit(str(tmp_path))) == 40
+    (tmp_path / "report.json").write_text("{}")  # untracked output: the code is still the commit's
+    assert _git_dirty(str(tmp_path)) is False
+    (tmp_path / "loss.py").write_text("x = 2\n")
+    assert _git_dirty(str(tmp_path)) is True
+    assert provenance(0)["git_dirty"] in (True, False, None)  # this checkout's, whatever its state

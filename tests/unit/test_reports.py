@@ -280,6 +280,11 @@ def test_the_markdown_shows_provenance_on_one_line():
     old = _result()
     old.provenance["machine"].pop("numpy_simd")
     assert "SIMD" not in render_markdown(old)
+    assert "uncommitted" not in md
+    # code changed since the commit: the commit alone does not say what ran
+    dirty = _result()
+    dirty.provenance["git_dirty"] = True
+    assert "commit 890eab388fb8 with uncommitted changes" in render_markdown(dirty)
 
 
 def test_the_markdown_warns_about_partial_results_only_when_partial():
