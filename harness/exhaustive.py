@@ -660,8 +660,8 @@ def summary(result: SweepResult, command: str, provenance: Mapping[str, Any] | N
 
     With a ``provenance`` (:func:`harness.provenance.provenance` of the process that ran the sweep) it
     also keeps ``versions`` (each installed library the candidates and the oracle come from),
-    ``git_commit`` and ``git_dirty``: a framework's kernels change between releases and machines as numpy's do, and a
-    committed summary outlives its report.json."""
+    ``git_commit`` and ``git_dirty``: a framework's kernels change between releases and machines as
+    numpy's do, and a committed summary outlives its report.json."""
     rows: dict[str, dict[str, Any]] = {"loss": {}, "gradient": {}}
     for s in result.scores:
         rows[s.quantity][s.candidate] = _summary_row(s)

@@ -27,13 +27,14 @@ def summary_markdown(summary: Mapping[str, Any]) -> str:
     elif machines:
         lines += ["", f"Chunks ran on {len(machines)} different numpy builds or SIMD targets, so the figures mix"
                       f" them: {'; '.join(machines)}."]
-    versions = summary.get("versions") or {}
-    if versions or summary.get("git_commit"):
-        # numpy is named on the line above, with its targets
-        listed = ", ".join(f"{name} {version}" for name, version in versions.items() if name != "numpy")
-        commit = (f"lossfuzz at `{summary['git_commit'][:7]}`"
-                  + (" with uncommitted changes" if summary.get("git_dirty") else "")) if summary.get("git_commit") else ""
-        lines += ["", "With " + "; ".join(part for part in (listed, commit) if part) + "."]
+    # numpy is named on the line above, with its targets
+    environment = [", ".join(f"{name} {version}" for name, version in (summary.get("versions") or {}).items()
+                             if name != "numpy")]
+    if summary.get("git_commit"):
+        dirty = " with uncommitted changes" if summary.get("git_dirty") else ""
+        environment.append(f"lossfuzz at `{summary['git_commit'][:7]}`{dirty}")
+    if any(environment):
+        lines += ["", "With " + "; ".join(part for part in environment if part) + "."]
     quantities = summary.get("quantities", ("loss",))
     tables = [("Loss", summary["candidates"], "")] if "loss" in quantities else []
     if "gradients" in summary:
